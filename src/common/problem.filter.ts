@@ -1,0 +1,133 @@
+import { randomUUID } from 'node:crypto';
+import { type ArgumentsHost, Catch, type ExceptionFilter, HttpException, HttpStatus, Logger } from '@nestjs/common';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { DomainError } from './domain-error';
+
+/**
+ * HTTP status for each domain error code. A module that adds a code adds its status here —
+ * the mapping is an HTTP concern, so it lives beside the filter, not in the services.
+ */
+export const PROBLEM_STATUS: Record<string, number> = {
+  InvalidRequest: 400,
+  PayloadTooLarge: 413,
+  Unauthorized: 401,
+  Forbidden: 403,
+  ConversationNotFound: 404,
+  MessageNotFound: 404,
+  ConversationBusy: 409,
+  ContextLengthExceeded: 400,
+  EngineBadRequest: 400,
+  EngineError: 502,
+  EngineStreamCut: 502,
+  EngineUnavailable: 503,
+  EngineTimeout: 504,
+};
+
+/** RFC 9457 problem details body, plus the request id and domain extensions. */
+export interface ProblemBody {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  instance: string;
+  code: string;
+  requestId: string;
+  [extension: string]: unknown;
+}
+
+/** Maps a status code to its reason phrase. */
+function titleFor(status: number): string {
+  const name = HttpStatus[status];
+  return typeof name === 'string'
+    ? name
+        .toLowerCase()
+        .split('_')
+        .map((w) => w[0].toUpperCase() + w.slice(1))
+        .join(' ')
+    : 'Error';
+}
+
+/** Builds a problem body (also used for SSE `error` events once headers are sent). */
+export function toProblem(error: unknown, instance: string, requestId: string): ProblemBody {
+  if (error instanceof DomainError) {
+    const status = PROBLEM_STATUS[error.code] ?? 500;
+    return {
+      ...error.extensions,
+      type: `https://kvchat.dev/problems/${error.code}`,
+      title: titleFor(status),
+      status,
+      detail: error.message,
+      instance,
+      code: error.code,
+      requestId,
+    };
+  }
+  if (error instanceof HttpException) {
+    const status = error.getStatus();
+    const response = error.getResponse();
+    const message =
+      typeof response === 'object' && response !== null && 'message' in response
+        ? (response as { message: unknown }).message
+        : error.message;
+    const errors = Array.isArray(message) ? message.map(String) : undefined;
+    const code = status === 413 ? 'PayloadTooLarge' : status === 400 ? 'ValidationFailed' : titleFor(status).replace(/ /g, '');
+    return {
+      type: `https://kvchat.dev/problems/${code}`,
+      title: titleFor(status),
+      status,
+      detail: errors ? errors.join('; ') : String(message),
+      instance,
+      code,
+      requestId,
+      ...(errors ? { errors } : {}),
+    };
+  }
+  // Fastify's own errors (body too large, bad JSON, unsupported media type) carry a statusCode.
+  const fastifyStatus = (error as { statusCode?: unknown } | null)?.statusCode;
+  if (typeof fastifyStatus === 'number' && fastifyStatus >= 400 && fastifyStatus < 500) {
+    const code = fastifyStatus === 413 ? 'PayloadTooLarge' : titleFor(fastifyStatus).replace(/ /g, '');
+    return {
+      type: `https://kvchat.dev/problems/${code}`,
+      title: titleFor(fastifyStatus),
+      status: fastifyStatus,
+      detail: (error as Error).message,
+      instance,
+      code,
+      requestId,
+    };
+  }
+  return {
+    type: 'https://kvchat.dev/problems/InternalError',
+    title: 'Internal Server Error',
+    status: 500,
+    detail: 'An unexpected error occurred; it has been logged with the request id.',
+    instance,
+    code: 'InternalError',
+    requestId,
+  };
+}
+
+/**
+ * The one global exception filter: every error becomes an RFC 9457 problem
+ * (`application/problem+json`) with the request id. Unknown errors are logged and leak nothing.
+ */
+@Catch()
+export class ProblemFilter implements ExceptionFilter {
+  private readonly logger = new Logger('ProblemFilter');
+
+  catch(error: unknown, host: ArgumentsHost): void {
+    const ctx = host.switchToHttp();
+    const request = ctx.getRequest<FastifyRequest>();
+    const reply = ctx.getResponse<FastifyReply>();
+    const requestId = String(request?.id ?? randomUUID());
+    const problem = toProblem(error, request?.url ?? '', requestId);
+    if (problem.status >= 500) {
+      this.logger.error({ err: error, requestId, code: problem.code }, `request failed: ${problem.code}`);
+    }
+    if (reply.sent || reply.raw.headersSent) {
+      // A streaming response already started: the stream writer reports errors as SSE events.
+      return;
+    }
+    void reply.status(problem.status).header('content-type', 'application/problem+json').send(problem);
+  }
+}

@@ -1,0 +1,10 @@
+import { AppConfig } from './app.config';
+import { DatabaseConfig } from './database.config';
+import { InferenceConfig } from './inference.config';
+import { RedisConfig } from './redis.config';
+
+/**
+ * Every configuration class, one per concern. A module that adds a concern adds its class here;
+ * each is validated once at boot and injectable by its class.
+ */
+export const CONFIG_CLASSES = [AppConfig, DatabaseConfig, RedisConfig, InferenceConfig] as const;

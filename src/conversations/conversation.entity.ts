@@ -1,0 +1,47 @@
+import { Entity, Index, ManyToOne, Property } from '@mikro-orm/core';
+import { Tenant } from '../auth/tenant.entity';
+import { BaseEntity } from '../database/base.entity';
+
+/**
+ * Where the context-window policy left the conversation: which messages are dropped from the
+ * prompt and the rolling summary that stands in for them. Changed only at compaction, so the
+ * prompt prefix stays byte-identical between compactions.
+ */
+export interface ConversationContextState {
+  /** Messages with sequence <= this are not sent verbatim (0 = none dropped). */
+  droppedThroughSequence: number;
+  /** Rolling summary of the dropped messages, placed right after the stable prefix. */
+  summary?: string;
+  /** Sequence the summary covers up to. */
+  summaryThroughSequence?: number;
+  /** How many times the window was compacted. */
+  compactions: number;
+}
+
+/** A multi-turn conversation owned by one tenant. */
+@Entity({ tableName: 'conversations' })
+@Index({ properties: ['tenantId', 'createdAt', 'id'] })
+export class Conversation extends BaseEntity<'title' | 'metadata' | 'agent' | 'messageCount' | 'lastTurnAt' | 'context'> {
+  @ManyToOne(() => Tenant, { mapToPk: true, fieldName: 'tenant_id', deleteRule: 'cascade' })
+  tenantId!: string;
+
+  @Property({ type: 'string', length: 500, nullable: true })
+  title: string | null = null;
+
+  @Property({ type: 'json' })
+  metadata: Record<string, unknown> = {};
+
+  /** Agent pinned to this conversation (skips intent routing), or null. */
+  @Property({ type: 'string', length: 100, nullable: true })
+  agent: string | null = null;
+
+  /** Messages stored so far; the next message gets sequence messageCount + 1. */
+  @Property({ type: 'integer' })
+  messageCount: number = 0;
+
+  @Property({ type: 'datetime', length: 3, nullable: true })
+  lastTurnAt: Date | null = null;
+
+  @Property({ type: 'json', nullable: true })
+  context: ConversationContextState | null = null;
+}

@@ -1,0 +1,115 @@
+import { Entity, Enum, Index, ManyToOne, Property, Unique } from '@mikro-orm/core';
+import { Tenant } from '../auth/tenant.entity';
+import { BaseEntity } from '../database/base.entity';
+import { Conversation } from './conversation.entity';
+
+export type MessageRole = 'system' | 'user' | 'assistant';
+/** `complete`: part of the conversation. `failed`: the turn failed; kept for the record, left out of prompts. */
+export type MessageStatus = 'complete' | 'failed';
+
+/** Token usage of one engine call, in tokens. */
+export interface MessageUsage {
+  promptTokens: number;
+  completionTokens: number;
+  /** Prompt tokens the engine served from its prefix cache (`usage.prompt_tokens_details.cached_tokens`). */
+  cachedTokens: number;
+}
+
+/** Timings of one turn, in ms, measured by the backend. */
+export interface MessageTimings {
+  /** From the start of the engine request to the first token (0 for a response-cache hit). */
+  ttftMs: number;
+  /** Whole turn, from receiving it to storing the answer. */
+  totalMs: number;
+  /** The engine's own TTFT, when it reports one (the simulator does). */
+  engineTtftMs?: number;
+}
+
+/** What each cache layer did for this turn. */
+export interface MessageCacheReport {
+  /** Engine-reported cached prompt tokens. */
+  cachedTokens: number;
+  /** cachedTokens / promptTokens (0..1). */
+  prefixReuse: number;
+  /** Backend's own figure: longest common block-aligned token prefix with the previous prompt, in tokens. */
+  backendReusableTokens?: number;
+  /** Response cache result, when the response cache was consulted. */
+  response?: { hit: boolean; type?: 'exact' | 'semantic'; similarity?: number; entryId?: string; guard?: string };
+  [extension: string]: unknown;
+}
+
+/** Failure of a turn, as recorded on its user message. */
+export interface MessageError {
+  code: string;
+  detail: string;
+}
+
+/** One message of a conversation. `sequence` is dense and unique per conversation (1, 2, 3, ...). */
+@Entity({ tableName: 'messages' })
+@Unique({ properties: ['conversationId', 'sequence'] })
+@Index({ properties: ['tenantId', 'conversationId', 'sequence'] })
+export class Message extends BaseEntity<
+  | 'status'
+  | 'error'
+  | 'tokenCount'
+  | 'model'
+  | 'usage'
+  | 'timings'
+  | 'cache'
+  | 'route'
+  | 'templateVersion'
+  | 'replica'
+  | 'finishReason'
+> {
+  @ManyToOne(() => Tenant, { mapToPk: true, fieldName: 'tenant_id', deleteRule: 'cascade' })
+  tenantId!: string;
+
+  @ManyToOne(() => Conversation, { mapToPk: true, fieldName: 'conversation_id', deleteRule: 'cascade' })
+  conversationId!: string;
+
+  @Property({ type: 'integer' })
+  sequence!: number;
+
+  @Enum({ items: ['system', 'user', 'assistant'] })
+  role!: MessageRole;
+
+  @Property({ type: 'text' })
+  content!: string;
+
+  @Enum({ items: ['complete', 'failed'] })
+  status: MessageStatus = 'complete';
+
+  @Property({ type: 'json', nullable: true })
+  error: MessageError | null = null;
+
+  /** Tokens of `content` alone, counted once with the engine's tokenizer (null until counted). */
+  @Property({ type: 'integer', nullable: true })
+  tokenCount: number | null = null;
+
+  @Property({ type: 'string', length: 200, nullable: true })
+  model: string | null = null;
+
+  @Property({ type: 'json', nullable: true })
+  usage: MessageUsage | null = null;
+
+  @Property({ type: 'json', nullable: true })
+  timings: MessageTimings | null = null;
+
+  @Property({ type: 'json', nullable: true })
+  cache: MessageCacheReport | null = null;
+
+  /** Routing decision (agent, score, classifier) for assistant messages. */
+  @Property({ type: 'json', nullable: true })
+  route: Record<string, unknown> | null = null;
+
+  /** Version of the prompt template that produced this answer. */
+  @Property({ type: 'string', length: 100, nullable: true })
+  templateVersion: string | null = null;
+
+  /** Engine replica that answered. */
+  @Property({ type: 'string', length: 300, nullable: true })
+  replica: string | null = null;
+
+  @Property({ type: 'string', length: 50, nullable: true })
+  finishReason: string | null = null;
+}

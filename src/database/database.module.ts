@@ -1,0 +1,75 @@
+import { MikroORM } from '@mikro-orm/core';
+import { MikroOrmModule } from '@mikro-orm/nestjs';
+import { Global, Inject, Injectable, Logger, Module, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import { DatabaseConfig } from '../config/database.config';
+import { type EmbeddedPostgres, startEmbeddedPostgres } from './embedded-postgres';
+import { buildOrmOptions } from './mikro-orm.options';
+
+/** Where the ORM connects: an external server or the embedded PGlite started for this process. */
+export interface DatabaseEndpoint {
+  url: string;
+  embedded: EmbeddedPostgres | null;
+}
+export const DATABASE_ENDPOINT = Symbol('DATABASE_ENDPOINT');
+
+/** Closes the embedded database after the ORM has closed its pool. */
+@Injectable()
+export class EmbeddedDatabaseLifecycle implements OnApplicationShutdown {
+  constructor(@Inject(DATABASE_ENDPOINT) private readonly endpoint: DatabaseEndpoint) {}
+  async onApplicationShutdown(): Promise<void> {
+    await this.endpoint.embedded?.close();
+  }
+}
+
+@Global()
+@Module({
+  providers: [
+    {
+      provide: DATABASE_ENDPOINT,
+      inject: [DatabaseConfig],
+      useFactory: async (config: DatabaseConfig): Promise<DatabaseEndpoint> => {
+        if (config.DATABASE_URL) return { url: config.DATABASE_URL, embedded: null };
+        const embedded = await startEmbeddedPostgres(config.DATA_DIR, config.EMBEDDED_DB_PORT);
+        new Logger('Database').log(
+          `embedded PostgreSQL (PGlite + pgvector) on ${embedded.dataDir}, served at 127.0.0.1:${embedded.port}`,
+        );
+        return { url: embedded.url, embedded };
+      },
+    },
+    EmbeddedDatabaseLifecycle,
+  ],
+  exports: [DATABASE_ENDPOINT],
+})
+class DatabaseEndpointModule {}
+
+/**
+ * MikroORM over PostgreSQL: DATABASE_URL when set, else embedded PGlite with pgvector.
+ * Pending migrations are applied at boot unless DB_MIGRATE_ON_BOOT=false.
+ */
+@Module({
+  imports: [
+    DatabaseEndpointModule,
+    MikroOrmModule.forRootAsync({
+      inject: [DatabaseConfig, DATABASE_ENDPOINT],
+      useFactory: (config: DatabaseConfig, endpoint: DatabaseEndpoint) =>
+        buildOrmOptions(endpoint.url, {
+          debug: config.DB_DEBUG,
+          pool: { min: 0, max: endpoint.embedded ? 8 : config.DB_POOL_MAX },
+        }),
+    }),
+  ],
+  exports: [DatabaseEndpointModule],
+})
+export class DatabaseModule implements OnModuleInit {
+  private readonly logger = new Logger(DatabaseModule.name);
+  constructor(
+    private readonly orm: MikroORM,
+    private readonly config: DatabaseConfig,
+  ) {}
+
+  async onModuleInit(): Promise<void> {
+    if (!this.config.DB_MIGRATE_ON_BOOT) return;
+    const applied = await this.orm.getMigrator().up();
+    if (applied.length > 0) this.logger.log(`applied migrations: ${applied.map((m) => m.name).join(', ')}`);
+  }
+}

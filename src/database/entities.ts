@@ -1,0 +1,10 @@
+import { ApiKey } from '../auth/api-key.entity';
+import { Tenant } from '../auth/tenant.entity';
+import { Conversation } from '../conversations/conversation.entity';
+import { Message } from '../conversations/message.entity';
+
+/**
+ * The schema's composition root: every entity, listed once for the ORM, the CLI and
+ * migrations. A module that adds an entity adds it here.
+ */
+export const ENTITIES = [Tenant, ApiKey, Conversation, Message];

@@ -1,0 +1,5 @@
+import type { MigrationObject } from '@mikro-orm/core';
+import { Migration20261120233708 } from './migrations/Migration20261120233708';
+
+/** Every committed migration, in order. `npm run migration:create` writes the file; add it here. */
+export const MIGRATIONS: MigrationObject[] = [{ name: 'Migration20261120233708', class: Migration20261120233708 }];

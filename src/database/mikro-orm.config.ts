@@ -1,0 +1,14 @@
+import { loadConfigClass } from '../config/config.loader';
+import { loadDotEnv } from '../config/config.module';
+import { DatabaseConfig } from '../config/database.config';
+import { buildOrmOptions } from './mikro-orm.options';
+
+/**
+ * Configuration for the MikroORM CLI (`npx mikro-orm migration:create|up|list`, after `npm run build`).
+ * Uses DATABASE_URL, or the embedded database served by a running kvchat on EMBEDDED_DB_PORT.
+ */
+loadDotEnv();
+const database = loadConfigClass(DatabaseConfig, process.env);
+const url = database.DATABASE_URL ?? `postgres://postgres@127.0.0.1:${database.EMBEDDED_DB_PORT}/postgres`;
+
+export default buildOrmOptions(url);

@@ -1,0 +1,32 @@
+import { Migrator } from '@mikro-orm/migrations';
+import { defineConfig, type Options, PostgreSqlDriver } from '@mikro-orm/postgresql';
+import { ENTITIES } from './entities';
+import { MIGRATIONS } from './migrations.list';
+
+/**
+ * MikroORM options shared by the app, the CLI and the tests.
+ * @param clientUrl PostgreSQL URL (an external server, or the embedded PGlite's socket)
+ */
+export function buildOrmOptions(clientUrl: string, overrides: Partial<Options<PostgreSqlDriver>> = {}): Options<PostgreSqlDriver> {
+  return defineConfig({
+    clientUrl,
+    entities: ENTITIES,
+    discovery: { warnWhenNoEntities: true },
+    extensions: [Migrator],
+    migrations: {
+      tableName: 'mikro_orm_migrations',
+      // New migrations are written as TypeScript into the source tree and listed in migrations.list.ts.
+      path: 'src/database/migrations',
+      pathTs: 'src/database/migrations',
+      emit: 'ts',
+      migrationsList: MIGRATIONS,
+      transactional: true,
+      allOrNothing: true,
+      snapshot: false,
+    },
+    // Entities are mapped to DTOs explicitly; the ORM must never be serialised.
+    forceUtcTimezone: true,
+    pool: { min: 0, max: 20 },
+    ...overrides,
+  });
+}
