@@ -1,0 +1,75 @@
+import type { IncomingMessage } from 'node:http';
+import { type INestApplication, ValidationPipe } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
+import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import { Logger } from 'nestjs-pino';
+import { AppModule } from './app.module';
+import { ProblemFilter } from './common/problem.filter';
+import { AppConfig } from './config/app.config';
+import type { Env } from './config/config.loader';
+import { requestIdFor } from './observability/logging.module';
+
+
+/** A started kvchat instance. */
+export interface RunningApp {
+  app: NestFastifyApplication;
+  /** Base URL, e.g. `http://127.0.0.1:3000`. */
+  url: string;
+  close(): Promise<void>;
+}
+
+/** Builds the OpenAPI document served at /docs and /docs-json. */
+export function setupSwagger(app: INestApplication): void {
+  const document = SwaggerModule.createDocument(
+    app,
+    new DocumentBuilder()
+      .setTitle('kvchat')
+      .setDescription(
+        'Multi-turn LLM chat that keeps every cache layer warm: the engine KV prefix cache (vLLM + LMCache), ' +
+          'a response cache (exact and semantic) and persisted conversations behind an agent router. ' +
+          'Errors are RFC 9457 problem details (`application/problem+json`) with a request id.',
+      )
+      .setVersion('1')
+      .addBearerAuth({ type: 'http', scheme: 'bearer', description: 'API key from `npm run keys:create`' })
+      .build(),
+  );
+  SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'docs-json' });
+}
+
+/**
+ * Creates, configures and starts the app: Fastify, global validation, the problem filter,
+ * Swagger and graceful shutdown.
+ * @param env overrides of process.env
+ * @param options.port overrides PORT (0 = any free port)
+ */
+export async function createApp(env: Env = {}, options: { port?: number; host?: string } = {}): Promise<RunningApp> {
+  const adapter = new FastifyAdapter({
+    bodyLimit: Number(env.BODY_LIMIT_BYTES ?? process.env.BODY_LIMIT_BYTES ?? 1_048_576),
+    genReqId: (req: IncomingMessage) => requestIdFor(req),
+    requestIdHeader: false,
+  });
+  const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(env), adapter, {
+    bufferLogs: true,
+  });
+  app.useLogger(app.get(Logger));
+  app.useGlobalPipes(new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true }));
+  app.useGlobalFilters(new ProblemFilter());
+  app.enableShutdownHooks();
+  app
+    .getHttpAdapter()
+    .getInstance()
+    .addHook('onSend', (request, reply, payload, done) => {
+      void reply.header('x-request-id', request.id);
+      done(null, payload);
+    });
+  setupSwagger(app);
+  const config = app.get(AppConfig);
+  const port = options.port ?? config.PORT;
+  const host = options.host ?? config.HOST;
+  await app.listen(port, host);
+  const address = app.getHttpServer().address();
+  const actualPort = typeof address === 'object' && address ? address.port : port;
+  const url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${actualPort}`;
+  return { app, url, close: () => app.close() };
+}

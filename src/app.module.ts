@@ -1,0 +1,30 @@
+import { type DynamicModule, Module } from '@nestjs/common';
+import { AuthModule } from './auth/auth.module';
+import { type Env } from './config/config.loader';
+import { KvchatConfigModule } from './config/config.module';
+import { ConversationsModule } from './conversations/conversations.module';
+import { DatabaseModule } from './database/database.module';
+import { HealthModule } from './health/health.module';
+import { LoggingModule } from './observability/logging.module';
+import { QueuesModule } from './queues/queues.module';
+import { RedisModule } from './redis/redis.module';
+
+/** The whole service. `env` overrides process.env (tests, benchmarks). */
+@Module({})
+export class AppModule {
+  static forRoot(env: Env = {}): DynamicModule {
+    return {
+      module: AppModule,
+      imports: [
+        KvchatConfigModule.forRoot(env),
+        LoggingModule,
+        RedisModule,
+        DatabaseModule,
+        QueuesModule,
+        AuthModule,
+        ConversationsModule,
+        HealthModule,
+      ],
+    };
+  }
+}

@@ -1,0 +1,67 @@
+import type { ServerResponse } from 'node:http';
+import type { FastifyReply } from 'fastify';
+
+/**
+ * Writes Server-Sent Events to a Fastify reply. Headers are sent lazily with the first event, so
+ * an error before anything was streamed can still become an ordinary problem response.
+ */
+export class SseWriter {
+  private started = false;
+  private readonly raw: ServerResponse;
+
+  constructor(
+    private readonly reply: FastifyReply,
+    private readonly extraHeaders: Record<string, string> = {},
+  ) {
+    this.raw = reply.raw;
+  }
+
+  /** True once headers are out: errors must then be sent as an `error` event. */
+  get isStarted(): boolean {
+    return this.started;
+  }
+
+  /** Sends one event; `data` is JSON-encoded (one line, so no `data:` splitting is needed). */
+  send(event: string, data: unknown): void {
+    this.start();
+    if (this.raw.writableEnded || this.raw.destroyed) return;
+    this.raw.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+  }
+
+  /** Sends a raw `data:` line without an event name (OpenAI-style streams). */
+  sendData(data: string): void {
+    this.start();
+    if (this.raw.writableEnded || this.raw.destroyed) return;
+    this.raw.write(`data: ${data}\n\n`);
+  }
+
+  end(): void {
+    this.start();
+    if (!this.raw.writableEnded) this.raw.end();
+  }
+
+  private start(): void {
+    if (this.started) return;
+    this.started = true;
+    this.reply.hijack();
+    this.raw.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache, no-transform',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no',
+      'x-request-id': String(this.reply.request.id),
+      ...this.extraHeaders,
+    });
+  }
+}
+
+/**
+ * An AbortSignal that fires when the client closes the connection before the response finished.
+ */
+export function clientDisconnectSignal(reply: FastifyReply): AbortSignal {
+  const controller = new AbortController();
+  reply.raw.on('close', () => {
+    if (!reply.raw.writableFinished) controller.abort();
+  });
+  return controller.signal;
+}

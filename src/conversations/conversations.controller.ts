@@ -1,0 +1,137 @@
+import { Body, Controller, Delete, Get, HttpCode, Param, ParseUUIDPipe, Post, Query, Req, Res } from '@nestjs/common';
+import {
+  ApiBearerAuth,
+  ApiCreatedResponse,
+  ApiNoContentResponse,
+  ApiOkResponse,
+  ApiOperation,
+  ApiProduces,
+  ApiTags,
+} from '@nestjs/swagger';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { AuthContext } from '../auth/api-key.service';
+import { Auth } from '../auth/auth.guard';
+import { ApiProblems } from '../common/api-problems.decorator';
+import { toProblem } from '../common/problem.filter';
+import { clientDisconnectSignal, SseWriter } from '../common/sse';
+import { ConversationsService, type TurnRecord } from './conversations.service';
+import { ConversationDto, ConversationPageDto, CreateConversationDto, PageQueryDto } from './dto/conversation.dto';
+import { MessageDto, MessagePageDto } from './dto/message.dto';
+import { PostTurnDto, TurnResponseDto } from './dto/turn.dto';
+
+const uuid = new ParseUUIDPipe({ version: undefined });
+
+/** Maps a stored turn to its response. */
+export function toTurnResponse(record: TurnRecord): TurnResponseDto {
+  const a = record.assistantMessage;
+  return {
+    conversationId: record.conversation.id,
+    userMessage: MessageDto.from(record.userMessage),
+    assistantMessage: MessageDto.from(a),
+    usage: a.usage ?? { promptTokens: 0, completionTokens: 0, cachedTokens: 0 },
+    timings: a.timings ?? { ttftMs: 0, totalMs: 0 },
+    cache: a.cache ?? { cachedTokens: 0, prefixReuse: 0 },
+    route: a.route ?? {},
+  };
+}
+
+@ApiTags('conversations')
+@ApiBearerAuth()
+@ApiProblems(401)
+@Controller('v1/conversations')
+export class ConversationsController {
+  constructor(private readonly conversations: ConversationsService) {}
+
+  @Post()
+  @ApiOperation({ summary: 'Create a conversation' })
+  @ApiCreatedResponse({ type: ConversationDto })
+  @ApiProblems(400)
+  async create(@Auth() auth: AuthContext, @Body() body: CreateConversationDto): Promise<ConversationDto> {
+    return ConversationDto.from(await this.conversations.create(auth, body));
+  }
+
+  @Get()
+  @ApiOperation({ summary: 'List conversations, newest first (cursor pages)' })
+  @ApiOkResponse({ type: ConversationPageDto })
+  @ApiProblems(400)
+  async list(@Auth() auth: AuthContext, @Query() query: PageQueryDto): Promise<ConversationPageDto> {
+    const page = await this.conversations.list(auth, query.limit ?? 20, query.cursor);
+    return { data: page.items.map((c) => ConversationDto.from(c)), nextCursor: page.nextCursor };
+  }
+
+  @Get(':id')
+  @ApiOperation({ summary: 'Get a conversation' })
+  @ApiOkResponse({ type: ConversationDto })
+  @ApiProblems(400, 404)
+  async get(@Auth() auth: AuthContext, @Param('id', uuid) id: string): Promise<ConversationDto> {
+    return ConversationDto.from(await this.conversations.get(auth, id));
+  }
+
+  @Delete(':id')
+  @HttpCode(204)
+  @ApiOperation({ summary: 'Delete a conversation and its messages' })
+  @ApiNoContentResponse()
+  @ApiProblems(400, 404)
+  async remove(@Auth() auth: AuthContext, @Param('id', uuid) id: string): Promise<void> {
+    await this.conversations.remove(auth, id);
+  }
+
+  @Get(':id/messages')
+  @ApiOperation({ summary: 'List messages in conversation order (cursor pages)' })
+  @ApiOkResponse({ type: MessagePageDto })
+  @ApiProblems(400, 404)
+  async messages(
+    @Auth() auth: AuthContext,
+    @Param('id', uuid) id: string,
+    @Query() query: PageQueryDto,
+  ): Promise<MessagePageDto> {
+    const page = await this.conversations.messages(auth, id, query.limit ?? 50, query.cursor);
+    return { data: page.items.map((m) => MessageDto.from(m)), nextCursor: page.nextCursor };
+  }
+
+  @Post(':id/turns')
+  @ApiOperation({
+    summary: 'Post a user turn and get the answer',
+    description:
+      'Stores the user message, answers it and stores the answer. With `stream: true` or ' +
+      '`Accept: text/event-stream` the answer streams as Server-Sent Events: `token` events ' +
+      '(`{"delta": "..."}`), then one `turn` event carrying the stored turn (the JSON response ' +
+      'below), or an `error` event with a problem body if the engine fails mid-stream. Turns of ' +
+      'one conversation are serialised. On engine failure the user message is kept with status ' +
+      '`failed` and no answer is stored.',
+  })
+  @ApiProduces('application/json', 'text/event-stream')
+  @ApiCreatedResponse({ type: TurnResponseDto })
+  @ApiProblems(400, 404, 409, 413, 502, 503, 504)
+  async turn(
+    @Auth() auth: AuthContext,
+    @Param('id', uuid) id: string,
+    @Body() body: PostTurnDto,
+    @Req() request: FastifyRequest,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<TurnResponseDto | undefined> {
+    const signal = clientDisconnectSignal(reply);
+    const wantsStream = body.stream === true || (request.headers.accept ?? '').includes('text/event-stream');
+    const command = { content: body.content, maxTokens: body.maxTokens, temperature: body.temperature, signal };
+    if (!wantsStream) {
+      const record = await this.conversations.runTurn(auth, id, command);
+      void reply.status(201);
+      return toTurnResponse(record);
+    }
+    const sse = new SseWriter(reply);
+    try {
+      const record = await this.conversations.runTurn(auth, id, {
+        ...command,
+        onToken: (delta) => sse.send('token', { delta }),
+      });
+      sse.send('turn', toTurnResponse(record));
+      sse.end();
+      return undefined;
+    } catch (e) {
+      if (!sse.isStarted) throw e;
+      sse.send('error', toProblem(e, request.url, String(request.id)));
+      sse.end();
+      return undefined;
+    }
+  }
+}

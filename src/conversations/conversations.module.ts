@@ -1,0 +1,15 @@
+import { Module } from '@nestjs/common';
+import { AgentsModule } from '../agents/agents.module';
+import { AuthModule } from '../auth/auth.module';
+import { ConversationsController } from './conversations.controller';
+import { ConversationsService } from './conversations.service';
+import { TurnLockService } from './turn-lock.service';
+
+/** Conversations, messages and turns. */
+@Module({
+  imports: [AgentsModule, AuthModule],
+  controllers: [ConversationsController],
+  providers: [ConversationsService, TurnLockService],
+  exports: [ConversationsService],
+})
+export class ConversationsModule {}

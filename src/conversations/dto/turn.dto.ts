@@ -1,0 +1,40 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { IsBoolean, IsInt, IsNumber, IsOptional, IsString, Max, Min, MinLength } from 'class-validator';
+import { CacheReportDto, MessageDto, TimingsDto, UsageDto } from './message.dto';
+
+export class PostTurnDto {
+  @ApiProperty({ description: 'The user message. Longer than MAX_MESSAGE_CHARS is a 413.', example: 'What is a KV cache?' })
+  @IsString()
+  @MinLength(1)
+  content!: string;
+
+  @ApiPropertyOptional({ description: 'Stream Server-Sent Events (also with `Accept: text/event-stream`).', default: false })
+  @IsOptional()
+  @IsBoolean()
+  stream?: boolean;
+
+  @ApiPropertyOptional({ description: 'Completion budget, tokens.', minimum: 1, maximum: 32768 })
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  @Max(32768)
+  maxTokens?: number;
+
+  @ApiPropertyOptional({ minimum: 0, maximum: 2 })
+  @IsOptional()
+  @IsNumber()
+  @Min(0)
+  @Max(2)
+  temperature?: number;
+}
+
+export class TurnResponseDto {
+  @ApiProperty({ format: 'uuid' }) conversationId!: string;
+  @ApiProperty({ type: MessageDto }) userMessage!: MessageDto;
+  @ApiProperty({ type: MessageDto }) assistantMessage!: MessageDto;
+  @ApiProperty({ type: UsageDto }) usage!: UsageDto;
+  @ApiProperty({ type: TimingsDto }) timings!: TimingsDto;
+  @ApiProperty({ type: CacheReportDto }) cache!: CacheReportDto;
+  @ApiProperty({ type: 'object', additionalProperties: true, description: 'Routing decision: agent, score, classifier.' })
+  route!: Record<string, unknown>;
+}

@@ -1,0 +1,187 @@
+import { Injectable, Logger } from '@nestjs/common';
+import OpenAI, { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
+import type { ChatCompletionChunk } from 'openai/resources/chat/completions';
+import { InferenceConfig } from '../config/inference.config';
+import { EndpointRouter, type Replica } from './endpoint-router';
+import {
+  EngineBadRequest,
+  EngineError,
+  EngineStreamCut,
+  EngineTimeout,
+  EngineUnavailable,
+  RequestAborted,
+} from './inference.errors';
+import type { ChatRequest, ChatResult } from './inference.types';
+
+/** vLLM extensions to the OpenAI chat request body. */
+interface VllmChatExtensions {
+  /** Mixed into the first KV block's hash so tenants never share cached blocks (vLLM >= 0.9). */
+  cache_salt?: string;
+}
+
+/**
+ * Chat completions against the engine replicas through the `openai` SDK: always streamed with
+ * `stream_options.include_usage`, so TTFT is measured at the first token and
+ * `usage.prompt_tokens_details.cached_tokens` (vLLM `--enable-prompt-tokens-details`) is read.
+ */
+@Injectable()
+export class InferenceService {
+  private readonly logger = new Logger(InferenceService.name);
+  private model?: Promise<string>;
+
+  constructor(
+    private readonly router: EndpointRouter,
+    private readonly config: InferenceConfig,
+  ) {}
+
+  /** The model sent to the engine: INFERENCE_MODEL, else the first model the first replica lists. */
+  async modelName(): Promise<string> {
+    if (this.config.INFERENCE_MODEL) return this.config.INFERENCE_MODEL;
+    this.model ??= this.discoverModel().catch((e: unknown) => {
+      this.model = undefined;
+      throw e;
+    });
+    return this.model;
+  }
+
+  private async discoverModel(): Promise<string> {
+    const replica = this.router.pick();
+    try {
+      const page = await replica.client.models.list({ timeout: 5000 });
+      const first = page.data[0];
+      if (!first) throw new EngineError(`Replica ${replica.id} lists no model; set INFERENCE_MODEL.`);
+      return first.id;
+    } catch (e) {
+      throw this.translate(e, replica, undefined);
+    }
+  }
+
+  /**
+   * Runs one chat completion, streaming deltas to `request.onToken`.
+   * @returns the complete answer with usage and timings (ms)
+   * @throws EngineUnavailable (unreachable / 503), EngineTimeout (no first token or no end in time),
+   *   EngineStreamCut (stream ended without a finish reason), EngineBadRequest (400 from the engine),
+   *   EngineError (other engine errors), RequestAborted (request.signal fired)
+   */
+  async chat(request: ChatRequest): Promise<ChatResult> {
+    const model = await this.modelName();
+    const replica = this.router.pick({ routingKey: request.routingKey, promptTokenIds: request.promptTokenIds });
+    const end = this.router.begin(replica);
+    const controller = new AbortController();
+    const onCallerAbort = (): void => controller.abort();
+    request.signal?.addEventListener('abort', onCallerAbort, { once: true });
+    let firstTokenTimedOut = false;
+    const firstTokenTimer = setTimeout(() => {
+      firstTokenTimedOut = true;
+      controller.abort();
+    }, this.config.INFERENCE_FIRST_TOKEN_TIMEOUT_MS);
+
+    const started = performance.now();
+    let ttftMs: number | undefined;
+    let lastTokenAt = 0;
+    let tokens = 0;
+    let content = '';
+    let finishReason: string | null = null;
+    let usage: ChatCompletionChunk['usage'] | undefined;
+    let engineTtftMs: number | undefined;
+    try {
+      const body: OpenAI.ChatCompletionCreateParamsStreaming & VllmChatExtensions = {
+        model,
+        messages: request.messages,
+        stream: true,
+        stream_options: { include_usage: true },
+        max_tokens: request.maxTokens ?? this.config.INFERENCE_DEFAULT_MAX_TOKENS,
+        ...(request.temperature !== undefined ? { temperature: request.temperature } : {}),
+        ...(request.cacheSalt ? { cache_salt: request.cacheSalt } : {}),
+      };
+      const { data: stream, response } = await replica.client.chat.completions
+        .create(body, { signal: controller.signal })
+        .withResponse();
+      const headerTtft = Number(response.headers.get('x-kvchat-engine-ttft-ms'));
+      if (Number.isFinite(headerTtft) && response.headers.has('x-kvchat-engine-ttft-ms')) engineTtftMs = headerTtft;
+      for await (const chunk of stream) {
+        if (chunk.usage) usage = chunk.usage;
+        const choice = chunk.choices[0];
+        if (!choice) continue;
+        const delta = choice.delta?.content ?? '';
+        if (delta.length > 0) {
+          const now = performance.now();
+          if (ttftMs === undefined) {
+            ttftMs = now - started;
+            clearTimeout(firstTokenTimer);
+          }
+          lastTokenAt = now;
+          tokens++;
+          content += delta;
+          request.onToken?.(delta);
+        }
+        if (choice.finish_reason) finishReason = choice.finish_reason;
+      }
+      if (!finishReason) {
+        throw new EngineStreamCut(`The stream from ${replica.id} ended before the answer finished.`, {
+          replica: replica.id,
+          receivedTokens: tokens,
+        });
+      }
+    } catch (e) {
+      if (request.signal?.aborted) throw new RequestAborted('The client disconnected; the engine request was aborted.');
+      if (firstTokenTimedOut) {
+        throw new EngineTimeout(
+          `No first token from ${replica.id} within ${this.config.INFERENCE_FIRST_TOKEN_TIMEOUT_MS} ms.`,
+          { replica: replica.id },
+        );
+      }
+      throw this.translate(e, replica, tokens);
+    } finally {
+      clearTimeout(firstTokenTimer);
+      request.signal?.removeEventListener('abort', onCallerAbort);
+      end();
+    }
+    const totalMs = performance.now() - started;
+    return {
+      content,
+      finishReason,
+      model,
+      replica: replica.id,
+      usage: {
+        promptTokens: usage?.prompt_tokens ?? 0,
+        completionTokens: usage?.completion_tokens ?? tokens,
+        cachedTokens: usage?.prompt_tokens_details?.cached_tokens ?? 0,
+      },
+      timings: {
+        ttftMs: ttftMs ?? totalMs,
+        totalMs,
+        itlMs: tokens > 1 && ttftMs !== undefined ? (lastTokenAt - started - ttftMs) / (tokens - 1) : 0,
+        ...(engineTtftMs !== undefined ? { engineTtftMs } : {}),
+      },
+    };
+  }
+
+  /** Maps SDK and network errors to domain errors, marking the replica unhealthy when it is unreachable. */
+  private translate(e: unknown, replica: Replica, receivedTokens: number | undefined): Error {
+    if (e instanceof EngineStreamCut || e instanceof EngineError || e instanceof EngineUnavailable) return e;
+    const ext = { replica: replica.id };
+    if (e instanceof APIConnectionTimeoutError) {
+      return new EngineTimeout(`The engine at ${replica.id} did not answer within ${this.config.INFERENCE_TIMEOUT_MS} ms.`, ext);
+    }
+    if (e instanceof APIUserAbortError) return new EngineTimeout(`The request to ${replica.id} was aborted.`, ext);
+    if (e instanceof APIConnectionError) {
+      if (receivedTokens !== undefined && receivedTokens > 0) {
+        return new EngineStreamCut(`The connection to ${replica.id} broke after ${receivedTokens} tokens.`, ext);
+      }
+      this.router.markUnhealthy(replica, e.message);
+      return new EngineUnavailable(`The engine at ${replica.id} is unreachable: ${e.message}`, ext);
+    }
+    if (e instanceof APIError) {
+      const status = e.status ?? 0;
+      if (status === 400 || status === 422) return new EngineBadRequest(`The engine rejected the request: ${e.message}`, ext);
+      if (status === 503 || status === 429) return new EngineUnavailable(`The engine at ${replica.id} is overloaded or unavailable (${status}).`, ext);
+      return new EngineError(`The engine at ${replica.id} failed with ${status || 'an error'}: ${e.message}`, ext);
+    }
+    if (e instanceof Error && /terminated|ECONNRESET|socket|premature/i.test(e.message)) {
+      return new EngineStreamCut(`The stream from ${replica.id} broke: ${e.message}`, ext);
+    }
+    this.logger.error({ err: e }, 'unexpected engine error');
+    return new EngineError(`Unexpected engine error from ${replica.id}.`, ext);
+  }
+}

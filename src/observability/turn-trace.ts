@@ -1,0 +1,42 @@
+/**
+ * Tracing seam for one turn. The observability module implements it with Langfuse (trace = turn,
+ * session = conversation); when Langfuse is off every method is a no-op. Code that runs a turn
+ * records spans through it and never imports Langfuse itself.
+ */
+export interface TraceSpan {
+  /** Ends the span with its output and extra metadata. */
+  end(output?: unknown, metadata?: Record<string, unknown>): void;
+}
+
+/** An engine call inside a turn. */
+export interface TraceGeneration {
+  /** Marks the first token (Langfuse `completionStartTime`). */
+  firstToken(at?: Date): void;
+  end(result: {
+    output?: unknown;
+    model?: string;
+    usage?: { promptTokens: number; completionTokens: number; cachedTokens: number };
+    metadata?: Record<string, unknown>;
+    error?: string;
+  }): void;
+}
+
+export interface TurnTrace {
+  /** Trace id (for logs and the response), or null when tracing is off. */
+  readonly id: string | null;
+  span(name: string, input?: unknown, metadata?: Record<string, unknown>): TraceSpan;
+  generation(name: string, input: unknown, metadata?: Record<string, unknown>): TraceGeneration;
+  /** Ends the trace with the turn's output, or its error. */
+  end(output?: unknown, metadata?: Record<string, unknown>): void;
+}
+
+const noopSpan: TraceSpan = { end: () => undefined };
+const noopGeneration: TraceGeneration = { firstToken: () => undefined, end: () => undefined };
+
+/** The trace used when tracing is off. */
+export const NOOP_TURN_TRACE: TurnTrace = {
+  id: null,
+  span: () => noopSpan,
+  generation: () => noopGeneration,
+  end: () => undefined,
+};
