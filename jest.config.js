@@ -6,6 +6,8 @@
 const swc = [
   '@swc/jest',
   {
+    // The build's .swcrc excludes specs; jest compiles them with this config instead.
+    swcrc: false,
     jsc: {
       parser: { syntax: 'typescript', decorators: true, dynamicImport: true },
       transform: { legacyDecorator: true, decoratorMetadata: true, useDefineForClassFields: false },
