@@ -1,3 +1,4 @@
+import 'reflect-metadata';
 import { plainToInstance } from 'class-transformer';
 import { getMetadataStorage, validateSync, type ValidationError } from 'class-validator';
 
@@ -22,9 +23,12 @@ export class ConfigValidationError extends Error {
  */
 export function loadConfigClass<T extends object>(cls: new () => T, env: Env): T {
   const plain: Record<string, unknown> = {};
+  const defaults = new cls() as Record<string, unknown>;
   for (const key of variablesOf(cls)) {
     const raw = env[key];
-    if (raw !== undefined && raw !== '') plain[key] = raw;
+    if (raw === undefined || raw === '') continue;
+    // swc emits no design:type for un-annotated initialised properties: coerce by the default's type.
+    plain[key] = typeof defaults[key] === 'number' && raw.trim() !== '' ? Number(raw) : raw;
   }
   const instance = plainToInstance(cls, plain, { enableImplicitConversion: true, exposeDefaultValues: true });
   const errors = validateSync(instance, { skipMissingProperties: false, forbidUnknownValues: true });

@@ -1,5 +1,6 @@
 import { MikroORM } from '@mikro-orm/core';
 import { MikroOrmModule } from '@mikro-orm/nestjs';
+import { PostgreSqlDriver } from '@mikro-orm/postgresql';
 import { Global, Inject, Injectable, Logger, Module, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { DatabaseConfig } from '../config/database.config';
 import { type EmbeddedPostgres, startEmbeddedPostgres } from './embedded-postgres';
@@ -50,6 +51,7 @@ class DatabaseEndpointModule {}
   imports: [
     DatabaseEndpointModule,
     MikroOrmModule.forRootAsync({
+      driver: PostgreSqlDriver,
       inject: [DatabaseConfig, DATABASE_ENDPOINT],
       useFactory: (config: DatabaseConfig, endpoint: DatabaseEndpoint) =>
         buildOrmOptions(endpoint.url, {

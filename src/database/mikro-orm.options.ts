@@ -24,6 +24,7 @@ export function buildOrmOptions(clientUrl: string, overrides: Partial<Options<Po
       transactional: true,
       allOrNothing: true,
       snapshot: false,
+      silent: true,
     },
     // Entities are mapped to DTOs explicitly; the ORM must never be serialised.
     forceUtcTimezone: true,

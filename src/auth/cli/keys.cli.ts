@@ -1,4 +1,4 @@
-import { Command } from 'commander';
+import { Command, CommanderError } from 'commander';
 import { AppConfig } from '../../config/app.config';
 import { loadConfigClass } from '../../config/config.loader';
 import { loadDotEnv } from '../../config/config.module';
@@ -11,22 +11,26 @@ import { ApiKeyService } from '../api-key.service';
  * its last line. `npm run keys:revoke -- <key | id | prefix>` revokes one. `npm run keys:list`.
  * Works with or without the service running, on DATABASE_URL or the embedded database.
  */
-async function main(argv: string[]): Promise<void> {
-  loadDotEnv();
-  const database = loadConfigClass(DatabaseConfig, process.env);
-  const app = loadConfigClass(AppConfig, process.env);
+export async function runKeysCli(
+  argv: string[],
+  env: Record<string, string | undefined> = process.env,
+  out: { write(s: string): unknown } = process.stdout,
+  err: { write(s: string): unknown } = process.stderr,
+): Promise<void> {
+  const database = loadConfigClass(DatabaseConfig, env);
+  const app = loadConfigClass(AppConfig, env);
 
   const withKeys = async (fn: (keys: ApiKeyService) => Promise<void>): Promise<void> => {
     const db = await openStandaloneDatabase(database);
     try {
-      process.stderr.write(`using ${db.via}\n`);
+      err.write(`using ${db.via}\n`);
       await fn(new ApiKeyService(db.orm.em, app));
     } finally {
       await db.close();
     }
   };
 
-  const program = new Command('keys').description('Manage kvchat API keys').showHelpAfterError();
+  const program = new Command('keys').description('Manage kvchat API keys').showHelpAfterError().exitOverride();
   program
     .command('create')
     .description('create an API key (and the tenant, if new); prints the key once, on the last line')
@@ -36,7 +40,7 @@ async function main(argv: string[]): Promise<void> {
     .action((opts: { tenant: string; name?: string; admin: boolean }) =>
       withKeys(async (keys) => {
         const created = await keys.create(opts.tenant, { name: opts.name, admin: opts.admin });
-        process.stdout.write(
+        out.write(
           `Created ${created.admin ? 'an admin' : 'a'} key ${created.prefix}… (id ${created.keyId}) for tenant ` +
             `"${created.tenantName}" (${created.tenantId}). It is shown once; store it now:\n${created.key}\n`,
         );
@@ -49,7 +53,7 @@ async function main(argv: string[]): Promise<void> {
     .action((key: string) =>
       withKeys(async (keys) => {
         const revoked = await keys.revoke(key);
-        process.stdout.write(`Revoked key ${revoked.prefix}… (id ${revoked.id}).\n`);
+        out.write(`Revoked key ${revoked.prefix}… (id ${revoked.id}).\n`);
       }),
     );
   program
@@ -59,7 +63,7 @@ async function main(argv: string[]): Promise<void> {
     .action((opts: { tenant?: string }) =>
       withKeys(async (keys) => {
         for (const k of await keys.list(opts.tenant)) {
-          process.stdout.write(
+          out.write(
             `${k.id}  ${k.prefix}…  tenant=${k.tenantName}  ${k.admin ? 'admin ' : ''}${k.revokedAt ? `revoked ${k.revokedAt.toISOString()}` : 'active'}\n`,
           );
         }
@@ -68,7 +72,11 @@ async function main(argv: string[]): Promise<void> {
   await program.parseAsync(argv);
 }
 
-main(process.argv).catch((e: unknown) => {
-  process.stderr.write(`${e instanceof Error ? e.message : String(e)}\n`);
-  process.exit(1);
-});
+if (require.main === module) {
+  loadDotEnv();
+  runKeysCli(process.argv).catch((e: unknown) => {
+    if (e instanceof CommanderError) process.exit(e.exitCode);
+    process.stderr.write(`${e instanceof Error ? e.message : String(e)}\n`);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,79 @@
+import { randomUUID } from 'node:crypto';
+import { createApp, type RunningApp } from '../../src/app.factory';
+import { ApiKeyService } from '../../src/auth/api-key.service';
+import type { Env } from '../../src/config/config.loader';
+
+/** A kvchat booted for a test on real ports, with two tenants' keys. */
+export interface TestApp {
+  url: string;
+  running: RunningApp;
+  /** Key of tenant A. */
+  keyA: string;
+  /** Key of tenant B. */
+  keyB: string;
+  tenantA: string;
+  tenantB: string;
+  keys: ApiKeyService;
+  close(): Promise<void>;
+}
+
+/**
+ * Boots the whole app on port 0 with in-memory PGlite (unless `env.DATABASE_URL`), the local
+ * Redis under a unique key prefix, and the engine given by `env.INFERENCE_ENDPOINTS` (tests pass a
+ * simulator they control) or an in-process simulator with no sleeping.
+ */
+export async function startTestApp(env: Env = {}): Promise<TestApp> {
+  const running = await createApp(
+    {
+      DATA_DIR: 'memory://',
+      EMBEDDED_DB_PORT: '0',
+      LOG_LEVEL: 'silent',
+      LOG_FORMAT: 'json',
+      NODE_ENV: 'test',
+      SIMULATOR_TIME_SCALE: '0',
+      API_KEY_CACHE_SECONDS: '0',
+      REDIS_KEY_PREFIX: `kvchat-test-${randomUUID()}:`,
+      ...env,
+    },
+    { port: 0, host: '127.0.0.1' },
+  );
+  const keys = running.app.get(ApiKeyService);
+  const suffix = randomUUID().slice(0, 8);
+  const a = await keys.create(`tenant-a-${suffix}`);
+  const b = await keys.create(`tenant-b-${suffix}`);
+  return {
+    url: running.url,
+    running,
+    keyA: a.key,
+    keyB: b.key,
+    tenantA: a.tenantId,
+    tenantB: b.tenantId,
+    keys,
+    close: () => running.close(),
+  };
+}
+
+/** JSON request helper over fetch: returns status, headers and the parsed body. */
+export async function api<T = any>(
+  url: string,
+  options: { method?: string; key?: string; body?: unknown; headers?: Record<string, string>; signal?: AbortSignal } = {},
+): Promise<{ status: number; headers: Headers; body: T }> {
+  const response = await fetch(url, {
+    method: options.method ?? (options.body === undefined ? 'GET' : 'POST'),
+    headers: {
+      ...(options.body !== undefined ? { 'content-type': 'application/json' } : {}),
+      ...(options.key ? { authorization: `Bearer ${options.key}` } : {}),
+      ...options.headers,
+    },
+    body: options.body === undefined ? undefined : typeof options.body === 'string' ? options.body : JSON.stringify(options.body),
+    signal: options.signal,
+  });
+  const text = await response.text();
+  let body: unknown = text;
+  try {
+    body = text ? JSON.parse(text) : undefined;
+  } catch {
+    // not JSON (SSE, HTML): keep the text
+  }
+  return { status: response.status, headers: response.headers, body: body as T };
+}
