@@ -7,8 +7,10 @@
  * - character 3-grams of each content word with boundary marks (`#pass`, ..., `ord#`), which match
  *   morphological variants and typos that the stemmer misses.
  * Term frequency is sublinear (1 + ln tf); there is no idf (no corpus). Each feature group is
- * L2-normalised, weighted (words 1.0, bigrams 0.6, character grams 0.6) and the sum L2-normalised,
- * so the dot product of two embeddings is their cosine similarity.
+ * L2-normalised, weighted (words 1.0, bigrams 0.3, character grams 1.0) and the sum L2-normalised,
+ * so the dot product of two embeddings is their cosine similarity. The weights were picked on
+ * ../shared/data/semantic-cache (see docs/simulator.md): bigrams help word order a little but
+ * over-weighting them hurts paraphrases that reorder words.
  *
  * Limits: it measures shared vocabulary, not meaning. Synonyms with no shared characters ("car" /
  * "automobile") are unrelated to it; a negation or a changed number moves the vector only a little,
@@ -38,8 +40,8 @@ export function lexicalEmbedding(text: string, dimension: number): number[] {
 
   const out = new Array<number>(dimension).fill(0);
   addGroup(out, unigrams, 1.0);
-  addGroup(out, bigrams, 0.6);
-  addGroup(out, charGrams, 0.6);
+  addGroup(out, bigrams, 0.3);
+  addGroup(out, charGrams, 1.0);
   const norm = Math.sqrt(out.reduce((s, v) => s + v * v, 0));
   return norm === 0 ? out : out.map((v) => v / norm);
 }
