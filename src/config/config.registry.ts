@@ -1,4 +1,5 @@
 import { AppConfig } from './app.config';
+import { CachingConfig, EmbeddingsConfig } from './caching.config';
 import { DatabaseConfig } from './database.config';
 import { InferenceConfig } from './inference.config';
 import { RedisConfig } from './redis.config';
@@ -7,4 +8,4 @@ import { RedisConfig } from './redis.config';
  * Every configuration class, one per concern. A module that adds a concern adds its class here;
  * each is validated once at boot and injectable by its class.
  */
-export const CONFIG_CLASSES = [AppConfig, DatabaseConfig, RedisConfig, InferenceConfig] as const;
+export const CONFIG_CLASSES = [AppConfig, DatabaseConfig, RedisConfig, InferenceConfig, CachingConfig, EmbeddingsConfig] as const;

@@ -1,0 +1,179 @@
+import type { QuestionFeatures } from './question-features';
+
+/** Names of the built-in guards, in the order they run. */
+export type GuardName = 'negation' | 'number' | 'unit' | 'date' | 'entity' | 'direction' | 'term';
+
+/**
+ * A guard looks at a semantic candidate (a cached question close to the new one) and says whether
+ * the two differ in something that changes the answer. Guards run in order; the first that rejects
+ * is recorded on the turn (`cache.response.guard`) and counted in the stats.
+ */
+export interface ResponseCacheGuard {
+  readonly name: GuardName | (string & {});
+  /** Returns a short reason when `query` and `candidate` must not share an answer, else null. */
+  reject(query: QuestionFeatures, candidate: QuestionFeatures): string | null;
+}
+
+const setDiff = <T>(a: Set<T>, b: Set<T>): T[] => [...a].filter((x) => !b.has(x));
+
+function differ<T>(a: Set<T>, b: Set<T>): string | null {
+  const onlyA = setDiff(a, b);
+  const onlyB = setDiff(b, a);
+  if (onlyA.length === 0 && onlyB.length === 0) return null;
+  return `${onlyA.join(',') || '-'} vs ${onlyB.join(',') || '-'}`;
+}
+
+/** Negation and polarity: "with" vs "without", "nut-free" vs "with nuts", "enable" vs "disable". */
+export const negationGuard: ResponseCacheGuard = {
+  name: 'negation',
+  reject(q, c) {
+    if (q.negations !== c.negations) return `negations ${q.negations} vs ${c.negations}`;
+    for (const p of q.polarity) {
+      const [axis, pole] = p.split(':');
+      const opposite = `${axis}:${pole === '+' ? '-' : '+'}`;
+      if (c.polarity.has(opposite) && !c.polarity.has(p)) return `${axis}: ${pole} vs ${pole === '+' ? '-' : '+'}`;
+    }
+    return null;
+  },
+};
+
+/** Numbers: "top 5" vs "top 10", "$500k" vs "$600k", "HTTP 404" vs "HTTP 500" ("5" and "five" are equal). */
+export const numberGuard: ResponseCacheGuard = {
+  name: 'number',
+  reject: (q, c) => differ(q.numbers, c.numbers),
+};
+
+/**
+ * Units, currencies and formats, with their order: "°C" vs "°F", "CSV" vs "JSON",
+ * "USD to EUR" vs "EUR to USD", "Markdown to HTML" vs "HTML to Markdown".
+ */
+export const unitGuard: ResponseCacheGuard = {
+  name: 'unit',
+  reject(q, c) {
+    const set = differ(new Set(q.units), new Set(c.units));
+    if (set) return set;
+    const qs = dedupeRuns(q.units);
+    const cs = dedupeRuns(c.units);
+    if (qs.length > 1 && qs.join('>') !== cs.join('>')) return `order ${qs.join('>')} vs ${cs.join('>')}`;
+    return null;
+  },
+};
+
+function dedupeRuns(units: string[]): string[] {
+  const out: string[] = [];
+  for (const u of units) if (!out.includes(u)) out.push(u);
+  return out;
+}
+
+/** Dates and times: "today" vs "next week", "2020" vs "now", "7pm" vs "8pm". */
+export const dateGuard: ResponseCacheGuard = {
+  name: 'date',
+  reject: (q, c) => differ(q.dates, c.dates),
+};
+
+/**
+ * Named entities and identifiers: a name written in either question (Berlin, OpenAI, USD, Windows)
+ * must occur in both; identifiers (gpt-4, c#, site:arxiv.org, v3.2) must match exactly.
+ */
+export const entityGuard: ResponseCacheGuard = {
+  name: 'entity',
+  reject(q, c) {
+    const ids = differ(q.identifiers, c.identifiers);
+    if (ids) return ids;
+    const names = new Set([...q.namedWords, ...c.namedWords]);
+    const missing = [...names].filter((n) => q.words.has(n) !== c.words.has(n));
+    return missing.length > 0 ? missing.join(',') : null;
+  },
+};
+
+/** Direction: the same two words on either side of "to"/"into"/"from", swapped ("monolith into microservices"). */
+export const directionGuard: ResponseCacheGuard = {
+  name: 'direction',
+  reject(q, c) {
+    for (const pair of q.directed) {
+      const [a, b] = pair.split('>');
+      if (c.directed.has(`${b}>${a}`) && !c.directed.has(pair)) return `${a}>${b} vs ${b}>${a}`;
+    }
+    return null;
+  },
+};
+
+/**
+ * Content words: every topic word of each question must be matched in the other (same stem,
+ * same synonym class, or a morphological variant: a shared prefix of at least 4 letters covering
+ * 80% of the shorter stem). Catches the lowercase key term that changes a question
+ * ("postgres vacuum settings" vs "postgres wal settings"), and an added qualifier
+ * ("... in Spanish"). Long questions may differ in a few words: up to one unmatched word per
+ * `wordsPerMismatch` content words beyond the first `strictWords`.
+ */
+export function termGuard(options: { strictWords: number; wordsPerMismatch: number }): ResponseCacheGuard {
+  return {
+    name: 'term',
+    reject(q, c) {
+      const onlyQ = unmatched(q.content, c.content);
+      const onlyC = unmatched(c.content, q.content);
+      const n = Math.min(q.content.length, c.content.length);
+      const allowed = Math.max(0, Math.floor((n - options.strictWords) / options.wordsPerMismatch));
+      if (onlyQ.length <= allowed && onlyC.length <= allowed) return null;
+      return `${onlyQ.join(',') || '-'} vs ${onlyC.join(',') || '-'}`;
+    },
+  };
+}
+
+function unmatched(words: string[], other: string[]): string[] {
+  const pool = new Set(other);
+  return words.filter((w) => !pool.has(w) && !other.some((o) => variantOf(w, o)));
+}
+
+/** True for morphological variants ("partition"/"partitioning", "explain"/"explanation"). */
+function variantOf(a: string, b: string): boolean {
+  if (a.startsWith('~') || b.startsWith('~')) return false;
+  const shorter = Math.min(a.length, b.length);
+  let prefix = 0;
+  while (prefix < shorter && a[prefix] === b[prefix]) prefix++;
+  return prefix >= 4 && prefix >= 0.8 * shorter;
+}
+
+/** Default term-guard tolerance: questions of up to 6 content words must match word for word. */
+export const DEFAULT_TERM_TOLERANCE = { strictWords: 6, wordsPerMismatch: 2 };
+
+/** The built-in guards by name; adding a guard = writing it and naming it here (and in RESPONSE_CACHE_GUARD_NAMES). */
+const BUILT_IN_GUARDS: Record<GuardName, () => ResponseCacheGuard> = {
+  negation: () => negationGuard,
+  number: () => numberGuard,
+  unit: () => unitGuard,
+  date: () => dateGuard,
+  entity: () => entityGuard,
+  direction: () => directionGuard,
+  term: () => termGuard(DEFAULT_TERM_TOLERANCE),
+};
+
+/** The built-in guards in their default order. */
+export function defaultGuards(): ResponseCacheGuard[] {
+  return guardsByName(['negation', 'number', 'unit', 'date', 'entity', 'direction', 'term']);
+}
+
+/**
+ * The built-in guards with these names, in the given order.
+ * @throws RangeError for an unknown name
+ */
+export function guardsByName(names: readonly string[]): ResponseCacheGuard[] {
+  return names.map((name) => {
+    const make = BUILT_IN_GUARDS[name as GuardName];
+    if (!make) throw new RangeError(`unknown response-cache guard ${name}`);
+    return make();
+  });
+}
+
+/** Runs `guards` in order; returns the first rejection (guard name and reason) or null. */
+export function firstRejection(
+  guards: readonly ResponseCacheGuard[],
+  query: QuestionFeatures,
+  candidate: QuestionFeatures,
+): { guard: string; reason: string } | null {
+  for (const guard of guards) {
+    const reason = guard.reject(query, candidate);
+    if (reason !== null) return { guard: guard.name, reason };
+  }
+  return null;
+}

@@ -1,0 +1,72 @@
+import { Transform } from 'class-transformer';
+import { IsArray, IsBoolean, IsIn, IsInt, IsNumber, IsOptional, IsString, IsUrl, Max, Min } from 'class-validator';
+import { toBoolean, toList } from './config.loader';
+
+/** Names of the built-in response-cache guards (src/caching/cache-guards.ts), in their default order. */
+export const RESPONSE_CACHE_GUARD_NAMES = ['negation', 'number', 'unit', 'date', 'entity', 'direction', 'term'] as const;
+
+/** Response cache: exact (Redis) and semantic (embeddings + pgvector), its bounds and its guards. */
+export class CachingConfig {
+  /** Answer repeated questions from the response cache. Off = every turn goes to the engine. */
+  @Transform(toBoolean) @IsBoolean() RESPONSE_CACHE_ENABLED: boolean = true;
+  /**
+   * Semantic lookups (nearest cached question by embedding). They also switch off, with a log line
+   * at boot, when the database has no pgvector or the embeddings endpoint does not answer.
+   */
+  @Transform(toBoolean) @IsBoolean() RESPONSE_CACHE_SEMANTIC: boolean = true;
+  /** Lifetime of a cached answer, seconds (a request may ask for less with `cache.maxAgeSeconds`). */
+  @IsInt() @Min(1) RESPONSE_CACHE_TTL_SECONDS: number = 86_400;
+  /** Cached answers kept per tenant; past it the least recently used are evicted. */
+  @IsInt() @Min(1) RESPONSE_CACHE_MAX_ENTRIES_PER_TENANT: number = 10_000;
+  /**
+   * Cosine similarity (0..1) a cached question needs to be a semantic candidate. The default suits the
+   * simulator's lexical embeddings, measured with `npm run bench:cache`; re-measure for a real model.
+   */
+  @IsNumber() @Min(0) @Max(1) RESPONSE_CACHE_SIMILARITY_THRESHOLD: number = 0.5;
+  /** Nearest candidates examined by the guards per semantic lookup. */
+  @IsInt() @Min(1) @Max(50) RESPONSE_CACHE_CANDIDATES: number = 4;
+  /** Guards a semantic candidate must pass, in order (comma-separated; empty = none, not recommended). */
+  @Transform(toList)
+  @IsArray()
+  @IsIn(RESPONSE_CACHE_GUARD_NAMES, { each: true })
+  RESPONSE_CACHE_GUARDS: string[] = [...RESPONSE_CACHE_GUARD_NAMES];
+  /**
+   * Optional verifier that confirms a semantic candidate before it is served: a rerank endpoint
+   * (`POST {model, query, documents}` -> `{results: [{index, relevance_score}]}`, as vLLM's `/v1/rerank`,
+   * Jina and Cohere serve it) running a cross-encoder. Unset = no verifier.
+   */
+  @IsOptional()
+  @IsUrl({ require_tld: false, require_protocol: true }, { message: 'must be an http(s) URL' })
+  RESPONSE_CACHE_VERIFIER_URL?: string;
+  /** Model name sent to the verifier. */
+  @IsOptional() @IsString() RESPONSE_CACHE_VERIFIER_MODEL?: string;
+  /** Bearer key for the verifier. */
+  @IsOptional() @IsString() RESPONSE_CACHE_VERIFIER_API_KEY?: string;
+  /** Least relevance score (0..1) at which the verifier confirms a candidate. */
+  @IsNumber() @Min(0) @Max(1) RESPONSE_CACHE_VERIFIER_MIN_SCORE: number = 0.5;
+  /** Time allowed to the verifier, ms; past it the candidate is not served. */
+  @IsInt() @Min(50) RESPONSE_CACHE_VERIFIER_TIMEOUT_MS: number = 2_000;
+  /**
+   * Longest an identical miss waits for the engine call already answering it (single flight, across
+   * replicas through Redis), ms; past it the request calls the engine itself.
+   */
+  @IsInt() @Min(0) RESPONSE_CACHE_SINGLE_FLIGHT_WAIT_MS: number = 60_000;
+}
+
+/** Embeddings for the semantic cache: an OpenAI-compatible `/v1/embeddings` (vLLM, the simulator, any provider). */
+export class EmbeddingsConfig {
+  /** Base URL of the embeddings server (`http://vllm-embed:8000/v1`). Unset = the inference replicas. */
+  @IsOptional()
+  @IsUrl({ require_tld: false, require_protocol: true }, { message: 'must be an http(s) URL' })
+  EMBEDDINGS_URL?: string;
+  /** Embedding model. Unset = the first model the server lists whose id contains `embed`. */
+  @IsOptional() @IsString() EMBEDDINGS_MODEL?: string;
+  /** Vector dimension; checked against the model at boot. Unset = whatever the model returns. */
+  @IsOptional() @IsInt() @Min(1) @Max(16_000) EMBEDDINGS_DIMENSION?: number;
+  /** Bearer key for the embeddings server (unset = INFERENCE_API_KEY when on the inference replicas). */
+  @IsOptional() @IsString() EMBEDDINGS_API_KEY?: string;
+  /** Texts per `/v1/embeddings` request; concurrent lookups are batched up to this. */
+  @IsInt() @Min(1) @Max(2048) EMBEDDINGS_BATCH_SIZE: number = 64;
+  /** Timeout of one embeddings request, ms. */
+  @IsInt() @Min(100) EMBEDDINGS_TIMEOUT_MS: number = 10_000;
+}
