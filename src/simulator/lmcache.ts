@@ -68,11 +68,12 @@ export function computeChunkHashes(
   const hashes: string[] = [];
   let parent = `lmcache:${chunkSize}`;
   const fullChunks = Math.floor(tokens.length / chunkSize);
+  const all = Int32Array.from(tokens.slice(0, fullChunks * chunkSize));
   for (let c = 0; c < fullChunks; c++) {
     const h = createHash('sha256');
     h.update(parent);
     h.update('|');
-    h.update(Buffer.from(Int32Array.from(tokens.slice(c * chunkSize, (c + 1) * chunkSize)).buffer));
+    h.update(new Uint8Array(all.buffer, c * chunkSize * 4, chunkSize * 4));
     h.update('|');
     h.update(JSON.stringify(c === 0 && cacheSalt !== undefined ? [cacheSalt] : []));
     parent = h.digest('hex');

@@ -39,28 +39,31 @@ export function computeBlockHashes(
   const hashes: BlockHash[] = [];
   let parent = parentHash;
   const fullBlocks = Math.floor(tokens.length / blockSize);
+  const all = Int32Array.from(tokens.slice(0, fullBlocks * blockSize));
   for (let b = 0; b < fullBlocks; b++) {
     const isFirst = firstBlockIndex + b === 0;
-    parent = hashBlock(
-      parent,
-      tokens.slice(b * blockSize, (b + 1) * blockSize),
-      isFirst ? cacheSalt : undefined,
-    );
+    const bytes = new Uint8Array(all.buffer, b * blockSize * 4, blockSize * 4);
+    parent = hashBlock(parent, bytes, isFirst ? cacheSalt : undefined);
     hashes.push(parent);
   }
   return hashes;
 }
 
-/** hash(parent, token ids, extra keys); the extra key here is the cache salt of block 0. */
+/**
+ * hash(parent, token ids, extra keys); the extra key here is the cache salt of block 0. Token ids
+ * are hashed as int32 (platform byte order, little-endian on x86 and ARM).
+ */
 export function hashBlock(
   parent: BlockHash | null,
-  blockTokens: readonly number[],
+  blockTokens: readonly number[] | Uint8Array,
   salt?: string,
 ): BlockHash {
   const h = createHash('sha256');
   h.update(parent ?? 'none');
   h.update('|');
-  h.update(Buffer.from(Int32Array.from(blockTokens).buffer));
+  h.update(
+    blockTokens instanceof Uint8Array ? blockTokens : new Uint8Array(Int32Array.from(blockTokens).buffer),
+  );
   h.update('|');
   // JSON keeps "no salt" and "empty salt" distinct from any salt string.
   h.update(JSON.stringify(salt === undefined ? [] : [salt]));

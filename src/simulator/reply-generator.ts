@@ -180,15 +180,21 @@ export class ReplyGenerator {
       state ^= state << 5;
       return (state >>> 0) / 0x100000000;
     };
-    let text = `[simulated] Synthetic reply ${digest.toString('hex', 8, 12)} from the kvchat engine simulator (not a language model).`;
-    let ids = this.tokenizer.encode(text);
+    const ids = this.tokenizer.encode(
+      `[simulated] Synthetic reply ${digest.toString('hex', 8, 12)} from the kvchat engine simulator (not a language model).`,
+    );
     while (ids.length < length) {
       const words = Array.from(
         { length: 6 + Math.floor(next() * 8) },
         () => WORDS[Math.floor(next() * WORDS.length)],
       );
-      text += ` ${words[0][0].toUpperCase()}${words[0].slice(1)} ${words.slice(1).join(' ')}.`;
-      ids = this.tokenizer.encode(text);
+      // Each sentence starts with " Word" after a ".", where BPE pre-tokenization always splits, so
+      // encoding sentence by sentence gives the ids of the whole text without re-encoding it.
+      ids.push(
+        ...this.tokenizer.encode(
+          ` ${words[0][0].toUpperCase()}${words[0].slice(1)} ${words.slice(1).join(' ')}.`,
+        ),
+      );
     }
     return ids.slice(0, length);
   }

@@ -48,7 +48,7 @@ export interface CacheReport {
 export interface EngineTimings {
   /** Waiting for a batch slot and KV blocks (vLLM's WAITING phase). */
   queueMs: number;
-  /** Waiting for the GPU behind other prefills. */
+  /** Waiting for the GPU behind other prefills' recompute. */
   prefillWaitMs: number;
   /** Arrival to first token (includes tokenizing the reply plan, queueing, prefill, stall). */
   ttftMs: number;
@@ -291,7 +291,10 @@ export class SimulatedEngine {
         { uncachedTokens: cache.computedTokens, cpuTokens: cpuHitTokens, remoteTokens: remoteHitTokens },
         timing,
       );
-      const booking = this.lane.book(scaled(cost.totalMs, timing));
+      // The fixed overhead and the KV loads (PCIe / network, not GPU compute) run alongside other
+      // requests; the recompute queues behind other prefills on the one GPU.
+      await sleepMs(scaled(cost.overheadMs + cost.cpuLoadMs + cost.remoteLoadMs, timing), req.signal);
+      const booking = this.lane.book(scaled(cost.computeMs, timing));
       const prefillWaitMs = Math.max(0, booking.startAt - performance.now());
       await sleepUntil(booking.endAt, req.signal);
       const stallMs = this.faults.stallMs;
