@@ -15,7 +15,11 @@ describe('response-cache guards', () => {
       ["can't connect to the database", 'connect to the database', 'negation'],
       // numbers
       ['top 5 coffee shops in Seattle', 'top 10 coffee shops in Seattle', 'number'],
-      ['calculate mortgage payment for $500k at 5%', 'monthly payment on $600k mortgage at 5 percent', 'number'],
+      [
+        'calculate mortgage payment for $500k at 5%',
+        'monthly payment on $600k mortgage at 5 percent',
+        'number',
+      ],
       ['what is HTTP status 404', 'explain HTTP 500', 'number'],
       ['Explain RSA in two sentences', 'Explain RSA in three sentences', 'number'],
       // units, currencies, formats and their direction
@@ -37,10 +41,18 @@ describe('response-cache guards', () => {
       ['download latest NVIDIA driver for Windows', 'download latest AMD driver for Windows', 'entity'],
       ['search guides for migrating to ipv6', 'search guides for migrating to ipv4', 'entity'],
       // direction of a transformation
-      ['split monolith into microservices pitfalls', 'split microservices into monolith pitfalls', 'direction'],
+      [
+        'split monolith into microservices pitfalls',
+        'split microservices into monolith pitfalls',
+        'direction',
+      ],
       // a lowercase key term or an added qualifier
       ['postgres vacuum settings explained', 'postgres wal settings explained', 'term'],
-      ['capture network packets with tcpdump basics', 'capture network packets with wireshark basics', 'term'],
+      [
+        'capture network packets with tcpdump basics',
+        'capture network packets with wireshark basics',
+        'term',
+      ],
       ['markdown table alignment help', 'markdown table alignment help in spanish', 'term'],
       ['run multiple versions of python side by side', 'run multiple versions of node side by side', 'term'],
     ])('should reject %j for %j with the %s guard', (query, candidate, guard) => {
@@ -76,13 +88,19 @@ describe('response-cache guards', () => {
         'Gradio helps developers build machine learning demos and web applications with a few lines of Python',
       );
       expect(sut.reject(long, longParaphrase)).toBeNull();
-      expect(sut.reject(analyzeQuestion('rotate api keys safely'), analyzeQuestion('store api keys safely'))).not.toBeNull();
+      expect(
+        sut.reject(analyzeQuestion('rotate api keys safely'), analyzeQuestion('store api keys safely')),
+      ).not.toBeNull();
     });
   });
 
   it('should run only the guards named, in order', () => {
     const sut = guardsByName(['date', 'number']);
-    const rejection = firstRejection(sut, analyzeQuestion('top 5 posts today'), analyzeQuestion('top 10 posts yesterday'));
+    const rejection = firstRejection(
+      sut,
+      analyzeQuestion('top 5 posts today'),
+      analyzeQuestion('top 10 posts yesterday'),
+    );
     expect(rejection?.guard).toBe('date');
     expect(() => guardsByName(['nonsense'])).toThrow(RangeError);
   });

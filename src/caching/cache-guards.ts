@@ -31,7 +31,8 @@ export const negationGuard: ResponseCacheGuard = {
     for (const p of q.polarity) {
       const [axis, pole] = p.split(':');
       const opposite = `${axis}:${pole === '+' ? '-' : '+'}`;
-      if (c.polarity.has(opposite) && !c.polarity.has(p)) return `${axis}: ${pole} vs ${pole === '+' ? '-' : '+'}`;
+      if (c.polarity.has(opposite) && !c.polarity.has(p))
+        return `${axis}: ${pole} vs ${pole === '+' ? '-' : '+'}`;
     }
     return null;
   },

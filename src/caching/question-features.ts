@@ -106,9 +106,30 @@ function prepare(text: string): string {
 }
 
 const MONTHS: Record<string, number> = {
-  jan: 1, january: 1, feb: 2, february: 2, mar: 3, march: 3, apr: 4, april: 4, may: 5, jun: 6, june: 6,
-  jul: 7, july: 7, aug: 8, august: 8, sep: 9, sept: 9, september: 9, oct: 10, october: 10,
-  nov: 11, november: 11, dec: 12, december: 12,
+  jan: 1,
+  january: 1,
+  feb: 2,
+  february: 2,
+  mar: 3,
+  march: 3,
+  apr: 4,
+  april: 4,
+  may: 5,
+  jun: 6,
+  june: 6,
+  jul: 7,
+  july: 7,
+  aug: 8,
+  august: 8,
+  sep: 9,
+  sept: 9,
+  september: 9,
+  oct: 10,
+  october: 10,
+  nov: 11,
+  november: 11,
+  dec: 12,
+  december: 12,
 };
 const WEEKDAYS = new Set(['monday', 'tuesday', 'wednesday', 'thursday', 'friday', 'saturday', 'sunday']);
 
@@ -142,16 +163,21 @@ function extractSpans(text: string, f: QuestionFeatures): string {
       // "may" alone is a modal verb; only a month with a day or a year around it is a date.
       if (month.toLowerCase() === 'may' && !d1 && !d2 && !year) return m;
       const day = d1 ?? d2;
-      f.dates.add(`${year ?? '*'}-${String(MONTHS[month.toLowerCase()]).padStart(2, '0')}${day ? `-${day.padStart(2, '0')}` : ''}`);
+      f.dates.add(
+        `${year ?? '*'}-${String(MONTHS[month.toLowerCase()]).padStart(2, '0')}${day ? `-${day.padStart(2, '0')}` : ''}`,
+      );
       return ' ';
     },
   );
   // Times: 7pm, 7 pm, 19:00, 7:30am.
-  t = t.replace(/\b(\d{1,2})(?::(\d{2}))?\s*(am|pm)\b/gi, (_m, h: string, min: string | undefined, ap: string) => {
-    const hour = (Number(h) % 12) + (ap.toLowerCase() === 'pm' ? 12 : 0);
-    f.dates.add(`time:${hour}:${min ?? '00'}`);
-    return ' ';
-  });
+  t = t.replace(
+    /\b(\d{1,2})(?::(\d{2}))?\s*(am|pm)\b/gi,
+    (_m, h: string, min: string | undefined, ap: string) => {
+      const hour = (Number(h) % 12) + (ap.toLowerCase() === 'pm' ? 12 : 0);
+      f.dates.add(`time:${hour}:${min ?? '00'}`);
+      return ' ';
+    },
+  );
   t = t.replace(/\b([01]?\d|2[0-3]):([0-5]\d)\b/g, (_m, h: string, min: string) => {
     f.dates.add(`time:${Number(h)}:${min}`);
     return ' ';
@@ -166,11 +192,14 @@ function extractSpans(text: string, f: QuestionFeatures): string {
     return ' ';
   });
   // Money and temperatures glued to numbers: $500k, 5%, 100°F, €20, 10kg.
-  t = t.replace(/([$€£¥])\s?(\d[\d,]*(?:\.\d+)?)\s?(k|m|bn|b)?\b/gi, (_m, sym: string, n: string, mult: string | undefined) => {
-    f.numbers.add(canonicalNumber(n, mult));
-    f.units.push(CURRENCY_SYMBOLS[sym]);
-    return ' ';
-  });
+  t = t.replace(
+    /([$€£¥])\s?(\d[\d,]*(?:\.\d+)?)\s?(k|m|bn|b)?\b/gi,
+    (_m, sym: string, n: string, mult: string | undefined) => {
+      f.numbers.add(canonicalNumber(n, mult));
+      f.units.push(CURRENCY_SYMBOLS[sym]);
+      return ' ';
+    },
+  );
   t = t.replace(/(\d[\d,]*(?:\.\d+)?)\s?(%|°\s?[cf]\b|°)/gi, (_m, n: string, unit: string) => {
     f.numbers.add(canonicalNumber(n, undefined));
     f.units.push(unitOfSymbol(unit));
@@ -239,52 +268,265 @@ function tokenize(text: string): Token[] {
 }
 
 const NUMBER_WORDS: Record<string, number> = {
-  zero: 0, one: 1, two: 2, three: 3, four: 4, five: 5, six: 6, seven: 7, eight: 8, nine: 9, ten: 10,
-  eleven: 11, twelve: 12, thirteen: 13, fourteen: 14, fifteen: 15, sixteen: 16, seventeen: 17,
-  eighteen: 18, nineteen: 19, twenty: 20, thirty: 30, forty: 40, fifty: 50, sixty: 60, seventy: 70,
-  eighty: 80, ninety: 90, hundred: 100, thousand: 1000, million: 1e6, billion: 1e9, dozen: 12,
-  single: 1, couple: 2, pair: 2, first: 1, second: 2, third: 3, fourth: 4, fifth: 5, tenth: 10,
+  zero: 0,
+  one: 1,
+  two: 2,
+  three: 3,
+  four: 4,
+  five: 5,
+  six: 6,
+  seven: 7,
+  eight: 8,
+  nine: 9,
+  ten: 10,
+  eleven: 11,
+  twelve: 12,
+  thirteen: 13,
+  fourteen: 14,
+  fifteen: 15,
+  sixteen: 16,
+  seventeen: 17,
+  eighteen: 18,
+  nineteen: 19,
+  twenty: 20,
+  thirty: 30,
+  forty: 40,
+  fifty: 50,
+  sixty: 60,
+  seventy: 70,
+  eighty: 80,
+  ninety: 90,
+  hundred: 100,
+  thousand: 1000,
+  million: 1e6,
+  billion: 1e9,
+  dozen: 12,
+  single: 1,
+  couple: 2,
+  pair: 2,
+  first: 1,
+  second: 2,
+  third: 3,
+  fourth: 4,
+  fifth: 5,
+  tenth: 10,
 };
 /** Words that are numbers only next to a noun; alone they are ordinary words ("second opinion" is rare in questions). */
 const WEAK_NUMBER_WORDS = new Set(['single', 'couple', 'pair', 'second']);
 
 const RELATIVE_DATES: Record<string, string> = {
-  today: 'rel:today', tonight: 'rel:today', tomorrow: 'rel:tomorrow', yesterday: 'rel:yesterday',
-  now: 'rel:now', currently: 'rel:now', current: 'rel:now', latest: 'rel:now', newest: 'rel:now',
-  present: 'rel:now', nowadays: 'rel:now', recent: 'rel:recent', recently: 'rel:recent',
-  weekend: 'rel:weekend', weekly: 'per:week', daily: 'per:day', monthly: 'per:month', yearly: 'per:year',
-  annual: 'per:year', annually: 'per:year', hourly: 'per:hour',
+  today: 'rel:today',
+  tonight: 'rel:today',
+  tomorrow: 'rel:tomorrow',
+  yesterday: 'rel:yesterday',
+  now: 'rel:now',
+  currently: 'rel:now',
+  current: 'rel:now',
+  latest: 'rel:now',
+  newest: 'rel:now',
+  present: 'rel:now',
+  nowadays: 'rel:now',
+  recent: 'rel:recent',
+  recently: 'rel:recent',
+  weekend: 'rel:weekend',
+  weekly: 'per:week',
+  daily: 'per:day',
+  monthly: 'per:month',
+  yearly: 'per:year',
+  annual: 'per:year',
+  annually: 'per:year',
+  hourly: 'per:hour',
 };
-const PERIODS = new Set(['day', 'week', 'month', 'year', 'quarter', 'decade', 'century', 'season', 'weekend']);
-const PERIOD_MODIFIERS: Record<string, string> = { this: 'this', next: 'next', last: 'last', previous: 'last', past: 'last', coming: 'next' };
+const PERIODS = new Set([
+  'day',
+  'week',
+  'month',
+  'year',
+  'quarter',
+  'decade',
+  'century',
+  'season',
+  'weekend',
+]);
+const PERIOD_MODIFIERS: Record<string, string> = {
+  this: 'this',
+  next: 'next',
+  last: 'last',
+  previous: 'last',
+  past: 'last',
+  coming: 'next',
+};
 
 /** Measurement units, currencies and data formats; values are canonical names. */
 const UNITS: Record<string, string> = {
-  usd: 'usd', dollar: 'usd', dollars: 'usd', eur: 'eur', euro: 'eur', euros: 'eur', gbp: 'gbp', sterling: 'gbp',
-  jpy: 'jpy', yen: 'jpy', cny: 'cny', rmb: 'cny', yuan: 'cny', inr: 'inr', rupee: 'inr', rupees: 'inr',
-  chf: 'chf', cad: 'cad', aud: 'aud', btc: 'btc', bitcoin: 'btc', eth: 'eth',
-  celsius: 'celsius', centigrade: 'celsius', fahrenheit: 'fahrenheit', kelvin: 'kelvin',
-  percent: 'percent', percentage: 'percent', pct: 'percent',
-  km: 'km', kilometer: 'km', kilometers: 'km', kilometre: 'km', kilometres: 'km', mile: 'mile', miles: 'mile',
-  meter: 'meter', meters: 'meter', metre: 'meter', metres: 'meter', cm: 'cm', mm: 'mm', inch: 'inch', inches: 'inch',
-  ft: 'foot', foot: 'foot', feet: 'foot', yard: 'yard', yards: 'yard',
-  kg: 'kg', kilogram: 'kg', kilograms: 'kg', kilo: 'kg', kilos: 'kg', gram: 'gram', grams: 'gram',
-  lb: 'pound', lbs: 'pound', oz: 'ounce', ounce: 'ounce', ounces: 'ounce', ton: 'ton', tons: 'ton', tonne: 'ton',
-  liter: 'liter', liters: 'liter', litre: 'liter', litres: 'liter', ml: 'ml', gallon: 'gallon', gallons: 'gallon',
-  kb: 'kb', mb: 'mb', gb: 'gb', tb: 'tb', kib: 'kb', mib: 'mb', gib: 'gb', tib: 'tb',
-  mph: 'mph', kmh: 'kmh', kph: 'kmh', hz: 'hz', mhz: 'mhz', ghz: 'ghz', kw: 'kw', kwh: 'kwh', watt: 'watt', watts: 'watt',
-  second: 'second', seconds: 'second', minute: 'minute', minutes: 'minute', hour: 'hour', hours: 'hour',
-  csv: 'csv', tsv: 'tsv', json: 'json', jsonl: 'jsonl', yaml: 'yaml', yml: 'yaml', xml: 'xml', toml: 'toml',
-  html: 'html', markdown: 'markdown', md: 'markdown', pdf: 'pdf', docx: 'docx', xlsx: 'xlsx', txt: 'txt',
-  plaintext: 'txt', png: 'png', jpeg: 'jpeg', jpg: 'jpeg', webp: 'webp', gif: 'gif', svg: 'svg', bmp: 'bmp',
-  tiff: 'tiff', heic: 'heic', mp3: 'mp3', wav: 'wav', flac: 'flac', aac: 'aac', ogg: 'ogg', mp4: 'mp4',
-  mov: 'mov', mkv: 'mkv', avi: 'avi', webm: 'webm', parquet: 'parquet', avro: 'avro', protobuf: 'protobuf',
+  usd: 'usd',
+  dollar: 'usd',
+  dollars: 'usd',
+  eur: 'eur',
+  euro: 'eur',
+  euros: 'eur',
+  gbp: 'gbp',
+  sterling: 'gbp',
+  jpy: 'jpy',
+  yen: 'jpy',
+  cny: 'cny',
+  rmb: 'cny',
+  yuan: 'cny',
+  inr: 'inr',
+  rupee: 'inr',
+  rupees: 'inr',
+  chf: 'chf',
+  cad: 'cad',
+  aud: 'aud',
+  btc: 'btc',
+  bitcoin: 'btc',
+  eth: 'eth',
+  celsius: 'celsius',
+  centigrade: 'celsius',
+  fahrenheit: 'fahrenheit',
+  kelvin: 'kelvin',
+  percent: 'percent',
+  percentage: 'percent',
+  pct: 'percent',
+  km: 'km',
+  kilometer: 'km',
+  kilometers: 'km',
+  kilometre: 'km',
+  kilometres: 'km',
+  mile: 'mile',
+  miles: 'mile',
+  meter: 'meter',
+  meters: 'meter',
+  metre: 'meter',
+  metres: 'meter',
+  cm: 'cm',
+  mm: 'mm',
+  inch: 'inch',
+  inches: 'inch',
+  ft: 'foot',
+  foot: 'foot',
+  feet: 'foot',
+  yard: 'yard',
+  yards: 'yard',
+  kg: 'kg',
+  kilogram: 'kg',
+  kilograms: 'kg',
+  kilo: 'kg',
+  kilos: 'kg',
+  gram: 'gram',
+  grams: 'gram',
+  lb: 'pound',
+  lbs: 'pound',
+  oz: 'ounce',
+  ounce: 'ounce',
+  ounces: 'ounce',
+  ton: 'ton',
+  tons: 'ton',
+  tonne: 'ton',
+  liter: 'liter',
+  liters: 'liter',
+  litre: 'liter',
+  litres: 'liter',
+  ml: 'ml',
+  gallon: 'gallon',
+  gallons: 'gallon',
+  kb: 'kb',
+  mb: 'mb',
+  gb: 'gb',
+  tb: 'tb',
+  kib: 'kb',
+  mib: 'mb',
+  gib: 'gb',
+  tib: 'tb',
+  mph: 'mph',
+  kmh: 'kmh',
+  kph: 'kmh',
+  hz: 'hz',
+  mhz: 'mhz',
+  ghz: 'ghz',
+  kw: 'kw',
+  kwh: 'kwh',
+  watt: 'watt',
+  watts: 'watt',
+  second: 'second',
+  seconds: 'second',
+  minute: 'minute',
+  minutes: 'minute',
+  hour: 'hour',
+  hours: 'hour',
+  csv: 'csv',
+  tsv: 'tsv',
+  json: 'json',
+  jsonl: 'jsonl',
+  yaml: 'yaml',
+  yml: 'yaml',
+  xml: 'xml',
+  toml: 'toml',
+  html: 'html',
+  markdown: 'markdown',
+  md: 'markdown',
+  pdf: 'pdf',
+  docx: 'docx',
+  xlsx: 'xlsx',
+  txt: 'txt',
+  plaintext: 'txt',
+  png: 'png',
+  jpeg: 'jpeg',
+  jpg: 'jpeg',
+  webp: 'webp',
+  gif: 'gif',
+  svg: 'svg',
+  bmp: 'bmp',
+  tiff: 'tiff',
+  heic: 'heic',
+  mp3: 'mp3',
+  wav: 'wav',
+  flac: 'flac',
+  aac: 'aac',
+  ogg: 'ogg',
+  mp4: 'mp4',
+  mov: 'mov',
+  mkv: 'mkv',
+  avi: 'avi',
+  webm: 'webm',
+  parquet: 'parquet',
+  avro: 'avro',
+  protobuf: 'protobuf',
 };
 /** Unit words that are also ordinary words: a unit only right after a number. */
-const WEAK_UNITS = new Set(['second', 'seconds', 'minute', 'minutes', 'hour', 'hours', 'foot', 'feet', 'yard', 'yards', 'ton', 'tons', 'md', 'ml', 'mb']);
+const WEAK_UNITS = new Set([
+  'second',
+  'seconds',
+  'minute',
+  'minutes',
+  'hour',
+  'hours',
+  'foot',
+  'feet',
+  'yard',
+  'yards',
+  'ton',
+  'tons',
+  'md',
+  'ml',
+  'mb',
+]);
 
 /** Negation cues; `free` counts only as a compound suffix ("gluten-free"), `non` as a prefix. */
-const NEGATIONS = new Set(['not', 'no', 'never', 'without', 'none', 'nor', 'neither', 'cannot', 'nothing', 'nobody', 'nowhere', 'non']);
+const NEGATIONS = new Set([
+  'not',
+  'no',
+  'never',
+  'without',
+  'none',
+  'nor',
+  'neither',
+  'cannot',
+  'nothing',
+  'nobody',
+  'nowhere',
+  'non',
+]);
 
 /** Antonym pairs that flip a question's meaning: word -> axis and pole. */
 const POLARITY: Record<string, string> = {};
@@ -293,7 +535,11 @@ for (const [axis, plus, minus] of [
   ['include', 'include including included inclusive', 'exclude excluding excluded exclusive'],
   ['allow', 'allow allowed allowing permit', 'deny denied block blocked forbid forbidden prevent'],
   ['add', 'add adding added insert', 'remove removing removed delete deleting deleted'],
-  ['increase', 'increase increasing raise more higher maximize', 'decrease decreasing reduce lower less fewer minimize'],
+  [
+    'increase',
+    'increase increasing raise more higher maximize',
+    'decrease decreasing reduce lower less fewer minimize',
+  ],
   ['encrypt', 'encrypt encrypting encrypted', 'decrypt decrypting decrypted'],
   ['transfer', 'upload uploading uploaded', 'download downloading downloaded'],
   ['io', 'import importing imported', 'export exporting exported'],
@@ -308,7 +554,11 @@ for (const [axis, plus, minus] of [
   ['lock', 'lock locking locked', 'unlock unlocking unlocked'],
   ['theme', 'light', 'dark'],
   ['price', 'cheap budget affordable inexpensive', 'expensive luxury premium'],
-  ['level', 'beginner beginners newbie newbies novice starter basic basics intro introductory', 'advanced expert experts'],
+  [
+    'level',
+    'beginner beginners newbie newbies novice starter basic basics intro introductory',
+    'advanced expert experts',
+  ],
   ['hardness', 'soft', 'hard'],
   ['temperature', 'hot warm', 'cold cool'],
   ['sequence', 'first earliest', 'last latest'],
@@ -334,7 +584,8 @@ function classifyToken(token: Token, tokens: Token[], i: number, f: QuestionFeat
   if (PERIOD_MODIFIERS[w] && next && PERIODS.has(next.replace(/s$/, ''))) {
     const period = next.replace(/s$/, '');
     // "this weekend" is the weekend a bare "weekend" means; "this day" is today.
-    if (w === 'this' && (period === 'weekend' || period === 'day')) f.dates.add(period === 'day' ? 'rel:today' : 'rel:weekend');
+    if (w === 'this' && (period === 'weekend' || period === 'day'))
+      f.dates.add(period === 'day' ? 'rel:today' : 'rel:weekend');
     else f.dates.add(`rel:${PERIOD_MODIFIERS[w]}-${period}`);
     return 2;
   }
@@ -405,7 +656,8 @@ function analyzeWords(tokens: Token[], f: QuestionFeatures): void {
     if (!DIRECTIONAL.has(tokens[i].lower)) continue;
     const before = tokens[i - 1];
     const after = tokens[i + 1];
-    if (isContent(before) && isContent(after)) f.directed.add(`${conceptOf(before.lower)}>${conceptOf(after.lower)}`);
+    if (isContent(before) && isContent(after))
+      f.directed.add(`${conceptOf(before.lower)}>${conceptOf(after.lower)}`);
   }
   for (let i = 0; i < tokens.length; i++) {
     const { text, lower, initial } = tokens[i];

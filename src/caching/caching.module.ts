@@ -1,0 +1,42 @@
+import { Module, type Provider } from '@nestjs/common';
+import { CachingConfig } from '../config/caching.config';
+import { PgVectorStore } from '../database/vector-store';
+import { InferenceModule } from '../inference/inference.module';
+import { guardsByName, type ResponseCacheGuard } from './cache-guards';
+import { ResponseCacheAdmin } from './response-cache-admin.service';
+import { ResponseCacheController } from './response-cache.controller';
+import { RESPONSE_CACHE_GUARDS, ResponseCache } from './response-cache.service';
+import { ResponseCacheStats } from './response-cache.stats';
+import { ResponseCacheStore } from './response-cache.store';
+import { SemanticIndex } from './semantic-index';
+import { SingleFlight } from './single-flight';
+import { verifierProvider } from './verifier';
+
+/** The guards named by RESPONSE_CACHE_GUARDS, in that order. */
+const guardsProvider: Provider = {
+  provide: RESPONSE_CACHE_GUARDS,
+  inject: [CachingConfig],
+  useFactory: (config: CachingConfig): ResponseCacheGuard[] => guardsByName(config.RESPONSE_CACHE_GUARDS),
+};
+
+/**
+ * The response cache: exact (Redis) and semantic (embeddings + pgvector) lookups with guards and an
+ * optional verifier, single flight, per-tenant bounds and invalidation (`DELETE /v1/cache`).
+ */
+@Module({
+  imports: [InferenceModule],
+  controllers: [ResponseCacheController],
+  providers: [
+    PgVectorStore,
+    ResponseCacheStore,
+    ResponseCacheStats,
+    SemanticIndex,
+    SingleFlight,
+    guardsProvider,
+    verifierProvider,
+    ResponseCache,
+    ResponseCacheAdmin,
+  ],
+  exports: [ResponseCache, ResponseCacheAdmin],
+})
+export class CachingModule {}

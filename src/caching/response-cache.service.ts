@@ -1,0 +1,422 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { CachingConfig } from '../config/caching.config';
+import type { ChatResult } from '../inference/inference.types';
+import { NOOP_TURN_TRACE, type TurnTrace } from '../observability/turn-trace';
+import { firstRejection, type ResponseCacheGuard } from './cache-guards';
+import { analyzeQuestion } from './question-features';
+import { replayDeltas } from './replay';
+import { ResponseCacheStats } from './response-cache.stats';
+import { ResponseCacheStore } from './response-cache.store';
+import type {
+  CachedAnswer,
+  CacheControl,
+  GuardRejection,
+  LookupResult,
+  ResponseCacheReport,
+  ResponseCacheScope,
+} from './response-cache.types';
+import { questionHash, scopeFingerprint } from './scope';
+import { SemanticIndex } from './semantic-index';
+import { SingleFlight } from './single-flight';
+import { RESPONSE_CACHE_VERIFIER, type ResponseCacheVerifier } from './verifier';
+
+/** Injection token of the ordered guard list. */
+export const RESPONSE_CACHE_GUARDS = Symbol('RESPONSE_CACHE_GUARDS');
+
+/** A request to answer through the cache. */
+export interface ServeRequest {
+  scope: ResponseCacheScope;
+  /** The question as the user asked it (the last user message). */
+  question: string;
+  control?: CacheControl;
+  /** Receives the answer's deltas: live from the engine, or replayed from the cache. */
+  onToken?: (delta: string) => void;
+  signal?: AbortSignal;
+  trace?: TurnTrace;
+}
+
+/** The answer and what the cache did. */
+export interface ServeResult {
+  /** The answer; on a hit, `usage` is zero (no engine call) and `replica` is `response-cache`. */
+  result: ChatResult;
+  /** Undefined when the response cache is disabled. */
+  report?: ResponseCacheReport;
+  /** The entry served on a hit (its `usage` is the original engine call's). */
+  cached: CachedAnswer | null;
+}
+
+/** A semantic candidate as the benchmark and the logs see it. */
+export interface CandidateExplanation {
+  entryId: string;
+  question: string;
+  similarity: number;
+  rejection: { guard: string; reason: string } | null;
+}
+
+interface FlightOutcome {
+  /** The engine's answer when this flight called the engine. */
+  result?: ChatResult;
+  /** The stored entry (null when the answer was not cacheable). */
+  entry: CachedAnswer | null;
+}
+
+/** Marks the replica of an answer that came from the response cache. */
+export const RESPONSE_CACHE_REPLICA = 'response-cache';
+
+/**
+ * The response cache: answers a repeated question without the engine.
+ *
+ * Lookup: exact first (Redis: scope fingerprint + hash of the normalised question), then semantic
+ * (the nearest cached questions of the same scope above RESPONSE_CACHE_SIMILARITY_THRESHOLD), each
+ * candidate passing the guards (negation, numbers, units, dates, entities, direction, content
+ * words) and the optional verifier before it is served. Store: only complete answers
+ * (`finish_reason` `stop`, non-empty). Identical concurrent misses share one engine call.
+ */
+@Injectable()
+export class ResponseCache {
+  private readonly logger = new Logger('ResponseCache');
+
+  constructor(
+    private readonly config: CachingConfig,
+    private readonly store: ResponseCacheStore,
+    private readonly semantic: SemanticIndex,
+    private readonly stats: ResponseCacheStats,
+    private readonly flights: SingleFlight,
+    @Inject(RESPONSE_CACHE_GUARDS) private readonly guards: ResponseCacheGuard[],
+    @Inject(RESPONSE_CACHE_VERIFIER) private readonly verifier: ResponseCacheVerifier | null,
+  ) {}
+
+  /** Whether the response cache is on (RESPONSE_CACHE_ENABLED). */
+  get enabled(): boolean {
+    return this.config.RESPONSE_CACHE_ENABLED;
+  }
+
+  /**
+   * Answers `request` from the cache, or with `compute` (the engine call) and stores the answer.
+   * A hit is replayed to `request.onToken` as word-sized deltas. Cache failures never fail the
+   * request: they are logged and the engine answers.
+   * @throws whatever `compute` throws (the answer is then not stored)
+   */
+  async serve(request: ServeRequest, compute: () => Promise<ChatResult>): Promise<ServeResult> {
+    if (!this.enabled) return { result: await compute(), cached: null };
+    const started = performance.now();
+    const mode = request.control?.mode ?? 'default';
+    const tenantId = request.scope.tenantId;
+    const trace = request.trace ?? NOOP_TURN_TRACE;
+
+    if (mode === 'bypass' || mode === 'no-cache') {
+      this.stats.count(tenantId, 'skip');
+      trace.span('response-cache', { mode }).end({ hit: false, skipped: true });
+      const result = await compute();
+      if (mode === 'no-cache') await this.storeAnswer(request.scope, request.question, result);
+      return { result, report: { hit: false }, cached: null };
+    }
+
+    this.stats.count(tenantId, 'lookup');
+    const span = trace.span('response-cache', { mode, maxAgeSeconds: request.control?.maxAgeSeconds });
+    const lookup = await this.lookup(request.scope, request.question, request.control, request.signal).catch(
+      (e: unknown): LookupResult => {
+        this.logger.warn(
+          `response cache lookup failed, answering without it: ${e instanceof Error ? e.message : String(e)}`,
+        );
+        return { hit: false };
+      },
+    );
+    if (lookup.hit) {
+      this.stats.count(tenantId, lookup.type === 'exact' ? 'hit:exact' : 'hit:semantic');
+      const report: ResponseCacheReport = {
+        hit: true,
+        type: lookup.type,
+        similarity: round4(lookup.similarity),
+        entryId: lookup.answer.entryId,
+      };
+      span.end(report);
+      return this.replay(lookup.answer, report, request, started);
+    }
+    const missReport: ResponseCacheReport = {
+      hit: false,
+      ...(lookup.rejection ? { guard: lookup.rejection.guard } : {}),
+    };
+    span.end(missReport, lookup.rejection ? { rejection: lookup.rejection } : undefined);
+
+    if (mode === 'no-store') {
+      this.stats.count(tenantId, 'miss');
+      return { result: await compute(), report: missReport, cached: null };
+    }
+
+    const key = `${tenantId}:${scopeFingerprint(request.scope)}:${questionHash(request.question)}`;
+    const flight = this.flights.coalesce(key, () => this.lead(request, compute, lookup.embedding));
+    if (flight.leader) {
+      const outcome = await flight.promise.catch((e: unknown) => {
+        this.stats.count(tenantId, 'miss');
+        throw e;
+      });
+      if (outcome.result) {
+        this.stats.count(tenantId, 'miss');
+        return { result: outcome.result, report: missReport, cached: null };
+      }
+      // Another replica's engine call answered while this one waited.
+      if (outcome.entry) return this.servedByFlight(outcome.entry, request, started);
+    } else {
+      const outcome = await flight.promise.catch(() => null);
+      if (outcome?.entry) return this.servedByFlight(outcome.entry, request, started);
+    }
+    // The call we waited for failed or was not cacheable: answer this request on its own.
+    this.stats.count(tenantId, 'miss');
+    const result = await compute();
+    await this.storeAnswer(request.scope, request.question, result, lookup.embedding);
+    return { result, report: missReport, cached: null };
+  }
+
+  /**
+   * Looks a question up: exact, then semantic through the guards and the verifier.
+   * Never counts statistics (serve does).
+   */
+  async lookup(
+    scope: ResponseCacheScope,
+    question: string,
+    control?: CacheControl,
+    signal?: AbortSignal,
+  ): Promise<LookupResult> {
+    const fingerprint = scopeFingerprint(scope);
+    const maxAgeMs = this.maxAgeMs(control);
+    const fresh = (a: CachedAnswer): boolean =>
+      a.scope === fingerprint && Date.now() - a.createdAt <= maxAgeMs;
+    const exact = await this.store.getExact(scope.tenantId, fingerprint, questionHash(question));
+    if (exact && fresh(exact)) return { hit: true, type: 'exact', answer: exact, similarity: 1 };
+
+    const embedding = await this.semantic.embed(question);
+    if (!embedding) return { hit: false };
+    const matches = await this.semantic.nearest(
+      scope.tenantId,
+      fingerprint,
+      embedding,
+      this.config.RESPONSE_CACHE_CANDIDATES,
+      this.config.RESPONSE_CACHE_SIMILARITY_THRESHOLD,
+    );
+    const features = analyzeQuestion(question);
+    let rejection: GuardRejection | undefined;
+    const orphans: string[] = [];
+    for (const match of matches) {
+      if (exact && match.id === exact.entryId) continue;
+      const candidate = await this.store.get(scope.tenantId, match.id);
+      if (!candidate) {
+        orphans.push(match.id);
+        continue;
+      }
+      if (!fresh(candidate)) continue;
+      const rejected = firstRejection(this.guards, features, analyzeQuestion(candidate.question));
+      if (rejected) {
+        this.stats.count(scope.tenantId, `guard:${rejected.guard}`);
+        rejection ??= { ...rejected, similarity: round4(match.similarity), entryId: match.id };
+        continue;
+      }
+      if (this.verifier && !(await this.verified(question, candidate, match.similarity, signal))) {
+        this.stats.count(scope.tenantId, 'verifier:rejected');
+        rejection ??= {
+          guard: 'verifier',
+          reason: this.verifier.name,
+          similarity: round4(match.similarity),
+          entryId: match.id,
+        };
+        continue;
+      }
+      if (orphans.length > 0) void this.dropOrphans(scope.tenantId, orphans);
+      return { hit: true, type: 'semantic', answer: candidate, similarity: match.similarity };
+    }
+    if (orphans.length > 0) void this.dropOrphans(scope.tenantId, orphans);
+    return { hit: false, rejection, embedding };
+  }
+
+  /**
+   * The exact entry and the `k` nearest semantic candidates of a question with each one's guard
+   * verdict, regardless of the threshold; serves nothing and counts nothing (benchmarks, debugging).
+   */
+  async explain(
+    scope: ResponseCacheScope,
+    question: string,
+    k = this.config.RESPONSE_CACHE_CANDIDATES,
+  ): Promise<{ exact: CachedAnswer | null; candidates: CandidateExplanation[] }> {
+    const fingerprint = scopeFingerprint(scope);
+    const exact = await this.store.getExact(scope.tenantId, fingerprint, questionHash(question));
+    const embedding = await this.semantic.embed(question);
+    if (!embedding) return { exact, candidates: [] };
+    const matches = await this.semantic.nearest(scope.tenantId, fingerprint, embedding, k, -1);
+    const features = analyzeQuestion(question);
+    const candidates: CandidateExplanation[] = [];
+    for (const match of matches) {
+      const candidate = await this.store.get(scope.tenantId, match.id);
+      if (!candidate) continue;
+      const rejected = firstRejection(this.guards, features, analyzeQuestion(candidate.question));
+      candidates.push({
+        entryId: match.id,
+        question: candidate.question,
+        similarity: match.similarity,
+        rejection: rejected,
+      });
+    }
+    return { exact, candidates };
+  }
+
+  /**
+   * Stores a complete answer (finish reason `stop`, non-empty) and indexes its question.
+   * @returns the entry, or null when the answer is not cacheable or storing failed
+   */
+  async storeAnswer(
+    scope: ResponseCacheScope,
+    question: string,
+    result: ChatResult,
+    embedding?: number[],
+  ): Promise<CachedAnswer | null> {
+    if (result.finishReason !== 'stop' || result.content.trim().length === 0) return null;
+    try {
+      const fingerprint = scopeFingerprint(scope);
+      const { entry, removed } = await this.store.put(
+        {
+          tenantId: scope.tenantId,
+          scope: fingerprint,
+          agent: scope.agent,
+          model: scope.model,
+          templateVersion: scope.templateVersion,
+          question,
+          content: result.content,
+          finishReason: result.finishReason,
+          usage: result.usage,
+        },
+        questionHash(question),
+      );
+      this.stats.count(scope.tenantId, 'store');
+      this.stats.count(scope.tenantId, 'evict', removed.length);
+      const vector = embedding ?? (await this.semantic.embed(question));
+      if (vector) {
+        await this.semantic.add({
+          entryId: entry.entryId,
+          tenantId: scope.tenantId,
+          scope: fingerprint,
+          agent: scope.agent,
+          templateVersion: scope.templateVersion,
+          embedding: vector,
+          expiresAt: new Date(entry.createdAt + this.config.RESPONSE_CACHE_TTL_SECONDS * 1000),
+        });
+      }
+      if (removed.length > 0) await this.semantic.remove(scope.tenantId, removed);
+      return entry;
+    } catch (e) {
+      this.logger.warn(
+        `cannot store an answer in the response cache: ${e instanceof Error ? e.message : String(e)}`,
+      );
+      return null;
+    }
+  }
+
+  /** The single-flight leader: waits for another replica's identical call, or calls the engine and stores. */
+  private async lead(
+    request: ServeRequest,
+    compute: () => Promise<ChatResult>,
+    embedding?: number[],
+  ): Promise<FlightOutcome> {
+    const { scope, question } = request;
+    const fingerprint = scopeFingerprint(scope);
+    const qhash = questionHash(question);
+    const lockKey = this.store.flightKey(scope.tenantId, fingerprint, qhash);
+    const freshExact = async (): Promise<CachedAnswer | null> => {
+      const entry = await this.store.getExact(scope.tenantId, fingerprint, qhash);
+      return entry &&
+        entry.scope === fingerprint &&
+        Date.now() - entry.createdAt <= this.maxAgeMs(request.control)
+        ? entry
+        : null;
+    };
+    let lock = await this.flights.acquire(lockKey).catch(() => null);
+    if (!lock) {
+      const entry = await this.flights
+        .waitFor(lockKey, freshExact, this.config.RESPONSE_CACHE_SINGLE_FLIGHT_WAIT_MS, request.signal)
+        .catch(() => null);
+      if (entry) return { entry };
+      lock = await this.flights.acquire(lockKey).catch(() => null);
+    } else {
+      // Double check: the previous leader may have stored the answer between our lookup and the lock.
+      const entry = await freshExact().catch(() => null);
+      if (entry) {
+        await lock.release();
+        return { entry };
+      }
+    }
+    try {
+      const result = await compute();
+      return { result, entry: await this.storeAnswer(scope, question, result, embedding) };
+    } finally {
+      await lock?.release();
+    }
+  }
+
+  private servedByFlight(entry: CachedAnswer, request: ServeRequest, started: number): ServeResult {
+    const tenantId = request.scope.tenantId;
+    this.stats.count(tenantId, 'singleflight:wait');
+    this.stats.count(tenantId, 'hit:exact');
+    const report: ResponseCacheReport = { hit: true, type: 'exact', similarity: 1, entryId: entry.entryId };
+    (request.trace ?? NOOP_TURN_TRACE).span('response-cache', { singleFlight: true }).end(report);
+    return this.replay(entry, report, request, started);
+  }
+
+  /** Replays a cached answer to the caller's token callback and shapes it as an engine result. */
+  private replay(
+    answer: CachedAnswer,
+    report: ResponseCacheReport,
+    request: ServeRequest,
+    started: number,
+  ): ServeResult {
+    if (request.onToken) for (const delta of replayDeltas(answer.content)) request.onToken(delta);
+    void this.store.touch(answer.tenantId, answer.entryId).catch(() => undefined);
+    return {
+      result: {
+        content: answer.content,
+        finishReason: answer.finishReason,
+        model: answer.model,
+        usage: { promptTokens: 0, completionTokens: 0, cachedTokens: 0 },
+        replica: RESPONSE_CACHE_REPLICA,
+        timings: { ttftMs: 0, totalMs: performance.now() - started, itlMs: 0 },
+      },
+      report,
+      cached: answer,
+    };
+  }
+
+  private async verified(
+    question: string,
+    candidate: CachedAnswer,
+    similarity: number,
+    signal?: AbortSignal,
+  ): Promise<boolean> {
+    if (!this.verifier) return true;
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), this.config.RESPONSE_CACHE_VERIFIER_TIMEOUT_MS);
+    const onAbort = (): void => controller.abort();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      return await this.verifier.verify(
+        { question, candidateQuestion: candidate.question, candidateAnswer: candidate.content, similarity },
+        controller.signal,
+      );
+    } catch (e) {
+      this.logger.warn(
+        `verifier ${this.verifier.name} failed; candidate not served: ${e instanceof Error ? e.message : String(e)}`,
+      );
+      return false;
+    } finally {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  private maxAgeMs(control?: CacheControl): number {
+    const ttl = this.config.RESPONSE_CACHE_TTL_SECONDS;
+    return Math.min(ttl, control?.maxAgeSeconds ?? ttl) * 1000;
+  }
+
+  private async dropOrphans(tenantId: string, ids: string[]): Promise<void> {
+    await this.semantic.remove(tenantId, ids).catch(() => undefined);
+  }
+}
+
+const round4 = (x: number): number => Math.round(x * 10_000) / 10_000;

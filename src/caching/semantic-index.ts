@@ -1,0 +1,151 @@
+import { Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
+import { CachingConfig } from '../config/caching.config';
+import { PgVectorStore, type VectorCollection, type VectorMatch } from '../database/vector-store';
+import { EmbeddingsService } from '../inference/embeddings.service';
+
+/** Name of the response cache's vector collections. */
+export const RESPONSE_CACHE_COLLECTION = 'response_cache';
+
+/** Why semantic lookups are on or off. */
+export interface SemanticStatus {
+  enabled: boolean;
+  model?: string;
+  dimension?: number;
+  reason?: string;
+}
+
+/** How long to wait before trying again when the embeddings server was unreachable, ms. */
+const RETRY_MS = 30_000;
+
+/**
+ * The semantic side of the response cache: embeds questions and finds the nearest cached question
+ * of the same scope in pgvector. It switches itself off, with one clear log line, when the
+ * database has no pgvector (for good) or the embeddings server does not answer (retried later);
+ * the exact cache works either way.
+ */
+@Injectable()
+export class SemanticIndex implements OnApplicationBootstrap {
+  private readonly logger = new Logger('ResponseCache');
+  private ready?: Promise<VectorCollection | null>;
+  private retryAt = 0;
+  private status: SemanticStatus = { enabled: false, reason: 'not initialised yet' };
+
+  constructor(
+    private readonly config: CachingConfig,
+    private readonly vectors: PgVectorStore,
+    private readonly embeddings: EmbeddingsService,
+  ) {}
+
+  onApplicationBootstrap(): void {
+    // Not awaited: boot does not wait for the embeddings server; lookups wait for this instead.
+    void this.collection();
+  }
+
+  /** Whether semantic lookups run, and why not. */
+  describe(): SemanticStatus {
+    return this.status;
+  }
+
+  /** The collection of the current embedding model, or null while semantic lookups are off. */
+  collection(): Promise<VectorCollection | null> {
+    if (
+      this.ready === undefined ||
+      (this.status.enabled === false && this.retryAt > 0 && Date.now() >= this.retryAt)
+    ) {
+      this.retryAt = 0;
+      this.ready = this.initialise();
+    }
+    return this.ready;
+  }
+
+  private async initialise(): Promise<VectorCollection | null> {
+    if (!this.config.RESPONSE_CACHE_ENABLED || !this.config.RESPONSE_CACHE_SEMANTIC) {
+      this.status = { enabled: false, reason: 'RESPONSE_CACHE_SEMANTIC=false' };
+      return null;
+    }
+    const support = await this.vectors.support();
+    if (!support.available) {
+      this.status = { enabled: false, reason: support.reason };
+      this.logger.warn(
+        `semantic response cache is OFF: ${support.reason}. Exact caching still works; ` +
+          'use PostgreSQL with pgvector (or the embedded database) for semantic hits.',
+      );
+      return null;
+    }
+    try {
+      const { model, dimension } = await this.embeddings.describe();
+      const collection = await this.vectors.collection({ name: RESPONSE_CACHE_COLLECTION, model, dimension });
+      this.status = { enabled: true, model, dimension };
+      this.logger.log(
+        `semantic response cache on: ${model} (${dimension} dimensions), pgvector ${support.version}, ` +
+          `similarity threshold ${this.config.RESPONSE_CACHE_SIMILARITY_THRESHOLD}`,
+      );
+      return collection;
+    } catch (e) {
+      const reason = e instanceof Error ? e.message : String(e);
+      this.status = { enabled: false, reason };
+      this.retryAt = Date.now() + RETRY_MS;
+      this.logger.warn(
+        `semantic response cache is OFF for now (retrying in ${RETRY_MS / 1000} s): ${reason}`,
+      );
+      return null;
+    }
+  }
+
+  /** Embeds a question; null when semantic lookups are off or the embeddings server fails. */
+  async embed(question: string): Promise<number[] | null> {
+    if (!(await this.collection())) return null;
+    try {
+      return await this.embeddings.embed(question);
+    } catch (e) {
+      this.logger.warn(
+        `cannot embed a question, semantic lookup skipped: ${e instanceof Error ? e.message : String(e)}`,
+      );
+      return null;
+    }
+  }
+
+  /** Nearest cached questions of a scope, at least `threshold` similar, most similar first. */
+  async nearest(
+    tenantId: string,
+    scope: string,
+    embedding: readonly number[],
+    k: number,
+    threshold: number,
+  ): Promise<VectorMatch[]> {
+    const collection = await this.collection();
+    if (!collection) return [];
+    return collection.search(tenantId, scope, embedding, k, threshold);
+  }
+
+  /** Indexes a stored entry's question. */
+  async add(entry: {
+    entryId: string;
+    tenantId: string;
+    scope: string;
+    agent: string;
+    templateVersion: string;
+    embedding: readonly number[];
+    expiresAt: Date;
+  }): Promise<void> {
+    const collection = await this.collection();
+    if (!collection) return;
+    await collection.upsert([
+      {
+        id: entry.entryId,
+        tenantId: entry.tenantId,
+        namespace: entry.scope,
+        attributes: { agent: entry.agent, templateVersion: entry.templateVersion },
+        embedding: entry.embedding,
+        expiresAt: entry.expiresAt,
+      },
+    ]);
+  }
+
+  /** Removes vectors of entries by id (evicted, expired, replaced) from the current model's collection. */
+  async remove(tenantId: string, entryIds: readonly string[]): Promise<void> {
+    if (entryIds.length === 0) return;
+    const collection = await this.collection();
+    await collection?.delete({ tenantId, ids: entryIds });
+  }
+}

@@ -1,0 +1,177 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import OpenAI from 'openai';
+import { EmbeddingsConfig } from '../config/caching.config';
+import { InferenceConfig } from '../config/inference.config';
+import { ENGINE_ENDPOINTS, type EngineEndpoints } from './engine-endpoints.provider';
+import { EmbeddingsUnavailable } from './embeddings.errors';
+
+/** The embedding model in use and the length of its vectors. */
+export interface EmbeddingModelInfo {
+  model: string;
+  dimension: number;
+  /** Base URL of the server that answers. */
+  baseURL: string;
+}
+
+interface Pending {
+  text: string;
+  resolve: (vector: number[]) => void;
+  reject: (error: unknown) => void;
+}
+
+/**
+ * Text embeddings over an OpenAI-compatible `/v1/embeddings` (vLLM serving an embedding model, the
+ * engine simulator's lexical vectors, or any provider) through the `openai` SDK.
+ *
+ * Model and dimension come from EMBEDDINGS_MODEL / EMBEDDINGS_DIMENSION, else from the server: the
+ * first listed model whose id contains `embed`, and the length of a probe vector. Single texts asked
+ * for in the same tick are sent as one batched request (up to EMBEDDINGS_BATCH_SIZE inputs).
+ */
+@Injectable()
+export class EmbeddingsService {
+  private readonly logger = new Logger(EmbeddingsService.name);
+  private readonly clients: { baseURL: string; client: OpenAI }[];
+  private cursor = 0;
+  private info?: Promise<EmbeddingModelInfo>;
+  private queue: Pending[] = [];
+  private flushScheduled = false;
+
+  constructor(
+    private readonly config: EmbeddingsConfig,
+    inference: InferenceConfig,
+    @Inject(ENGINE_ENDPOINTS) endpoints: EngineEndpoints,
+  ) {
+    const baseURLs = config.EMBEDDINGS_URL ? [config.EMBEDDINGS_URL] : endpoints.baseURLs;
+    const apiKey =
+      config.EMBEDDINGS_API_KEY ?? (config.EMBEDDINGS_URL ? undefined : inference.INFERENCE_API_KEY);
+    this.clients = baseURLs.map((baseURL) => ({
+      baseURL,
+      client: new OpenAI({
+        baseURL,
+        apiKey: apiKey ?? 'unused',
+        timeout: config.EMBEDDINGS_TIMEOUT_MS,
+        maxRetries: 1,
+      }),
+    }));
+  }
+
+  /**
+   * Resolves (once) the model and its dimension, probing the server.
+   * @throws EmbeddingsUnavailable when the server does not answer, lists no embedding model, or
+   *   returns vectors of another length than EMBEDDINGS_DIMENSION
+   */
+  describe(): Promise<EmbeddingModelInfo> {
+    this.info ??= this.resolveModel().catch((e: unknown) => {
+      this.info = undefined;
+      throw e;
+    });
+    return this.info;
+  }
+
+  /** Embeds one text; concurrent calls are batched. @throws EmbeddingsUnavailable */
+  embed(text: string): Promise<number[]> {
+    return new Promise<number[]>((resolve, reject) => {
+      this.queue.push({ text, resolve, reject });
+      if (this.queue.length >= this.config.EMBEDDINGS_BATCH_SIZE) this.flush();
+      else if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  /** Embeds many texts in batches of EMBEDDINGS_BATCH_SIZE, in order. @throws EmbeddingsUnavailable */
+  async embedMany(texts: readonly string[]): Promise<number[][]> {
+    const out: number[][] = [];
+    for (let i = 0; i < texts.length; i += this.config.EMBEDDINGS_BATCH_SIZE) {
+      out.push(...(await this.request(texts.slice(i, i + this.config.EMBEDDINGS_BATCH_SIZE))));
+    }
+    return out;
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    while (this.queue.length > 0) {
+      const batch = this.queue.splice(0, this.config.EMBEDDINGS_BATCH_SIZE);
+      this.request(batch.map((p) => p.text)).then(
+        (vectors) => batch.forEach((p, i) => p.resolve(vectors[i])),
+        (error: unknown) => batch.forEach((p) => p.reject(error)),
+      );
+    }
+  }
+
+  private async request(texts: readonly string[]): Promise<number[][]> {
+    if (texts.length === 0) return [];
+    const { model, dimension } = await this.describe();
+    const vectors = await this.call(model, texts);
+    for (const v of vectors) {
+      if (v.length !== dimension) {
+        throw new EmbeddingsUnavailable(
+          `The embedding model ${model} returned ${v.length} dimensions, expected ${dimension}.`,
+        );
+      }
+    }
+    return vectors;
+  }
+
+  /** One `/v1/embeddings` request, trying each server once when one cannot be reached. */
+  private async call(model: string, texts: readonly string[]): Promise<number[][]> {
+    let lastError: unknown;
+    for (let attempt = 0; attempt < this.clients.length; attempt++) {
+      const { client, baseURL } = this.clients[this.cursor++ % this.clients.length];
+      try {
+        const response = await client.embeddings.create({
+          model,
+          input: [...texts],
+          encoding_format: 'float',
+        });
+        const data = [...response.data].sort((a, b) => a.index - b.index);
+        if (data.length !== texts.length) {
+          throw new EmbeddingsUnavailable(
+            `${baseURL} returned ${data.length} embeddings for ${texts.length} inputs.`,
+          );
+        }
+        return data.map((d) => d.embedding);
+      } catch (e) {
+        if (e instanceof EmbeddingsUnavailable) throw e;
+        lastError = e;
+        this.logger.warn(
+          `embeddings request to ${baseURL} failed: ${e instanceof Error ? e.message : String(e)}`,
+        );
+      }
+    }
+    throw new EmbeddingsUnavailable(
+      `No embeddings server answered: ${lastError instanceof Error ? lastError.message : String(lastError)}`,
+    );
+  }
+
+  private async resolveModel(): Promise<EmbeddingModelInfo> {
+    const { client, baseURL } = this.clients[0];
+    let model = this.config.EMBEDDINGS_MODEL;
+    if (!model) {
+      let ids: string[];
+      try {
+        ids = (await client.models.list({ timeout: this.config.EMBEDDINGS_TIMEOUT_MS })).data.map(
+          (m) => m.id,
+        );
+      } catch (e) {
+        throw new EmbeddingsUnavailable(
+          `Cannot list models at ${baseURL}: ${e instanceof Error ? e.message : String(e)}`,
+        );
+      }
+      model = ids.find((id) => /embed/i.test(id));
+      if (!model) {
+        throw new EmbeddingsUnavailable(
+          `${baseURL} lists no embedding model (${ids.join(', ') || 'none'}); set EMBEDDINGS_MODEL.`,
+        );
+      }
+    }
+    const [probe] = await this.call(model, ['kvchat embedding probe']);
+    if (this.config.EMBEDDINGS_DIMENSION !== undefined && probe.length !== this.config.EMBEDDINGS_DIMENSION) {
+      throw new EmbeddingsUnavailable(
+        `EMBEDDINGS_DIMENSION is ${this.config.EMBEDDINGS_DIMENSION} but ${model} returns ${probe.length}-dimensional vectors.`,
+      );
+    }
+    return { model, dimension: probe.length, baseURL };
+  }
+}
