@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 /**
  * vLLM automatic prefix caching, simulated faithfully at the level of blocks and hashes.
  *
- * Source: vLLM design doc "Automatic Prefix Caching" (https://docs.vllm.ai/en/latest/design/prefix_caching.html)
+ * Source: vLLM design doc "Automatic Prefix Caching" (https://docs.vllm.ai/en/latest/design/prefix_caching/)
  * and vLLM v1 `vllm/v1/core/kv_cache_manager.py`, `block_pool.py`:
  * - a block's hash is hash(parent block hash, token ids of the block, extra keys); only FULL blocks
  *   are hashed and cached;

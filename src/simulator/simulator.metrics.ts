@@ -5,7 +5,7 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
  * its own (several simulators in one process never collide). Every series carries `model_name`,
  * like vLLM's.
  *
- * Names: vLLM v1 metrics (https://docs.vllm.ai/en/latest/design/metrics.html, usage/metrics.html) and
+ * Names: vLLM v1 metrics (https://docs.vllm.ai/en/latest/design/metrics/, https://docs.vllm.ai/en/stable/usage/metrics/) and
  * LMCache's metrics reference (https://docs.lmcache.ai/production/observability/metrics.html).
  * Python's prometheus_client exposes a counter `vllm:prefix_cache_queries` as the sample
  * `vllm:prefix_cache_queries_total`; prom-client does not add the suffix, so counters are declared
