@@ -89,11 +89,22 @@ describe('LmcacheTiers', () => {
     await replicaA.store(tokens(256));
 
     const lookup = await sut.lookup(tokens(256));
-    sut.promote(lookup, 255);
+    sut.promote(lookup, 0, 255);
 
     expect(lookup.hitTokens).toBe(256);
     expect(lookup.chunks.every((c) => c.tier === 'remote')).toBe(true);
     expect((await sut.lookup(tokens(256))).chunks.map((c) => c.tier)).toEqual(['cpu', 'cpu', 'cpu', 'cpu']);
+  });
+
+  it('should keep locally only the remote chunks that were loaded when the GPU already held the first ones', async () => {
+    const remote = new MemoryRemoteStore();
+    await new LmcacheTiers(64, 10_000, remote).store(tokens(256));
+    const sut = new LmcacheTiers(64, 10_000, remote);
+
+    sut.promote(await sut.lookup(tokens(256)), 128, 255);
+
+    const tiers = (await sut.lookup(tokens(256))).chunks.map((c) => c.tier);
+    expect(tiers).toEqual(['remote', 'remote', 'cpu', 'cpu']);
   });
 
   it('should empty both tiers when cleared', async () => {
@@ -112,6 +123,7 @@ describe('planLoad', () => {
   it('should count only the tokens after the GPU hit and before the limit, by tier', () => {
     const lookup = {
       hitTokens: 192,
+      remoteQueried: true,
       chunks: [
         { tier: 'cpu' as const, start: 0, end: 64, hash: 'a' },
         { tier: 'remote' as const, start: 64, end: 128, hash: 'b' },

@@ -22,6 +22,8 @@ export type LmcacheTier = 'cpu' | 'remote';
 export interface LmcacheLookup {
   /** End of the run, in tokens (a multiple of the chunk size). */
   hitTokens: number;
+  /** Whether the remote tier was asked (some chunk was not in the CPU tier). */
+  remoteQueried: boolean;
   /** One entry per chunk of the run: its tier and token range [start, end). */
   chunks: { tier: LmcacheTier; start: number; end: number; hash: string }[];
 }
@@ -127,6 +129,7 @@ export class LmcacheTiers {
     const inCpu = hashes.map((h) => this.cpu?.has(h) ?? false);
     let inRemote: boolean[] = hashes.map(() => false);
     const missing = hashes.filter((_, i) => !inCpu[i]);
+    const remoteQueried = this.remote !== null && missing.length > 0;
     if (this.remote && missing.length > 0) {
       const found = await this.remote.has(missing);
       this.remoteReads++;
@@ -140,16 +143,17 @@ export class LmcacheTiers {
       if (tier === 'cpu') this.cpu?.get(hashes[i]); // a hit refreshes the chunk's recency
       chunks.push({ tier, start: i * this.chunkSize, end: (i + 1) * this.chunkSize, hash: hashes[i] });
     }
-    return { hitTokens: chunks.length * this.chunkSize, chunks };
+    return { hitTokens: chunks.length * this.chunkSize, remoteQueried, chunks };
   }
 
   /**
-   * Brings chunks loaded from the remote tier into the CPU tier, as LMCache keeps what it
-   * retrieved locally.
+   * Brings the remote chunks that were loaded (those overlapping [fromToken, toToken)) into the
+   * CPU tier, as LMCache keeps what it retrieved locally.
    */
-  promote(lookup: LmcacheLookup, upToToken: number): void {
+  promote(lookup: LmcacheLookup, fromToken: number, toToken: number): void {
     for (const c of lookup.chunks) {
-      if (c.tier === 'remote' && c.start < upToToken) this.cpu?.set(c.hash, this.chunkSize);
+      if (c.tier === 'remote' && c.start < toToken && c.end > fromToken)
+        this.cpu?.set(c.hash, this.chunkSize);
     }
   }
 
@@ -161,7 +165,7 @@ export class LmcacheTiers {
   async store(
     tokens: readonly number[],
     cacheSalt?: string,
-  ): Promise<{ storedTokens: number; remoteChunks: number }> {
+  ): Promise<{ storedTokens: number; remoteChunks: number; remoteWritten: boolean }> {
     const hashes = computeChunkHashes(tokens, this.chunkSize, cacheSalt);
     let storedTokens = 0;
     for (const h of hashes) {
@@ -171,11 +175,12 @@ export class LmcacheTiers {
       }
     }
     let remoteChunks = 0;
+    const remoteWritten = this.remote !== null && hashes.length > 0;
     if (this.remote && hashes.length > 0) {
       remoteChunks = await this.remote.put(hashes.map((hash) => ({ hash, tokens: this.chunkSize })));
       this.remoteWrites++;
     }
-    return { storedTokens, remoteChunks };
+    return { storedTokens, remoteChunks, remoteWritten };
   }
 
   /** Empties the CPU tier and, when configured, deletes this store's remote chunks. */

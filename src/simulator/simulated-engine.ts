@@ -266,7 +266,7 @@ export class SimulatedEngine {
         const load = planLoad(lookup, gpuHitTokens, end);
         cpuHitTokens = load.cpuTokens;
         remoteHitTokens = load.remoteTokens;
-        this.lmcache.promote(lookup, end);
+        this.lmcache.promote(lookup, gpuHitTokens, end);
         this.metrics.lmcacheLookupRequests.inc();
         this.metrics.lmcacheLookupTokens.inc(prompt.length);
         this.metrics.lmcacheLookupHits.inc(lookup.hitTokens);
@@ -275,7 +275,7 @@ export class SimulatedEngine {
         this.metrics.lmcacheHitTokens.inc(cpuHitTokens + remoteHitTokens);
         this.metrics.lmcacheVllmHitTokens.inc(gpuHitTokens);
         this.metrics.lmcachePromptTokens.inc(prompt.length);
-        if (this.remoteStore) this.metrics.lmcacheRemoteReadRequests.inc();
+        if (lookup.remoteQueried) this.metrics.lmcacheRemoteReadRequests.inc();
       }
       const cachedTokens = gpuHitTokens + cpuHitTokens + remoteHitTokens;
       const cache: CacheReport = {
@@ -305,7 +305,7 @@ export class SimulatedEngine {
         const stored = await this.lmcache.store(prompt, req.cacheSalt);
         this.metrics.lmcacheStoreRequests.inc();
         this.metrics.lmcacheStoredTokens.inc(stored.storedTokens);
-        if (this.remoteStore) this.metrics.lmcacheRemoteWriteRequests.inc();
+        if (stored.remoteWritten) this.metrics.lmcacheRemoteWriteRequests.inc();
       }
       this.metrics.prefixCacheQueries.inc(this.options.enablePrefixCaching ? prompt.length : 0);
       this.metrics.prefixCacheHits.inc(gpuHitTokens);
