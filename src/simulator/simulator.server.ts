@@ -19,7 +19,7 @@ import { errorBody, SimulatorHttpError } from './simulator.errors';
 import {
   resolveSimulatorOptions,
   type SimulatorFaults,
-  type SimulatorOptionsError,
+  SimulatorOptionsError,
   type SimulatorOptionsInput,
 } from './simulator.options';
 
@@ -491,8 +491,8 @@ function parseFaultsPatch(body: unknown): Partial<SimulatorFaults> {
 
 function describeError(err: unknown): { status: number; message: string; type?: string } {
   if (err instanceof SimulatorHttpError) return { status: err.status, message: err.message, type: err.type };
-  if (err instanceof Error && err.name === 'SimulatorOptionsError') {
-    return { status: 400, message: (err as SimulatorOptionsError).message };
+  if (err instanceof SimulatorOptionsError) {
+    return { status: 400, message: err.message };
   }
   const statusCode = (err as { statusCode?: unknown } | null)?.statusCode;
   if (typeof statusCode === 'number' && statusCode >= 400 && statusCode < 500) {

@@ -307,6 +307,16 @@ describe('engine simulator (integration)', () => {
     expect(Number(response.headers.get('x-kvchat-engine-ttft-ms'))).toBeGreaterThanOrEqual(290);
   });
 
+  it('should refuse a fault patch with 400 when a value is invalid or a field unknown', async () => {
+    const invalid = await post(sim, '/sim/faults', { errorRate: 3 });
+    const unknown = await post(sim, '/sim/faults', { explode: true });
+
+    expect(invalid.status).toBe(400);
+    expect(((await invalid.json()) as { error: { message: string } }).error.message).toContain('errorRate');
+    expect(unknown.status).toBe(400);
+    expect(sim.engine.getFaults().errorRate).toBe(0);
+  });
+
   it('should say it is a simulator on every response, errors and unknown routes included', async () => {
     const missing = await fetch(`${sim.url}/nope`);
     const badModel = await post(sim, '/v1/chat/completions', { model: 'gpt-4o', messages: userTurn('x') });
