@@ -20,18 +20,25 @@ export const engineEndpointsProvider: Provider = {
   inject: [InferenceConfig],
   useFactory: async (config: InferenceConfig): Promise<EngineEndpoints> => {
     if (config.INFERENCE_ENDPOINTS && config.INFERENCE_ENDPOINTS.length > 0) {
-      return { baseURLs: config.INFERENCE_ENDPOINTS, simulated: false, close: async () => undefined };
+      return { baseURLs: config.INFERENCE_ENDPOINTS, simulated: false, close: () => Promise.resolve() };
     }
     const cluster = await startEngineSimulatorCluster(config.SIMULATOR_REPLICAS, {
       timing: { timeScale: config.SIMULATOR_TIME_SCALE },
       repliesFile: config.SIMULATOR_REPLIES_FILE,
       maxModelLen: config.INFERENCE_MAX_CONTEXT_TOKENS,
+      blockSize: config.INFERENCE_BLOCK_SIZE,
+      enablePrefixCaching: config.SIMULATOR_PREFIX_CACHING,
+      lmcache: { enabled: config.SIMULATOR_LMCACHE },
     });
     new Logger('Inference').warn(
       `INFERENCE_ENDPOINTS is unset: started the ENGINE SIMULATOR in-process (${cluster.replicas
         .map((r) => r.baseURL)
         .join(', ')}). ANSWERS ARE SYNTHETIC — set INFERENCE_ENDPOINTS to real vLLM replicas.`,
     );
-    return { baseURLs: cluster.replicas.map((r) => r.baseURL), simulated: true, close: () => cluster.close() };
+    return {
+      baseURLs: cluster.replicas.map((r) => r.baseURL),
+      simulated: true,
+      close: () => cluster.close(),
+    };
   },
 };

@@ -29,3 +29,8 @@ export class EngineBadRequest extends DomainError {
 export class RequestAborted extends DomainError {
   readonly code = 'RequestAborted';
 }
+
+/** The engine has no `/tokenize` endpoint (not vLLM-compatible there); callers fall back to a local tokenizer. */
+export class EngineTokenizeUnsupported extends DomainError {
+  readonly code = 'EngineTokenizeUnsupported';
+}

@@ -2,16 +2,24 @@ import { Injectable, Logger } from '@nestjs/common';
 import OpenAI, { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
 import type { ChatCompletionChunk } from 'openai/resources/chat/completions';
 import { InferenceConfig } from '../config/inference.config';
-import { EndpointRouter, type Replica } from './endpoint-router';
+import { EndpointRouter, type Replica, type RoutingDecision } from './endpoint-router';
 import {
   EngineBadRequest,
   EngineError,
   EngineStreamCut,
   EngineTimeout,
+  EngineTokenizeUnsupported,
   EngineUnavailable,
   RequestAborted,
 } from './inference.errors';
-import type { ChatRequest, ChatResult } from './inference.types';
+import type { ChatRequest, ChatResult, TokenizeInput } from './inference.types';
+
+/** vLLM's `/tokenize` response (also the simulator's). */
+interface TokenizeResponse {
+  count: number;
+  max_model_len?: number;
+  tokens: number[];
+}
 
 /** vLLM extensions to the OpenAI chat request body. */
 interface VllmChatExtensions {
@@ -65,7 +73,76 @@ export class InferenceService {
    */
   async chat(request: ChatRequest): Promise<ChatResult> {
     const model = await this.modelName();
-    const replica = this.router.pick({ routingKey: request.routingKey, promptTokenIds: request.promptTokenIds });
+    const tried = new Set<string>();
+    const attempts = 1 + this.config.ROUTER_RETRIES;
+    let lastError: unknown;
+    for (let attempt = 1; attempt <= attempts; attempt++) {
+      let decision: RoutingDecision;
+      try {
+        decision = this.router.route({
+          routingKey: request.routingKey,
+          promptTokenIds: request.promptTokenIds,
+          cacheSalt: request.cacheSalt,
+          exclude: tried,
+        });
+      } catch (e) {
+        throw lastError ?? e;
+      }
+      try {
+        const result = await this.chatOn(decision.replica, model, request);
+        return {
+          ...result,
+          routing: {
+            policy: decision.policy,
+            reason: decision.reason,
+            attempts: attempt,
+            ...(decision.matchedTokens !== undefined ? { matchedTokens: decision.matchedTokens } : {}),
+          },
+        };
+      } catch (e) {
+        // Only an engine that could not start the answer is retried elsewhere: no token has reached the caller.
+        if (!(e instanceof EngineUnavailable) || request.signal?.aborted) throw e;
+        tried.add(decision.replica.id);
+        lastError = e;
+        if (attempt < attempts) this.logger.warn(`retrying on another replica: ${e.message}`);
+      }
+    }
+    throw lastError;
+  }
+
+  /**
+   * Token ids from the engine's tokenizer: vLLM's `POST /tokenize` at the server root, called through
+   * the SDK client's generic `post`. `prompt` is tokenized without special tokens; `messages` through
+   * the engine's chat template.
+   * @throws EngineTokenizeUnsupported when the engine has no `/tokenize` (404/405), else Engine* errors
+   */
+  async tokenize(input: TokenizeInput): Promise<number[]> {
+    const model = await this.modelName();
+    const replica = this.router.pick();
+    const body =
+      'messages' in input
+        ? { model, messages: input.messages, add_generation_prompt: input.addGenerationPrompt ?? true }
+        : { model, prompt: input.prompt, add_special_tokens: false };
+    try {
+      const response = await replica.client.post<TokenizeResponse>(`${replica.rootURL}/tokenize`, {
+        body,
+        timeout: 10_000,
+        maxRetries: 0,
+      });
+      if (!Array.isArray(response.tokens))
+        throw new EngineError(`Replica ${replica.id} answered /tokenize without tokens.`);
+      return response.tokens;
+    } catch (e) {
+      if (e instanceof APIError && (e.status === 404 || e.status === 405)) {
+        throw new EngineTokenizeUnsupported(`The engine at ${replica.id} has no /tokenize endpoint.`, {
+          replica: replica.id,
+        });
+      }
+      throw this.translate(e, replica, undefined);
+    }
+  }
+
+  private async chatOn(replica: Replica, model: string, request: ChatRequest): Promise<ChatResult> {
     const end = this.router.begin(replica);
     const controller = new AbortController();
     const onCallerAbort = (): void => controller.abort();
@@ -84,6 +161,7 @@ export class InferenceService {
     let finishReason: string | null = null;
     let usage: ChatCompletionChunk['usage'] | undefined;
     let engineTtftMs: number | undefined;
+    let engineModelPrefillMs: number | undefined;
     try {
       const body: OpenAI.ChatCompletionCreateParamsStreaming & VllmChatExtensions = {
         model,
@@ -97,8 +175,8 @@ export class InferenceService {
       const { data: stream, response } = await replica.client.chat.completions
         .create(body, { signal: controller.signal })
         .withResponse();
-      const headerTtft = Number(response.headers.get('x-kvchat-engine-ttft-ms'));
-      if (Number.isFinite(headerTtft) && response.headers.has('x-kvchat-engine-ttft-ms')) engineTtftMs = headerTtft;
+      engineTtftMs = numericHeader(response.headers, 'x-kvchat-engine-ttft-ms');
+      engineModelPrefillMs = numericHeader(response.headers, 'x-kvchat-engine-model-prefill-ms');
       for await (const chunk of stream) {
         if (chunk.usage) usage = chunk.usage;
         const choice = chunk.choices[0];
@@ -124,7 +202,8 @@ export class InferenceService {
         });
       }
     } catch (e) {
-      if (request.signal?.aborted) throw new RequestAborted('The client disconnected; the engine request was aborted.');
+      if (request.signal?.aborted)
+        throw new RequestAborted('The client disconnected; the engine request was aborted.');
       if (firstTokenTimedOut) {
         throw new EngineTimeout(
           `No first token from ${replica.id} within ${this.config.INFERENCE_FIRST_TOKEN_TIMEOUT_MS} ms.`,
@@ -153,6 +232,7 @@ export class InferenceService {
         totalMs,
         itlMs: tokens > 1 && ttftMs !== undefined ? (lastTokenAt - started - ttftMs) / (tokens - 1) : 0,
         ...(engineTtftMs !== undefined ? { engineTtftMs } : {}),
+        ...(engineModelPrefillMs !== undefined ? { engineModelPrefillMs } : {}),
       },
     };
   }
@@ -162,21 +242,36 @@ export class InferenceService {
     if (e instanceof EngineStreamCut || e instanceof EngineError || e instanceof EngineUnavailable) return e;
     const ext = { replica: replica.id };
     if (e instanceof APIConnectionTimeoutError) {
-      return new EngineTimeout(`The engine at ${replica.id} did not answer within ${this.config.INFERENCE_TIMEOUT_MS} ms.`, ext);
+      return new EngineTimeout(
+        `The engine at ${replica.id} did not answer within ${this.config.INFERENCE_TIMEOUT_MS} ms.`,
+        ext,
+      );
     }
-    if (e instanceof APIUserAbortError) return new EngineTimeout(`The request to ${replica.id} was aborted.`, ext);
+    if (e instanceof APIUserAbortError)
+      return new EngineTimeout(`The request to ${replica.id} was aborted.`, ext);
     if (e instanceof APIConnectionError) {
       if (receivedTokens !== undefined && receivedTokens > 0) {
-        return new EngineStreamCut(`The connection to ${replica.id} broke after ${receivedTokens} tokens.`, ext);
+        return new EngineStreamCut(
+          `The connection to ${replica.id} broke after ${receivedTokens} tokens.`,
+          ext,
+        );
       }
       this.router.markUnhealthy(replica, e.message);
       return new EngineUnavailable(`The engine at ${replica.id} is unreachable: ${e.message}`, ext);
     }
     if (e instanceof APIError) {
-      const status = e.status ?? 0;
-      if (status === 400 || status === 422) return new EngineBadRequest(`The engine rejected the request: ${e.message}`, ext);
-      if (status === 503 || status === 429) return new EngineUnavailable(`The engine at ${replica.id} is overloaded or unavailable (${status}).`, ext);
-      return new EngineError(`The engine at ${replica.id} failed with ${status || 'an error'}: ${e.message}`, ext);
+      const status: number = typeof e.status === 'number' ? e.status : 0;
+      if (status === 400 || status === 422)
+        return new EngineBadRequest(`The engine rejected the request: ${e.message}`, ext);
+      if (status === 503 || status === 429)
+        return new EngineUnavailable(
+          `The engine at ${replica.id} is overloaded or unavailable (${status}).`,
+          ext,
+        );
+      return new EngineError(
+        `The engine at ${replica.id} failed with ${status || 'an error'}: ${e.message}`,
+        ext,
+      );
     }
     if (e instanceof Error && /terminated|ECONNRESET|socket|premature/i.test(e.message)) {
       return new EngineStreamCut(`The stream from ${replica.id} broke: ${e.message}`, ext);
@@ -184,4 +279,12 @@ export class InferenceService {
     this.logger.error({ err: e }, 'unexpected engine error');
     return new EngineError(`Unexpected engine error from ${replica.id}.`, ext);
   }
+}
+
+/** A numeric response header (the simulator reports its own timings this way), or undefined. */
+function numericHeader(headers: Headers, name: string): number | undefined {
+  const raw = headers.get(name);
+  if (raw === null) return undefined;
+  const value = Number(raw);
+  return Number.isFinite(value) ? value : undefined;
 }

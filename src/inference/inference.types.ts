@@ -15,7 +15,7 @@ export interface ChatRequest {
   /** Key for replica affinity (the conversation id). */
   routingKey?: string;
   /** Prompt token ids when known, for prefix-aware routing. */
-  promptTokenIds?: number[];
+  promptTokenIds?: readonly number[];
   /** Called with each content delta as it arrives (streaming). */
   onToken?: (delta: string) => void;
   /** Aborts the engine request (client disconnected). */
@@ -45,7 +45,25 @@ export interface ChatResult {
     totalMs: number;
     /** Mean inter-token latency over the stream, ms (0 with fewer than two tokens). */
     itlMs: number;
-    /** The engine's own TTFT when it reports one (simulator header), ms. */
+    /** The engine's own TTFT when it reports one (simulator header), wall-clock ms. */
     engineTtftMs?: number;
+    /**
+     * The engine's modelled prefill time when it reports one (simulator header
+     * `x-kvchat-engine-model-prefill-ms`): overhead + uncached tokens x prefill cost + loaded tokens x
+     * load cost, before the simulator's time scale and without queueing, ms.
+     */
+    engineModelPrefillMs?: number;
+  };
+  /** How the replica was chosen. */
+  routing?: {
+    policy: string;
+    reason: string;
+    /** `prefix` policy: prompt tokens the router believed the replica held. */
+    matchedTokens?: number;
+    /** 1 + replicas tried before this one (unreachable ones are skipped and retried elsewhere). */
+    attempts: number;
   };
 }
+
+/** What to tokenize with the engine's tokenizer: plain text, or chat messages through its chat template. */
+export type TokenizeInput = { prompt: string } | { messages: ChatMessage[]; addGenerationPrompt?: boolean };
