@@ -1,5 +1,6 @@
 import { type DynamicModule, Module } from '@nestjs/common';
 import { AuthModule } from './auth/auth.module';
+import { CacheStatsModule } from './caching/cache-stats.module';
 import { type Env } from './config/config.loader';
 import { KvchatConfigModule } from './config/config.module';
 import { ConversationsModule } from './conversations/conversations.module';
@@ -23,6 +24,7 @@ export class AppModule {
         QueuesModule,
         AuthModule,
         ConversationsModule,
+        CacheStatsModule,
         HealthModule,
       ],
     };

@@ -1,13 +1,15 @@
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Injectable } from '@nestjs/common';
+import { composeStablePrefix, loadPromptTemplate } from '../context/prompt-template';
 import { NOOP_TURN_TRACE } from '../observability/turn-trace';
 import type { RouteDecision, TurnInput, TurnOutput } from './agents.types';
 import { AnswerService } from './answer.service';
 
-const GLOBAL_PREFIX = readFileSync(join(__dirname, 'templates', 'global.md'), 'utf8').trim();
-const ASSISTANT = readFileSync(join(__dirname, 'templates', 'assistant.md'), 'utf8').trim();
-const TEMPLATE_VERSION = 'global@1+assistant@1';
+/** Stable prefix of the assistant agent: versioned templates (front matter `name`, `version`). */
+const ASSISTANT_PREFIX = composeStablePrefix([
+  loadPromptTemplate(join(__dirname, 'templates', 'global.md')),
+  loadPromptTemplate(join(__dirname, 'templates', 'assistant.md')),
+]);
 
 /**
  * Runs one turn: route -> agent (builds its PromptSpec) -> answer.
@@ -27,8 +29,8 @@ export class AgentGraph {
       input,
       route,
       prompt: {
-        stablePrefix: `${GLOBAL_PREFIX}\n\n${ASSISTANT}`,
-        templateVersion: TEMPLATE_VERSION,
+        stablePrefix: ASSISTANT_PREFIX.text,
+        templateVersion: ASSISTANT_PREFIX.templateVersion,
         history: input.history,
         userMessage: input.userMessage,
       },

@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
-import { PromptAssembler } from '../context/prompt-assembler';
+import { InferenceConfig } from '../config/inference.config';
+import { ContextWindowService } from '../context/context-window.service';
 import type { PromptSpec } from '../context/prompt.types';
 import { InferenceService } from '../inference/inference.service';
 import { NOOP_TURN_TRACE } from '../observability/turn-trace';
@@ -21,13 +22,22 @@ export interface AnswerRequest {
 @Injectable()
 export class AnswerService {
   constructor(
-    private readonly assembler: PromptAssembler,
+    private readonly contextWindow: ContextWindowService,
     private readonly inference: InferenceService,
+    private readonly inferenceConfig: InferenceConfig,
   ) {}
 
   async answer({ input, route, prompt }: AnswerRequest): Promise<TurnOutput> {
     const trace = input.trace ?? NOOP_TURN_TRACE;
-    const assembled = this.assembler.build(prompt);
+    // Context window (policy, token counts) and the backend's prefix-reuse figure: src/context.
+    const assembled = await this.contextWindow.prepare({
+      tenantId: input.tenantId,
+      conversationId: input.conversationId,
+      state: input.context ?? null,
+      spec: prompt,
+      reservedOutputTokens: input.maxTokens ?? this.inferenceConfig.INFERENCE_DEFAULT_MAX_TOKENS,
+      render: { now: new Date(), userName: input.userName },
+    });
     const generation = trace.generation('engine', assembled.messages, {
       agent: route.agent,
       templateVersion: assembled.templateVersion,
@@ -40,6 +50,7 @@ export class AnswerService {
         temperature: input.temperature,
         cacheSalt: input.cacheSalt,
         routingKey: input.conversationId,
+        promptTokenIds: assembled.promptFingerprint,
         signal: input.signal,
         onToken: (delta) => {
           if (firstToken) generation.firstToken();
@@ -47,15 +58,26 @@ export class AnswerService {
           input.onToken?.(delta);
         },
       });
-      const { promptTokens, cachedTokens } = result.usage;
-      const cache = { cachedTokens, prefixReuse: promptTokens > 0 ? cachedTokens / promptTokens : 0 };
+      const { cache, answerTokenCount } = await this.contextWindow.report(assembled, result);
       generation.end({
         output: result.content,
         model: result.model,
         usage: result.usage,
         metadata: { replica: result.replica, templateVersion: assembled.templateVersion, prefixReuse: cache.prefixReuse },
       });
-      return { ...result, route, templateVersion: assembled.templateVersion, cache };
+      return {
+        ...result,
+        route,
+        templateVersion: assembled.templateVersion,
+        cache,
+        context: assembled.state,
+        userPromptContent: assembled.userContent,
+        tokenCounts: {
+          user: assembled.userTokenCount,
+          assistant: answerTokenCount,
+          history: assembled.historyTokenCounts,
+        },
+      };
     } catch (e) {
       generation.end({ error: e instanceof Error ? e.message : String(e) });
       throw e;

@@ -1,5 +1,6 @@
 import { AppConfig } from './app.config';
 import { CachingConfig, EmbeddingsConfig } from './caching.config';
+import { ContextConfig } from './context.config';
 import { DatabaseConfig } from './database.config';
 import { InferenceConfig } from './inference.config';
 import { RedisConfig } from './redis.config';
@@ -8,4 +9,4 @@ import { RedisConfig } from './redis.config';
  * Every configuration class, one per concern. A module that adds a concern adds its class here;
  * each is validated once at boot and injectable by its class.
  */
-export const CONFIG_CLASSES = [AppConfig, DatabaseConfig, RedisConfig, InferenceConfig, CachingConfig, EmbeddingsConfig] as const;
+export const CONFIG_CLASSES = [AppConfig, DatabaseConfig, RedisConfig, InferenceConfig, CachingConfig, EmbeddingsConfig, ContextConfig] as const;

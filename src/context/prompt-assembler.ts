@@ -1,22 +1,64 @@
 import { Injectable } from '@nestjs/common';
+import { ContextConfig } from '../config/context.config';
 import type { ChatMessage } from '../inference/inference.types';
-import type { AssembledPrompt, PromptSpec } from './prompt.types';
+import type { AssembledPrompt, PromptRenderContext, PromptSpec } from './prompt.types';
+
+/** Heading of the rolling summary's system message. */
+export const SUMMARY_HEADING = 'Summary of the earlier conversation:';
 
 /**
- * Renders a PromptSpec as chat messages so that the longest possible token prefix repeats
- * between turns: [system: stable prefix] [system: summary]? [history...] [user: volatile context + message].
- * Nothing that changes per turn (date, retrieved passages) goes before the history.
+ * Renders a PromptSpec as chat messages so that the longest possible token prefix repeats between
+ * turns (vLLM automatic prefix caching reuses KV blocks only for an identical token prefix):
+ *
+ * `[system: stable prefix] [system: rolling summary]? [history, exactly as sent] [user: date? + volatile context? + message]`
+ *
+ * Nothing that changes per turn goes before the history: the date and retrieved passages ride with
+ * the new user message, and that message is later replayed exactly as sent (`userContent`), so the
+ * next turn's prompt starts with this turn's prompt and answer.
+ *
+ * PROMPT_LAYOUT=naive reproduces what a typical backend does (clock and user name at the top of the
+ * system prompt): every turn then starts with different tokens and nothing can be reused. It exists
+ * as the benchmark baseline.
  */
 @Injectable()
 export class PromptAssembler {
-  build(spec: PromptSpec): AssembledPrompt {
-    const messages: ChatMessage[] = [{ role: 'system', content: spec.stablePrefix }];
-    if (spec.summary) {
-      messages.push({ role: 'system', content: `Summary of the earlier conversation:\n${spec.summary}` });
+  constructor(private readonly config: ContextConfig) {}
+
+  /** The first system message: the stable prefix (or, in the naive layout, clock + user name + prefix). */
+  renderHead(spec: Pick<PromptSpec, 'stablePrefix'>, context: PromptRenderContext): string {
+    if (this.config.PROMPT_LAYOUT === 'naive') {
+      const user = context.userName ? `\nThe user's name is ${context.userName}.` : '';
+      return `Current date and time: ${context.now.toISOString()}.${user}\n\n${spec.stablePrefix}`;
     }
-    messages.push(...spec.history);
-    const user = spec.volatileContext ? `${spec.volatileContext}\n\n${spec.userMessage}` : spec.userMessage;
-    messages.push({ role: 'user', content: user });
-    return { messages, templateVersion: spec.templateVersion };
+    return spec.stablePrefix;
+  }
+
+  /** The system message carrying the rolling summary. */
+  renderSummary(summary: string): string {
+    return `${SUMMARY_HEADING}\n${summary}`;
+  }
+
+  /** The new user message as sent: `Date: YYYY-MM-DD` (stable layout), volatile context, then the message. */
+  renderUserContent(
+    spec: Pick<PromptSpec, 'volatileContext' | 'userMessage'>,
+    context: PromptRenderContext,
+  ): string {
+    const parts: string[] = [];
+    if (this.config.PROMPT_LAYOUT === 'stable' && this.config.PROMPT_DATE_IN_TAIL) {
+      parts.push(`Date: ${context.now.toISOString().slice(0, 10)}`);
+    }
+    if (spec.volatileContext) parts.push(spec.volatileContext);
+    parts.push(spec.userMessage);
+    return parts.join('\n\n');
+  }
+
+  /** Renders the whole prompt. `spec.history` is sent as given: fit it to the window first. */
+  build(spec: PromptSpec, context: PromptRenderContext = { now: new Date() }): AssembledPrompt {
+    const messages: ChatMessage[] = [{ role: 'system', content: this.renderHead(spec, context) }];
+    if (spec.summary) messages.push({ role: 'system', content: this.renderSummary(spec.summary) });
+    for (const m of spec.history) messages.push({ role: m.role, content: m.content });
+    const userContent = this.renderUserContent(spec, context);
+    messages.push({ role: 'user', content: userContent });
+    return { messages, templateVersion: spec.templateVersion, userContent };
   }
 }

@@ -5,7 +5,7 @@ import { TenantSaltService } from '../auth/tenant-salt.service';
 import { AgentGraph } from '../agents/agent-graph.service';
 import { DomainError, InvalidRequest, PayloadTooLarge } from '../common/domain-error';
 import { AppConfig } from '../config/app.config';
-import type { ChatMessage } from '../inference/inference.types';
+import type { HistoryMessage } from '../context/prompt.types';
 import { Conversation } from './conversation.entity';
 import { ConversationNotFound } from './conversation.errors';
 import { Message } from './message.entity';
@@ -160,7 +160,16 @@ export class ConversationsService {
           tenantId: auth.tenantId,
           conversationId,
           pinnedAgent: conversation.agent,
-          history: history.map((m): ChatMessage => ({ role: m.role, content: m.content })),
+          history: history.map(
+            (m): HistoryMessage => ({
+              role: m.role,
+              content: m.promptContent ?? m.content,
+              sequence: m.sequence,
+              tokenCount: m.tokenCount,
+            }),
+          ),
+          context: conversation.context,
+          userName: typeof conversation.metadata.userName === 'string' ? conversation.metadata.userName : undefined,
           userMessage: command.content,
           maxTokens: command.maxTokens,
           temperature: command.temperature,
@@ -190,15 +199,25 @@ export class ConversationsService {
           ttftMs: round(output.timings.ttftMs),
           totalMs: round(performance.now() - started),
           ...(output.timings.engineTtftMs !== undefined ? { engineTtftMs: round(output.timings.engineTtftMs) } : {}),
+          ...(output.timings.engineModelPrefillMs !== undefined
+            ? { engineModelPrefillMs: round(output.timings.engineModelPrefillMs) }
+            : {}),
         },
         cache: output.cache,
         route: { ...output.route },
         templateVersion: output.templateVersion,
         replica: output.replica,
         finishReason: output.finishReason,
-        tokenCount: output.usage.completionTokens,
+        tokenCount: output.tokenCounts?.assistant ?? output.usage.completionTokens,
       });
       conversation.messageCount += 1;
+      // What the answer step measured (src/context): the window state, the user message as sent, token counts.
+      if (output.context) conversation.context = output.context;
+      if (output.userPromptContent !== undefined && output.userPromptContent !== userMessage.content) {
+        userMessage.promptContent = output.userPromptContent;
+      }
+      if (output.tokenCounts?.user !== undefined) userMessage.tokenCount = output.tokenCounts.user;
+      for (const m of history) m.tokenCount ??= output.tokenCounts?.history?.[m.sequence] ?? null;
       await em.flush();
       return { conversation, userMessage, assistantMessage };
     });

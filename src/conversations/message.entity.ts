@@ -23,6 +23,8 @@ export interface MessageTimings {
   totalMs: number;
   /** The engine's own TTFT, when it reports one (the simulator does). */
   engineTtftMs?: number;
+  /** The engine's modelled prefill time without queueing, before time scaling, when it reports one (the simulator does). */
+  engineModelPrefillMs?: number;
 }
 
 /** What each cache layer did for this turn. */
@@ -31,10 +33,20 @@ export interface MessageCacheReport {
   cachedTokens: number;
   /** cachedTokens / promptTokens (0..1). */
   prefixReuse: number;
+  /** Prompt tokens the engine reported (`usage.prompt_tokens`). */
+  promptTokens?: number;
   /** Backend's own figure: longest common block-aligned token prefix with the previous prompt, in tokens. */
   backendReusableTokens?: number;
+  /** backendReusableTokens / promptTokens (0..1). */
+  backendPrefixReuse?: number;
   /** Response cache result, when the response cache was consulted. */
-  response?: { hit: boolean; type?: 'exact' | 'semantic'; similarity?: number; entryId?: string; guard?: string };
+  response?: {
+    hit: boolean;
+    type?: 'exact' | 'semantic';
+    similarity?: number;
+    entryId?: string;
+    guard?: string;
+  };
   [extension: string]: unknown;
 }
 
@@ -52,6 +64,7 @@ export class Message extends BaseEntity<
   | 'status'
   | 'error'
   | 'tokenCount'
+  | 'promptContent'
   | 'model'
   | 'usage'
   | 'timings'
@@ -82,7 +95,15 @@ export class Message extends BaseEntity<
   @Property({ type: 'json', nullable: true })
   error: MessageError | null = null;
 
-  /** Tokens of `content` alone, counted once with the engine's tokenizer (null until counted). */
+  /**
+   * The message as it was sent to the engine, when that differs from `content` (a user message with
+   * its volatile tail: date, retrieved passages). Prompts replay it byte for byte, so the engine's
+   * cached prefix covers it on later turns.
+   */
+  @Property({ type: 'text', nullable: true })
+  promptContent: string | null = null;
+
+  /** Tokens of the message as sent (`promptContent ?? content`), counted once with the engine's tokenizer (null until counted). */
   @Property({ type: 'integer', nullable: true })
   tokenCount: number | null = null;
 

@@ -1,5 +1,6 @@
 import { ApiKey } from '../auth/api-key.entity';
 import { Tenant } from '../auth/tenant.entity';
+import { ConversationSummary } from '../context/summaries/conversation-summary.entity';
 import { Conversation } from '../conversations/conversation.entity';
 import { Message } from '../conversations/message.entity';
 
@@ -7,4 +8,4 @@ import { Message } from '../conversations/message.entity';
  * The schema's composition root: every entity, listed once for the ORM, the CLI and
  * migrations. A module that adds an entity adds it here.
  */
-export const ENTITIES = [Tenant, ApiKey, Conversation, Message];
+export const ENTITIES = [Tenant, ApiKey, Conversation, Message, ConversationSummary];

@@ -1,5 +1,10 @@
 import type { MigrationObject } from '@mikro-orm/core';
 import { Migration20261120233708 } from './migrations/Migration20261120233708';
+import { Migration20261120234939 } from './migrations/Migration20261120234939';
 
 /** Every committed migration, in order. `npm run migration:create` writes the file; add it here. */
-export const MIGRATIONS: MigrationObject[] = [{ name: 'Migration20261120233708', class: Migration20261120233708 }];
+export const MIGRATIONS: MigrationObject[] = [
+  { name: 'Migration20261120233708', class: Migration20261120233708 },
+  // Conversation summaries (rolling summaries of the `summary` context policy) and messages.prompt_content.
+  { name: 'Migration20261120234939', class: Migration20261120234939 },
+];

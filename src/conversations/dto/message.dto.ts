@@ -8,9 +8,16 @@ export class UsageDto {
 }
 
 export class TimingsDto {
-  @ApiProperty({ description: 'Time to first token, ms (0 when answered from the response cache).' }) ttftMs!: number;
+  @ApiProperty({ description: 'Time to first token, ms (0 when answered from the response cache).' })
+  ttftMs!: number;
   @ApiProperty({ description: 'Whole turn, ms.' }) totalMs!: number;
-  @ApiPropertyOptional({ description: "The engine's own TTFT, ms, when it reports one." }) engineTtftMs?: number;
+  @ApiPropertyOptional({ description: "The engine's own TTFT, ms, when it reports one." })
+  engineTtftMs?: number;
+  @ApiPropertyOptional({
+    description:
+      "The engine's modelled prefill time (no queueing, before time scaling), ms, when it reports one (the simulator does).",
+  })
+  engineModelPrefillMs?: number;
 }
 
 export class ResponseCacheReportDto {
@@ -18,14 +25,34 @@ export class ResponseCacheReportDto {
   @ApiPropertyOptional({ enum: ['exact', 'semantic'] }) type?: 'exact' | 'semantic';
   @ApiPropertyOptional({ description: 'Cosine similarity of a semantic hit (0..1).' }) similarity?: number;
   @ApiPropertyOptional() entryId?: string;
-  @ApiPropertyOptional({ description: 'Guard that rejected a close-but-different candidate.' }) guard?: string;
+  @ApiPropertyOptional({ description: 'Guard that rejected a close-but-different candidate.' })
+  guard?: string;
 }
 
 export class CacheReportDto {
   @ApiProperty({ description: 'Engine-reported cached prompt tokens.' }) cachedTokens!: number;
   @ApiProperty({ description: 'cachedTokens / promptTokens (0..1).' }) prefixReuse!: number;
-  @ApiPropertyOptional({ description: "Backend's own figure: block-aligned common token prefix with the previous prompt." })
+  @ApiPropertyOptional({ description: 'Prompt tokens the engine reported.' }) promptTokens?: number;
+  @ApiPropertyOptional({
+    description: "Backend's own figure: block-aligned common token prefix with the previous prompt.",
+  })
   backendReusableTokens?: number;
+  @ApiPropertyOptional({ description: 'backendReusableTokens / promptTokens (0..1).' })
+  backendPrefixReuse?: number;
+  @ApiPropertyOptional({
+    type: 'object',
+    additionalProperties: true,
+    description:
+      'Context window this turn: policy, budget (tokens), estimatedPromptTokens, droppedThroughSequence, summaryThroughSequence, compacted, compactions.',
+  })
+  window?: Record<string, unknown>;
+  @ApiPropertyOptional({
+    type: 'object',
+    additionalProperties: true,
+    description:
+      'How the engine replica was chosen: policy, reason (prefix/session/spill/...), matchedTokens, attempts.',
+  })
+  router?: Record<string, unknown>;
   @ApiPropertyOptional({ type: ResponseCacheReportDto }) response?: ResponseCacheReportDto;
 }
 
@@ -42,12 +69,18 @@ export class MessageDto {
   @ApiProperty() content!: string;
   @ApiProperty({ enum: ['complete', 'failed'] }) status!: string;
   @ApiPropertyOptional({ type: MessageErrorDto, nullable: true }) error!: MessageErrorDto | null;
-  @ApiPropertyOptional({ type: Number, nullable: true, description: 'Tokens of this message alone.' }) tokenCount!: number | null;
+  @ApiPropertyOptional({ type: Number, nullable: true, description: 'Tokens of this message alone.' })
+  tokenCount!: number | null;
   @ApiPropertyOptional({ type: String, nullable: true }) model!: string | null;
   @ApiPropertyOptional({ type: UsageDto, nullable: true }) usage!: UsageDto | null;
   @ApiPropertyOptional({ type: TimingsDto, nullable: true }) timings!: TimingsDto | null;
   @ApiPropertyOptional({ type: CacheReportDto, nullable: true }) cache!: CacheReportDto | null;
-  @ApiPropertyOptional({ type: 'object', additionalProperties: true, nullable: true, description: 'Routing decision.' })
+  @ApiPropertyOptional({
+    type: 'object',
+    additionalProperties: true,
+    nullable: true,
+    description: 'Routing decision.',
+  })
   route!: Record<string, unknown> | null;
   @ApiPropertyOptional({ type: String, nullable: true }) templateVersion!: string | null;
   @ApiPropertyOptional({ type: String, nullable: true }) replica!: string | null;

@@ -1,0 +1,18 @@
+import { Module } from '@nestjs/common';
+import { DiscoveryModule } from '@nestjs/core';
+import { InferenceModule } from '../inference/inference.module';
+import { CacheStatsController } from './cache-stats.controller';
+import { CacheStatsService } from './cache-stats.service';
+import { EngineStatsSource } from './engine-stats.source';
+import { PrefixStatsSource } from './prefix-stats.source';
+
+/**
+ * `GET /v1/cache/stats`: one section per cache layer. Sources are discovered by `@CacheStatsSection()`
+ * anywhere in the app; the KV prefix and engine sections live here.
+ */
+@Module({
+  imports: [DiscoveryModule, InferenceModule],
+  controllers: [CacheStatsController],
+  providers: [CacheStatsService, PrefixStatsSource, EngineStatsSource],
+})
+export class CacheStatsModule {}

@@ -1,0 +1,176 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { InferenceConfig } from '../config/inference.config';
+import type { ConversationContextState } from '../conversations/conversation.entity';
+import type { MessageCacheReport } from '../conversations/message.entity';
+import type { ChatMessage, ChatResult } from '../inference/inference.types';
+import {
+  CONTEXT_POLICY,
+  type ContextPolicy,
+  initialContextState,
+  type WindowMessage,
+} from './context-policy';
+import { PrefixReuseService } from './prefix-reuse.service';
+import { PromptAssembler } from './prompt-assembler';
+import type { PromptRenderContext, PromptSpec } from './prompt.types';
+import { TokenizerService } from './tokenizer.service';
+
+/** One turn's prompt to fit. */
+export interface WindowRequest {
+  tenantId: string;
+  conversationId: string;
+  /** The conversation's window state (null for a conversation no policy has touched). */
+  state: ConversationContextState | null;
+  /** The agent's prompt, with the complete history. */
+  spec: PromptSpec;
+  /** Tokens reserved for the answer (the turn's `maxTokens`). */
+  reservedOutputTokens: number;
+  render: PromptRenderContext;
+}
+
+/** What the window did this turn (stored in the message's cache report as `window`). */
+export interface ContextWindowReport {
+  policy: string;
+  /** Prompt tokens allowed: context length minus reserved output tokens. */
+  budget: number;
+  /** The backend's count of this prompt, tokens (the engine's `prompt_tokens` is authoritative). */
+  estimatedPromptTokens: number;
+  droppedThroughSequence: number;
+  summaryThroughSequence?: number;
+  /** True when the window moved this turn (the prefix after the stable part changed on purpose). */
+  compacted: boolean;
+  compactions: number;
+}
+
+/** A prompt fitted to the window, ready for the engine. */
+export interface PreparedPrompt {
+  messages: ChatMessage[];
+  templateVersion: string;
+  /** The new user message as sent; later turns replay it byte for byte. */
+  userContent: string;
+  /** Tokens of `userContent`. */
+  userTokenCount: number;
+  /** Counts of history messages that had none (sequence -> tokens), to persist. */
+  historyTokenCounts: Record<number, number>;
+  /** The prompt in the engine's token space (template framing as placeholders), for routing and accounting. */
+  promptFingerprint: number[];
+  /** The window state to persist on the conversation. */
+  state: ConversationContextState;
+  window: ContextWindowReport;
+  /** The backend's prefix-reuse figure against the conversation's previous prompt. */
+  backendReusableTokens: number;
+}
+
+/** What the turn records after the engine answered. */
+export interface TurnContextReport {
+  cache: MessageCacheReport;
+  /** Tokens of the answer's content (its `Message.tokenCount`). */
+  answerTokenCount?: number;
+}
+
+/**
+ * Fits each turn's prompt into the context window and accounts for prefix reuse: counts tokens
+ * (cached per message), lets the configured policy (CONTEXT_POLICY) move the window, assembles the
+ * prompt, fingerprints it for prefix routing, and compares it with the conversation's previous prompt.
+ */
+@Injectable()
+export class ContextWindowService {
+  constructor(
+    @Inject(CONTEXT_POLICY) private readonly policy: ContextPolicy,
+    private readonly assembler: PromptAssembler,
+    private readonly tokenizer: TokenizerService,
+    private readonly prefixReuse: PrefixReuseService,
+    private readonly config: InferenceConfig,
+  ) {}
+
+  /**
+   * @throws ContextLengthExceeded when the new message does not fit even with no history;
+   *   Engine* errors when the engine's tokenizer fails
+   */
+  async prepare(request: WindowRequest): Promise<PreparedPrompt> {
+    const { spec, render } = request;
+    const { perMessage, generationPrompt } = await this.tokenizer.overheads();
+    const head = this.assembler.renderHead(spec, render);
+    const userContent = this.assembler.renderUserContent(spec, render);
+    const uncounted = spec.history.filter((m) => m.tokenCount === null || m.tokenCount === undefined);
+    const [headTokens, userTokenCount, counts] = await Promise.all([
+      this.tokenizer.count(head),
+      this.tokenizer.count(userContent),
+      this.tokenizer.countAll(uncounted.map((m) => m.content)),
+    ]);
+    const historyTokenCounts: Record<number, number> = {};
+    uncounted.forEach((m, i) => (historyTokenCounts[m.sequence] = counts[i]));
+    const history: WindowMessage[] = spec.history.map((m) => ({
+      sequence: m.sequence,
+      role: m.role,
+      tokens: (m.tokenCount ?? historyTokenCounts[m.sequence]) + perMessage,
+    }));
+
+    const before = request.state ?? initialContextState();
+    const budget = this.config.INFERENCE_MAX_CONTEXT_TOKENS - request.reservedOutputTokens;
+    const fit = await this.policy.fit({
+      tenantId: request.tenantId,
+      conversationId: request.conversationId,
+      state: before,
+      history,
+      fixedTokens: headTokens + userTokenCount + 2 * perMessage + generationPrompt,
+      budget,
+      summaryTokens: async (summary) =>
+        (await this.tokenizer.count(this.assembler.renderSummary(summary))) + perMessage,
+    });
+    const state = fit.state;
+    const assembled = this.assembler.build(
+      {
+        ...spec,
+        summary: fit.summary,
+        history: spec.history.filter((m) => m.sequence > state.droppedThroughSequence),
+      },
+      render,
+    );
+    const promptFingerprint = await this.tokenizer.promptFingerprint(assembled.messages);
+    const reuse = await this.prefixReuse.record(request.conversationId, promptFingerprint);
+    return {
+      messages: assembled.messages,
+      templateVersion: assembled.templateVersion,
+      userContent,
+      userTokenCount,
+      historyTokenCounts,
+      promptFingerprint,
+      state,
+      backendReusableTokens: reuse.reusableTokens,
+      window: {
+        policy: this.policy.name,
+        budget,
+        estimatedPromptTokens: promptFingerprint.length,
+        droppedThroughSequence: state.droppedThroughSequence,
+        ...(state.summaryThroughSequence !== undefined
+          ? { summaryThroughSequence: state.summaryThroughSequence }
+          : {}),
+        compacted:
+          state.compactions !== before.compactions ||
+          state.droppedThroughSequence !== before.droppedThroughSequence,
+        compactions: state.compactions,
+      },
+    };
+  }
+
+  /**
+   * The turn's cache report (engine figures next to the backend's) and the answer's token count.
+   * Never throws: a failed count leaves `answerTokenCount` undefined.
+   */
+  async report(prepared: PreparedPrompt, result: ChatResult): Promise<TurnContextReport> {
+    const { promptTokens, cachedTokens } = result.usage;
+    const answerTokenCount = await this.tokenizer.count(result.content).catch(() => undefined);
+    return {
+      answerTokenCount,
+      cache: {
+        cachedTokens,
+        prefixReuse: promptTokens > 0 ? cachedTokens / promptTokens : 0,
+        promptTokens,
+        backendReusableTokens: prepared.backendReusableTokens,
+        backendPrefixReuse: promptTokens > 0 ? Math.min(1, prepared.backendReusableTokens / promptTokens) : 0,
+        window: prepared.window,
+        ...(result.routing ? { router: result.routing } : {}),
+      },
+    };
+  }
+}

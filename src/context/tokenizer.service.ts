@@ -1,0 +1,164 @@
+import { createHash } from 'node:crypto';
+import { Injectable, Logger } from '@nestjs/common';
+import { LRUCache } from 'lru-cache';
+import { ContextConfig } from '../config/context.config';
+import { EngineTokenizeUnsupported } from '../inference/inference.errors';
+import { InferenceService } from '../inference/inference.service';
+import type { ChatMessage } from '../inference/inference.types';
+import { LocalTokenizer } from './local-tokenizer';
+
+/** Tokens the engine's chat template adds around messages. */
+export interface TemplateOverheads {
+  /** Per message (role markers, separators), tokens. */
+  perMessage: number;
+  /** The generation prompt after the last message (`<|im_start|>assistant\n`), tokens. */
+  generationPrompt: number;
+}
+
+/** ChatML (`<|im_start|>role\n...<|im_end|>\n`): used with the local tokenizer and when the engine cannot say. */
+const CHATML_OVERHEADS: TemplateOverheads = { perMessage: 5, generationPrompt: 3 };
+/** Placeholder ids for template framing in prompt fingerprints (never sent to an engine). */
+const ROLE_MARKER: Record<ChatMessage['role'], number> = { system: -1, user: -2, assistant: -3 };
+const GENERATION_MARKER = -4;
+
+/**
+ * Token counting for context windows and prefix accounting: the engine's own tokenizer through its
+ * `/tokenize` (vLLM, the simulator) when it has one, else a local BPE (TOKENIZER=auto|engine|local).
+ *
+ * Texts are tokenized once per process: ids are kept in an LRU (by sha256 of the text, bounded in
+ * tokens), so a turn tokenizes only what is new — the user message and the previous answer — never
+ * the whole history. Message counts are also persisted (`Message.tokenCount`) so a restart does not
+ * re-count for the window either.
+ */
+@Injectable()
+export class TokenizerService {
+  private readonly logger = new Logger(TokenizerService.name);
+  private readonly local = new LocalTokenizer();
+  private readonly ids = new LRUCache<string, Uint32Array>({
+    maxSize: 8_000_000,
+    sizeCalculation: (v) => Math.max(1, v.length),
+  });
+  private readonly pending = new Map<string, Promise<Uint32Array>>();
+  private mode: 'engine' | 'local' | undefined;
+  private overheadsPromise?: Promise<TemplateOverheads>;
+
+  constructor(
+    private readonly inference: InferenceService,
+    private readonly config: ContextConfig,
+  ) {
+    if (config.TOKENIZER !== 'auto') this.mode = config.TOKENIZER;
+  }
+
+  /** Which tokenizer counts: `engine` or `local` (undecided in `auto` mode until the first call). */
+  get source(): 'engine' | 'local' | 'auto' {
+    return this.mode ?? 'auto';
+  }
+
+  /** Token ids of `text` (no special tokens). @throws Engine* errors when the engine tokenizer fails */
+  async encode(text: string): Promise<Uint32Array> {
+    if (text === '') return new Uint32Array(0);
+    const key = createHash('sha256').update(text).digest('base64url');
+    const known = this.ids.get(key);
+    if (known) return known;
+    let running = this.pending.get(key);
+    if (!running) {
+      running = this.tokenize(text).finally(() => this.pending.delete(key));
+      this.pending.set(key, running);
+    }
+    const ids = await running;
+    this.ids.set(key, ids);
+    return ids;
+  }
+
+  /** Tokens of `text`. */
+  async count(text: string): Promise<number> {
+    return (await this.encode(text)).length;
+  }
+
+  /** Tokens of each text, at most `concurrency` engine calls at a time. */
+  async countAll(texts: readonly string[], concurrency = 8): Promise<number[]> {
+    const out = new Array<number>(texts.length);
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < texts.length) {
+        const i = next++;
+        out[i] = await this.count(texts[i]);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(concurrency, texts.length) }, worker));
+    return out;
+  }
+
+  /**
+   * Tokens the chat template adds, measured once on the engine (`/tokenize` with `messages`, minus
+   * the content's own tokens), else ChatML's.
+   */
+  overheads(): Promise<TemplateOverheads> {
+    this.overheadsPromise ??= this.measureOverheads().catch((e: unknown) => {
+      this.overheadsPromise = undefined;
+      throw e;
+    });
+    return this.overheadsPromise;
+  }
+
+  /**
+   * A fingerprint of the prompt in the engine's token space: each message's content ids framed by
+   * placeholder ids standing for the template's tokens (as many as it adds), then the generation
+   * prompt. Its length is the prompt's token count; two prompts share a block-aligned prefix of it
+   * exactly when they share the messages up to there. Prefix routing and reuse accounting hash it;
+   * it is never sent to an engine.
+   */
+  async promptFingerprint(messages: readonly ChatMessage[]): Promise<number[]> {
+    const { perMessage, generationPrompt } = await this.overheads();
+    const contents = await Promise.all(messages.map((m) => this.encode(m.content)));
+    const out: number[] = [];
+    messages.forEach((m, i) => {
+      for (let k = 0; k < perMessage; k++) out.push(ROLE_MARKER[m.role]);
+      for (const id of contents[i]) out.push(id);
+    });
+    for (let k = 0; k < generationPrompt; k++) out.push(GENERATION_MARKER);
+    return out;
+  }
+
+  private async tokenize(text: string): Promise<Uint32Array> {
+    if (this.mode !== 'local') {
+      try {
+        const ids = await this.inference.tokenize({ prompt: text });
+        this.mode = 'engine';
+        return Uint32Array.from(ids);
+      } catch (e) {
+        if (!(e instanceof EngineTokenizeUnsupported) || this.mode === 'engine') throw e;
+        this.logger.warn(
+          'the engine has no /tokenize: counting tokens with the local tokenizer (cl100k_base)',
+        );
+        this.mode = 'local';
+      }
+    }
+    return Uint32Array.from(this.local.encode(text));
+  }
+
+  private async measureOverheads(): Promise<TemplateOverheads> {
+    await this.encode('x');
+    if (this.mode !== 'engine') return CHATML_OVERHEADS;
+    try {
+      // Two messages, so a template's one-off additions (BOS, a default system prompt, a date line)
+      // are told apart from what every message costs; they are folded into the generation prompt.
+      const system: ChatMessage = { role: 'system', content: 'x' };
+      const user: ChatMessage = { role: 'user', content: 'x' };
+      const [bare, one, two, twoWithPrompt] = await Promise.all([
+        this.count('x'),
+        this.inference.tokenize({ messages: [system], addGenerationPrompt: false }),
+        this.inference.tokenize({ messages: [system, user], addGenerationPrompt: false }),
+        this.inference.tokenize({ messages: [system, user], addGenerationPrompt: true }),
+      ]);
+      const perMessage = Math.max(0, two.length - one.length - bare);
+      const oneOff = Math.max(0, one.length - bare - perMessage);
+      return { perMessage, generationPrompt: Math.max(0, twoWithPrompt.length - two.length) + oneOff };
+    } catch (e) {
+      this.logger.warn(
+        `could not measure the chat template on the engine (${e instanceof Error ? e.message : String(e)}); assuming ChatML`,
+      );
+      return CHATML_OVERHEADS;
+    }
+  }
+}
