@@ -21,6 +21,8 @@ export const PROBLEM_STATUS: Record<string, number> = {
   EngineStreamCut: 502,
   EngineUnavailable: 503,
   EngineTimeout: 504,
+  ModelNotFound: 404,
+  EmbeddingsUnavailable: 503,
 };
 
 /** RFC 9457 problem details body, plus the request id and domain extensions. */
@@ -45,6 +47,15 @@ function titleFor(status: number): string {
         .map((w) => w[0].toUpperCase() + w.slice(1))
         .join(' ')
     : 'Error';
+}
+
+/** A Terminus health-check failure (`{status: 'error', info, error, details}`), if `error` is one. */
+function terminusResult(error: unknown): { status: number; body: Record<string, unknown> } | null {
+  if (!(error instanceof HttpException)) return null;
+  const body = error.getResponse();
+  if (typeof body !== 'object' || body === null) return null;
+  const b = body as Record<string, unknown>;
+  return b.status === 'error' && 'details' in b && 'error' in b ? { status: error.getStatus(), body: b } : null;
 }
 
 /** Builds a problem body (also used for SSE `error` events once headers are sent). */
@@ -120,6 +131,12 @@ export class ProblemFilter implements ExceptionFilter {
     const request = ctx.getRequest<FastifyRequest>();
     const reply = ctx.getResponse<FastifyReply>();
     const requestId = String(request?.id ?? randomUUID());
+    const health = terminusResult(error);
+    if (health && !reply.sent) {
+      // Health checks keep Terminus's documented body (`status`, `info`, `error`, `details`) for probes and tools.
+      void reply.status(health.status).send({ ...health.body, requestId });
+      return;
+    }
     const problem = toProblem(error, request?.url ?? '', requestId);
     if (problem.status >= 500) {
       this.logger.error({ err: error, requestId, code: problem.code }, `request failed: ${problem.code}`);
