@@ -25,4 +25,10 @@ export class Migration20261120233708 extends Migration {
     this.addSql(`alter table "api_keys" add constraint "api_keys_tenant_id_foreign" foreign key ("tenant_id") references "tenants" ("id") on update cascade on delete cascade;`);
   }
 
+  override async down(): Promise<void> {
+    this.addSql(`drop table if exists "messages" cascade;`);
+    this.addSql(`drop table if exists "conversations" cascade;`);
+    this.addSql(`drop table if exists "api_keys" cascade;`);
+    this.addSql(`drop table if exists "tenants" cascade;`);
+  }
 }
