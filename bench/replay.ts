@@ -70,7 +70,11 @@ async function main(): Promise<void> {
     .option('--api-key <key>', 'API key for --base-url (default: $KVCHAT_API_KEY)')
     .option('--concurrency <n>', 'conversations replayed at once', (v) => parseInt(v, 10), 8)
     .option('--max-tokens <n>', 'completion budget per turn', (v) => parseInt(v, 10), 256)
-    .option('--time-scale <x>', 'simulator time scale when started in-process (1 = calibrated real time)', '1')
+    .option(
+      '--time-scale <x>',
+      'simulator time scale when started in-process (1 = calibrated real time)',
+      '1',
+    )
     .option('--out <json>', 'report path', 'bench/reports/replay.json')
     .option('--quiet', 'no per-turn table', false)
     .parse();
@@ -86,13 +90,17 @@ async function main(): Promise<void> {
     quiet: boolean;
   }>();
 
-  const dialogues = (await readJsonl<Dialogue>(opts.data)).filter((d) => d.messages?.some((m) => m.role === 'user'));
+  const dialogues = (await readJsonl<Dialogue>(opts.data)).filter((d) =>
+    d.messages?.some((m) => m.role === 'user'),
+  );
   const selected = dialogues.slice(0, opts.conversations);
   let baseUrl = opts.baseUrl;
   let apiKey = opts.apiKey ?? process.env.KVCHAT_API_KEY;
-  let close = async (): Promise<void> => undefined;
+  let close = (): Promise<void> => Promise.resolve();
   if (!baseUrl) {
-    process.stderr.write('starting kvchat in-process on the embedded defaults (engine simulator: answers are synthetic)\n');
+    process.stderr.write(
+      'starting kvchat in-process on the embedded defaults (engine simulator: answers are synthetic)\n',
+    );
     const instance = await startBenchInstance({
       SIMULATOR_REPLIES_FILE: resolve(opts.data),
       SIMULATOR_TIME_SCALE: opts.timeScale,
@@ -104,7 +112,10 @@ async function main(): Promise<void> {
   if (!apiKey) throw new Error('--api-key (or KVCHAT_API_KEY) is required with --base-url');
 
   const turnsTotal = selected.reduce((a, d) => a + d.messages.filter((m) => m.role === 'user').length, 0);
-  const bar = new SingleBar({ format: 'replay [{bar}] {value}/{total} turns | {failed} failed | eta {eta}s' }, Presets.shades_classic);
+  const bar = new SingleBar(
+    { format: 'replay [{bar}] {value}/{total} turns | {failed} failed | eta {eta}s' },
+    Presets.shades_classic,
+  );
   bar.start(turnsTotal, 0, { failed: 0 });
   const turns: ReplayTurn[] = [];
   let failed = 0;
@@ -113,7 +124,10 @@ async function main(): Promise<void> {
 
   const replayOne = async (dialogue: Dialogue, index: number): Promise<void> => {
     const conversation = await client.post<{ id: string }>('/v1/conversations', {
-      body: { title: `replay ${String(dialogue.id ?? index)}`, metadata: { source: opts.data, dialogue: dialogue.id ?? index } },
+      body: {
+        title: `replay ${String(dialogue.id ?? index)}`,
+        metadata: { source: opts.data, dialogue: dialogue.id ?? index },
+      },
     });
     let turn = 0;
     for (const message of dialogue.messages.filter((m) => m.role === 'user')) {
@@ -122,7 +136,9 @@ async function main(): Promise<void> {
         const res = await client.post<{
           usage: { promptTokens: number; cachedTokens: number; completionTokens: number };
           timings: { ttftMs: number; totalMs: number };
-        }>(`/v1/conversations/${conversation.id}/turns`, { body: { content: message.content, maxTokens: opts.maxTokens } });
+        }>(`/v1/conversations/${conversation.id}/turns`, {
+          body: { content: message.content, maxTokens: opts.maxTokens },
+        });
         turns.push({
           conversation: index + 1,
           turn,
@@ -135,7 +151,12 @@ async function main(): Promise<void> {
         });
       } catch (e) {
         failed++;
-        turns.push({ conversation: index + 1, turn, status: 'failed', error: e instanceof Error ? e.message : String(e) });
+        turns.push({
+          conversation: index + 1,
+          turn,
+          status: 'failed',
+          error: e instanceof Error ? e.message : String(e),
+        });
       }
       bar.increment(1, { failed });
     }
@@ -176,7 +197,18 @@ async function main(): Promise<void> {
   mkdirSync(dirname(resolve(opts.out)), { recursive: true });
   writeFileSync(
     opts.out,
-    JSON.stringify({ command: 'replay', data: opts.data, baseUrl: opts.baseUrl ?? 'in-process', wallSeconds, summary, turns }, null, 2),
+    JSON.stringify(
+      {
+        command: 'replay',
+        data: opts.data,
+        baseUrl: opts.baseUrl ?? 'in-process',
+        wallSeconds,
+        summary,
+        turns,
+      },
+      null,
+      2,
+    ),
   );
   console.log(`report written to ${opts.out}`);
   if (summary.failedTurns > 0) process.exitCode = 1;

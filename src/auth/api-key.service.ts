@@ -69,7 +69,14 @@ export class ApiKeyService {
       admin: options.admin ?? false,
     });
     await em.flush();
-    return { key, keyId: apiKey.id, prefix: apiKey.prefix, tenantId: tenant.id, tenantName: tenant.name, admin: apiKey.admin };
+    return {
+      key,
+      keyId: apiKey.id,
+      prefix: apiKey.prefix,
+      tenantId: tenant.id,
+      tenantName: tenant.name,
+      admin: apiKey.admin,
+    };
   }
 
   /**
@@ -87,7 +94,9 @@ export class ApiKeyService {
     });
     if (candidates.length !== 1) {
       throw new ApiKeyNotFound(
-        candidates.length === 0 ? 'No API key matches.' : `${candidates.length} keys match that prefix; give the id.`,
+        candidates.length === 0
+          ? 'No API key matches.'
+          : `${candidates.length} keys match that prefix; give the id.`,
       );
     }
     const [apiKey] = candidates;
@@ -102,7 +111,11 @@ export class ApiKeyService {
     const em = this.em.fork();
     const tenants = await em.find(Tenant, tenantName ? { name: tenantName } : {});
     const names = new Map(tenants.map((t) => [t.id, t.name]));
-    const keys = await em.find(ApiKey, { tenantId: { $in: [...names.keys()] } }, { orderBy: { createdAt: 'asc' } });
+    const keys = await em.find(
+      ApiKey,
+      { tenantId: { $in: [...names.keys()] } },
+      { orderBy: { createdAt: 'asc' } },
+    );
     return keys.map((k) => Object.assign(k, { tenantName: names.get(k.tenantId) ?? '' }));
   }
 
@@ -118,7 +131,12 @@ export class ApiKeyService {
     const apiKey = await em.findOne(ApiKey, { keyHash: hash });
     if (!apiKey || apiKey.revokedAt) throw new Unauthorized('The API key is unknown or revoked.');
     const tenant = await em.findOneOrFail(Tenant, { id: apiKey.tenantId });
-    const context: AuthContext = { tenantId: tenant.id, tenantName: tenant.name, keyId: apiKey.id, admin: apiKey.admin };
+    const context: AuthContext = {
+      tenantId: tenant.id,
+      tenantName: tenant.name,
+      keyId: apiKey.id,
+      admin: apiKey.admin,
+    };
     if (this.cacheEnabled) this.verified.set(hash, context);
     return context;
   }

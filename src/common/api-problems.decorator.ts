@@ -8,9 +8,12 @@ export class ProblemDto {
   @ApiProperty({ example: 404 }) status!: number;
   @ApiProperty({ example: 'Conversation 0b6c... does not exist.' }) detail!: string;
   @ApiProperty({ example: '/v1/conversations/0b6c...' }) instance!: string;
-  @ApiProperty({ example: 'ConversationNotFound', description: 'Stable machine-readable code.' }) code!: string;
-  @ApiProperty({ description: 'Request id, also in the x-request-id header and the logs.' }) requestId!: string;
-  @ApiPropertyOptional({ type: [String], description: 'Validation messages, each naming its field.' }) errors?: string[];
+  @ApiProperty({ example: 'ConversationNotFound', description: 'Stable machine-readable code.' })
+  code!: string;
+  @ApiProperty({ description: 'Request id, also in the x-request-id header and the logs.' })
+  requestId!: string;
+  @ApiPropertyOptional({ type: [String], description: 'Validation messages, each naming its field.' })
+  errors?: string[];
 }
 
 const DESCRIPTIONS: Record<number, string> = {
@@ -29,7 +32,12 @@ const DESCRIPTIONS: Record<number, string> = {
 export function ApiProblems(...statuses: number[]): MethodDecorator & ClassDecorator {
   return applyDecorators(
     ...statuses.map((status) =>
-      ApiResponse({ status, description: DESCRIPTIONS[status] ?? 'Error', type: ProblemDto, content: undefined }),
+      ApiResponse({
+        status,
+        description: DESCRIPTIONS[status] ?? 'Error',
+        type: ProblemDto,
+        content: undefined,
+      }),
     ),
   );
 }

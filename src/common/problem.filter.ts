@@ -1,5 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { type ArgumentsHost, Catch, type ExceptionFilter, HttpException, HttpStatus, Logger } from '@nestjs/common';
+import {
+  type ArgumentsHost,
+  Catch,
+  type ExceptionFilter,
+  HttpException,
+  HttpStatus,
+  Logger,
+} from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { DomainError } from './domain-error';
 
@@ -55,7 +62,9 @@ function terminusResult(error: unknown): { status: number; body: Record<string, 
   const body = error.getResponse();
   if (typeof body !== 'object' || body === null) return null;
   const b = body as Record<string, unknown>;
-  return b.status === 'error' && 'details' in b && 'error' in b ? { status: error.getStatus(), body: b } : null;
+  return b.status === 'error' && 'details' in b && 'error' in b
+    ? { status: error.getStatus(), body: b }
+    : null;
 }
 
 /** Builds a problem body (also used for SSE `error` events once headers are sent). */
@@ -81,7 +90,12 @@ export function toProblem(error: unknown, instance: string, requestId: string): 
         ? (response as { message: unknown }).message
         : error.message;
     const errors = Array.isArray(message) ? message.map(String) : undefined;
-    const code = status === 413 ? 'PayloadTooLarge' : status === 400 ? 'ValidationFailed' : titleFor(status).replace(/ /g, '');
+    const code =
+      status === 413
+        ? 'PayloadTooLarge'
+        : status === 400
+          ? 'ValidationFailed'
+          : titleFor(status).replace(/ /g, '');
     return {
       type: `https://kvchat.dev/problems/${code}`,
       title: titleFor(status),

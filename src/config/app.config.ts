@@ -8,7 +8,8 @@ export class AppConfig {
   @IsInt() @Min(0) @Max(65535) PORT = 3000;
   /** Interface the HTTP API binds to. */
   @IsString() HOST = '0.0.0.0';
-  @IsIn(['development', 'production', 'test']) NODE_ENV: 'development' | 'production' | 'test' = 'development';
+  @IsIn(['development', 'production', 'test']) NODE_ENV: 'development' | 'production' | 'test' =
+    'development';
   @IsIn(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']) LOG_LEVEL = 'info';
   /** `json` (one object a line) or `pretty`; unset = pretty in development, json otherwise. */
   @IsOptional() @IsIn(['json', 'pretty']) LOG_FORMAT?: 'json' | 'pretty';

@@ -5,7 +5,8 @@ import { toBoolean } from './config.loader';
 /** PostgreSQL (external) or embedded PGlite. */
 export class DatabaseConfig {
   /** External PostgreSQL URL (`postgres://user:pass@host:5432/db`). Unset = embedded PGlite with pgvector. */
-  @IsOptional() @Matches(/^postgres(ql)?:\/\//, { message: 'must be a postgres:// or postgresql:// URL' })
+  @IsOptional()
+  @Matches(/^postgres(ql)?:\/\//, { message: 'must be a postgres:// or postgresql:// URL' })
   DATABASE_URL?: string;
   /** Directory for embedded data (PGlite files, generated secret). */
   @IsString() DATA_DIR = '.data';

@@ -34,7 +34,10 @@ export class TurnLockService {
    * Runs `routine` holding the conversation's lock.
    * @throws ConversationBusy when the lock is not obtained within waitMs
    */
-  async withConversation<T>(conversationId: string, routine: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  async withConversation<T>(
+    conversationId: string,
+    routine: (signal: AbortSignal) => Promise<T>,
+  ): Promise<T> {
     const resource = `${this.config.REDIS_KEY_PREFIX}lock:conversation:${conversationId}`;
     try {
       return await this.redlock.using([resource], TurnLockService.lockMs, routine);

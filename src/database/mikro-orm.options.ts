@@ -1,6 +1,6 @@
 import { Migrator } from '@mikro-orm/migrations';
 import type { Options } from '@mikro-orm/core';
-import { defineConfig, PostgreSqlDriver } from '@mikro-orm/postgresql';
+import { defineConfig, type PostgreSqlDriver } from '@mikro-orm/postgresql';
 import { ENTITIES } from './entities';
 import { MIGRATIONS } from './migrations.list';
 
@@ -8,7 +8,10 @@ import { MIGRATIONS } from './migrations.list';
  * MikroORM options shared by the app, the CLI and the tests.
  * @param clientUrl PostgreSQL URL (an external server, or the embedded PGlite's socket)
  */
-export function buildOrmOptions(clientUrl: string, overrides: Partial<Options<PostgreSqlDriver>> = {}): Options<PostgreSqlDriver> {
+export function buildOrmOptions(
+  clientUrl: string,
+  overrides: Partial<Options<PostgreSqlDriver>> = {},
+): Options<PostgreSqlDriver> {
   return defineConfig({
     clientUrl,
     entities: ENTITIES,

@@ -24,7 +24,9 @@ export function isPortOpen(port: number, timeoutMs = 500): Promise<boolean> {
  * else the embedded data directory itself (only safe while no kvchat is running on it).
  * Pending migrations are applied, so a tool works on a fresh data directory.
  */
-export async function openStandaloneDatabase(config: DatabaseConfig): Promise<{ orm: MikroORM; via: string; close(): Promise<void> }> {
+export async function openStandaloneDatabase(
+  config: DatabaseConfig,
+): Promise<{ orm: MikroORM; via: string; close(): Promise<void> }> {
   let url = config.DATABASE_URL;
   let via = 'DATABASE_URL';
   let closeEmbedded: (() => Promise<void>) | undefined;

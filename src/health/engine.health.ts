@@ -13,7 +13,11 @@ export class EngineHealthIndicator {
   async isHealthy(key: string, timeoutMs: number): Promise<HealthIndicatorResult> {
     const session = this.health.check(key);
     const results = await Promise.all(
-      this.router.replicas.map(async (r) => ({ replica: r.id, up: await this.router.probe(r, timeoutMs), inFlight: r.inFlight })),
+      this.router.replicas.map(async (r) => ({
+        replica: r.id,
+        up: await this.router.probe(r, timeoutMs),
+        inFlight: r.inFlight,
+      })),
     );
     const replicas = Object.fromEntries(results.map((r) => [r.replica, { up: r.up, inFlight: r.inFlight }]));
     const down = results.filter((r) => !r.up).map((r) => r.replica);

@@ -30,7 +30,10 @@ export function redactUrl(url: string): string {
  * @param role `client` (commands, may be shared), `subscriber` or `bclient` (Bull: dedicated,
  *   no ready check and unlimited retries per request, as Bull requires).
  */
-export function createRedisConnection(url: string, role: 'client' | 'subscriber' | 'bclient' = 'client'): Redis {
+export function createRedisConnection(
+  url: string,
+  role: 'client' | 'subscriber' | 'bclient' = 'client',
+): Redis {
   const options: RedisOptions = {
     connectionName: `kvchat:${role}`,
     lazyConnect: false,

@@ -30,9 +30,17 @@ describe('conversations (e2e)', () => {
 
   it('should answer two turns and report engine cached tokens rising on the second', async () => {
     const id = await createConversation();
-    const first = await api(`${sut.url}/v1/conversations/${id}/turns`, { key: sut.keyA, body: { content: 'What is a KV cache?' } });
+    const first = await api(`${sut.url}/v1/conversations/${id}/turns`, {
+      key: sut.keyA,
+      body: { content: 'What is a KV cache?' },
+    });
     expect(first.status).toBe(201);
-    expect(first.body.userMessage).toMatchObject({ sequence: 1, role: 'user', status: 'complete', content: 'What is a KV cache?' });
+    expect(first.body.userMessage).toMatchObject({
+      sequence: 1,
+      role: 'user',
+      status: 'complete',
+      content: 'What is a KV cache?',
+    });
     expect(first.body.assistantMessage).toMatchObject({ sequence: 2, role: 'assistant', status: 'complete' });
     expect(first.body.assistantMessage.content.length).toBeGreaterThan(0);
     expect(first.body.usage.promptTokens).toBeGreaterThan(0);
@@ -50,7 +58,10 @@ describe('conversations (e2e)', () => {
     // Turn 2's prompt starts with turn 1's prompt and answer: the engine serves those blocks from cache.
     expect(second.body.usage.cachedTokens).toBeGreaterThan(0);
     expect(second.body.usage.cachedTokens).toBeGreaterThanOrEqual(first.body.usage.promptTokens - 16);
-    expect(second.body.cache.prefixReuse).toBeCloseTo(second.body.usage.cachedTokens / second.body.usage.promptTokens, 5);
+    expect(second.body.cache.prefixReuse).toBeCloseTo(
+      second.body.usage.cachedTokens / second.body.usage.promptTokens,
+      5,
+    );
     expect(second.body.usage.completionTokens).toBeLessThanOrEqual(16);
 
     const conversation = await api(`${sut.url}/v1/conversations/${id}`, { key: sut.keyA });
@@ -59,7 +70,10 @@ describe('conversations (e2e)', () => {
 
   it('should stream token events then one turn event carrying the stored message', async () => {
     const id = await createConversation();
-    const res = await postSse(`${sut.url}/v1/conversations/${id}/turns`, sut.keyA, { content: 'Stream me an answer', stream: true });
+    const res = await postSse(`${sut.url}/v1/conversations/${id}/turns`, sut.keyA, {
+      content: 'Stream me an answer',
+      stream: true,
+    });
     expect(res.status).toBe(200);
     expect(res.contentType).toContain('text/event-stream');
     const tokens = res.events.filter((e) => e.event === 'token');
@@ -87,11 +101,17 @@ describe('conversations (e2e)', () => {
     expect(page3.body.nextCursor).toBeNull();
 
     for (let i = 0; i < 2; i++) {
-      await api(`${sut.url}/v1/conversations/${ids[0]}/turns`, { key, body: { content: `q${i}`, maxTokens: 4 } });
+      await api(`${sut.url}/v1/conversations/${ids[0]}/turns`, {
+        key,
+        body: { content: `q${i}`, maxTokens: 4 },
+      });
     }
     const m1 = await api(`${sut.url}/v1/conversations/${ids[0]}/messages?limit=3`, { key });
     expect(m1.body.data.map((m: any) => m.sequence)).toEqual([1, 2, 3]);
-    const m2 = await api(`${sut.url}/v1/conversations/${ids[0]}/messages?limit=3&cursor=${m1.body.nextCursor}`, { key });
+    const m2 = await api(
+      `${sut.url}/v1/conversations/${ids[0]}/messages?limit=3&cursor=${m1.body.nextCursor}`,
+      { key },
+    );
     expect(m2.body.data.map((m: any) => m.sequence)).toEqual([4]);
     expect(m2.body.nextCursor).toBeNull();
   });
@@ -100,14 +120,19 @@ describe('conversations (e2e)', () => {
     const id = await createConversation();
     const results = await Promise.all(
       Array.from({ length: 6 }, (_, i) =>
-        api(`${sut.url}/v1/conversations/${id}/turns`, { key: sut.keyA, body: { content: `parallel ${i}`, maxTokens: 8 } }),
+        api(`${sut.url}/v1/conversations/${id}/turns`, {
+          key: sut.keyA,
+          body: { content: `parallel ${i}`, maxTokens: 8 },
+        }),
       ),
     );
     expect(results.map((r) => r.status)).toEqual(Array(6).fill(201));
     const messages = await api(`${sut.url}/v1/conversations/${id}/messages?limit=100`, { key: sut.keyA });
     const rows = messages.body.data as any[];
     expect(rows.map((m) => m.sequence)).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
-    expect(rows.map((m) => m.role)).toEqual(Array.from({ length: 12 }, (_, i) => (i % 2 === 0 ? 'user' : 'assistant')));
+    expect(rows.map((m) => m.role)).toEqual(
+      Array.from({ length: 12 }, (_, i) => (i % 2 === 0 ? 'user' : 'assistant')),
+    );
     // Each answer was generated after the previous turn was stored: its prompt grew turn by turn.
     const prompts = rows.filter((m) => m.role === 'assistant').map((m) => m.usage.promptTokens as number);
     expect([...prompts].sort((a, b) => a - b)).toEqual(prompts);
@@ -121,11 +146,17 @@ describe('conversations (e2e)', () => {
     expect(missing.body).toMatchObject({ status: 400, code: 'ValidationFailed' });
     expect(missing.body.detail).toMatch(/content/);
 
-    const wrongType = await api(`${sut.url}/v1/conversations/${id}/turns`, { key: sut.keyA, body: { content: 'x', maxTokens: 'many' } });
+    const wrongType = await api(`${sut.url}/v1/conversations/${id}/turns`, {
+      key: sut.keyA,
+      body: { content: 'x', maxTokens: 'many' },
+    });
     expect(wrongType.status).toBe(400);
     expect(wrongType.body.errors.join(' ')).toMatch(/maxTokens/);
 
-    const unknown = await api(`${sut.url}/v1/conversations/${id}/turns`, { key: sut.keyA, body: { content: 'x', cache_salt: 'mine' } });
+    const unknown = await api(`${sut.url}/v1/conversations/${id}/turns`, {
+      key: sut.keyA,
+      body: { content: 'x', cache_salt: 'mine' },
+    });
     expect(unknown.status).toBe(400);
     expect(unknown.body.detail).toMatch(/cache_salt/);
 
@@ -136,7 +167,9 @@ describe('conversations (e2e)', () => {
 
   it('should answer 404 for unknown ids and for another tenant’s conversation, 400 for a malformed id', async () => {
     const id = await createConversation(sut.keyA);
-    const unknown = await api(`${sut.url}/v1/conversations/00000000-0000-4000-8000-000000000000`, { key: sut.keyA });
+    const unknown = await api(`${sut.url}/v1/conversations/00000000-0000-4000-8000-000000000000`, {
+      key: sut.keyA,
+    });
     expect(unknown.status).toBe(404);
     expect(unknown.body.code).toBe('ConversationNotFound');
 
@@ -144,7 +177,10 @@ describe('conversations (e2e)', () => {
       const foreign = await api(`${sut.url}/v1/conversations/${id}${path}`, { key: sut.keyB });
       expect(foreign.status).toBe(404);
     }
-    const foreignTurn = await api(`${sut.url}/v1/conversations/${id}/turns`, { key: sut.keyB, body: { content: 'hi' } });
+    const foreignTurn = await api(`${sut.url}/v1/conversations/${id}/turns`, {
+      key: sut.keyB,
+      body: { content: 'hi' },
+    });
     expect(foreignTurn.status).toBe(404);
     const foreignDelete = await api(`${sut.url}/v1/conversations/${id}`, { key: sut.keyB, method: 'DELETE' });
     expect(foreignDelete.status).toBe(404);
@@ -168,10 +204,16 @@ describe('conversations (e2e)', () => {
 
   it('should reject an oversized message with 413 and store nothing', async () => {
     const id = await createConversation();
-    const res = await api(`${sut.url}/v1/conversations/${id}/turns`, { key: sut.keyA, body: { content: 'x'.repeat(2001) } });
+    const res = await api(`${sut.url}/v1/conversations/${id}/turns`, {
+      key: sut.keyA,
+      body: { content: 'x'.repeat(2001) },
+    });
     expect(res.status).toBe(413);
     expect(res.body.code).toBe('PayloadTooLarge');
-    const huge = await api(`${sut.url}/v1/conversations/${id}/turns`, { key: sut.keyA, body: { content: 'x'.repeat(2_000_000) } });
+    const huge = await api(`${sut.url}/v1/conversations/${id}/turns`, {
+      key: sut.keyA,
+      body: { content: 'x'.repeat(2_000_000) },
+    });
     expect(huge.status).toBe(413);
     const conversation = await api(`${sut.url}/v1/conversations/${id}`, { key: sut.keyA });
     expect(conversation.body.messageCount).toBe(0);
@@ -179,21 +221,34 @@ describe('conversations (e2e)', () => {
 
   it('should keep the conversation consistent when the engine fails, and continue after it recovers', async () => {
     const id = await createConversation();
-    await api(`${sut.url}/v1/conversations/${id}/turns`, { key: sut.keyA, body: { content: 'first', maxTokens: 8 } });
+    await api(`${sut.url}/v1/conversations/${id}/turns`, {
+      key: sut.keyA,
+      body: { content: 'first', maxTokens: 8 },
+    });
     sim.engine.setFaults({ errorRate: 1, errorStatus: 503 });
-    const failed = await api(`${sut.url}/v1/conversations/${id}/turns`, { key: sut.keyA, body: { content: 'second' } });
+    const failed = await api(`${sut.url}/v1/conversations/${id}/turns`, {
+      key: sut.keyA,
+      body: { content: 'second' },
+    });
     expect(failed.status).toBe(503);
     expect(failed.body.code).toBe('EngineUnavailable');
 
     sim.engine.setFaults({ errorRate: 1, errorStatus: 500 });
-    const broken = await api(`${sut.url}/v1/conversations/${id}/turns`, { key: sut.keyA, body: { content: 'third' } });
+    const broken = await api(`${sut.url}/v1/conversations/${id}/turns`, {
+      key: sut.keyA,
+      body: { content: 'third' },
+    });
     expect(broken.status).toBe(502);
     expect(broken.body.code).toBe('EngineError');
 
     sim.engine.setFaults({ errorRate: 0 });
-    const recovered = await api(`${sut.url}/v1/conversations/${id}/turns`, { key: sut.keyA, body: { content: 'fourth', maxTokens: 8 } });
+    const recovered = await api(`${sut.url}/v1/conversations/${id}/turns`, {
+      key: sut.keyA,
+      body: { content: 'fourth', maxTokens: 8 },
+    });
     expect(recovered.status).toBe(201);
-    const messages = (await api(`${sut.url}/v1/conversations/${id}/messages`, { key: sut.keyA })).body.data as any[];
+    const messages = (await api(`${sut.url}/v1/conversations/${id}/messages`, { key: sut.keyA })).body
+      .data as any[];
     expect(messages.map((m) => [m.sequence, m.role, m.status])).toEqual([
       [1, 'user', 'complete'],
       [2, 'assistant', 'complete'],
@@ -209,38 +264,56 @@ describe('conversations (e2e)', () => {
   it('should send an error event and store no answer when the engine cuts the stream', async () => {
     const id = await createConversation();
     sim.engine.setFaults({ cutStreamAfterTokens: 3 });
-    const res = await postSse(`${sut.url}/v1/conversations/${id}/turns`, sut.keyA, { content: 'cut me off', maxTokens: 40 });
+    const res = await postSse(`${sut.url}/v1/conversations/${id}/turns`, sut.keyA, {
+      content: 'cut me off',
+      maxTokens: 40,
+    });
     expect(res.events.filter((e) => e.event === 'token').length).toBeGreaterThan(0);
     const last = res.events.at(-1);
     expect(last?.event).toBe('error');
     if (last?.data.code !== 'EngineStreamCut') console.log(last?.data);
-    expect(last?.data).toMatchObject({ status: 502, code: 'EngineStreamCut', detail: expect.any(String) as string });
-    const messages = (await api(`${sut.url}/v1/conversations/${id}/messages`, { key: sut.keyA })).body.data as any[];
+    expect(last?.data).toMatchObject({
+      status: 502,
+      code: 'EngineStreamCut',
+      detail: expect.any(String) as string,
+    });
+    const messages = (await api(`${sut.url}/v1/conversations/${id}/messages`, { key: sut.keyA })).body
+      .data as any[];
     expect(messages).toHaveLength(1);
     expect(messages[0]).toMatchObject({ role: 'user', status: 'failed', error: { code: 'EngineStreamCut' } });
   });
 
   it('should abort the engine request when the client disconnects mid-stream', async () => {
-    const slow = await startEngineSimulator({ timing: { timeScale: 1, itlMs: 50 }, replyTokens: { min: 200, max: 200 } });
+    const slow = await startEngineSimulator({
+      timing: { timeScale: 1, itlMs: 50 },
+      replyTokens: { min: 200, max: 200 },
+    });
     const app = await startTestApp({ INFERENCE_ENDPOINTS: slow.baseURL });
     try {
       const id = (await api(`${app.url}/v1/conversations`, { key: app.keyA, body: {} })).body.id as string;
       const controller = new AbortController();
       await expect(
-        postSse(`${app.url}/v1/conversations/${id}/turns`, app.keyA, { content: 'a long answer please', maxTokens: 200 }, {
-          signal: controller.signal,
-          onEvent: (e) => {
-            if (e.event === 'token') controller.abort();
+        postSse(
+          `${app.url}/v1/conversations/${id}/turns`,
+          app.keyA,
+          { content: 'a long answer please', maxTokens: 200 },
+          {
+            signal: controller.signal,
+            onEvent: (e) => {
+              if (e.event === 'token') controller.abort();
+            },
           },
-        }),
+        ),
       ).rejects.toThrow();
       // The engine stops generating: its running count drops to zero long before 200 tokens x 50 ms.
       await waitFor(async () => (await stateOf(slow)).running === 0, 3000);
       await waitFor(async () => {
-        const rows = (await api(`${app.url}/v1/conversations/${id}/messages`, { key: app.keyA })).body.data as any[];
+        const rows = (await api(`${app.url}/v1/conversations/${id}/messages`, { key: app.keyA })).body
+          .data as any[];
         return rows.length === 1 && rows[0].status === 'failed';
       }, 3000);
-      const rows = (await api(`${app.url}/v1/conversations/${id}/messages`, { key: app.keyA })).body.data as any[];
+      const rows = (await api(`${app.url}/v1/conversations/${id}/messages`, { key: app.keyA })).body
+        .data as any[];
       expect(rows[0].error.code).toBe('RequestAborted');
     } finally {
       await app.close();
@@ -252,12 +325,19 @@ describe('conversations (e2e)', () => {
     const app = await startTestApp({ INFERENCE_ENDPOINTS: 'http://127.0.0.1:9/v1', INFERENCE_MODEL: 'm' });
     try {
       const id = (await api(`${app.url}/v1/conversations`, { key: app.keyA, body: {} })).body.id as string;
-      const res = await api(`${app.url}/v1/conversations/${id}/turns`, { key: app.keyA, body: { content: 'anyone?' } });
+      const res = await api(`${app.url}/v1/conversations/${id}/turns`, {
+        key: app.keyA,
+        body: { content: 'anyone?' },
+      });
       expect(res.status).toBe(503);
       expect(res.body.code).toBe('EngineUnavailable');
-      const again = await api(`${app.url}/v1/conversations/${id}/turns`, { key: app.keyA, body: { content: 'still?' } });
+      const again = await api(`${app.url}/v1/conversations/${id}/turns`, {
+        key: app.keyA,
+        body: { content: 'still?' },
+      });
       expect(again.status).toBe(503);
-      const rows = (await api(`${app.url}/v1/conversations/${id}/messages`, { key: app.keyA })).body.data as any[];
+      const rows = (await api(`${app.url}/v1/conversations/${id}/messages`, { key: app.keyA })).body
+        .data as any[];
       expect(rows.map((m) => [m.sequence, m.status])).toEqual([
         [1, 'failed'],
         [2, 'failed'],
@@ -272,7 +352,10 @@ describe('conversations (e2e)', () => {
 
   it('should delete a conversation and its messages', async () => {
     const id = await createConversation();
-    await api(`${sut.url}/v1/conversations/${id}/turns`, { key: sut.keyA, body: { content: 'bye', maxTokens: 4 } });
+    await api(`${sut.url}/v1/conversations/${id}/turns`, {
+      key: sut.keyA,
+      body: { content: 'bye', maxTokens: 4 },
+    });
     const del = await api(`${sut.url}/v1/conversations/${id}`, { key: sut.keyA, method: 'DELETE' });
     expect(del.status).toBe(204);
     expect((await api(`${sut.url}/v1/conversations/${id}`, { key: sut.keyA })).status).toBe(404);
@@ -303,7 +386,9 @@ describe('conversations (e2e)', () => {
       ]),
     );
     const turn = doc.paths['/v1/conversations/{id}/turns'].post;
-    expect(Object.keys(turn.responses)).toEqual(expect.arrayContaining(['201', '400', '401', '404', '413', '502', '503', '504']));
+    expect(Object.keys(turn.responses)).toEqual(
+      expect.arrayContaining(['201', '400', '401', '404', '413', '502', '503', '504']),
+    );
     expect(doc.components.schemas.PostTurnDto.required).toContain('content');
   });
 });

@@ -15,7 +15,9 @@ export interface ScratchDatabase {
 /** Creates an empty database with a random name; `drop()` removes it. */
 export async function createScratchDatabase(): Promise<ScratchDatabase> {
   const name = `kvchat_test_${randomBytes(6).toString('hex')}`;
-  const admin = await MikroORM.init(buildOrmOptions(LOCAL_POSTGRES, { pool: { min: 0, max: 1 }, discovery: { warnWhenNoEntities: false } }));
+  const admin = await MikroORM.init(
+    buildOrmOptions(LOCAL_POSTGRES, { pool: { min: 0, max: 1 }, discovery: { warnWhenNoEntities: false } }),
+  );
   await admin.em.getConnection().execute(`create database "${name}"`);
   await admin.close(true);
   const url = LOCAL_POSTGRES.replace(/\/[^/]*$/, `/${name}`);

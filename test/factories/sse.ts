@@ -18,7 +18,11 @@ export async function postSse(
 ): Promise<{ status: number; contentType: string; events: SseEvent[]; text: string }> {
   const response = await fetch(url, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', accept: 'text/event-stream', authorization: `Bearer ${key}` },
+    headers: {
+      'content-type': 'application/json',
+      accept: 'text/event-stream',
+      authorization: `Bearer ${key}`,
+    },
     body: JSON.stringify(body),
     signal: options.signal,
   });

@@ -56,7 +56,13 @@ export async function startTestApp(env: Env = {}): Promise<TestApp> {
 /** JSON request helper over fetch: returns status, headers and the parsed body. */
 export async function api<T = any>(
   url: string,
-  options: { method?: string; key?: string; body?: unknown; headers?: Record<string, string>; signal?: AbortSignal } = {},
+  options: {
+    method?: string;
+    key?: string;
+    body?: unknown;
+    headers?: Record<string, string>;
+    signal?: AbortSignal;
+  } = {},
 ): Promise<{ status: number; headers: Headers; body: T }> {
   const response = await fetch(url, {
     method: options.method ?? (options.body === undefined ? 'GET' : 'POST'),
@@ -65,7 +71,12 @@ export async function api<T = any>(
       ...(options.key ? { authorization: `Bearer ${options.key}` } : {}),
       ...options.headers,
     },
-    body: options.body === undefined ? undefined : typeof options.body === 'string' ? options.body : JSON.stringify(options.body),
+    body:
+      options.body === undefined
+        ? undefined
+        : typeof options.body === 'string'
+          ? options.body
+          : JSON.stringify(options.body),
     signal: options.signal,
   });
   const text = await response.text();

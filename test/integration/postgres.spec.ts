@@ -33,7 +33,7 @@ describe('PostgreSQL server (integration)', () => {
       expect(await migrator.getPendingMigrations()).toHaveLength(0);
       const tables = (await sut.em
         .getConnection()
-        .execute(`select table_name from information_schema.tables where table_schema = 'public'`)) as { table_name: string }[];
+        .execute(`select table_name from information_schema.tables where table_schema = 'public'`));
       expect(tables.map((t) => t.table_name)).toEqual(
         expect.arrayContaining(['tenants', 'api_keys', 'conversations', 'messages', 'mikro_orm_migrations']),
       );
@@ -43,7 +43,9 @@ describe('PostgreSQL server (integration)', () => {
       await migrator.down({ to: 0 });
       const after = (await sut.em
         .getConnection()
-        .execute(`select count(*)::int as n from information_schema.tables where table_schema = 'public' and table_name = 'messages'`)) as { n: number }[];
+        .execute(
+          `select count(*)::int as n from information_schema.tables where table_schema = 'public' and table_name = 'messages'`,
+        ));
       expect(after[0].n).toBe(0);
       await migrator.up();
     } finally {
@@ -55,14 +57,16 @@ describe('PostgreSQL server (integration)', () => {
     const env = { ...process.env, DATABASE_URL: db.url };
     const out: string[] = [];
     const sink = { write: (s: string) => out.push(s) };
-    await runKeysCli(['node', 'keys', 'create', '--tenant', 'cli-tenant', '--name', 'ci'], env, sink, { write: () => true });
+    await runKeysCli(['node', 'keys', 'create', '--tenant', 'cli-tenant', '--name', 'ci'], env, sink, {
+      write: () => true,
+    });
     const lines = out.join('').trimEnd().split('\n');
     const key = lines.at(-1) ?? '';
     expect(key).toMatch(/^kvc_[A-Za-z0-9_-]{43}$/);
 
     const orm = await MikroORM.init(buildOrmOptions(db.url, { pool: { min: 0, max: 1 } }));
     try {
-      const rows = (await orm.em.getConnection().execute(`select * from api_keys`)) as Record<string, unknown>[];
+      const rows = (await orm.em.getConnection().execute(`select * from api_keys`));
       const serialized = JSON.stringify(rows);
       expect(serialized).not.toContain(key);
       expect(rows.map((r) => r.key_hash)).toContain(hashApiKey(key));
@@ -83,7 +87,11 @@ describe('PostgreSQL server (integration)', () => {
     let b: TestApp;
 
     beforeAll(async () => {
-      const env = { DATABASE_URL: db.url, INFERENCE_ENDPOINTS: sim.baseURL, REDIS_KEY_PREFIX: `kvchat-test-shared-${db.name}:` };
+      const env = {
+        DATABASE_URL: db.url,
+        INFERENCE_ENDPOINTS: sim.baseURL,
+        REDIS_KEY_PREFIX: `kvchat-test-shared-${db.name}:`,
+      };
       a = await startTestApp(env);
       b = await startTestApp(env);
     });
@@ -104,13 +112,15 @@ describe('PostgreSQL server (integration)', () => {
         ),
       );
       expect(results.map((r) => r.status)).toEqual(Array(8).fill(201));
-      const rows = (await api(`${b.url}/v1/conversations/${id}/messages?limit=100`, { key: a.keyA })).body.data as any[];
+      const rows = (await api(`${b.url}/v1/conversations/${id}/messages?limit=100`, { key: a.keyA })).body
+        .data as any[];
       expect(rows.map((m) => m.sequence)).toEqual(Array.from({ length: 16 }, (_, i) => i + 1));
       expect(rows.filter((m) => m.role === 'user')).toHaveLength(8);
     });
 
     it('should keep tenants apart on the server database', async () => {
-      const id = (await api(`${a.url}/v1/conversations`, { key: a.keyA, body: { title: 'mine' } })).body.id as string;
+      const id = (await api(`${a.url}/v1/conversations`, { key: a.keyA, body: { title: 'mine' } })).body
+        .id as string;
       expect((await api(`${b.url}/v1/conversations/${id}`, { key: a.keyB })).status).toBe(404);
       expect((await api(`${b.url}/v1/conversations/${id}`, { key: a.keyA })).status).toBe(200);
     });

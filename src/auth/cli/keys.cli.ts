@@ -30,7 +30,10 @@ export async function runKeysCli(
     }
   };
 
-  const program = new Command('keys').description('Manage kvchat API keys').showHelpAfterError().exitOverride();
+  const program = new Command('keys')
+    .description('Manage kvchat API keys')
+    .showHelpAfterError()
+    .exitOverride();
   program
     .command('create')
     .description('create an API key (and the tenant, if new); prints the key once, on the last line')

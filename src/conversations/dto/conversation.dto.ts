@@ -18,7 +18,9 @@ export class CreateConversationDto {
   @ApiPropertyOptional({ description: 'Pin an agent (skips intent routing).', example: 'assistant' })
   @IsOptional()
   @IsString()
-  @Matches(/^[a-z][a-z0-9_-]{0,99}$/, { message: 'agent must be an agent name (lowercase letters, digits, - and _)' })
+  @Matches(/^[a-z][a-z0-9_-]{0,99}$/, {
+    message: 'agent must be an agent name (lowercase letters, digits, - and _)',
+  })
   agent?: string;
 }
 
@@ -64,6 +66,10 @@ export class ConversationDto {
 
 export class ConversationPageDto {
   @ApiProperty({ type: [ConversationDto] }) data!: ConversationDto[];
-  @ApiProperty({ type: String, nullable: true, description: 'Pass as `cursor` for the next page; null at the end.' })
+  @ApiProperty({
+    type: String,
+    nullable: true,
+    description: 'Pass as `cursor` for the next page; null at the end.',
+  })
   nextCursor!: string | null;
 }
