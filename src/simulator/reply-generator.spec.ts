@@ -82,6 +82,7 @@ describe('ReplyGenerator', () => {
 
       const hit = withFile.plan(request({ lastUserMessage: '  And   now? ' }));
       const miss = withFile.plan(request({ lastUserMessage: 'Something else' }));
+      const afterVolatileContext = withFile.plan(request({ lastUserMessage: 'Date: 2026-11-21\n\nAnd now?' }));
 
       expect(hit).toMatchObject({
         text: 'Now E is the tallest.',
@@ -89,6 +90,7 @@ describe('ReplyGenerator', () => {
         finishReason: 'stop',
       });
       expect(miss.source).toBe('synthetic');
+      expect(afterVolatileContext).toMatchObject({ text: 'Now E is the tallest.', source: 'replies-file' });
     });
 
     it('should name the line when the file holds malformed JSON', () => {

@@ -88,8 +88,7 @@ export class ReplyGenerator {
   ) {}
 
   plan(req: PlanRequest): GenerationPlan {
-    const recorded =
-      req.lastUserMessage !== undefined ? this.replies.get(normalizeMessage(req.lastUserMessage)) : undefined;
+    const recorded = req.lastUserMessage !== undefined ? this.recordedReply(req.lastUserMessage) : undefined;
     const digest = createHash('sha256')
       .update(Buffer.from(Int32Array.from(req.promptTokenIds).buffer))
       .update(`|seed:${req.seed ?? 'none'}`)
@@ -144,6 +143,22 @@ export class ReplyGenerator {
       stopReason: null,
       source,
     };
+  }
+
+  /**
+   * The recorded reply to `message`, also when a backend put volatile context (a date line, retrieved
+   * passages) in paragraphs before the user's words: leading paragraphs are dropped one at a time.
+   */
+  private recordedReply(message: string): string | undefined {
+    if (this.replies.size === 0) return undefined;
+    let rest = message;
+    for (;;) {
+      const found = this.replies.get(normalizeMessage(rest));
+      if (found !== undefined) return found;
+      const cut = rest.indexOf('\n\n');
+      if (cut < 0) return undefined;
+      rest = rest.slice(cut + 2);
+    }
   }
 
   /** Per-token text deltas of `ids`, clipped so that they concatenate to exactly `visible`. */
