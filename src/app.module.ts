@@ -7,6 +7,7 @@ import { ConversationsModule } from './conversations/conversations.module';
 import { DatabaseModule } from './database/database.module';
 import { HealthModule } from './health/health.module';
 import { LoggingModule } from './observability/logging.module';
+import { ObservabilityModule } from './observability/observability.module';
 import { QueuesModule } from './queues/queues.module';
 import { RedisModule } from './redis/redis.module';
 
@@ -19,6 +20,7 @@ export class AppModule {
       imports: [
         KvchatConfigModule.forRoot(env),
         LoggingModule,
+        ObservabilityModule,
         RedisModule,
         DatabaseModule,
         QueuesModule,

@@ -3,10 +3,12 @@ import { CachingConfig, EmbeddingsConfig } from './caching.config';
 import { ContextConfig } from './context.config';
 import { DatabaseConfig } from './database.config';
 import { InferenceConfig } from './inference.config';
+import { LangfuseConfig } from './langfuse.config';
+import { MetricsConfig } from './metrics.config';
 import { RedisConfig } from './redis.config';
 
 /**
  * Every configuration class, one per concern. A module that adds a concern adds its class here;
  * each is validated once at boot and injectable by its class.
  */
-export const CONFIG_CLASSES = [AppConfig, DatabaseConfig, RedisConfig, InferenceConfig, CachingConfig, EmbeddingsConfig, ContextConfig] as const;
+export const CONFIG_CLASSES = [AppConfig, DatabaseConfig, RedisConfig, InferenceConfig, LangfuseConfig, MetricsConfig, CachingConfig, EmbeddingsConfig, ContextConfig] as const;

@@ -6,6 +6,7 @@ import { AgentGraph } from '../agents/agent-graph.service';
 import { DomainError, InvalidRequest, PayloadTooLarge } from '../common/domain-error';
 import { AppConfig } from '../config/app.config';
 import type { HistoryMessage } from '../context/prompt.types';
+import { TurnTelemetryService } from '../observability/turn-telemetry.service';
 import { Conversation } from './conversation.entity';
 import { ConversationNotFound } from './conversation.errors';
 import { Message } from './message.entity';
@@ -52,6 +53,7 @@ export class ConversationsService {
     private readonly locks: TurnLockService,
     private readonly salts: TenantSaltService,
     private readonly config: AppConfig,
+    private readonly telemetry: TurnTelemetryService,
   ) {}
 
   async create(
@@ -154,6 +156,12 @@ export class ConversationsService {
       conversation.lastTurnAt = new Date();
       await em.flush();
 
+      const observed = this.telemetry.begin({
+        tenantId: auth.tenantId,
+        conversationId,
+        content: command.content,
+        streamed: command.onToken !== undefined,
+      });
       let output;
       try {
         output = await this.graph.run({
@@ -176,8 +184,10 @@ export class ConversationsService {
           cacheSalt: this.salts.saltFor(auth.tenantId),
           onToken: command.onToken,
           signal: command.signal,
+          trace: observed.trace,
         });
       } catch (e) {
+        observed.fail(e);
         userMessage.status = 'failed';
         userMessage.error =
           e instanceof DomainError
@@ -219,6 +229,7 @@ export class ConversationsService {
       if (output.tokenCounts?.user !== undefined) userMessage.tokenCount = output.tokenCounts.user;
       for (const m of history) m.tokenCount ??= output.tokenCounts?.history?.[m.sequence] ?? null;
       await em.flush();
+      observed.succeed(output, { totalMs: assistantMessage.timings?.totalMs ?? 0, messageId: assistantMessage.id });
       return { conversation, userMessage, assistantMessage };
     });
   }

@@ -1,8 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { Module } from '@nestjs/common';
+import { APP_INTERCEPTOR } from '@nestjs/core';
 import { LoggerModule } from 'nestjs-pino';
 import { AppConfig } from '../config/app.config';
+import { TenantLogInterceptor } from './tenant-log.interceptor';
 
 /** Request id: the caller's `x-request-id` when it is sane, else a new UUID. */
 export function requestIdFor(req: IncomingMessage): string {
@@ -10,31 +12,48 @@ export function requestIdFor(req: IncomingMessage): string {
   return typeof given === 'string' && /^[\w.:-]{1,128}$/.test(given) ? given : randomUUID();
 }
 
+/** Requests that are not logged when they succeed: probes and scrapes. */
+const QUIET_PATHS = ['/health', '/metrics'];
+
 /**
  * Structured logs (pino through nestjs-pino): JSON in production, pretty in development, the
- * request id on every line, the API key and cookies redacted, no message content.
+ * request id (`requestId`) on every line of a request, the tenant id (`tenantId`) once the guard
+ * resolved it, the API key and cookies redacted, no message content (unless LOG_MESSAGE_CONTENT).
+ * JSON lines go to `process.stdout`.
  */
 @Module({
   imports: [
     LoggerModule.forRootAsync({
       inject: [AppConfig],
       useFactory: (config: AppConfig) => {
-        const pretty = (config.LOG_FORMAT ?? (config.NODE_ENV === 'development' ? 'pretty' : 'json')) === 'pretty';
-        return {
-          pinoHttp: {
-            level: config.LOG_LEVEL,
-            genReqId: (req: IncomingMessage & { id?: unknown }) =>
-              typeof req.id === 'string' && req.id ? req.id : requestIdFor(req),
-            redact: ['req.headers.authorization', 'req.headers.cookie', 'req.headers["x-api-key"]'],
-            customProps: (req: IncomingMessage & { auth?: { tenantId?: string } }) => ({
-              tenantId: req.auth?.tenantId,
-            }),
-            autoLogging: { ignore: (req: IncomingMessage) => (req.url ?? '').startsWith('/health') },
-            ...(pretty ? { transport: { target: 'pino-pretty', options: { singleLine: true, colorize: true } } } : {}),
+        const pretty =
+          (config.LOG_FORMAT ?? (config.NODE_ENV === 'development' ? 'pretty' : 'json')) === 'pretty';
+        const options = {
+          level: config.LOG_LEVEL,
+          // Fastify already assigned the id (x-request-id or a UUID); middie copies it to the raw request.
+          genReqId: (req: IncomingMessage & { id?: unknown }) =>
+            typeof req.id === 'string' && req.id ? req.id : requestIdFor(req),
+          // Lines logged during a request carry only `requestId` (and `tenantId`, see
+          // TenantLogInterceptor); the `request completed` line carries the whole request.
+          quietReqLogger: true,
+          customAttributeKeys: { reqId: 'requestId' },
+          redact: ['req.headers.authorization', 'req.headers.cookie', 'req.headers["x-api-key"]'],
+          autoLogging: {
+            ignore: (req: IncomingMessage) => QUIET_PATHS.some((p) => (req.url ?? '').startsWith(p)),
           },
+        };
+        return {
+          assignResponse: true,
+          pinoHttp: pretty
+            ? {
+                ...options,
+                transport: { target: 'pino-pretty', options: { singleLine: true, colorize: true } },
+              }
+            : [options, process.stdout],
         };
       },
     }),
   ],
+  providers: [{ provide: APP_INTERCEPTOR, useClass: TenantLogInterceptor }],
 })
 export class LoggingModule {}

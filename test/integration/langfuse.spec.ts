@@ -2,8 +2,8 @@ import { createServer } from 'node:net';
 import type { BenchInstance } from '../../bench/harness';
 import { TracingService } from '../../src/observability/tracing.service';
 import { startEngineSimulator, type RunningSimulator } from '../../src/simulator/simulator.server';
-import { startLangfuseReceiver, type IngestionEvent, type LangfuseReceiver } from './langfuse-receiver';
-import { bootApp, metricSum, newConversation, scrape, streamedTurn, turn } from './observability.helpers';
+import { startLangfuseReceiver, type IngestionEvent, type LangfuseReceiver } from '../factories/langfuse-receiver';
+import { bootApp, metricSum, newConversation, scrape, streamedTurn, turn } from '../factories/observability-app';
 
 const KEYS = { LANGFUSE_PUBLIC_KEY: 'pk-lf-test', LANGFUSE_SECRET_KEY: 'sk-lf-test' };
 
@@ -15,7 +15,11 @@ function tracesOf(receiver: LangfuseReceiver, conversationId: string): string[] 
 }
 
 /** The merged body of one observation (its create event, then its updates). */
-function observation(events: IngestionEvent[], type: 'span' | 'generation', name: string): Record<string, any> {
+function observation(
+  events: IngestionEvent[],
+  type: 'span' | 'generation',
+  name: string,
+): Record<string, any> {
   const created = events.find((e) => e.type === `${type}-create` && e.body.name === name);
   if (!created) throw new Error(`no ${type} named ${name}`);
   const updates = events.filter((e) => e.type === `${type}-update` && e.body.id === created.body.id);
@@ -24,7 +28,10 @@ function observation(events: IngestionEvent[], type: 'span' | 'generation', name
 
 /** The merged body of a trace (its create event, then its updates). */
 function traceBody(events: IngestionEvent[], traceId: string): Record<string, any> {
-  return Object.assign({}, ...events.filter((e) => e.type === 'trace-create' && e.body.id === traceId).map((e) => e.body));
+  return Object.assign(
+    {},
+    ...events.filter((e) => e.type === 'trace-create' && e.body.id === traceId).map((e) => e.body),
+  );
 }
 
 /** A loopback port nothing listens on (connections are refused). */
@@ -69,10 +76,21 @@ describe('Langfuse tracing (local ingestion receiver)', () => {
       await app.running.app.get(TracingService).flush();
       await receiver.waitFor(() => {
         const traces = tracesOf(receiver, id);
-        return traces.length === 2 && traces.every((t) => receiver.eventsOf(t).some((e) => e.body.output !== undefined && e.type === 'trace-create' && e.body.metadata?.source));
+        return (
+          traces.length === 2 &&
+          traces.every((t) =>
+            receiver
+              .eventsOf(t)
+              .some(
+                (e) => e.body.output !== undefined && e.type === 'trace-create' && e.body.metadata?.source,
+              ),
+          )
+        );
       });
 
-      expect(receiver.authorizations[0]).toBe(`Basic ${Buffer.from('pk-lf-test:sk-lf-test').toString('base64')}`);
+      expect(receiver.authorizations[0]).toBe(
+        `Basic ${Buffer.from('pk-lf-test:sk-lf-test').toString('base64')}`,
+      );
       const [t1, t2] = tracesOf(receiver, id);
       for (const [traceId, res, question] of [
         [t1, first, 'What is a KV cache and why does it matter for chat?'],
@@ -138,9 +156,15 @@ describe('Langfuse tracing (local ingestion receiver)', () => {
       const final = res.events.find((e) => e.event === 'turn')?.data;
       expect(final).toBeDefined();
       await app.running.app.get(TracingService).flush();
-      await receiver.waitFor(() => tracesOf(receiver, id).length === 1 && receiver.eventsOf(tracesOf(receiver, id)[0]).some((e) => e.body.metadata?.streamed === true));
+      await receiver.waitFor(
+        () =>
+          tracesOf(receiver, id).length === 1 &&
+          receiver.eventsOf(tracesOf(receiver, id)[0]).some((e) => e.body.metadata?.streamed === true),
+      );
       const traceId = tracesOf(receiver, id)[0];
-      await receiver.waitFor(() => receiver.eventsOf(traceId).some((e) => e.type === 'trace-create' && e.body.output !== undefined));
+      await receiver.waitFor(() =>
+        receiver.eventsOf(traceId).some((e) => e.type === 'trace-create' && e.body.output !== undefined),
+      );
       const events = receiver.eventsOf(traceId);
       expect(traceBody(events, traceId)).toMatchObject({
         sessionId: id,
@@ -154,13 +178,70 @@ describe('Langfuse tracing (local ingestion receiver)', () => {
       expect(generation.usageDetails.output).toBe(final.usage.completionTokens);
     });
 
+    it('should trace exact and semantic response-cache hits as a response-cache span and no generation', async () => {
+      const question = 'How do I rotate the API keys of one tenant without downtime?';
+      const paraphrase = 'How can I rotate the API keys of one tenant without any downtime?';
+      const [a, b, c] = [await newConversation(app), await newConversation(app), await newConversation(app)];
+      const miss = await turn(app, a, question);
+      expect(miss.status).toBe(201);
+      expect(miss.body.cache.response).toMatchObject({ hit: false });
+      const exact = await turn(app, b, question);
+      expect(exact.body.cache.response).toMatchObject({ hit: true, type: 'exact' });
+      const semantic = await turn(app, c, paraphrase);
+      expect(semantic.body.cache.response).toMatchObject({ hit: true, type: 'semantic' });
+      await app.running.app.get(TracingService).flush();
+      const finished = (conversationId: string) => () =>
+        tracesOf(receiver, conversationId).length === 1 &&
+        receiver
+          .eventsOf(tracesOf(receiver, conversationId)[0])
+          .some((e) => e.type === 'trace-create' && e.body.output !== undefined);
+      for (const id of [a, b, c]) await receiver.waitFor(finished(id));
+
+      const missEvents = receiver.eventsOf(tracesOf(receiver, a)[0]);
+      expect(observation(missEvents, 'span', 'response-cache').output).toMatchObject({ hit: false });
+      expect(observation(missEvents, 'generation', 'engine').usageDetails.output).toBe(
+        miss.body.usage.completionTokens,
+      );
+
+      for (const [id, res, type] of [
+        [b, exact, 'exact'],
+        [c, semantic, 'semantic'],
+      ] as const) {
+        const traceId = tracesOf(receiver, id)[0];
+        const events = receiver.eventsOf(traceId);
+        const span = observation(events, 'span', 'response-cache');
+        expect(span.output).toMatchObject({
+          hit: true,
+          type,
+          similarity: res.body.cache.response.similarity,
+        });
+        expect(span.endTime).toBeDefined();
+        expect(events.filter((e) => e.type.startsWith('generation'))).toHaveLength(0);
+        expect(traceBody(events, traceId)).toMatchObject({
+          output: res.body.assistantMessage.content,
+          tags: expect.arrayContaining([type]),
+          metadata: expect.objectContaining({
+            source: type,
+            responseCache: expect.objectContaining({ hit: true, type }),
+          }),
+        });
+      }
+      expect(semantic.body.cache.response.similarity).toBeLessThan(1);
+    });
+
     it('should end a failed turn with the error code and an ERROR generation', async () => {
       const id = await newConversation(app);
       sim.engine.setFaults({ errorRate: 1, errorStatus: 500 });
-      const res = await turn(app, id, 'The engine will fail this one').finally(() => sim.engine.setFaults({ errorRate: 0 }));
+      const res = await turn(app, id, 'The engine will fail this one').finally(() =>
+        sim.engine.setFaults({ errorRate: 0 }),
+      );
       expect(res.status).toBe(502);
       await app.running.app.get(TracingService).flush();
-      await receiver.waitFor(() => tracesOf(receiver, id).length === 1 && receiver.eventsOf(tracesOf(receiver, id)[0]).some((e) => e.body.tags?.includes('error')));
+      await receiver.waitFor(
+        () =>
+          tracesOf(receiver, id).length === 1 &&
+          receiver.eventsOf(tracesOf(receiver, id)[0]).some((e) => e.body.tags?.includes('error')),
+      );
       const traceId = tracesOf(receiver, id)[0];
       const trace = traceBody(receiver.eventsOf(traceId), traceId);
       expect(trace.metadata.error.code).toBe(res.body.code);
@@ -194,8 +275,12 @@ describe('Langfuse tracing (local ingestion receiver)', () => {
       const res = await turn(app, id, question);
       expect(res.status).toBe(201);
       await app.running.app.get(TracingService).flush();
-      await receiver.waitFor(() => receiver.events.some((e) => e.type === 'generation-update' && e.body.usageDetails));
-      await receiver.waitFor(() => receiver.events.some((e) => e.type === 'trace-create' && e.body.output !== undefined));
+      await receiver.waitFor(() =>
+        receiver.events.some((e) => e.type === 'generation-update' && e.body.usageDetails),
+      );
+      await receiver.waitFor(() =>
+        receiver.events.some((e) => e.type === 'trace-create' && e.body.output !== undefined),
+      );
       const sent = JSON.stringify(receiver.events);
       expect(sent).not.toContain('secret plan');
       expect(sent).not.toContain(res.body.assistantMessage.content);

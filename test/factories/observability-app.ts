@@ -67,7 +67,11 @@ export async function streamedTurn(
 ): Promise<{ status: number; events: { event: string; data: any }[] }> {
   const res = await fetch(`${app.url}/v1/conversations/${conversationId}/turns`, {
     method: 'POST',
-    headers: { authorization: `Bearer ${app.apiKey}`, 'content-type': 'application/json', accept: 'text/event-stream' },
+    headers: {
+      authorization: `Bearer ${app.apiKey}`,
+      'content-type': 'application/json',
+      accept: 'text/event-stream',
+    },
     body: JSON.stringify({ content, stream: true }),
   });
   const events: { event: string; data: any }[] = [];
