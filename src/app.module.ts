@@ -1,6 +1,8 @@
 import { type DynamicModule, Module } from '@nestjs/common';
 import { AuthModule } from './auth/auth.module';
 import { CacheStatsModule } from './caching/cache-stats.module';
+import { CachingModule } from './caching/caching.module';
+import { CompletionsModule } from './completions/completions.module';
 import { type Env } from './config/config.loader';
 import { KvchatConfigModule } from './config/config.module';
 import { ConversationsModule } from './conversations/conversations.module';
@@ -26,7 +28,9 @@ export class AppModule {
         QueuesModule,
         AuthModule,
         ConversationsModule,
+        CachingModule,
         CacheStatsModule,
+        CompletionsModule,
         HealthModule,
       ],
     };

@@ -1,3 +1,4 @@
+import type { CacheControl } from '../caching/response-cache.types';
 import type { HistoryMessage } from '../context/prompt.types';
 import type { ConversationContextState } from '../conversations/conversation.entity';
 import type { MessageCacheReport } from '../conversations/message.entity';
@@ -19,6 +20,8 @@ export interface TurnInput {
   userMessage: string;
   maxTokens?: number;
   temperature?: number;
+  /** Response-cache control for this turn (mode, maxAgeSeconds); default: read and write the cache. */
+  cache?: CacheControl;
   /** Server-derived engine cache salt for the tenant. */
   cacheSalt: string;
   onToken?: (delta: string) => void;

@@ -1,6 +1,10 @@
 import { Injectable } from '@nestjs/common';
+import { ResponseCache } from '../caching/response-cache.service';
+import type { ResponseCacheScope } from '../caching/response-cache.types';
+import { contextFingerprint } from '../caching/scope';
 import { InferenceConfig } from '../config/inference.config';
 import { ContextWindowService } from '../context/context-window.service';
+import type { PreparedPrompt } from '../context/context-window.service';
 import type { PromptSpec } from '../context/prompt.types';
 import { InferenceService } from '../inference/inference.service';
 import { NOOP_TURN_TRACE } from '../observability/turn-trace';
@@ -25,6 +29,7 @@ export class AnswerService {
     private readonly contextWindow: ContextWindowService,
     private readonly inference: InferenceService,
     private readonly inferenceConfig: InferenceConfig,
+    private readonly responseCache: ResponseCache,
   ) {}
 
   async answer({ input, route, prompt }: AnswerRequest): Promise<TurnOutput> {
@@ -38,6 +43,65 @@ export class AnswerService {
       reservedOutputTokens: input.maxTokens ?? this.inferenceConfig.INFERENCE_DEFAULT_MAX_TOKENS,
       render: { now: new Date(), userName: input.userName },
     });
+    // Response cache: a hit is replayed to input.onToken and no engine generation happens.
+    const served = await this.responseCache.serve(
+      {
+        scope: await this.cacheScope(input, route, prompt, assembled),
+        question: prompt.userMessage,
+        control: input.cache,
+        onToken: input.onToken,
+        signal: input.signal,
+        trace,
+      },
+      () => this.generate(input, route, assembled),
+    );
+    const result = served.result;
+    const { cache, answerTokenCount } = await this.contextWindow.report(assembled, result);
+    return {
+      ...result,
+      route,
+      templateVersion: assembled.templateVersion,
+      cache: served.report ? { ...cache, response: served.report } : cache,
+      context: assembled.state,
+      userPromptContent: assembled.userContent,
+      tokenCounts: {
+        user: assembled.userTokenCount,
+        assistant: answerTokenCount,
+        history: assembled.historyTokenCounts,
+      },
+    };
+  }
+
+  /**
+   * What the answer depends on besides the question: tenant, agent, model, template version,
+   * generation parameters, and the prompt around the question (system head, summary, the history
+   * actually sent, the volatile tail such as the date).
+   */
+  private async cacheScope(
+    input: TurnInput,
+    route: RouteDecision,
+    prompt: PromptSpec,
+    assembled: PreparedPrompt,
+  ): Promise<ResponseCacheScope> {
+    const tail = assembled.userContent.endsWith(prompt.userMessage)
+      ? assembled.userContent.slice(0, assembled.userContent.length - prompt.userMessage.length)
+      : assembled.userContent;
+    return {
+      tenantId: input.tenantId,
+      agent: route.agent,
+      model: await this.inference.modelName(),
+      templateVersion: assembled.templateVersion,
+      params: {
+        temperature: input.temperature ?? null,
+        maxTokens: input.maxTokens ?? this.inferenceConfig.INFERENCE_DEFAULT_MAX_TOKENS,
+      },
+      context: contextFingerprint({ history: assembled.messages.slice(0, -1), volatileContext: tail }),
+    };
+  }
+
+  /** The engine call, traced as a generation. */
+  private async generate(input: TurnInput, route: RouteDecision, assembled: PreparedPrompt) {
+    const trace = input.trace ?? NOOP_TURN_TRACE;
     const generation = trace.generation('engine', assembled.messages, {
       agent: route.agent,
       templateVersion: assembled.templateVersion,
@@ -58,26 +122,18 @@ export class AnswerService {
           input.onToken?.(delta);
         },
       });
-      const { cache, answerTokenCount } = await this.contextWindow.report(assembled, result);
+      const { promptTokens, cachedTokens } = result.usage;
       generation.end({
         output: result.content,
         model: result.model,
         usage: result.usage,
-        metadata: { replica: result.replica, templateVersion: assembled.templateVersion, prefixReuse: cache.prefixReuse },
-      });
-      return {
-        ...result,
-        route,
-        templateVersion: assembled.templateVersion,
-        cache,
-        context: assembled.state,
-        userPromptContent: assembled.userContent,
-        tokenCounts: {
-          user: assembled.userTokenCount,
-          assistant: answerTokenCount,
-          history: assembled.historyTokenCounts,
+        metadata: {
+          replica: result.replica,
+          templateVersion: assembled.templateVersion,
+          prefixReuse: promptTokens > 0 ? cachedTokens / promptTokens : 0,
         },
-      };
+      });
+      return result;
     } catch (e) {
       generation.end({ error: e instanceof Error ? e.message : String(e) });
       throw e;

@@ -8,6 +8,7 @@ import { ResponseCacheController } from './response-cache.controller';
 import { RESPONSE_CACHE_GUARDS, ResponseCache } from './response-cache.service';
 import { ResponseCacheStats } from './response-cache.stats';
 import { ResponseCacheStore } from './response-cache.store';
+import { ResponseStatsSource } from './response-stats.source';
 import { SemanticIndex } from './semantic-index';
 import { SingleFlight } from './single-flight';
 import { verifierProvider } from './verifier';
@@ -21,7 +22,8 @@ const guardsProvider: Provider = {
 
 /**
  * The response cache: exact (Redis) and semantic (embeddings + pgvector) lookups with guards and an
- * optional verifier, single flight, per-tenant bounds and invalidation (`DELETE /v1/cache`).
+ * optional verifier, single flight, per-tenant bounds, invalidation (`DELETE /v1/cache`) and the
+ * `response` section of `GET /v1/cache/stats` (discovered by the cache-stats module).
  */
 @Module({
   imports: [InferenceModule],
@@ -36,6 +38,7 @@ const guardsProvider: Provider = {
     verifierProvider,
     ResponseCache,
     ResponseCacheAdmin,
+    ResponseStatsSource,
   ],
   exports: [ResponseCache, ResponseCacheAdmin],
 })

@@ -1,9 +1,28 @@
 import { Transform } from 'class-transformer';
-import { IsArray, IsBoolean, IsIn, IsInt, IsNumber, IsOptional, IsString, IsUrl, Max, Min } from 'class-validator';
+import {
+  IsArray,
+  IsBoolean,
+  IsIn,
+  IsInt,
+  IsNumber,
+  IsOptional,
+  IsString,
+  IsUrl,
+  Max,
+  Min,
+} from 'class-validator';
 import { toBoolean, toList } from './config.loader';
 
 /** Names of the built-in response-cache guards (src/caching/cache-guards.ts), in their default order. */
-export const RESPONSE_CACHE_GUARD_NAMES = ['negation', 'number', 'unit', 'date', 'entity', 'direction', 'term'] as const;
+export const RESPONSE_CACHE_GUARD_NAMES = [
+  'negation',
+  'number',
+  'unit',
+  'date',
+  'entity',
+  'direction',
+  'term',
+] as const;
 
 /** Response cache: exact (Redis) and semantic (embeddings + pgvector), its bounds and its guards. */
 export class CachingConfig {

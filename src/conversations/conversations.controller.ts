@@ -112,7 +112,13 @@ export class ConversationsController {
   ): Promise<TurnResponseDto | undefined> {
     const signal = clientDisconnectSignal(reply);
     const wantsStream = body.stream === true || (request.headers.accept ?? '').includes('text/event-stream');
-    const command = { content: body.content, maxTokens: body.maxTokens, temperature: body.temperature, signal };
+    const command = {
+      content: body.content,
+      maxTokens: body.maxTokens,
+      temperature: body.temperature,
+      cache: body.cache,
+      signal,
+    };
     if (!wantsStream) {
       const record = await this.conversations.runTurn(auth, id, command);
       void reply.status(201);

@@ -3,6 +3,7 @@ import { Injectable, Logger } from '@nestjs/common';
 import type { AuthContext } from '../auth/api-key.service';
 import { TenantSaltService } from '../auth/tenant-salt.service';
 import { AgentGraph } from '../agents/agent-graph.service';
+import type { CacheControl } from '../caching/response-cache.types';
 import { DomainError, InvalidRequest, PayloadTooLarge } from '../common/domain-error';
 import { AppConfig } from '../config/app.config';
 import type { HistoryMessage } from '../context/prompt.types';
@@ -17,6 +18,8 @@ export interface TurnCommand {
   content: string;
   maxTokens?: number;
   temperature?: number;
+  /** Response-cache control (mode, maxAgeSeconds). */
+  cache?: CacheControl;
   /** Receives each answer delta while the engine streams. */
   onToken?: (delta: string) => void;
   /** Fires when the client goes away; the engine request is aborted. */
@@ -181,6 +184,7 @@ export class ConversationsService {
           userMessage: command.content,
           maxTokens: command.maxTokens,
           temperature: command.temperature,
+          cache: command.cache,
           cacheSalt: this.salts.saltFor(auth.tenantId),
           onToken: command.onToken,
           signal: command.signal,

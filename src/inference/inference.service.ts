@@ -170,6 +170,7 @@ export class InferenceService {
         stream_options: { include_usage: true },
         max_tokens: request.maxTokens ?? this.config.INFERENCE_DEFAULT_MAX_TOKENS,
         ...(request.temperature !== undefined ? { temperature: request.temperature } : {}),
+        ...request.sampling,
         ...(request.cacheSalt ? { cache_salt: request.cacheSalt } : {}),
       };
       const { data: stream, response } = await replica.client.chat.completions

@@ -10,6 +10,17 @@ export interface ChatRequest {
   /** Completion budget, tokens. */
   maxTokens?: number;
   temperature?: number;
+  /**
+   * Other sampling fields of the OpenAI chat request, sent as given (`top_p`, `stop`, `seed`,
+   * `presence_penalty`, `frequency_penalty`); the OpenAI-compatible endpoint passes them through.
+   */
+  sampling?: {
+    top_p?: number;
+    stop?: string | string[];
+    seed?: number;
+    presence_penalty?: number;
+    frequency_penalty?: number;
+  };
   /** Server-derived per-tenant salt (vLLM `cache_salt`); never client-supplied. */
   cacheSalt?: string;
   /** Key for replica affinity (the conversation id). */

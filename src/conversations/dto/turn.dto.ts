@@ -1,5 +1,17 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { IsBoolean, IsInt, IsNumber, IsOptional, IsString, Max, Min, MinLength } from 'class-validator';
+import { Type } from 'class-transformer';
+import {
+  IsBoolean,
+  IsInt,
+  IsNumber,
+  IsOptional,
+  IsString,
+  Max,
+  Min,
+  MinLength,
+  ValidateNested,
+} from 'class-validator';
+import { CacheControlDto } from '../../caching/dto/cache-control.dto';
 import { CacheReportDto, MessageDto, TimingsDto, UsageDto } from './message.dto';
 
 export class PostTurnDto {
@@ -26,6 +38,17 @@ export class PostTurnDto {
   @Min(0)
   @Max(2)
   temperature?: number;
+
+  @ApiPropertyOptional({
+    type: CacheControlDto,
+    description:
+      'Response-cache control for this turn. A turn answered from the cache reports `cache.response`.',
+    example: { mode: 'default', maxAgeSeconds: 3600 },
+  })
+  @IsOptional()
+  @ValidateNested()
+  @Type(() => CacheControlDto)
+  cache?: CacheControlDto;
 }
 
 export class TurnResponseDto {

@@ -1,0 +1,169 @@
+import { randomUUID } from 'node:crypto';
+import { Body, Controller, Get, HttpCode, Post, Req, Res } from '@nestjs/common';
+import { ApiBearerAuth, ApiOkResponse, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { AuthContext } from '../auth/api-key.service';
+import { Auth } from '../auth/auth.guard';
+import { ApiProblems } from '../common/api-problems.decorator';
+import { DomainError } from '../common/domain-error';
+import { toProblem } from '../common/problem.filter';
+import { clientDisconnectSignal, SseWriter } from '../common/sse';
+import {
+  ChatCompletionsService,
+  type ChatCompletionCommand,
+  type CompletedChat,
+} from './chat-completions.service';
+import { ChatCompletionDto, ChatCompletionRequestDto, ModelListDto } from './dto/chat-completion.dto';
+
+/** The command for a validated request body. */
+function toCommand(body: ChatCompletionRequestDto, signal: AbortSignal): ChatCompletionCommand {
+  const sampling = {
+    ...(body.top_p !== undefined ? { top_p: body.top_p } : {}),
+    ...(body.stop !== undefined ? { stop: body.stop } : {}),
+    ...(body.seed !== undefined ? { seed: body.seed } : {}),
+    ...(body.presence_penalty !== undefined ? { presence_penalty: body.presence_penalty } : {}),
+    ...(body.frequency_penalty !== undefined ? { frequency_penalty: body.frequency_penalty } : {}),
+  };
+  return {
+    model: body.model,
+    messages: body.messages,
+    temperature: body.temperature,
+    maxTokens: body.max_completion_tokens ?? body.max_tokens,
+    sampling: Object.keys(sampling).length > 0 ? sampling : undefined,
+    cache: body.cache,
+    signal,
+  };
+}
+
+/** The OpenAI `chat.completion` object. */
+function toChatCompletion(done: CompletedChat): ChatCompletionDto {
+  return {
+    id: done.id,
+    object: 'chat.completion',
+    created: done.created,
+    model: done.model,
+    choices: [
+      {
+        index: 0,
+        message: { role: 'assistant', content: done.content, refusal: null },
+        logprobs: null,
+        finish_reason: done.finishReason,
+      },
+    ],
+    usage: done.usage,
+    ...(done.cache ? { kvchat: { cache: { response: done.cache } } } : {}),
+  };
+}
+
+/**
+ * OpenAI-compatible, stateless: point an OpenAI SDK's `baseURL` at `<kvchat>/v1` with a kvchat API
+ * key and it gets the same response cache as turns, with no code change.
+ */
+@ApiTags('openai')
+@ApiBearerAuth()
+@ApiProblems(401)
+@Controller('v1')
+export class ChatCompletionsController {
+  constructor(private readonly completions: ChatCompletionsService) {}
+
+  @Get('models')
+  @ApiOperation({ summary: 'List the served model (OpenAI `GET /v1/models`)' })
+  @ApiOkResponse({ type: ModelListDto })
+  async models(): Promise<ModelListDto> {
+    const created = Math.floor(Date.now() / 1000);
+    const ids = await this.completions.models();
+    return { object: 'list', data: ids.map((id) => ({ id, object: 'model', created, owned_by: 'kvchat' })) };
+  }
+
+  @Post('chat/completions')
+  @HttpCode(200)
+  @ApiOperation({
+    summary: 'Create a chat completion (OpenAI-compatible, stateless, response-cached)',
+    description:
+      'The OpenAI chat completions API (text messages; one choice). With `stream: true` the answer streams as ' +
+      'OpenAI `chat.completion.chunk` events ending with `data: [DONE]`; `stream_options.include_usage` adds the ' +
+      'usage chunk. Repeated and paraphrased questions (same system prompt, history and parameters) are answered ' +
+      'from the response cache — replayed as a stream when one is asked for — with `usage.prompt_tokens_details.' +
+      'cached_tokens` = prompt tokens, the `x-kvchat-cache` header (non-streamed) and `kvchat.cache.response`. ' +
+      'kvchat extension: `cache: {mode, maxAgeSeconds}`.',
+  })
+  @ApiProduces('application/json', 'text/event-stream')
+  @ApiOkResponse({ type: ChatCompletionDto })
+  @ApiProblems(400, 404, 413, 502, 503, 504)
+  async create(
+    @Auth() auth: AuthContext,
+    @Body() body: ChatCompletionRequestDto,
+    @Req() request: FastifyRequest,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<ChatCompletionDto | undefined> {
+    const command = toCommand(body, clientDisconnectSignal(reply));
+    if (body.stream !== true) {
+      const done = await this.completions.complete(auth, command);
+      void reply.header('x-kvchat-cache', cacheHeader(done));
+      return toChatCompletion(done);
+    }
+    // Unknown models are a 404 before any byte of the stream.
+    const model = await this.completions.resolveModel(body.model);
+    const id = `chatcmpl-${randomUUID().replace(/-/g, '')}`;
+    const created = Math.floor(Date.now() / 1000);
+    const includeUsage = body.stream_options?.include_usage === true;
+    const sse = new SseWriter(reply);
+    const chunk = (choices: unknown[], extra: Record<string, unknown> = {}): string =>
+      JSON.stringify({
+        id,
+        object: 'chat.completion.chunk',
+        created,
+        model,
+        choices,
+        ...(includeUsage ? { usage: null } : {}),
+        ...extra,
+      });
+    let opened = false;
+    const open = (): void => {
+      if (opened) return;
+      opened = true;
+      sse.sendData(
+        chunk([{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }]),
+      );
+    };
+    try {
+      const done = await this.completions.complete(auth, {
+        ...command,
+        onToken: (delta) => {
+          open();
+          sse.sendData(chunk([{ index: 0, delta: { content: delta }, logprobs: null, finish_reason: null }]));
+        },
+      });
+      open();
+      sse.sendData(
+        chunk([{ index: 0, delta: {}, logprobs: null, finish_reason: done.finishReason }], {
+          ...(done.cache ? { kvchat: { cache: { response: done.cache } } } : {}),
+        }),
+      );
+      if (includeUsage) sse.sendData(chunk([], { usage: done.usage }));
+      sse.sendData('[DONE]');
+      sse.end();
+      return undefined;
+    } catch (e) {
+      if (!sse.isStarted) throw e;
+      // OpenAI streams report a failure as a data event with an `error` member; the SDK raises it.
+      const problem = toProblem(e, request.url, String(request.id));
+      sse.sendData(
+        JSON.stringify({
+          error: {
+            message: problem.detail,
+            type: e instanceof DomainError ? e.code : 'InternalError',
+            code: problem.code,
+          },
+        }),
+      );
+      sse.end();
+      return undefined;
+    }
+  }
+}
+
+function cacheHeader(done: CompletedChat): string {
+  if (!done.cache) return 'off';
+  return done.cache.hit ? `hit-${done.cache.type}` : 'miss';
+}

@@ -1,0 +1,150 @@
+import { randomUUID } from 'node:crypto';
+import { Injectable } from '@nestjs/common';
+import type { AuthContext } from '../auth/api-key.service';
+import { TenantSaltService } from '../auth/tenant-salt.service';
+import { ResponseCache } from '../caching/response-cache.service';
+import type { CacheControl, ResponseCacheReport } from '../caching/response-cache.types';
+import { contextFingerprint } from '../caching/scope';
+import { InferenceConfig } from '../config/inference.config';
+import { InferenceService } from '../inference/inference.service';
+import type { ChatMessage, ChatRequest } from '../inference/inference.types';
+import { ModelNotFound } from './completions.errors';
+
+/** The agent name under which stateless chat completions are cached. */
+export const CHAT_COMPLETIONS_AGENT = 'chat-completions';
+/** Version of this endpoint's (empty) template: the system prompt is the client's, part of the context. */
+export const CHAT_COMPLETIONS_TEMPLATE = 'openai-chat@1';
+
+/** A stateless chat request, already validated. */
+export interface ChatCompletionCommand {
+  model: string;
+  messages: {
+    role: 'system' | 'developer' | 'user' | 'assistant';
+    content: string | { type: 'text'; text: string }[];
+  }[];
+  temperature?: number;
+  maxTokens?: number;
+  sampling?: ChatRequest['sampling'];
+  cache?: CacheControl;
+  onToken?: (delta: string) => void;
+  signal?: AbortSignal;
+}
+
+/** OpenAI `usage`, tokens. */
+export interface OpenAiUsage {
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+  prompt_tokens_details: { cached_tokens: number };
+}
+
+/** A completed chat answer, shaped for the OpenAI wire format by the controller. */
+export interface CompletedChat {
+  id: string;
+  /** Unix seconds. */
+  created: number;
+  model: string;
+  content: string;
+  finishReason: string;
+  usage: OpenAiUsage;
+  /** What the response cache did (undefined when it is disabled). */
+  cache?: ResponseCacheReport;
+}
+
+/**
+ * Stateless OpenAI-compatible chat completions with the same response cache as turns: the scope is
+ * the tenant, this endpoint, the model, the sampling parameters and every message before the last
+ * user message (system prompt included); the question is the last user message. A request whose
+ * last message is not from the user is not cached.
+ */
+@Injectable()
+export class ChatCompletionsService {
+  constructor(
+    private readonly inference: InferenceService,
+    private readonly cache: ResponseCache,
+    private readonly salts: TenantSaltService,
+    private readonly config: InferenceConfig,
+  ) {}
+
+  /** Ids of the models served (the engine's chat model). */
+  async models(): Promise<string[]> {
+    return [await this.inference.modelName()];
+  }
+
+  /**
+   * The served model when `requested` names it. @throws ModelNotFound otherwise
+   */
+  async resolveModel(requested: string): Promise<string> {
+    const served = await this.inference.modelName();
+    if (requested !== served) {
+      throw new ModelNotFound(
+        `The model \`${requested}\` does not exist. This server serves \`${served}\` (GET /v1/models).`,
+        {
+          served,
+        },
+      );
+    }
+    return served;
+  }
+
+  /**
+   * Answers a chat request, from the response cache when possible (a hit is replayed to `onToken`).
+   * @throws ModelNotFound, Engine* errors, RequestAborted
+   */
+  async complete(auth: AuthContext, command: ChatCompletionCommand): Promise<CompletedChat> {
+    const model = await this.resolveModel(command.model);
+    const messages = command.messages.map(
+      (m): ChatMessage => ({
+        role: m.role === 'developer' ? 'system' : m.role,
+        content: typeof m.content === 'string' ? m.content : m.content.map((p) => p.text).join('\n'),
+      }),
+    );
+    const last = messages[messages.length - 1];
+    const maxTokens = command.maxTokens ?? this.config.INFERENCE_DEFAULT_MAX_TOKENS;
+    const control: CacheControl = last.role === 'user' ? (command.cache ?? {}) : { mode: 'bypass' };
+    const served = await this.cache.serve(
+      {
+        scope: {
+          tenantId: auth.tenantId,
+          agent: CHAT_COMPLETIONS_AGENT,
+          model,
+          templateVersion: CHAT_COMPLETIONS_TEMPLATE,
+          params: { temperature: command.temperature ?? null, maxTokens, ...command.sampling },
+          context: contextFingerprint({ history: messages.slice(0, -1) }),
+        },
+        question: last.content,
+        control,
+        onToken: command.onToken,
+        signal: command.signal,
+      },
+      () =>
+        this.inference.chat({
+          messages,
+          maxTokens,
+          temperature: command.temperature,
+          sampling: command.sampling,
+          cacheSalt: this.salts.saltFor(auth.tenantId),
+          signal: command.signal,
+          onToken: command.onToken,
+        }),
+    );
+    // A response-cache hit served every prompt token from a cache: report them as cached.
+    const usage = served.cached
+      ? { ...served.cached.usage, cachedTokens: served.cached.usage.promptTokens }
+      : served.result.usage;
+    return {
+      id: `chatcmpl-${randomUUID().replace(/-/g, '')}`,
+      created: Math.floor(Date.now() / 1000),
+      model,
+      content: served.result.content,
+      finishReason: served.result.finishReason,
+      usage: {
+        prompt_tokens: usage.promptTokens,
+        completion_tokens: usage.completionTokens,
+        total_tokens: usage.promptTokens + usage.completionTokens,
+        prompt_tokens_details: { cached_tokens: usage.cachedTokens },
+      },
+      cache: served.report,
+    };
+  }
+}

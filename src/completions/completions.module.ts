@@ -1,0 +1,14 @@
+import { Module } from '@nestjs/common';
+import { AuthModule } from '../auth/auth.module';
+import { CachingModule } from '../caching/caching.module';
+import { InferenceModule } from '../inference/inference.module';
+import { ChatCompletionsController } from './chat-completions.controller';
+import { ChatCompletionsService } from './chat-completions.service';
+
+/** OpenAI-compatible `POST /v1/chat/completions` and `GET /v1/models`, stateless, with the response cache. */
+@Module({
+  imports: [InferenceModule, CachingModule, AuthModule],
+  controllers: [ChatCompletionsController],
+  providers: [ChatCompletionsService],
+})
+export class CompletionsModule {}
