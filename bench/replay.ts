@@ -34,8 +34,10 @@ export interface ReplaySummary {
   ttftP95Ms: number;
   /** Cached / prompt tokens over turns 2 and later (engine-reported). */
   cachedTokenShare: number;
-  /** Cached / prompt tokens over first turns (expected near 0 apart from a shared system prompt). */
+  /** Cached / prompt tokens over first turns (only the shared system prompt can hit there). */
   firstTurnCachedTokenShare: number;
+  /** Per turn index (1-based): turns replayed, cached / prompt tokens, median TTFT (ms). */
+  byTurn: { turn: number; turns: number; cachedTokenShare: number; ttftP50Ms: number }[];
 }
 
 /** Computes the summary of replayed turns. */
@@ -48,6 +50,21 @@ export function summarize(turns: ReplayTurn[], conversations: number): ReplaySum
     return prompt > 0 ? rows.reduce((a, t) => a + (t.cachedTokens ?? 0), 0) / prompt : 0;
   };
   const ttfts = ok.map((t) => t.ttftMs ?? 0);
+  const maxTurn = Math.max(0, ...ok.map((t) => t.turn));
+  const byTurn = Array.from({ length: maxTurn }, (_, i) => {
+    const rows = ok.filter((t) => t.turn === i + 1);
+    return {
+      turn: i + 1,
+      turns: rows.length,
+      cachedTokenShare: round(share(rows), 4),
+      ttftP50Ms: round(
+        quantile(
+          rows.map((t) => t.ttftMs ?? 0),
+          0.5,
+        ),
+      ),
+    };
+  });
   return {
     conversations,
     turns: turns.length,
@@ -56,6 +73,7 @@ export function summarize(turns: ReplayTurn[], conversations: number): ReplaySum
     ttftP95Ms: round(quantile(ttfts, 0.95)),
     cachedTokenShare: round(share(later), 4),
     firstTurnCachedTokenShare: round(share(first), 4),
+    byTurn,
   };
 }
 
@@ -193,7 +211,9 @@ async function main(): Promise<void> {
     );
   }
   const summary = summarize(turns, selected.length);
-  console.log('summary', summary, `wall ${wallSeconds.toFixed(1)} s`);
+  const { byTurn, ...headline } = summary;
+  console.table(byTurn);
+  console.log('summary', headline, `wall ${wallSeconds.toFixed(1)} s`);
   mkdirSync(dirname(resolve(opts.out)), { recursive: true });
   writeFileSync(
     opts.out,
