@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Module } from '@nestjs/common';
 import { APP_INTERCEPTOR } from '@nestjs/core';
 import { LoggerModule } from 'nestjs-pino';
@@ -37,6 +37,9 @@ const QUIET_PATHS = ['/health', '/metrics'];
           // TenantLogInterceptor); the `request completed` line carries the whole request.
           quietReqLogger: true,
           customAttributeKeys: { reqId: 'requestId' },
+          // The access line of a 5xx is an error (the cause is logged once by ProblemFilter); 4xx are the client's.
+          customLogLevel: (_req: IncomingMessage, res: ServerResponse, err?: Error) =>
+            err || res.statusCode >= 500 ? ('error' as const) : ('info' as const),
           redact: ['req.headers.authorization', 'req.headers.cookie', 'req.headers["x-api-key"]'],
           autoLogging: {
             ignore: (req: IncomingMessage) => QUIET_PATHS.some((p) => (req.url ?? '').startsWith(p)),

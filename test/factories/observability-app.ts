@@ -55,8 +55,14 @@ export async function newConversation(app: BenchInstance): Promise<string> {
 }
 
 /** Posts a turn (JSON). */
-export async function turn(app: BenchInstance, conversationId: string, content: string, extra: object = {}) {
-  return call(app, `/v1/conversations/${conversationId}/turns`, { content, ...extra });
+export async function turn(
+  app: BenchInstance,
+  conversationId: string,
+  content: string,
+  extra: object = {},
+  headers: Record<string, string> = {},
+) {
+  return call(app, `/v1/conversations/${conversationId}/turns`, { content, ...extra }, headers);
 }
 
 /** Posts a streamed turn and returns its SSE events (JSON data). */

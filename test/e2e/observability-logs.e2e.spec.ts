@@ -1,0 +1,167 @@
+import { randomUUID } from 'node:crypto';
+import type { BenchInstance } from '../../bench/harness';
+import { startEngineSimulator, type RunningSimulator } from '../../src/simulator/simulator.server';
+import { bootApp, call, newConversation, turn } from '../factories/observability-app';
+
+/** One JSON log line. */
+type LogLine = Record<string, any>;
+
+/** Everything the app wrote to stdout while the suite ran (LOG_FORMAT=json goes to process.stdout). */
+const written: string[] = [];
+
+/** The JSON lines the app wrote while `fn` ran. */
+async function captureLogs(fn: () => Promise<void>): Promise<LogLine[]> {
+  const start = written.length;
+  await fn();
+  await new Promise((r) => setTimeout(r, 50)); // `request completed` is written when the response closes
+  return written
+    .slice(start)
+    .join('')
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as LogLine);
+}
+
+describe('structured logs (e2e)', () => {
+  let sim: RunningSimulator;
+  let app: BenchInstance;
+  let stdout: jest.SpiedFunction<typeof process.stdout.write>;
+
+  beforeAll(async () => {
+    stdout = jest.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+      written.push(typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8'));
+      return true;
+    });
+    sim = await startEngineSimulator({ timing: { timeScale: 0 } });
+    app = await bootApp({ LOG_LEVEL: 'info', LOG_FORMAT: 'json', INFERENCE_ENDPOINTS: sim.baseURL });
+  });
+
+  afterAll(async () => {
+    await app?.close();
+    await sim?.close();
+    stdout.mockRestore();
+  });
+
+  it('should put the request id and tenant id on every line of a turn, and no message content', async () => {
+    const requestId = `obs-${randomUUID()}`;
+    const content = `confidential-question-${randomUUID()}`;
+    let answer = '';
+    const id = await newConversation(app);
+    const lines = await captureLogs(async () => {
+      const res = await turn(app, id, content, {}, { 'x-request-id': requestId });
+      expect(res.status).toBe(201);
+      expect(res.headers.get('x-request-id')).toBe(requestId);
+      answer = res.body.assistantMessage.content;
+    });
+
+    const ofRequest = lines.filter((l) => l.requestId === requestId);
+    const completed = ofRequest.find((l) => l.msg === 'request completed');
+    const turnLine = ofRequest.find((l) => l.msg === 'turn completed');
+    expect(completed).toMatchObject({ tenantId: app.tenantId, res: { statusCode: 201 } });
+    expect(completed?.req.url).toBe(`/v1/conversations/${id}/turns`);
+    expect(completed?.req.headers.authorization).toBe('[Redacted]');
+    expect(turnLine).toMatchObject({
+      tenantId: app.tenantId,
+      conversationId: id,
+      context: 'Turn',
+      source: expect.any(String),
+      usage: {
+        promptTokens: expect.any(Number),
+        cachedTokens: expect.any(Number),
+        completionTokens: expect.any(Number),
+      },
+    });
+    // Every line logged while the request ran carries its request id and tenant.
+    for (const line of ofRequest) expect(line.tenantId).toBe(app.tenantId);
+    const text = JSON.stringify(lines);
+    expect(text).not.toContain(content);
+    expect(text).not.toContain(answer);
+    expect(text).not.toContain(app.apiKey);
+  });
+
+  it('should log a streamed turn with its request id, and give every error response a request id', async () => {
+    const id = await newConversation(app);
+    const streamedId = `obs-stream-${randomUUID()}`;
+    const missingId = `obs-404-${randomUUID()}`;
+    let generatedId = '';
+    const lines = await captureLogs(async () => {
+      const res = await fetch(`${app.url}/v1/conversations/${id}/turns`, {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${app.apiKey}`,
+          'content-type': 'application/json',
+          accept: 'text/event-stream',
+          'x-request-id': streamedId,
+        },
+        body: JSON.stringify({ content: 'stream it' }),
+      });
+      expect(res.headers.get('x-request-id')).toBe(streamedId);
+      await res.text();
+      const missing = await call(app, '/v1/conversations/00000000-0000-4000-8000-000000000000', undefined, {
+        'x-request-id': missingId,
+      });
+      expect(missing.status).toBe(404);
+      expect(missing.body.requestId).toBe(missingId);
+      const unauthorized = await fetch(`${app.url}/v1/conversations`);
+      expect(unauthorized.status).toBe(401);
+      generatedId = ((await unauthorized.json()) as { requestId: string }).requestId;
+      expect(unauthorized.headers.get('x-request-id')).toBe(generatedId);
+    });
+    expect(lines.find((l) => l.requestId === streamedId && l.msg === 'turn completed')).toMatchObject({
+      tenantId: app.tenantId,
+      conversationId: id,
+    });
+    expect(lines.find((l) => l.requestId === missingId && l.msg === 'request completed')).toMatchObject({
+      tenantId: app.tenantId,
+      res: { statusCode: 404 },
+    });
+    const rejected = lines.find((l) => l.requestId === generatedId && l.msg === 'request completed');
+    expect(rejected).toMatchObject({ res: { statusCode: 401 } });
+    expect(rejected?.tenantId).toBeUndefined();
+  });
+
+  it('should log a failed turn with its code, request id and tenant, and no content', async () => {
+    const id = await newConversation(app);
+    const requestId = `obs-fail-${randomUUID()}`;
+    const content = `failing-question-${randomUUID()}`;
+    const lines = await captureLogs(async () => {
+      sim.engine.setFaults({ errorRate: 1, errorStatus: 500 });
+      const res = await turn(app, id, content, {}, { 'x-request-id': requestId }).finally(() =>
+        sim.engine.setFaults({ errorRate: 0 }),
+      );
+      expect(res.status).toBe(502);
+      expect(res.body.requestId).toBe(requestId);
+    });
+    expect(
+      lines.find((l) => l.requestId === requestId && l.msg === 'turn failed: EngineError'),
+    ).toMatchObject({
+      level: 40,
+      tenantId: app.tenantId,
+      conversationId: id,
+      code: 'EngineError',
+      replica: sim.baseURL,
+    });
+    expect(lines.find((l) => l.requestId === requestId && l.res?.statusCode === 502)).toMatchObject({
+      level: 50,
+      tenantId: app.tenantId,
+      msg: 'request errored',
+    });
+    expect(JSON.stringify(lines)).not.toContain(content);
+  });
+
+  it("should keep each concurrent request's id and conversation on its own lines", async () => {
+    const conversations = await Promise.all([1, 2, 3, 4].map(() => newConversation(app)));
+    const ids = conversations.map(() => `obs-concurrent-${randomUUID()}`);
+    const lines = await captureLogs(async () => {
+      const results = await Promise.all(
+        conversations.map((c, i) => turn(app, c, `concurrent question ${i}`, {}, { 'x-request-id': ids[i] })),
+      );
+      expect(results.map((r) => r.status)).toEqual([201, 201, 201, 201]);
+    });
+    conversations.forEach((c, i) => {
+      const completed = lines.filter((l) => l.msg === 'turn completed' && l.conversationId === c);
+      expect(completed).toHaveLength(1);
+      expect(completed[0]).toMatchObject({ requestId: ids[i], tenantId: app.tenantId });
+    });
+  });
+});
