@@ -1,39 +1,152 @@
-import { join } from 'node:path';
-import { Injectable } from '@nestjs/common';
-import { composeStablePrefix, loadPromptTemplate } from '../context/prompt-template';
+import { END, type Runtime, START, StateGraph } from '@langchain/langgraph';
+import { Injectable, type OnModuleInit } from '@nestjs/common';
 import { NOOP_TURN_TRACE } from '../observability/turn-trace';
-import type { RouteDecision, TurnInput, TurnOutput } from './agents.types';
+import { AgentRegistry } from './agent-registry.service';
+import {
+  agentNode,
+  ANSWER_NODE,
+  ROUTER_NODE,
+  TurnContext,
+  type TurnRuntime,
+  TurnState,
+  type TurnStateUpdate,
+  type TurnStateValue,
+} from './agent-graph.state';
+import { AgentNotFound } from './agents.errors';
+import type { TurnInput, TurnOutput } from './agents.types';
 import { AnswerService } from './answer.service';
+import type { RegisteredAgent } from './chat-agent';
+import { AgentRouter } from './routing/agent-router.service';
 
-/** Stable prefix of the assistant agent: versioned templates (front matter `name`, `version`). */
-const ASSISTANT_PREFIX = composeStablePrefix([
-  loadPromptTemplate(join(__dirname, 'templates', 'global.md')),
-  loadPromptTemplate(join(__dirname, 'templates', 'assistant.md')),
-]);
+type TurnNode = (state: TurnStateValue, runtime: Runtime<TurnRuntime>) => Promise<TurnStateUpdate>;
 
 /**
- * Runs one turn: route -> agent (builds its PromptSpec) -> answer.
+ * One turn as a LangGraph StateGraph, compiled once at boot and invoked per turn:
+ *
+ * ```
+ * START -> router --(route.agent)--> agent_<name> -> answer -> END
+ * ```
+ * `router` decides the agent (pinned, intent classifier, fallback) and records a `route` span;
+ * the conditional edge goes to that agent's node, which builds its PromptSpec; `answer` runs the
+ * shared AnswerService (context window, response cache, engine) and streams token deltas to
+ * `TurnInput.onToken`. No checkpointer: the conversation tables are the store.
  */
 @Injectable()
-export class AgentGraph {
-  constructor(private readonly answers: AnswerService) {}
+export class AgentGraph implements OnModuleInit {
+  private compiled?: ReturnType<AgentGraph['compile']>;
 
+  constructor(
+    private readonly registry: AgentRegistry,
+    private readonly router: AgentRouter,
+    private readonly answers: AnswerService,
+  ) {}
+
+  /** Compiles the graph at boot, so a bad agent declaration fails the boot, not a turn. */
+  onModuleInit(): void {
+    this.graph();
+  }
+
+  /**
+   * Runs one turn through the graph.
+   * @throws whatever a node throws (Engine* errors, RequestAborted, ContextLengthExceeded, ...), unchanged
+   */
   async run(input: TurnInput): Promise<TurnOutput> {
-    const trace = input.trace ?? NOOP_TURN_TRACE;
-    const routeSpan = trace.span('route', { pinnedAgent: input.pinnedAgent });
-    const route: RouteDecision = input.pinnedAgent
-      ? { agent: input.pinnedAgent, score: 1, classifier: 'pinned' }
-      : { agent: 'assistant', score: 1, classifier: 'default' };
-    routeSpan.end(route);
-    return this.answers.answer({
-      input,
-      route,
-      prompt: {
-        stablePrefix: ASSISTANT_PREFIX.text,
-        templateVersion: ASSISTANT_PREFIX.templateVersion,
-        history: input.history,
+    const final = await this.graph().invoke(
+      {
+        conversation: {
+          tenantId: input.tenantId,
+          conversationId: input.conversationId,
+          pinnedAgent: input.pinnedAgent,
+        },
+        messages: input.history,
         userMessage: input.userMessage,
       },
-    });
+      { context: { input } },
+    );
+    if (!final.output) throw new Error('the agent graph ended without an answer');
+    return final.output;
   }
+
+  /** The graph as a Mermaid diagram (docs, debugging). */
+  async mermaid(): Promise<string> {
+    return (await this.graph().getGraphAsync()).drawMermaid();
+  }
+
+  private graph(): ReturnType<AgentGraph['compile']> {
+    this.compiled ??= this.compile();
+    return this.compiled;
+  }
+
+  private compile() {
+    const agents = this.registry.list();
+    const nodes: Record<string, TurnNode> = {
+      [ROUTER_NODE]: (state, runtime) => this.routeNode(state, contextOf(runtime)),
+      [ANSWER_NODE]: (state, runtime) => this.answerNode(state, contextOf(runtime)),
+    };
+    for (const agent of agents) nodes[agentNode(agent.name)] = (state) => this.agentNode(agent, state);
+    let graph = new StateGraph(TurnState, TurnContext)
+      .addNode(nodes)
+      .addEdge(START, ROUTER_NODE)
+      .addConditionalEdges(
+        ROUTER_NODE,
+        (state) => this.nextAgentNode(state, agents),
+        agents.map((a) => agentNode(a.name)),
+      );
+    for (const agent of agents) graph = graph.addEdge(agentNode(agent.name), ANSWER_NODE);
+    return graph.addEdge(ANSWER_NODE, END).compile({ name: 'turn' });
+  }
+
+  /** The conditional edge after `router`: the node of the agent it picked. */
+  private nextAgentNode(state: TurnStateValue, agents: readonly RegisteredAgent[]): string {
+    const name = state.route?.agent ?? '';
+    if (!agents.some((a) => a.name === name))
+      throw new AgentNotFound(
+        name,
+        agents.map((a) => a.name),
+      );
+    return agentNode(name);
+  }
+
+  private async routeNode(state: TurnStateValue, { input }: TurnRuntime): Promise<TurnStateUpdate> {
+    const span = (input.trace ?? NOOP_TURN_TRACE).span('route', {
+      pinnedAgent: state.conversation.pinnedAgent,
+    });
+    try {
+      const route = await this.router.route({
+        pinnedAgent: state.conversation.pinnedAgent,
+        userMessage: state.userMessage,
+        cacheSalt: input.cacheSalt,
+        routingKey: input.conversationId,
+        signal: input.signal,
+      });
+      span.end(route);
+      return { route };
+    } catch (e) {
+      span.end({ error: e instanceof Error ? e.message : String(e) });
+      throw e;
+    }
+  }
+
+  private async agentNode(agent: RegisteredAgent, state: TurnStateValue): Promise<TurnStateUpdate> {
+    if (!state.route) throw new Error(`node ${agentNode(agent.name)} reached without a route`);
+    const prompt = await agent.buildPrompt({
+      conversation: state.conversation,
+      messages: state.messages,
+      userMessage: state.userMessage,
+      route: state.route,
+      retrieved: state.retrieved,
+    });
+    return { prompt };
+  }
+
+  private async answerNode(state: TurnStateValue, { input }: TurnRuntime): Promise<TurnStateUpdate> {
+    if (!state.route || !state.prompt) throw new Error('node answer reached without a route and a prompt');
+    const output = await this.answers.answer({ input, route: state.route, prompt: state.prompt });
+    return { output, usage: output.usage };
+  }
+}
+
+function contextOf(runtime: Runtime<TurnRuntime>): TurnRuntime {
+  if (!runtime.context) throw new Error('the agent graph was invoked without its runtime context');
+  return runtime.context;
 }

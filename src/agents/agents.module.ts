@@ -1,14 +1,46 @@
 import { Module } from '@nestjs/common';
+import { DiscoveryModule } from '@nestjs/core';
 import { CachingModule } from '../caching/caching.module';
+import { AgentsConfig } from '../config/agents.config';
 import { ContextModule } from '../context/context.module';
 import { InferenceModule } from '../inference/inference.module';
 import { AgentGraph } from './agent-graph.service';
+import { AgentRegistry } from './agent-registry.service';
+import { AgentsController } from './agents.controller';
 import { AnswerService } from './answer.service';
+import { AssistantAgent } from './assistant.agent';
+import { AgentRouter } from './routing/agent-router.service';
+import { EmbeddingIntentClassifier } from './routing/embedding-intent.classifier';
+import { INTENT_CLASSIFIER, type IntentClassifier } from './routing/intent-classifier';
+import { LlmIntentClassifier } from './routing/llm-intent.classifier';
+import { SummarizerAgent } from './summarizer.agent';
 
-/** The agent graph: routing, agents and their prompt templates. */
+/**
+ * The agent graph: routing, agents and their prompt templates. Agents are `@Agent` providers
+ * discovered at boot from any module (the built-in ones are listed here).
+ */
 @Module({
-  imports: [ContextModule, InferenceModule, CachingModule],
-  providers: [AgentGraph, AnswerService],
-  exports: [AgentGraph],
+  imports: [DiscoveryModule, ContextModule, InferenceModule, CachingModule],
+  controllers: [AgentsController],
+  providers: [
+    AgentRegistry,
+    AgentRouter,
+    AgentGraph,
+    AnswerService,
+    EmbeddingIntentClassifier,
+    LlmIntentClassifier,
+    {
+      provide: INTENT_CLASSIFIER,
+      inject: [AgentsConfig, EmbeddingIntentClassifier, LlmIntentClassifier],
+      useFactory: (
+        config: AgentsConfig,
+        embedding: IntentClassifier,
+        llm: IntentClassifier,
+      ): IntentClassifier => (config.AGENT_CLASSIFIER === 'llm' ? llm : embedding),
+    },
+    AssistantAgent,
+    SummarizerAgent,
+  ],
+  exports: [AgentGraph, AgentRegistry, AgentRouter, EmbeddingIntentClassifier, SummarizerAgent],
 })
 export class AgentsModule {}

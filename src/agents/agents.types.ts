@@ -30,12 +30,24 @@ export interface TurnInput {
   trace?: TurnTrace;
 }
 
-/** The routing decision for a turn. */
+/** The routing decision for a turn (stored on the assistant message as `route`). */
 export interface RouteDecision {
   agent: string;
-  /** Classifier confidence (0..1), 1 for a pinned agent. */
+  /**
+   * Confidence (0..1): 1 for a pinned agent; for `embedding` the blended cosine similarity of the
+   * message to the agent's examples; for `llm` 1 when the engine named a known agent, else 0.
+   */
   score: number;
+  /** `pinned`: the conversation's agent. `default`: no classifier ran (none routable, or it failed). */
   classifier: 'pinned' | 'default' | 'embedding' | 'llm';
+  /** True when the fallback agent answers because the best score was below `floor` (or no classifier ran). */
+  fallback?: boolean;
+  /** The confidence floor the best score was compared with (AGENT_ROUTING_FLOOR). */
+  floor?: number;
+  /** The classifier's best agents, best first (at most 3), when a classifier ran. */
+  candidates?: { agent: string; score: number }[];
+  /** Why the decision is what it is, when it is not the classifier's pick (machine-readable). */
+  reason?: 'below-floor' | 'no-routable-agent' | 'classifier-unavailable' | 'pinned-agent-unknown';
 }
 
 /** A turn's answer with everything the message stores. */

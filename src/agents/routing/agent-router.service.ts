@@ -1,0 +1,119 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { AgentsConfig } from '../../config/agents.config';
+import { AgentRegistry } from '../agent-registry.service';
+import type { RouteDecision } from '../agents.types';
+import {
+  type ClassifyContext,
+  INTENT_CLASSIFIER,
+  type IntentClassifier,
+  type RoutableAgent,
+} from './intent-classifier';
+
+/** Candidates kept on a decision (the stored `route.candidates`). */
+const KEPT_CANDIDATES = 3;
+
+/** What the router needs of a turn. */
+export interface RouteRequest extends ClassifyContext {
+  /** The conversation's pinned agent, if any. */
+  pinnedAgent: string | null;
+  userMessage: string;
+}
+
+/**
+ * The routing node's policy: the conversation's pinned agent when it has one; otherwise the
+ * intent classifier's best agent when its score reaches AGENT_ROUTING_FLOOR; otherwise the fallback
+ * agent (AGENT_FALLBACK). A classifier that fails (embeddings unreachable) never fails the turn:
+ * the fallback answers and the decision says why.
+ */
+@Injectable()
+export class AgentRouter {
+  private readonly logger = new Logger(AgentRouter.name);
+
+  constructor(
+    private readonly registry: AgentRegistry,
+    @Inject(INTENT_CLASSIFIER) private readonly classifier: IntentClassifier,
+    private readonly config: AgentsConfig,
+  ) {}
+
+  /** Decides which registered agent answers a turn. */
+  async route(request: RouteRequest): Promise<RouteDecision> {
+    if (request.pinnedAgent) {
+      if (this.registry.get(request.pinnedAgent)) {
+        return { agent: request.pinnedAgent, score: 1, classifier: 'pinned' };
+      }
+      // The agent was removed after the conversation was pinned to it: route as if unpinned.
+      this.logger.warn(`pinned agent ${request.pinnedAgent} is not registered; routing by intent`);
+      const decision = await this.decide(
+        request.userMessage,
+        this.registry.routable(),
+        this.config.AGENT_FALLBACK,
+        request,
+      );
+      return { ...decision, reason: decision.reason ?? 'pinned-agent-unknown' };
+    }
+    return this.decide(request.userMessage, this.registry.routable(), this.config.AGENT_FALLBACK, request);
+  }
+
+  /**
+   * Picks among `agents` (the benchmark calls this with its own agents): the classifier's best if it
+   * reaches the floor, else `fallback`.
+   * @param agents candidates; pass the same array each time so the classifier reuses its index
+   */
+  async decide(
+    text: string,
+    agents: readonly RoutableAgent[],
+    fallback: string,
+    context: ClassifyContext = {},
+  ): Promise<RouteDecision> {
+    const floor = this.config.AGENT_ROUTING_FLOOR;
+    if (agents.length === 0) {
+      return {
+        agent: fallback,
+        score: 0,
+        classifier: 'default',
+        fallback: true,
+        reason: 'no-routable-agent',
+      };
+    }
+    let classification;
+    try {
+      classification = await this.classifier.classify(text, agents, context);
+    } catch (e) {
+      if (context.signal?.aborted) throw e;
+      this.logger.warn(
+        `intent classifier failed, routing to ${fallback}: ${e instanceof Error ? e.message : String(e)}`,
+      );
+      return {
+        agent: fallback,
+        score: 0,
+        classifier: 'default',
+        fallback: true,
+        reason: 'classifier-unavailable',
+      };
+    }
+    const candidates = classification.scores
+      .slice(0, KEPT_CANDIDATES)
+      .map((c) => ({ agent: c.agent, score: round(c.score) }));
+    const best = classification.scores[0];
+    if (best && best.score >= floor) {
+      return {
+        agent: best.agent,
+        score: round(best.score),
+        classifier: classification.classifier,
+        floor,
+        candidates,
+      };
+    }
+    return {
+      agent: fallback,
+      score: round(best?.score ?? 0),
+      classifier: classification.classifier,
+      fallback: true,
+      floor,
+      candidates,
+      reason: 'below-floor',
+    };
+  }
+}
+
+const round = (x: number): number => Math.round(x * 1e4) / 1e4;

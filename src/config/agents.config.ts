@@ -1,0 +1,27 @@
+import { IsIn, IsInt, IsNumber, IsString, Matches, Max, Min } from 'class-validator';
+
+/** The agent router (src/agents): how a turn without a pinned agent picks its agent. */
+export class AgentsConfig {
+  /**
+   * Intent classifier. `embedding` (default): similarity of the user message to each agent's
+   * examples over `/v1/embeddings`. `llm`: asks the chat engine to name the agent (one short
+   * completion per turn, before the answer).
+   */
+  @IsIn(['embedding', 'llm']) AGENT_CLASSIFIER: 'embedding' | 'llm' = 'embedding';
+  /**
+   * Confidence floor (0..1): a best score below it routes the turn to AGENT_FALLBACK. The embedding
+   * score is a cosine-scale similarity (see docs/agents.md for how the default was calibrated).
+   */
+  @IsNumber() @Min(0) @Max(1) AGENT_ROUTING_FLOOR: number = 0.3;
+  /** Agent that answers when no agent clears the floor, or the classifier is unavailable. */
+  @IsString()
+  @Matches(/^[a-z][a-z0-9_-]{0,99}$/, {
+    message: 'must be an agent name (lowercase letters, digits, - and _)',
+  })
+  AGENT_FALLBACK: string = 'assistant';
+  /**
+   * Examples per agent kept by the embedding classifier; an agent that declares more keeps this
+   * many representative ones (greedy facility location), which bounds the cost of a routing decision.
+   */
+  @IsInt() @Min(1) AGENT_ROUTING_MAX_EXAMPLES: number = 64;
+}
