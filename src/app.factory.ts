@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { type INestApplication, ValidationPipe } from '@nestjs/common';
+import { type INestApplication, type ModuleMetadata, ValidationPipe } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
@@ -9,7 +9,6 @@ import { ProblemFilter } from './common/problem.filter';
 import { AppConfig } from './config/app.config';
 import type { Env } from './config/config.loader';
 import { requestIdFor } from './observability/logging.module';
-
 
 /** A started kvchat instance. */
 export interface RunningApp {
@@ -42,17 +41,25 @@ export function setupSwagger(app: INestApplication): void {
  * Swagger and graceful shutdown.
  * @param env overrides of process.env
  * @param options.port overrides PORT (0 = any free port)
+ * @param options.imports extra modules (AppModule.forRoot's `extra`)
  */
-export async function createApp(env: Env = {}, options: { port?: number; host?: string } = {}): Promise<RunningApp> {
+export async function createApp(
+  env: Env = {},
+  options: { port?: number; host?: string; imports?: ModuleMetadata['imports'] } = {},
+): Promise<RunningApp> {
   const adapter = new FastifyAdapter({
     bodyLimit: Number(env.BODY_LIMIT_BYTES ?? process.env.BODY_LIMIT_BYTES ?? 1_048_576),
     genReqId: (req: IncomingMessage) => requestIdFor(req),
     requestIdHeader: false,
   });
-  const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(env), adapter, {
-    bufferLogs: true,
-    abortOnError: false,
-  });
+  const app = await NestFactory.create<NestFastifyApplication>(
+    AppModule.forRoot(env, options.imports),
+    adapter,
+    {
+      bufferLogs: true,
+      abortOnError: false,
+    },
+  );
   app.useLogger(app.get(Logger));
   app.useGlobalPipes(new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true }));
   app.useGlobalFilters(new ProblemFilter());

@@ -1,4 +1,5 @@
-import { type DynamicModule, Module } from '@nestjs/common';
+import { type DynamicModule, Module, type ModuleMetadata } from '@nestjs/common';
+import { AgentsModule } from './agents/agents.module';
 import { AuthModule } from './auth/auth.module';
 import { CacheStatsModule } from './caching/cache-stats.module';
 import { CachingModule } from './caching/caching.module';
@@ -13,10 +14,13 @@ import { ObservabilityModule } from './observability/observability.module';
 import { QueuesModule } from './queues/queues.module';
 import { RedisModule } from './redis/redis.module';
 
-/** The whole service. `env` overrides process.env (tests, benchmarks). */
+/**
+ * The whole service. `env` overrides process.env (tests, benchmarks); `extra` modules are added
+ * last (e.g. a module listing more `@Agent` providers, which are discovered like the built-in ones).
+ */
 @Module({})
 export class AppModule {
-  static forRoot(env: Env = {}): DynamicModule {
+  static forRoot(env: Env = {}, extra: NonNullable<ModuleMetadata['imports']> = []): DynamicModule {
     return {
       module: AppModule,
       imports: [
@@ -27,11 +31,13 @@ export class AppModule {
         DatabaseModule,
         QueuesModule,
         AuthModule,
+        AgentsModule,
         ConversationsModule,
         CachingModule,
         CacheStatsModule,
         CompletionsModule,
         HealthModule,
+        ...extra,
       ],
     };
   }

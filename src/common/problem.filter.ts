@@ -30,6 +30,7 @@ export const PROBLEM_STATUS: Record<string, number> = {
   EngineTimeout: 504,
   ModelNotFound: 404,
   EmbeddingsUnavailable: 503,
+  AgentNotFound: 400,
 };
 
 /** RFC 9457 problem details body, plus the request id and domain extensions. */

@@ -3,6 +3,7 @@ import { Injectable, Logger } from '@nestjs/common';
 import type { AuthContext } from '../auth/api-key.service';
 import { TenantSaltService } from '../auth/tenant-salt.service';
 import { AgentGraph } from '../agents/agent-graph.service';
+import { AgentRegistry } from '../agents/agent-registry.service';
 import type { CacheControl } from '../caching/response-cache.types';
 import { DomainError, InvalidRequest, PayloadTooLarge } from '../common/domain-error';
 import { AppConfig } from '../config/app.config';
@@ -39,8 +40,10 @@ export interface Page<T> {
   nextCursor: string | null;
 }
 
-const encodeCursor = (parts: (string | number)[]): string => Buffer.from(parts.join('|')).toString('base64url');
-const decodeCursor = (cursor: string): string[] => Buffer.from(cursor, 'base64url').toString('utf8').split('|');
+const encodeCursor = (parts: (string | number)[]): string =>
+  Buffer.from(parts.join('|')).toString('base64url');
+const decodeCursor = (cursor: string): string[] =>
+  Buffer.from(cursor, 'base64url').toString('utf8').split('|');
 
 /**
  * Conversations and their turns. Every query filters by tenant: another tenant's conversation
@@ -57,12 +60,15 @@ export class ConversationsService {
     private readonly salts: TenantSaltService,
     private readonly config: AppConfig,
     private readonly telemetry: TurnTelemetryService,
+    private readonly agents: AgentRegistry,
   ) {}
 
+  /** @throws AgentNotFound when `agent` names no registered agent */
   async create(
     auth: AuthContext,
     input: { title?: string; metadata?: Record<string, unknown>; agent?: string },
   ): Promise<Conversation> {
+    if (input.agent) this.agents.require(input.agent);
     const em = this.em.fork();
     const conversation = em.create(Conversation, {
       tenantId: auth.tenantId,
@@ -91,7 +97,10 @@ export class ConversationsService {
       if (Number.isNaN(createdAt.getTime()) || !id) throw new InvalidRequest('cursor is not a valid cursor');
       where.$or = [{ createdAt: { $lt: createdAt } }, { createdAt, id: { $lt: id } }];
     }
-    const rows = await em.find(Conversation, where, { orderBy: { createdAt: 'desc', id: 'desc' }, limit: limit + 1 });
+    const rows = await em.find(Conversation, where, {
+      orderBy: { createdAt: 'desc', id: 'desc' },
+      limit: limit + 1,
+    });
     const items = rows.slice(0, limit);
     const last = items.at(-1);
     return {
@@ -180,7 +189,8 @@ export class ConversationsService {
             }),
           ),
           context: conversation.context,
-          userName: typeof conversation.metadata.userName === 'string' ? conversation.metadata.userName : undefined,
+          userName:
+            typeof conversation.metadata.userName === 'string' ? conversation.metadata.userName : undefined,
           userMessage: command.content,
           maxTokens: command.maxTokens,
           temperature: command.temperature,
@@ -212,7 +222,9 @@ export class ConversationsService {
         timings: {
           ttftMs: round(output.timings.ttftMs),
           totalMs: round(performance.now() - started),
-          ...(output.timings.engineTtftMs !== undefined ? { engineTtftMs: round(output.timings.engineTtftMs) } : {}),
+          ...(output.timings.engineTtftMs !== undefined
+            ? { engineTtftMs: round(output.timings.engineTtftMs) }
+            : {}),
           ...(output.timings.engineModelPrefillMs !== undefined
             ? { engineModelPrefillMs: round(output.timings.engineModelPrefillMs) }
             : {}),
@@ -233,7 +245,10 @@ export class ConversationsService {
       if (output.tokenCounts?.user !== undefined) userMessage.tokenCount = output.tokenCounts.user;
       for (const m of history) m.tokenCount ??= output.tokenCounts?.history?.[m.sequence] ?? null;
       await em.flush();
-      observed.succeed(output, { totalMs: assistantMessage.timings?.totalMs ?? 0, messageId: assistantMessage.id });
+      observed.succeed(output, {
+        totalMs: assistantMessage.timings?.totalMs ?? 0,
+        messageId: assistantMessage.id,
+      });
       return { conversation, userMessage, assistantMessage };
     });
   }

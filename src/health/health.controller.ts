@@ -1,8 +1,14 @@
 import { Controller, Get } from '@nestjs/common';
 import { ApiOperation, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
-import { HealthCheck, type HealthCheckResult, HealthCheckService, MikroOrmHealthIndicator } from '@nestjs/terminus';
+import {
+  HealthCheck,
+  type HealthCheckResult,
+  HealthCheckService,
+  MikroOrmHealthIndicator,
+} from '@nestjs/terminus';
 import { Public } from '../auth/auth.guard';
 import { EngineHealthIndicator } from './engine.health';
+import { QueuesHealthIndicator } from './queues.health';
 import { RedisHealthIndicator } from './redis.health';
 
 /** Timeout of each readiness check, ms. */
@@ -17,6 +23,7 @@ export class HealthController {
     private readonly db: MikroOrmHealthIndicator,
     private readonly redis: RedisHealthIndicator,
     private readonly engine: EngineHealthIndicator,
+    private readonly queues: QueuesHealthIndicator,
   ) {}
 
   @Get('live')
@@ -28,13 +35,19 @@ export class HealthController {
 
   @Get('ready')
   @HealthCheck()
-  @ApiOperation({ summary: 'Readiness: database, Redis and every engine replica, each with a timeout' })
+  @ApiOperation({
+    summary: 'Readiness: database, Redis, every engine replica and the job queues, each with a timeout',
+    description:
+      "The `queues` check reports each Bull queue's depth (`waiting`), `active`, `delayed` and kept `failed` jobs " +
+      'and the oldest wait; a stalled queue (a job waiting past QUEUE_STALL_SECONDS with nothing active) is not ready.',
+  })
   @ApiServiceUnavailableResponse({ description: 'Not ready; `error` names the failing components.' })
   ready(): Promise<HealthCheckResult> {
     return this.health.check([
       () => this.db.pingCheck('database', { timeout: CHECK_TIMEOUT_MS }),
       () => this.redis.isHealthy('redis', CHECK_TIMEOUT_MS),
       () => this.engine.isHealthy('engine', CHECK_TIMEOUT_MS),
+      () => this.queues.isHealthy('queues', CHECK_TIMEOUT_MS),
     ]);
   }
 }

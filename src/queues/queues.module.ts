@@ -1,8 +1,12 @@
 import { BullModule } from '@nestjs/bull';
 import { Global, Module, type OnApplicationShutdown } from '@nestjs/common';
+import { DiscoveryModule } from '@nestjs/core';
 import type Redis from 'ioredis';
+import { QueuesConfig } from '../config/queues.config';
 import { RedisConfig } from '../config/redis.config';
 import { createRedisConnection } from '../redis/redis.connection';
+import { defaultJobOptions } from './queue-options';
+import { QueueStatsService } from './queue-stats.service';
 
 /**
  * Connections Bull opened through `createClient`, per app (keyed by its RedisConfig instance). Bull
@@ -13,15 +17,18 @@ const bullConnections = new WeakMap<RedisConfig, Set<Redis>>();
 
 /**
  * Bull on the shared Redis connection factory. Each feature module registers its own queues with
- * `BullModule.registerQueue({ name, defaultJobOptions })`; the defaults here bound retries with
- * exponential backoff and keep failed jobs for inspection.
+ * `registerQueue(name, overrides)` (queue-options.ts), which keeps the defaults here: bounded
+ * attempts with exponential backoff, failed jobs kept for inspection (QUEUE_* variables). Job
+ * handlers run in their own MikroORM context (`@CreateRequestContext()` on the `@Process` method).
+ * QueueStatsService reports every queue's depth, failures and stall state (readiness, metrics).
  */
 @Global()
 @Module({
   imports: [
+    DiscoveryModule,
     BullModule.forRootAsync({
-      inject: [RedisConfig],
-      useFactory: (config: RedisConfig) => ({
+      inject: [RedisConfig, QueuesConfig],
+      useFactory: (config: RedisConfig, queues: QueuesConfig) => ({
         prefix: `${config.REDIS_KEY_PREFIX}bull`,
         createClient: (type: 'client' | 'subscriber' | 'bclient') => {
           const connection = createRedisConnection(config.REDIS_URL, type);
@@ -30,16 +37,12 @@ const bullConnections = new WeakMap<RedisConfig, Set<Redis>>();
           open.add(connection);
           return connection;
         },
-        defaultJobOptions: {
-          attempts: 3,
-          backoff: { type: 'exponential', delay: 1000 },
-          removeOnComplete: 1000,
-          removeOnFail: false,
-        },
+        defaultJobOptions: defaultJobOptions(queues),
       }),
     }),
   ],
-  exports: [BullModule],
+  providers: [QueueStatsService],
+  exports: [BullModule, QueueStatsService],
 })
 export class QueuesModule implements OnApplicationShutdown {
   constructor(private readonly config: RedisConfig) {}
