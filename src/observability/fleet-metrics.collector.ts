@@ -2,6 +2,7 @@ import { Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common'
 import { DiscoveryService, ModuleRef } from '@nestjs/core';
 import type { Queue } from 'bull';
 import { EndpointRouter } from '../inference/endpoint-router';
+import { EngineMetricsService, type ReplicaMetricsSnapshot } from '../inference/engine-metrics.service';
 import { MetricsService } from './metrics.service';
 
 /** Job states reported per queue in `kvchat_queue_jobs{queue,state}`. */
@@ -18,13 +19,15 @@ function isBullQueue(value: unknown): value is Queue {
 
 /**
  * Gauges read at scrape time from the rest of the app: engine replica health and in-flight
- * requests (the EndpointRouter's view) and Bull queue depth and failed jobs (every queue any
- * module registered). Nothing here is imported by feature modules; it only reads their state.
+ * requests (the EndpointRouter's view), the engines' own prefix-cache and LMCache counters (the
+ * EngineMetricsService's last scrape of each replica), and Bull queue depth and failed jobs (every
+ * queue any module registered). Nothing here is imported by feature modules; it only reads their state.
  */
 @Injectable()
 export class FleetMetricsCollector implements OnApplicationBootstrap {
   private readonly logger = new Logger(FleetMetricsCollector.name);
   private router?: EndpointRouter;
+  private engineMetrics?: EngineMetricsService;
   private queues: Queue[] = [];
 
   constructor(
@@ -52,6 +55,54 @@ export class FleetMetricsCollector implements OnApplicationBootstrap {
           gauge.set({ replica: this.metrics.replicaLabel(r.id) }, r.inFlight);
       },
     });
+    // The engines' own cache counters (vLLM prefix cache, LMCache), as last scraped from each replica's
+    // /metrics by EngineMetricsService (every ENGINE_METRICS_SCRAPE_SECONDS). They are counters on the
+    // replica (reset when it restarts): use rate()/increase() on them.
+    const engineCounters: {
+      name: string;
+      help: string;
+      read: (s: ReplicaMetricsSnapshot) => number | undefined;
+    }[] = [
+      {
+        name: 'kvchat_engine_prefix_cache_queried_tokens',
+        help: 'vllm:prefix_cache_queries of each replica at its last scrape: prompt tokens looked up in the GPU prefix cache.',
+        read: (s) => s.counters?.prefixCacheQueriedTokens,
+      },
+      {
+        name: 'kvchat_engine_prefix_cache_hit_tokens',
+        help: 'vllm:prefix_cache_hits of each replica at its last scrape: of those, tokens found in the GPU prefix cache.',
+        read: (s) => s.counters?.prefixCacheHitTokens,
+      },
+      {
+        name: 'kvchat_lmcache_requested_tokens',
+        help: 'lmcache:num_requested_tokens of each replica at its last scrape: tokens asked of LMCache.',
+        read: (s) => s.counters?.lmcache?.requestedTokens,
+      },
+      {
+        name: 'kvchat_lmcache_hit_tokens',
+        help: 'lmcache:num_hit_tokens of each replica at its last scrape: tokens LMCache served (CPU, disk or remote tier).',
+        read: (s) => s.counters?.lmcache?.hitTokens,
+      },
+    ];
+    let snapshots: Promise<ReplicaMetricsSnapshot[]> | undefined;
+    for (const counter of engineCounters) {
+      this.metrics.gauge({
+        name: counter.name,
+        help: counter.help,
+        labelNames: ['replica'],
+        collect: async (gauge) => {
+          // One snapshot read per scrape, shared by the four gauges.
+          snapshots ??= this.engineSnapshots().finally(() => setImmediate(() => (snapshots = undefined)));
+          const current = await snapshots;
+          gauge.reset();
+          for (const snapshot of current) {
+            const value = counter.read(snapshot);
+            if (value !== undefined)
+              gauge.set({ replica: this.metrics.replicaLabel(snapshot.replica) }, value);
+          }
+        },
+      });
+    }
     this.metrics.gauge({
       name: 'kvchat_queue_jobs',
       help: 'Jobs per Bull queue and state (waiting = queue depth; failed = kept failed jobs).',
@@ -70,11 +121,9 @@ export class FleetMetricsCollector implements OnApplicationBootstrap {
   }
 
   onApplicationBootstrap(): void {
-    try {
-      this.router = this.moduleRef.get(EndpointRouter, { strict: false });
-    } catch {
-      this.router = undefined; // a process without the inference module (a worker) has no replicas to report
-    }
+    // A process without the inference module (a worker) has no replicas to report.
+    this.router = this.optional(EndpointRouter);
+    this.engineMetrics = this.optional(EngineMetricsService);
     const seen = new Set<string>();
     for (const wrapper of this.discovery.getProviders()) {
       const instance: unknown = wrapper.isDependencyTreeStatic() ? wrapper.instance : undefined;
@@ -82,6 +131,24 @@ export class FleetMetricsCollector implements OnApplicationBootstrap {
         seen.add(instance.name);
         this.queues.push(instance);
       }
+    }
+  }
+
+  private optional<T>(token: new (...args: never[]) => T): T | undefined {
+    try {
+      return this.moduleRef.get(token, { strict: false });
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** The engines' latest cache counters; empty when they cannot be read (a scrape must not fail). */
+  private async engineSnapshots(): Promise<ReplicaMetricsSnapshot[]> {
+    try {
+      return (await this.engineMetrics?.snapshots()) ?? [];
+    } catch (e) {
+      this.logger.warn(`could not read engine metrics: ${e instanceof Error ? e.message : String(e)}`);
+      return [];
     }
   }
 

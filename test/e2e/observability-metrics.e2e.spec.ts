@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BenchInstance } from '../../bench/harness';
+import { EngineMetricsService } from '../../src/inference/engine-metrics.service';
 import { checkDashboardMetrics } from '../../src/observability/promql-names';
 import { startEngineSimulator, type RunningSimulator } from '../../src/simulator/simulator.server';
 import {
@@ -200,6 +201,26 @@ describe('GET /metrics (e2e)', () => {
         samples.some((s) => s.name === 'kvchat_response_cache_lookups_total' && s.labels.result === result),
       ).toBe(true);
     }
+  });
+
+  it("should mirror the engine's own prefix-cache counters per replica", async () => {
+    const id = await newConversation(app);
+    await turn(app, id, 'Warm the prefix cache with a first question about block tables.');
+    await turn(app, id, 'Then reuse that prefix with a follow-up about eviction.');
+    await app.running.app.get(EngineMetricsService).scrapeAll();
+    const samples = await scrape(app);
+    const queried = metricSum(samples, 'kvchat_engine_prefix_cache_queried_tokens', { replica: sim.baseURL });
+    const hits = metricSum(samples, 'kvchat_engine_prefix_cache_hit_tokens', { replica: sim.baseURL });
+    const engine = await (await fetch(`${sim.url}/metrics`)).text();
+    const sumOf = (name: string): number =>
+      parseMetrics(engine)
+        .filter((s) => s.name === name)
+        .reduce((a, s) => a + s.value, 0);
+    // The replica's own exposition, as vLLM names the samples (`_total` added by prometheus_client).
+    expect(queried).toBe(sumOf('vllm:prefix_cache_queries_total'));
+    expect(hits).toBe(sumOf('vllm:prefix_cache_hits_total'));
+    expect(hits).toBeGreaterThan(0);
+    expect(hits).toBeLessThanOrEqual(queried);
   });
 
   it('should keep conversation ids, tenant ids and message content out of every label', async () => {
