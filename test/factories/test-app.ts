@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { ModuleMetadata } from '@nestjs/common';
 import { createApp, type RunningApp } from '../../src/app.factory';
 import { ApiKeyService } from '../../src/auth/api-key.service';
 import type { Env } from '../../src/config/config.loader';
@@ -20,9 +21,10 @@ export interface TestApp {
 /**
  * Boots the whole app on port 0 with in-memory PGlite (unless `env.DATABASE_URL`), the local
  * Redis under a unique key prefix, and the engine given by `env.INFERENCE_ENDPOINTS` (tests pass a
- * simulator they control) or an in-process simulator with no sleeping.
+ * simulator they control) or an in-process simulator with no sleeping. `imports` adds modules
+ * (e.g. one listing a test `@Agent`).
  */
-export async function startTestApp(env: Env = {}): Promise<TestApp> {
+export async function startTestApp(env: Env = {}, imports: ModuleMetadata['imports'] = []): Promise<TestApp> {
   const running = await createApp(
     {
       DATA_DIR: 'memory://',
@@ -35,7 +37,7 @@ export async function startTestApp(env: Env = {}): Promise<TestApp> {
       REDIS_KEY_PREFIX: `kvchat-test-${randomUUID()}:`,
       ...env,
     },
-    { port: 0, host: '127.0.0.1' },
+    { port: 0, host: '127.0.0.1', imports },
   );
   const keys = running.app.get(ApiKeyService);
   const suffix = randomUUID().slice(0, 8);
