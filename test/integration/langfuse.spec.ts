@@ -2,8 +2,19 @@ import { createServer } from 'node:net';
 import type { BenchInstance } from '../../bench/harness';
 import { TracingService } from '../../src/observability/tracing.service';
 import { startEngineSimulator, type RunningSimulator } from '../../src/simulator/simulator.server';
-import { startLangfuseReceiver, type IngestionEvent, type LangfuseReceiver } from '../factories/langfuse-receiver';
-import { bootApp, metricSum, newConversation, scrape, streamedTurn, turn } from '../factories/observability-app';
+import {
+  startLangfuseReceiver,
+  type IngestionEvent,
+  type LangfuseReceiver,
+} from '../factories/langfuse-receiver';
+import {
+  bootApp,
+  metricSum,
+  newConversation,
+  scrape,
+  streamedTurn,
+  turn,
+} from '../factories/observability-app';
 
 const KEYS = { LANGFUSE_PUBLIC_KEY: 'pk-lf-test', LANGFUSE_SECRET_KEY: 'sk-lf-test' };
 
