@@ -43,6 +43,8 @@ export interface ServeResult {
   report?: ResponseCacheReport;
   /** The entry served on a hit (its `usage` is the original engine call's). */
   cached: CachedAnswer | null;
+  /** Id of the entry this answer was stored as, on a miss that stored it. */
+  storedEntryId?: string;
 }
 
 /** A semantic candidate as the benchmark and the logs see it. */
@@ -108,8 +110,14 @@ export class ResponseCache {
       this.stats.count(tenantId, 'skip');
       trace.span('response-cache', { mode }).end({ hit: false, skipped: true });
       const result = await compute();
-      if (mode === 'no-cache') await this.storeAnswer(request.scope, request.question, result);
-      return { result, report: { hit: false }, cached: null };
+      const stored =
+        mode === 'no-cache' ? await this.storeAnswer(request.scope, request.question, result) : null;
+      return {
+        result,
+        report: { hit: false },
+        cached: null,
+        ...(stored ? { storedEntryId: stored.entryId } : {}),
+      };
     }
 
     this.stats.count(tenantId, 'lookup');
@@ -131,6 +139,10 @@ export class ResponseCache {
         entryId: lookup.answer.entryId,
       };
       span.end(report);
+      if (lookup.type === 'semantic' && mode === 'default') {
+        // Repeats of this wording become exact hits on the same answer (and skip the guards).
+        void this.store.alias(lookup.answer, questionHash(request.question)).catch(() => undefined);
+      }
       return this.replay(lookup.answer, report, request, started);
     }
     const missReport: ResponseCacheReport = {
@@ -153,7 +165,12 @@ export class ResponseCache {
       });
       if (outcome.result) {
         this.stats.count(tenantId, 'miss');
-        return { result: outcome.result, report: missReport, cached: null };
+        return {
+          result: outcome.result,
+          report: missReport,
+          cached: null,
+          ...(outcome.entry ? { storedEntryId: outcome.entry.entryId } : {}),
+        };
       }
       // Another replica's engine call answered while this one waited.
       if (outcome.entry) return this.servedByFlight(outcome.entry, request, started);
@@ -164,8 +181,8 @@ export class ResponseCache {
     // The call we waited for failed or was not cacheable: answer this request on its own.
     this.stats.count(tenantId, 'miss');
     const result = await compute();
-    await this.storeAnswer(request.scope, request.question, result, lookup.embedding);
-    return { result, report: missReport, cached: null };
+    const stored = await this.storeAnswer(request.scope, request.question, result, lookup.embedding);
+    return { result, report: missReport, cached: null, ...(stored ? { storedEntryId: stored.entryId } : {}) };
   }
 
   /**

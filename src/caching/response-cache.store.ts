@@ -7,8 +7,8 @@ import { REDIS } from '../redis/redis.module';
 import type { CachedAnswer } from './response-cache.types';
 
 /**
- * Stores answers and evicts them atomically: purges expired entries, replaces an older entry under
- * the same exact key, writes the entry with its TTL, then evicts least recently used entries past the
+ * Stores answers and evicts them atomically: purges expired entries, replaces an older entry filed
+ * under the same exact key (not one the key is only an alias of), writes the entry with its TTL, then evicts least recently used entries past the
  * tenant's bound. KEYS: entry, exact, lru, exp. ARGV: id, now ms, ttl ms, max entries, entry key prefix,
  * then field/value pairs. Returns the ids it removed (their vectors are deleted by the caller).
  * All keys of a tenant share a hash tag, so the script also runs on Redis Cluster.
@@ -31,7 +31,7 @@ local function drop(victim)
 end
 for _, old in ipairs(redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now)) do drop(old) end
 local previous = redis.call('GET', KEYS[2])
-if previous and previous ~= id then drop(previous) end
+if previous and previous ~= id and redis.call('HGET', eprefix .. previous, 'xkey') == KEYS[2] then drop(previous) end
 local fields = {}
 for i = 6, #ARGV do table.insert(fields, ARGV[i]) end
 redis.call('HSET', KEYS[1], unpack(fields))
@@ -146,6 +146,22 @@ export class ResponseCacheStore {
       .zadd(this.lruKey(tenantId), 'XX', Date.now(), entryId)
       .hincrby(this.entryPrefix(tenantId) + entryId, 'hits', 1)
       .exec();
+  }
+
+  /**
+   * Files an entry under another question's exact key too (a question answered by a semantic hit),
+   * so that its repeats are exact hits; never replaces an existing key. Expires with the entry.
+   */
+  async alias(entry: CachedAnswer, questionHash: string): Promise<void> {
+    const ttlMs = entry.createdAt + this.config.RESPONSE_CACHE_TTL_SECONDS * 1000 - Date.now();
+    if (ttlMs <= 0) return;
+    await this.redis.set(
+      this.exactKey(entry.tenantId, entry.scope, questionHash),
+      entry.entryId,
+      'PX',
+      ttlMs,
+      'NX',
+    );
   }
 
   /**

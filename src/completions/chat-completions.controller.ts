@@ -51,7 +51,7 @@ function toChatCompletion(done: CompletedChat): ChatCompletionDto {
       },
     ],
     usage: done.usage,
-    ...(done.cache ? { kvchat: { cache: { response: done.cache } } } : {}),
+    ...(done.cache ? { kvchat: kvchatExtension(done) } : {}),
   };
 }
 
@@ -137,7 +137,7 @@ export class ChatCompletionsController {
       open();
       sse.sendData(
         chunk([{ index: 0, delta: {}, logprobs: null, finish_reason: done.finishReason }], {
-          ...(done.cache ? { kvchat: { cache: { response: done.cache } } } : {}),
+          ...(done.cache ? { kvchat: kvchatExtension(done) } : {}),
         }),
       );
       if (includeUsage) sse.sendData(chunk([], { usage: done.usage }));
@@ -166,4 +166,11 @@ export class ChatCompletionsController {
 function cacheHeader(done: CompletedChat): string {
   if (!done.cache) return 'off';
   return done.cache.hit ? `hit-${done.cache.type}` : 'miss';
+}
+
+/** kvchat's extension member: what the response cache did, and the entry a fresh answer was stored as. */
+function kvchatExtension(done: CompletedChat): Record<string, unknown> {
+  return {
+    cache: { response: done.cache, ...(done.storedEntryId ? { storedEntryId: done.storedEntryId } : {}) },
+  };
 }

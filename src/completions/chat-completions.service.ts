@@ -3,7 +3,7 @@ import { Injectable } from '@nestjs/common';
 import type { AuthContext } from '../auth/api-key.service';
 import { TenantSaltService } from '../auth/tenant-salt.service';
 import { ResponseCache } from '../caching/response-cache.service';
-import type { CacheControl, ResponseCacheReport } from '../caching/response-cache.types';
+import type { CacheControl, ResponseCacheReport, ResponseCacheScope } from '../caching/response-cache.types';
 import { contextFingerprint } from '../caching/scope';
 import { InferenceConfig } from '../config/inference.config';
 import { InferenceService } from '../inference/inference.service';
@@ -14,6 +14,26 @@ import { ModelNotFound } from './completions.errors';
 export const CHAT_COMPLETIONS_AGENT = 'chat-completions';
 /** Version of this endpoint's (empty) template: the system prompt is the client's, part of the context. */
 export const CHAT_COMPLETIONS_TEMPLATE = 'openai-chat@1';
+
+/**
+ * The response-cache scope of a stateless chat request: the tenant, this endpoint, the model, the
+ * generation parameters and every message before the last (system prompt included).
+ */
+export function chatCompletionsScope(
+  tenantId: string,
+  model: string,
+  messages: readonly ChatMessage[],
+  params: { temperature?: number; maxTokens: number; sampling?: ChatRequest['sampling'] },
+): ResponseCacheScope {
+  return {
+    tenantId,
+    agent: CHAT_COMPLETIONS_AGENT,
+    model,
+    templateVersion: CHAT_COMPLETIONS_TEMPLATE,
+    params: { temperature: params.temperature ?? null, maxTokens: params.maxTokens, ...params.sampling },
+    context: contextFingerprint({ history: messages.slice(0, -1) }),
+  };
+}
 
 /** A stateless chat request, already validated. */
 export interface ChatCompletionCommand {
@@ -49,6 +69,8 @@ export interface CompletedChat {
   usage: OpenAiUsage;
   /** What the response cache did (undefined when it is disabled). */
   cache?: ResponseCacheReport;
+  /** Id of the cache entry this answer was stored as (to invalidate it with DELETE /v1/cache?entryId=). */
+  storedEntryId?: string;
 }
 
 /**
@@ -104,14 +126,11 @@ export class ChatCompletionsService {
     const control: CacheControl = last.role === 'user' ? (command.cache ?? {}) : { mode: 'bypass' };
     const served = await this.cache.serve(
       {
-        scope: {
-          tenantId: auth.tenantId,
-          agent: CHAT_COMPLETIONS_AGENT,
-          model,
-          templateVersion: CHAT_COMPLETIONS_TEMPLATE,
-          params: { temperature: command.temperature ?? null, maxTokens, ...command.sampling },
-          context: contextFingerprint({ history: messages.slice(0, -1) }),
-        },
+        scope: chatCompletionsScope(auth.tenantId, model, messages, {
+          temperature: command.temperature,
+          maxTokens,
+          sampling: command.sampling,
+        }),
         question: last.content,
         control,
         onToken: command.onToken,
@@ -145,6 +164,7 @@ export class ChatCompletionsService {
         prompt_tokens_details: { cached_tokens: usage.cachedTokens },
       },
       cache: served.report,
+      ...(served.storedEntryId ? { storedEntryId: served.storedEntryId } : {}),
     };
   }
 }

@@ -50,8 +50,9 @@ export interface VectorDeleteFilter {
 }
 
 const quoteIdent = (name: string): string => `"${name.replace(/"/g, '""')}"`;
+/** pgvector's text form; 8 significant digits are all a float4 (pgvector's element type) keeps anyway. */
 const vectorLiteral = (v: readonly number[]): string =>
-  `[${v.map((x) => (Number.isFinite(x) ? x : 0)).join(',')}]`;
+  `[${v.map((x) => (Number.isFinite(x) ? Number(x.toPrecision(8)) : 0)).join(',')}]`;
 
 /**
  * The name of a collection's table: `vec_<name>_<model slug>_<hash>_<dimension>`, at most 63 characters
@@ -230,11 +231,9 @@ async function deleteFrom(em: EntityManager, table: string, filter: VectorDelete
     params.push(JSON.stringify(filter.attributes));
   }
   if (where.length === 0) throw new RangeError('a vector delete needs a filter');
-  const result = await em
-    .getConnection()
-    .execute<{
-      affectedRows: number;
-    }>(`delete from ${quoteIdent(table)} where ${where.join(' and ')}`, params, 'run');
+  const result = await em.getConnection().execute<{
+    affectedRows: number;
+  }>(`delete from ${quoteIdent(table)} where ${where.join(' and ')}`, params, 'run');
   return result.affectedRows;
 }
 
@@ -324,11 +323,9 @@ export class VectorCollection {
 
   /** Deletes expired vectors. @returns how many */
   async purgeExpired(): Promise<number> {
-    const result = await this.em
-      .getConnection()
-      .execute<{
-        affectedRows: number;
-      }>(`delete from ${quoteIdent(this.table)} where expires_at is not null and expires_at <= now()`, [], 'run');
+    const result = await this.em.getConnection().execute<{
+      affectedRows: number;
+    }>(`delete from ${quoteIdent(this.table)} where expires_at is not null and expires_at <= now()`, [], 'run');
     return result.affectedRows;
   }
 }

@@ -62,6 +62,17 @@ describe('response cache (integration)', () => {
     expect(paraphrase.report?.similarity).toBeGreaterThan(0.5);
     expect(paraphrase.report?.similarity).toBeLessThan(1);
     expect(paraphrase.result.content).toBe('answer to python sort list ascending');
+
+    // The paraphrase's repeats are now exact hits on the same entry; storing it fresh keeps the original.
+    const repeat = await ask('How to sort a list in Python ascending?', 'never computed');
+    expect(repeat.report).toMatchObject({ hit: true, type: 'exact', entryId: paraphrase.report?.entryId });
+    await ask('how to sort a list in python ascending', 'fresh', scopeFor(tenant), {
+      control: { mode: 'no-cache' },
+    });
+    expect((await ask('python sort list ascending', 'x')).result.content).toBe(
+      'answer to python sort list ascending',
+    );
+    expect((await ask('how to sort a list in python ascending', 'x')).result.content).toBe('fresh');
   });
 
   it.each([

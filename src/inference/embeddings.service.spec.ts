@@ -1,0 +1,109 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { EmbeddingsConfig } from '../config/caching.config';
+import { InferenceConfig } from '../config/inference.config';
+import { EmbeddingsService } from './embeddings.service';
+import { EmbeddingsUnavailable } from './embeddings.errors';
+
+/** A stand-in `/v1` server: lists models and embeds each input as [length, index, 1]. */
+async function fakeEmbeddingsServer(models = ['chat-model', 'text-embed-small']) {
+  const requests: { model: string; input: string[] }[] = [];
+  const server: Server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => (body += c.toString()));
+    req.on('end', () => {
+      res.setHeader('content-type', 'application/json');
+      if (req.url === '/v1/models') {
+        res.end(
+          JSON.stringify({
+            object: 'list',
+            data: models.map((id) => ({ id, object: 'model', created: 0, owned_by: 't' })),
+          }),
+        );
+        return;
+      }
+      const parsed = JSON.parse(body) as { model: string; input: string[] };
+      requests.push(parsed);
+      res.end(
+        JSON.stringify({
+          object: 'list',
+          model: parsed.model,
+          data: parsed.input.map((text, index) => ({
+            object: 'embedding',
+            index,
+            embedding: [text.length, index, 1],
+          })),
+          usage: { prompt_tokens: 1, total_tokens: 1 },
+        }),
+      );
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const baseURL = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`;
+  return { baseURL, requests, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+}
+
+function makeSut(baseURLs: string[], overrides: Partial<EmbeddingsConfig> = {}): EmbeddingsService {
+  const config = Object.assign(new EmbeddingsConfig(), { EMBEDDINGS_TIMEOUT_MS: 2000, ...overrides });
+  return new EmbeddingsService(config, new InferenceConfig(), {
+    baseURLs,
+    simulated: true,
+    close: () => Promise.resolve(),
+  });
+}
+
+describe('EmbeddingsService', () => {
+  let server: Awaited<ReturnType<typeof fakeEmbeddingsServer>>;
+  beforeEach(async () => {
+    server = await fakeEmbeddingsServer();
+  });
+  afterEach(() => server.close());
+
+  it('should discover the embedding model and its dimension from the server', async () => {
+    const sut = makeSut([server.baseURL]);
+    await expect(sut.describe()).resolves.toEqual({
+      model: 'text-embed-small',
+      dimension: 3,
+      baseURL: server.baseURL,
+    });
+  });
+
+  it('should send texts asked for in the same tick as one batched request, answering each in order', async () => {
+    const sut = makeSut([server.baseURL]);
+    await sut.describe();
+    const texts = ['a', 'bb', 'ccc', 'dddd', 'eeeee'];
+    const vectors = await Promise.all(texts.map((t) => sut.embed(t)));
+    expect(vectors.map((v) => v[0])).toEqual([1, 2, 3, 4, 5]);
+    const batches = server.requests.slice(1); // the first request is the dimension probe
+    expect(batches).toHaveLength(1);
+    expect(batches[0]).toMatchObject({ model: 'text-embed-small', input: texts });
+  });
+
+  it('should split large inputs into batches of EMBEDDINGS_BATCH_SIZE', async () => {
+    const sut = makeSut([server.baseURL], { EMBEDDINGS_BATCH_SIZE: 4 });
+    const vectors = await sut.embedMany(Array.from({ length: 10 }, (_, i) => 'x'.repeat(i + 1)));
+    expect(vectors.map((v) => v[0])).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    expect(server.requests.slice(1).map((r) => r.input.length)).toEqual([4, 4, 2]);
+  });
+
+  it('should refuse a model whose vectors do not have EMBEDDINGS_DIMENSION dimensions', async () => {
+    const sut = makeSut([server.baseURL], { EMBEDDINGS_DIMENSION: 384 });
+    await expect(sut.describe()).rejects.toBeInstanceOf(EmbeddingsUnavailable);
+  });
+
+  it('should say so when the server lists no embedding model', async () => {
+    const chatOnly = await fakeEmbeddingsServer(['chat-model']);
+    try {
+      await expect(makeSut([chatOnly.baseURL]).describe()).rejects.toThrow(
+        /no embedding model.*EMBEDDINGS_MODEL/,
+      );
+    } finally {
+      await chatOnly.close();
+    }
+  });
+
+  it('should use the next server when one cannot be reached', async () => {
+    const sut = makeSut(['http://127.0.0.1:1/v1', server.baseURL], { EMBEDDINGS_MODEL: 'text-embed-small' });
+    await expect(sut.embedMany(['hello'])).resolves.toEqual([[5, 0, 1]]);
+  });
+});
