@@ -1,39 +1,32 @@
 import { Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
-import { DiscoveryService, ModuleRef } from '@nestjs/core';
-import type { Queue } from 'bull';
+import { ModuleRef } from '@nestjs/core';
 import { EndpointRouter } from '../inference/endpoint-router';
 import { EngineMetricsService, type ReplicaMetricsSnapshot } from '../inference/engine-metrics.service';
+import { QueueStatsService, type QueueStats } from '../queues/queue-stats.service';
 import { MetricsService } from './metrics.service';
 
 /** Job states reported per queue in `kvchat_queue_jobs{queue,state}`. */
 const QUEUE_STATES = ['waiting', 'active', 'delayed', 'failed'] as const;
 /** Longest a scrape waits for one queue's counts, ms; a slow Redis must not hang /metrics. */
-const QUEUE_COUNT_TIMEOUT_MS = 1000;
-
-function isBullQueue(value: unknown): value is Queue {
-  const q = value as Partial<Queue> | null;
-  return (
-    typeof q === 'object' && q !== null && typeof q.name === 'string' && typeof q.getJobCounts === 'function'
-  );
-}
+const QUEUE_STATS_TIMEOUT_MS = 1000;
 
 /**
  * Gauges read at scrape time from the rest of the app: engine replica health and in-flight
  * requests (the EndpointRouter's view), the engines' own prefix-cache and LMCache counters (the
- * EngineMetricsService's last scrape of each replica), and Bull queue depth and failed jobs (every
- * queue any module registered). Nothing here is imported by feature modules; it only reads their state.
+ * EngineMetricsService's last scrape of each replica), and Bull queue depth, failed jobs and stalls
+ * (QueueStatsService: every queue any module registered). Nothing here is imported by feature
+ * modules; it only reads their state.
  */
 @Injectable()
 export class FleetMetricsCollector implements OnApplicationBootstrap {
   private readonly logger = new Logger(FleetMetricsCollector.name);
   private router?: EndpointRouter;
   private engineMetrics?: EngineMetricsService;
-  private queues: Queue[] = [];
+  private queueStats?: QueueStatsService;
 
   constructor(
     private readonly metrics: MetricsService,
     private readonly moduleRef: ModuleRef,
-    private readonly discovery: DiscoveryService,
   ) {
     this.metrics.gauge({
       name: 'kvchat_replica_healthy',
@@ -103,19 +96,51 @@ export class FleetMetricsCollector implements OnApplicationBootstrap {
         },
       });
     }
+    // Queues: QueueStatsService (src/queues) reads every registered Bull queue; one read per scrape.
+    let queueStats: Promise<QueueStats[]> | undefined;
+    const readQueues = (): Promise<QueueStats[]> =>
+      (queueStats ??= this.queueSnapshot().finally(() => setImmediate(() => (queueStats = undefined))));
     this.metrics.gauge({
       name: 'kvchat_queue_jobs',
       help: 'Jobs per Bull queue and state (waiting = queue depth; failed = kept failed jobs).',
       labelNames: ['queue', 'state'],
       collect: async (gauge) => {
-        const counts = await Promise.all(
-          this.queues.map(async (q) => ({ q, counts: await this.countJobs(q) })),
-        );
+        const stats = await readQueues();
         gauge.reset();
-        for (const { q, counts: c } of counts) {
-          if (!c) continue;
-          for (const state of QUEUE_STATES) gauge.set({ queue: q.name, state }, c[state] ?? 0);
+        for (const q of stats) {
+          if (!q.counts) continue;
+          for (const state of QUEUE_STATES) gauge.set({ queue: q.name, state }, q.counts[state]);
         }
+      },
+    });
+    this.metrics.gauge({
+      name: 'kvchat_queue_oldest_waiting_seconds',
+      help: 'How long the oldest waiting job of each queue has been ready to run, seconds (0 when none waits).',
+      labelNames: ['queue'],
+      collect: async (gauge) => {
+        const stats = await readQueues();
+        gauge.reset();
+        for (const q of stats) if (q.counts) gauge.set({ queue: q.name }, q.oldestWaitingMs / 1000);
+      },
+    });
+    this.metrics.gauge({
+      name: 'kvchat_queue_stalled',
+      help: 'A queue whose jobs wait past QUEUE_STALL_SECONDS while none is active (1), else 0.',
+      labelNames: ['queue'],
+      collect: async (gauge) => {
+        const stats = await readQueues();
+        gauge.reset();
+        for (const q of stats) gauge.set({ queue: q.name }, q.stalled ? 1 : 0);
+      },
+    });
+    this.metrics.gauge({
+      name: 'kvchat_queue_failed_attempts',
+      help: 'Job attempts this process saw fail since it started, per queue (retried or not).',
+      labelNames: ['queue'],
+      collect: async (gauge) => {
+        const stats = await readQueues();
+        gauge.reset();
+        for (const q of stats) gauge.set({ queue: q.name }, q.failedAttempts);
       },
     });
   }
@@ -124,14 +149,7 @@ export class FleetMetricsCollector implements OnApplicationBootstrap {
     // A process without the inference module (a worker) has no replicas to report.
     this.router = this.optional(EndpointRouter);
     this.engineMetrics = this.optional(EngineMetricsService);
-    const seen = new Set<string>();
-    for (const wrapper of this.discovery.getProviders()) {
-      const instance: unknown = wrapper.isDependencyTreeStatic() ? wrapper.instance : undefined;
-      if (isBullQueue(instance) && !seen.has(instance.name)) {
-        seen.add(instance.name);
-        this.queues.push(instance);
-      }
-    }
+    this.queueStats = this.optional(QueueStatsService);
   }
 
   private optional<T>(token: new (...args: never[]) => T): T | undefined {
@@ -152,24 +170,13 @@ export class FleetMetricsCollector implements OnApplicationBootstrap {
     }
   }
 
-  private async countJobs(
-    queue: Queue,
-  ): Promise<Partial<Record<(typeof QUEUE_STATES)[number], number>> | undefined> {
-    let timer: NodeJS.Timeout | undefined;
+  /** Every queue's stats; empty when they cannot be read (a scrape must not fail). */
+  private async queueSnapshot(): Promise<QueueStats[]> {
     try {
-      return await Promise.race([
-        queue.getJobCounts(),
-        new Promise<undefined>((resolve) => {
-          timer = setTimeout(() => resolve(undefined), QUEUE_COUNT_TIMEOUT_MS);
-        }),
-      ]);
+      return (await this.queueStats?.snapshot(QUEUE_STATS_TIMEOUT_MS)) ?? [];
     } catch (e) {
-      this.logger.warn(
-        `could not read job counts of queue ${queue.name}: ${e instanceof Error ? e.message : String(e)}`,
-      );
-      return undefined;
-    } finally {
-      clearTimeout(timer);
+      this.logger.warn(`could not read queue stats: ${e instanceof Error ? e.message : String(e)}`);
+      return [];
     }
   }
 }

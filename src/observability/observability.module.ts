@@ -1,5 +1,4 @@
 import { Global, Module } from '@nestjs/common';
-import { DiscoveryModule } from '@nestjs/core';
 import { FleetMetricsCollector } from './fleet-metrics.collector';
 import { HttpMetricsHook } from './http-metrics.hook';
 import { MetricsController } from './metrics.controller';
@@ -13,7 +12,6 @@ import { TurnTelemetryService } from './turn-telemetry.service';
  */
 @Global()
 @Module({
-  imports: [DiscoveryModule],
   controllers: [MetricsController],
   providers: [MetricsService, TracingService, TurnTelemetryService, HttpMetricsHook, FleetMetricsCollector],
   exports: [MetricsService, TracingService, TurnTelemetryService],

@@ -192,6 +192,15 @@ describe('GET /metrics (e2e)', () => {
         ).toBe(true);
       }
     }
+    for (const queue of queues) {
+      expect(metricSum(samples, 'kvchat_queue_stalled', { queue })).toBe(0);
+      expect(
+        samples.some((s) => s.name === 'kvchat_queue_oldest_waiting_seconds' && s.labels.queue === queue),
+      ).toBe(true);
+      expect(samples.some((s) => s.name === 'kvchat_queue_failed_attempts' && s.labels.queue === queue)).toBe(
+        true,
+      );
+    }
     // Langfuse is off (no keys): nothing queued, nothing sent.
     expect(metricSum(samples, 'kvchat_langfuse_queue_events')).toBe(0);
     expect(metricSum(samples, 'kvchat_langfuse_events_total')).toBe(0);
