@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type Redis from 'ioredis';
 import { ResponseCacheAdmin } from '../../src/caching/response-cache-admin.service';
 import { ResponseCacheStats } from '../../src/caching/response-cache.stats';
@@ -341,5 +343,61 @@ describe('response cache size bound (integration)', () => {
     expect((await ask('one')).hit).toBe(true);
     const stats = await h.app.get(ResponseCacheStats).forTenant(tenant);
     expect(stats.evictions).toBeGreaterThanOrEqual(2);
+  });
+});
+
+describe('response cache verifier hook (integration)', () => {
+  let h: CachingHarness;
+  let server: Server;
+  const seen: { query: string; documents: string[] }[] = [];
+  let score = 0.1;
+
+  beforeAll(async () => {
+    // A cross-encoder behind a rerank endpoint (the vLLM / Jina / Cohere shape), scoring what the test says.
+    server = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        seen.push(JSON.parse(body) as { query: string; documents: string[] });
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify({ results: [{ index: 0, relevance_score: score }] }));
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as AddressInfo).port;
+    h = await startCachingHarness({
+      RESPONSE_CACHE_VERIFIER_URL: `http://127.0.0.1:${port}/v1/rerank`,
+      RESPONSE_CACHE_VERIFIER_MODEL: 'test-reranker',
+    });
+  });
+  afterAll(async () => {
+    await h?.close();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+
+  it('should serve a semantic candidate only when the verifier confirms it, recording a refusal', async () => {
+    const scope = scopeFor(await h.tenant());
+    const compute = jest.fn(() => Promise.resolve(engineResult('sorted')));
+    await h.cache.serve({ scope, question: 'python sort list ascending' }, compute);
+
+    score = 0.1;
+    const refused = await h.cache.serve(
+      { scope, question: 'how to sort a list in python ascending' },
+      compute,
+    );
+    expect(refused.report).toEqual({ hit: false, guard: 'verifier' });
+    expect(seen.at(-1)).toMatchObject({
+      model: 'test-reranker',
+      query: 'how to sort a list in python ascending',
+      documents: ['python sort list ascending'],
+    });
+
+    score = 0.9;
+    const confirmed = await h.cache.serve({ scope, question: 'python: sort a list ascending' }, compute);
+    expect(confirmed.report).toMatchObject({ hit: true, type: 'semantic' });
+    // Exact repeats never ask the verifier.
+    const asked = seen.length;
+    await h.cache.serve({ scope, question: 'python sort list ascending' }, compute);
+    expect(seen).toHaveLength(asked);
   });
 });
