@@ -48,6 +48,8 @@ export interface SummaryResult {
     'Write a brief summary of everything above',
     'List the main points we covered',
     'Sum up this discussion in a few bullet points',
+    'Please summarize what we talked about',
+    'Summarize this chat for me',
   ],
   template: join(__dirname, 'templates', 'summarizer.md'),
 })

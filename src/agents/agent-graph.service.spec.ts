@@ -1,0 +1,161 @@
+import { EngineUnavailable } from '../inference/inference.errors';
+import type { TurnTrace } from '../observability/turn-trace';
+import { AgentGraph } from './agent-graph.service';
+import type { AgentRegistry } from './agent-registry.service';
+import { AgentNotFound } from './agents.errors';
+import type { RouteDecision, TurnInput, TurnOutput } from './agents.types';
+import type { AnswerRequest, AnswerService } from './answer.service';
+import { defaultAgentPrompt, type RegisteredAgent } from './chat-agent';
+import type { AgentRouter, RouteRequest } from './routing/agent-router.service';
+
+function agent(name: string): RegisteredAgent {
+  const prefix = { text: `GLOBAL\n\nRole: ${name}.`, templateVersion: `global@1+${name}@1` };
+  return {
+    name,
+    description: name,
+    examples: [],
+    prefix,
+    instance: {},
+    buildPrompt: (turn) => Promise.resolve(defaultAgentPrompt(turn, prefix)),
+  };
+}
+
+const input = (overrides: Partial<TurnInput> = {}): TurnInput => ({
+  tenantId: 'tenant-1',
+  conversationId: 'conv-1',
+  pinnedAgent: null,
+  history: [{ role: 'user', content: 'earlier', sequence: 1 }],
+  userMessage: 'hello',
+  cacheSalt: 'salt',
+  ...overrides,
+});
+
+/** Records spans; the graph must record one `route` span per turn. */
+function recordingTrace() {
+  const spans: { name: string; input: unknown; output?: unknown }[] = [];
+  const trace: TurnTrace = {
+    id: 'trace-1',
+    span: (name, spanInput) => {
+      const span: (typeof spans)[number] = { name, input: spanInput };
+      spans.push(span);
+      return { end: (output) => void (span.output = output) };
+    },
+    generation: () => ({ firstToken: () => undefined, end: () => undefined }),
+    end: () => undefined,
+  };
+  return { trace, spans };
+}
+
+describe('AgentGraph', () => {
+  const build = (
+    decide: (r: RouteRequest) => RouteDecision,
+    answer?: (r: AnswerRequest) => Promise<TurnOutput>,
+  ) => {
+    const agents = [agent('assistant'), agent('summarizer'), agent('weather')];
+    const answered: AnswerRequest[] = [];
+    const registry = { list: () => agents } as unknown as AgentRegistry;
+    const router = { route: (r: RouteRequest) => Promise.resolve(decide(r)) } as unknown as AgentRouter;
+    const answers = {
+      answer: (request: AnswerRequest) => {
+        answered.push(request);
+        if (answer) return answer(request);
+        request.input.onToken?.('Hel');
+        request.input.onToken?.('lo');
+        return Promise.resolve({
+          content: 'Hello',
+          finishReason: 'stop',
+          model: 'm',
+          replica: 'r',
+          usage: { promptTokens: 40, completionTokens: 2, cachedTokens: 32 },
+          timings: { ttftMs: 1, totalMs: 2, itlMs: 1 },
+          route: request.route,
+          templateVersion: request.prompt.templateVersion,
+          cache: { cachedTokens: 32, prefixReuse: 0.8 },
+        } satisfies TurnOutput);
+      },
+    } as unknown as AnswerService;
+    const sut = new AgentGraph(registry, router, answers);
+    sut.onModuleInit();
+    return { sut, answered };
+  };
+
+  it('should go router -> the chosen agent -> answer, and return the answer', async () => {
+    const route: RouteDecision = { agent: 'summarizer', score: 0.8, classifier: 'embedding', floor: 0.4 };
+    const { sut, answered } = build(() => route);
+    const output = await sut.run(input());
+    expect(output).toMatchObject({ content: 'Hello', route, templateVersion: 'global@1+summarizer@1' });
+    expect(answered).toHaveLength(1);
+    expect(answered[0].route).toEqual(route);
+    expect(answered[0].prompt).toEqual({
+      stablePrefix: 'GLOBAL\n\nRole: summarizer.',
+      templateVersion: 'global@1+summarizer@1',
+      history: [{ role: 'user', content: 'earlier', sequence: 1 }],
+      userMessage: 'hello',
+    });
+  });
+
+  it('should give the router the pinned agent, the message and the turn salt and conversation', async () => {
+    const requests: RouteRequest[] = [];
+    const { sut } = build((r) => {
+      requests.push(r);
+      return { agent: 'weather', score: 1, classifier: 'pinned' };
+    });
+    await sut.run(input({ pinnedAgent: 'weather', userMessage: 'rain?' }));
+    expect(requests).toEqual([
+      expect.objectContaining({
+        pinnedAgent: 'weather',
+        userMessage: 'rain?',
+        cacheSalt: 'salt',
+        routingKey: 'conv-1',
+      }),
+    ]);
+  });
+
+  it('should stream the answer deltas to the caller through the graph', async () => {
+    const { sut } = build(() => ({ agent: 'assistant', score: 0, classifier: 'embedding', fallback: true }));
+    const deltas: string[] = [];
+    await sut.run(input({ onToken: (d) => deltas.push(d) }));
+    expect(deltas).toEqual(['Hel', 'lo']);
+  });
+
+  it('should hand the original input (signal, callbacks) to the answer step, not a copy', async () => {
+    const { sut, answered } = build(() => ({ agent: 'assistant', score: 1, classifier: 'pinned' }));
+    const turnInput = input({ signal: new AbortController().signal });
+    await sut.run(turnInput);
+    expect(answered[0].input).toBe(turnInput);
+  });
+
+  it('should record the routing decision as a route span', async () => {
+    const route: RouteDecision = { agent: 'weather', score: 0.7, classifier: 'embedding' };
+    const { sut } = build(() => route);
+    const { trace, spans } = recordingTrace();
+    await sut.run(input({ trace }));
+    expect(spans).toEqual([{ name: 'route', input: { pinnedAgent: null }, output: route }]);
+  });
+
+  it('should rethrow the answer step error unchanged', async () => {
+    const error = new EngineUnavailable('no replica');
+    const { sut } = build(
+      () => ({ agent: 'assistant', score: 1, classifier: 'pinned' }),
+      () => Promise.reject(error),
+    );
+    await expect(sut.run(input())).rejects.toBe(error);
+  });
+
+  it('should fail with AgentNotFound when the router names an agent the graph has no node for', async () => {
+    const { sut, answered } = build(() => ({ agent: 'ghost', score: 1, classifier: 'pinned' }));
+    await expect(sut.run(input())).rejects.toBeInstanceOf(AgentNotFound);
+    expect(answered).toHaveLength(0);
+  });
+
+  it('should draw one conditional edge per agent and join them at the answer node', async () => {
+    const { sut } = build(() => ({ agent: 'assistant', score: 1, classifier: 'pinned' }));
+    const mermaid = await sut.mermaid();
+    for (const name of ['assistant', 'summarizer', 'weather']) {
+      expect(mermaid).toMatch(new RegExp(`router -\\.-> agent_${name};`));
+      expect(mermaid).toMatch(new RegExp(`agent_${name} --> answer;`));
+    }
+    expect(mermaid).toMatch(/__start__ --> router;/);
+    expect(mermaid).toMatch(/answer --> __end__;/);
+  });
+});

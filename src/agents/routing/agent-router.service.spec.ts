@@ -1,0 +1,119 @@
+import { routableAgent, sampleAgents } from '../../../test/factories/agents';
+import { AgentsConfig } from '../../config/agents.config';
+import type { AgentRegistry } from '../agent-registry.service';
+import type { RegisteredAgent } from '../chat-agent';
+import { AgentRouter } from './agent-router.service';
+import type { IntentClassification, IntentClassifier, RoutableAgent } from './intent-classifier';
+
+/** A classifier returning fixed scores (or failing), recording its calls. */
+function fixedClassifier(scores: IntentClassification['scores'] | Error) {
+  const calls: { text: string; agents: readonly RoutableAgent[] }[] = [];
+  const classifier: IntentClassifier = {
+    classify: (text, agents) => {
+      calls.push({ text, agents });
+      return scores instanceof Error
+        ? Promise.reject(scores)
+        : Promise.resolve({ classifier: 'embedding', scores });
+    },
+  };
+  return { classifier, calls };
+}
+
+function registryOf(agents: RoutableAgent[]): AgentRegistry {
+  const all = [routableAgent('assistant', []), ...agents] as unknown as RegisteredAgent[];
+  const routable = all.filter((a) => a.examples.length > 0);
+  return {
+    get: (name: string) => all.find((a) => a.name === name),
+    routable: () => routable,
+  } as unknown as AgentRegistry;
+}
+
+describe('AgentRouter', () => {
+  const config = Object.assign(new AgentsConfig(), { AGENT_ROUTING_FLOOR: 0.4, AGENT_FALLBACK: 'assistant' });
+  const build = (scores: IntentClassification['scores'] | Error, agents = sampleAgents()) => {
+    const { classifier, calls } = fixedClassifier(scores);
+    return { sut: new AgentRouter(registryOf(agents), classifier, config), calls };
+  };
+
+  it('should answer with the pinned agent without asking the classifier', async () => {
+    const { sut, calls } = build([]);
+    await expect(sut.route({ pinnedAgent: 'weather', userMessage: 'book a flight' })).resolves.toEqual({
+      agent: 'weather',
+      score: 1,
+      classifier: 'pinned',
+    });
+    expect(calls).toHaveLength(0);
+  });
+
+  it('should route by intent when the pinned agent is no longer registered, and say so', async () => {
+    const { sut } = build([{ agent: 'travel', score: 0.7 }]);
+    await expect(sut.route({ pinnedAgent: 'retired', userMessage: 'book a flight' })).resolves.toMatchObject({
+      agent: 'travel',
+      reason: 'pinned-agent-unknown',
+    });
+  });
+
+  it('should pick the best agent when its score reaches the floor, keeping the top 3 candidates', async () => {
+    const { sut, calls } = build([
+      { agent: 'travel', score: 0.71234 },
+      { agent: 'billing', score: 0.2 },
+      { agent: 'weather', score: 0.1 },
+      { agent: 'extra', score: 0.05 },
+    ]);
+    const decision = await sut.route({ pinnedAgent: null, userMessage: 'book a flight' });
+    expect(decision).toEqual({
+      agent: 'travel',
+      score: 0.7123,
+      classifier: 'embedding',
+      floor: 0.4,
+      candidates: [
+        { agent: 'travel', score: 0.7123 },
+        { agent: 'billing', score: 0.2 },
+        { agent: 'weather', score: 0.1 },
+      ],
+    });
+    expect(calls[0].agents.map((a) => a.name)).toEqual(['travel', 'billing', 'weather']);
+  });
+
+  it('should fall back below the floor, recording the best score', async () => {
+    const { sut } = build([{ agent: 'travel', score: 0.39 }]);
+    await expect(sut.route({ pinnedAgent: null, userMessage: 'hello' })).resolves.toMatchObject({
+      agent: 'assistant',
+      score: 0.39,
+      classifier: 'embedding',
+      fallback: true,
+      reason: 'below-floor',
+      candidates: [{ agent: 'travel', score: 0.39 }],
+    });
+  });
+
+  it('should fall back without failing the turn when the classifier is unavailable', async () => {
+    const { sut } = build(new Error('embeddings down'));
+    await expect(sut.route({ pinnedAgent: null, userMessage: 'hello' })).resolves.toEqual({
+      agent: 'assistant',
+      score: 0,
+      classifier: 'default',
+      fallback: true,
+      reason: 'classifier-unavailable',
+    });
+  });
+
+  it('should rethrow the classifier error when the turn was aborted', async () => {
+    const { sut } = build(new Error('aborted'));
+    const controller = new AbortController();
+    controller.abort();
+    await expect(
+      sut.route({ pinnedAgent: null, userMessage: 'x', signal: controller.signal }),
+    ).rejects.toThrow('aborted');
+  });
+
+  it('should use the fallback when no agent is routable', async () => {
+    const { sut, calls } = build([], []);
+    await expect(sut.route({ pinnedAgent: null, userMessage: 'hello' })).resolves.toMatchObject({
+      agent: 'assistant',
+      classifier: 'default',
+      reason: 'no-routable-agent',
+    });
+    expect(calls).toHaveLength(0);
+  });
+});

@@ -1,0 +1,121 @@
+import { randomUUID } from 'node:crypto';
+import { InjectQueue, Process, Processor } from '@nestjs/bull';
+import { Injectable, Module } from '@nestjs/common';
+import { Test, type TestingModule } from '@nestjs/testing';
+import { TerminusModule } from '@nestjs/terminus';
+import type { Job, Queue } from 'bull';
+import { KvchatConfigModule } from '../../src/config/config.module';
+import { QueuesHealthIndicator } from '../../src/health/queues.health';
+import { registerQueue } from '../../src/queues/queue-options';
+import { QueueStatsService } from '../../src/queues/queue-stats.service';
+import { QueuesModule } from '../../src/queues/queues.module';
+
+const FLAKY = 'flaky';
+const IDLE = 'idle';
+
+/** A job handler that always fails: its jobs must be retried with backoff, then kept as failed. */
+@Processor(FLAKY)
+class FlakyJob {
+  attempts: number[] = [];
+
+  @Process()
+  handle(job: Job<{ n: number }>): Promise<void> {
+    this.attempts.push(Date.now());
+    return Promise.reject(new Error(`attempt ${job.attemptsMade + 1} of job ${job.data.n} failed`));
+  }
+}
+
+@Injectable()
+class Queues {
+  constructor(
+    @InjectQueue(FLAKY) readonly flaky: Queue,
+    @InjectQueue(IDLE) readonly idle: Queue,
+  ) {}
+}
+
+/** A feature module registering its own queues; nobody processes `idle`. */
+@Module({
+  imports: [registerQueue(FLAKY, { attempts: 2 }), registerQueue(IDLE)],
+  providers: [FlakyJob, Queues],
+})
+class FeatureModule {}
+
+/** Bull queues on the local Redis: retries, kept failures, depth, stall detection and readiness. */
+describe('queues (integration)', () => {
+  let app: TestingModule;
+
+  beforeAll(async () => {
+    app = await Test.createTestingModule({
+      imports: [
+        KvchatConfigModule.forRoot({
+          REDIS_KEY_PREFIX: `kvchat-test-${randomUUID()}:`,
+          QUEUE_JOB_BACKOFF_MS: '50',
+          QUEUE_STALL_SECONDS: '1',
+        }),
+        QueuesModule,
+        TerminusModule,
+        FeatureModule,
+      ],
+      providers: [QueuesHealthIndicator],
+    }).compile();
+    app.useLogger(false);
+    await app.init();
+  });
+
+  afterAll(async () => {
+    await app?.close();
+  });
+
+  it('should keep the default backoff and failed-job retention when a queue overrides its attempts', () => {
+    const { flaky, idle } = app.get(Queues);
+    // Bull keeps the queue's default job options on the instance (not in its typings).
+    const defaults = (q: Queue): unknown => (q as Queue & { defaultJobOptions: unknown }).defaultJobOptions;
+    expect(defaults(flaky)).toMatchObject({
+      attempts: 2,
+      backoff: { type: 'exponential', delay: 50 },
+      removeOnFail: false,
+    });
+    expect(defaults(idle)).toMatchObject({
+      attempts: 3,
+      backoff: { type: 'exponential', delay: 50 },
+    });
+  });
+
+  it('should retry a failing job with backoff up to its attempts, then keep it as failed', async () => {
+    const { flaky } = app.get(Queues);
+    const handler = app.get(FlakyJob);
+    const job = await flaky.add({ n: 1 });
+    await expect(job.finished()).rejects.toThrow('attempt 2 of job 1 failed');
+    const failed = await flaky.getFailed();
+    expect(failed.map((j) => j.id)).toEqual([job.id]);
+    expect(failed[0].attemptsMade).toBe(2);
+    expect(handler.attempts).toHaveLength(2);
+    expect(handler.attempts[1] - handler.attempts[0]).toBeGreaterThanOrEqual(45);
+
+    const stats = await app.get(QueueStatsService).stats(FLAKY);
+    expect(stats).toMatchObject({
+      counts: { failed: 1, waiting: 0, active: 0 },
+      failedAttempts: 2,
+      stalled: false,
+    });
+  });
+
+  it('should report a queue whose jobs nobody takes as stalled, and readiness down', async () => {
+    const { idle } = app.get(Queues);
+    const health = app.get(QueuesHealthIndicator);
+    await idle.add({ n: 2 });
+    expect((await health.isHealthy('queues', 1000)).queues.status).toBe('up');
+    await new Promise((resolve) => setTimeout(resolve, 1200));
+
+    const stats = await app.get(QueueStatsService).stats(IDLE);
+    expect(stats.counts?.waiting).toBe(1);
+    expect(stats.oldestWaitingMs).toBeGreaterThan(1000);
+    expect(stats.stalled).toBe(true);
+    const result = await health.isHealthy('queues', 1000);
+    expect(result.queues).toMatchObject({
+      status: 'down',
+      message: 'stalled queues: idle',
+      queues: { idle: { waiting: 1, stalled: true }, flaky: { stalled: false } },
+    });
+  });
+});
