@@ -9,7 +9,7 @@ import type { RoutableAgent } from '../src/agents/routing/intent-classifier';
 import { representativeExamples } from '../src/agents/routing/intent-index';
 import { AgentsConfig } from '../src/config/agents.config';
 import { EmbeddingsService } from '../src/inference/embeddings.service';
-import { quantile, startBenchInstance } from './harness';
+import { quantile, readJsonl, startBenchInstance } from './harness';
 
 /** One labelled row of a CSV: a user message and its intent. */
 interface Row {
@@ -29,6 +29,8 @@ interface Options {
   labelColumn: string;
   concurrency: number;
   latencySample: number;
+  offTopic?: string;
+  offTopicLimit: number;
   out: string;
 }
 
@@ -73,6 +75,21 @@ function agentNames(intents: readonly string[]): Map<string, string> {
   return names;
 }
 
+/** Off-topic messages: the user turns of JSONL dialogues, or the text column of a CSV. */
+async function readOffTopic(path: string, textColumn: string): Promise<string[]> {
+  if (path.endsWith('.jsonl')) {
+    const dialogues = await readJsonl<{ messages?: { role: string; content: string }[] }>(path);
+    return dialogues.flatMap((d) =>
+      (d.messages ?? []).filter((m) => m.role === 'user').map((m) => m.content),
+    );
+  }
+  const records = parse(readFileSync(path), { columns: true, skip_empty_lines: true }) as Record<
+    string,
+    string
+  >[];
+  return records.map((r) => r[textColumn] ?? '').filter((t) => t.length > 0);
+}
+
 const normalize = (text: string): string => text.toLowerCase().replace(/\s+/g, ' ').trim();
 const round = (x: number, digits = 4): number => (Number.isFinite(x) ? Number(x.toFixed(digits)) : x);
 
@@ -114,6 +131,11 @@ async function main(): Promise<void> {
       (v) => parseInt(v, 10),
       200,
     )
+    .option(
+      '--off-topic <file>',
+      'messages no agent should claim (JSONL dialogues {messages:[{role,content}]}: their user turns; or CSV with --text-column): measures how often they clear the floor',
+    )
+    .option('--off-topic-limit <n>', 'off-topic messages used', (v) => parseInt(v, 10), 1000)
     .requiredOption('--out <json>', 'report path')
     .parse()
     .opts<Options>();
@@ -136,6 +158,9 @@ async function main(): Promise<void> {
   const questions = inScope.filter((r) => !exampleTexts.has(normalize(r.text)));
   const overlapping = inScope.length - questions.length;
   if (questions.length === 0) throw new Error('no question of --data belongs to the selected intents');
+  const offTopic = opts.offTopic
+    ? (await readOffTopic(opts.offTopic, opts.textColumn)).slice(0, opts.offTopicLimit)
+    : [];
 
   process.stderr.write(
     `starting kvchat in-process (engine simulator, its lexical embeddings); ${intents.length} intents x ${opts.perIntent} ` +
@@ -209,6 +234,18 @@ async function main(): Promise<void> {
       latencies.push(performance.now() - t);
     }
 
+    // Off-topic messages: any agent above the floor is a wrong route (the fallback should answer).
+    const offTopicBest: number[] = [];
+    for (let i = 0; i < offTopic.length; i += Math.max(1, opts.concurrency)) {
+      const batch = offTopic.slice(i, i + Math.max(1, opts.concurrency));
+      const routed = await Promise.all(batch.map((text) => router.decide(text, agents, fallback)));
+      offTopicBest.push(...routed.map((d) => d.candidates?.[0]?.score ?? 0));
+    }
+    const offTopicRouted = (floor: number): number =>
+      offTopicBest.length > 0
+        ? round(offTopicBest.filter((x) => x >= floor).length / offTopicBest.length)
+        : NaN;
+
     const expected = questions.map((q) => names.get(q.intent) ?? q.intent);
     const correct = decisions.filter((d, i) => !d.fallback && d.agent === expected[i]).length;
     const fallbacks = decisions.filter((d) => d.fallback).length;
@@ -226,6 +263,7 @@ async function main(): Promise<void> {
         floor,
         routingAccuracy: round(ok / questions.length),
         fallbackRate: round(fell / questions.length),
+        ...(offTopic.length > 0 ? { offTopicRoutedRate: offTopicRouted(floor) } : {}),
       };
     });
     const perIntent = agents
@@ -256,6 +294,7 @@ async function main(): Promise<void> {
       routingAccuracy: round(correct / questions.length),
       fallbackRate: round(fallbacks / questions.length),
       top1Accuracy: round(top1 / questions.length),
+      ...(offTopic.length > 0 ? { offTopicRoutedRate: offTopicRouted(config.AGENT_ROUTING_FLOOR) } : {}),
       questions: questions.length,
       intents: agents.length,
       perIntent: opts.perIntent,
@@ -282,6 +321,8 @@ async function main(): Promise<void> {
         embeddingModel: model.model,
         embeddingDimension: model.dimension,
         skippedOverlappingQuestions: overlapping,
+        offTopic: opts.offTopic ? resolve(opts.offTopic) : null,
+        offTopicMessages: offTopic.length,
         skippedOutOfScopeQuestions: dataRows.length - inScope.length,
       },
       summary,
@@ -298,12 +339,18 @@ async function main(): Promise<void> {
       `  routingAccuracy  ${summary.routingAccuracy.toFixed(4)}   (routed to the question's intent, floor ${summary.floor})`,
       `  fallbackRate     ${summary.fallbackRate.toFixed(4)}   (below the floor: answered by ${fallback})`,
       `  top1Accuracy     ${summary.top1Accuracy.toFixed(4)}   (best candidate, ignoring the floor)`,
+      ...(offTopic.length > 0
+        ? [
+            `  offTopicRouted   ${offTopicRouted(config.AGENT_ROUTING_FLOOR).toFixed(4)}   (of ${offTopic.length} off-topic messages, claimed by an agent instead of ${fallback})`,
+          ]
+        : []),
       `  decisions        ${summary.decisionsPerSecond}/s batched; one at a time p50 ${summary.decisionP50Ms} ms, p99 ${summary.decisionP99Ms} ms`,
       '',
-      '  floor   accuracy  fallback',
+      `  floor   accuracy  fallback${offTopic.length > 0 ? '  off-topic routed' : ''}`,
       ...floorSweep.map(
         (f) =>
-          `  ${f.floor.toFixed(2).padEnd(6)}  ${f.routingAccuracy.toFixed(4)}    ${f.fallbackRate.toFixed(4)}`,
+          `  ${f.floor.toFixed(2).padEnd(6)}  ${f.routingAccuracy.toFixed(4)}    ${f.fallbackRate.toFixed(4)}` +
+          (f.offTopicRoutedRate !== undefined ? `    ${f.offTopicRoutedRate.toFixed(4)}` : ''),
       ),
       '',
       '  weakest intents: ' +
