@@ -1,4 +1,5 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { RouteDecisionDto } from '../../agents/dto/route-decision.dto';
 import type { Message } from '../message.entity';
 
 export class UsageDto {
@@ -76,10 +77,9 @@ export class MessageDto {
   @ApiPropertyOptional({ type: TimingsDto, nullable: true }) timings!: TimingsDto | null;
   @ApiPropertyOptional({ type: CacheReportDto, nullable: true }) cache!: CacheReportDto | null;
   @ApiPropertyOptional({
-    type: 'object',
-    additionalProperties: true,
+    type: () => RouteDecisionDto,
     nullable: true,
-    description: 'Routing decision.',
+    description: 'How the turn was routed (assistant messages).',
   })
   route!: Record<string, unknown> | null;
   @ApiPropertyOptional({ type: String, nullable: true }) templateVersion!: string | null;

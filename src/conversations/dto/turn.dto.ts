@@ -11,16 +11,23 @@ import {
   MinLength,
   ValidateNested,
 } from 'class-validator';
+import { RouteDecisionDto } from '../../agents/dto/route-decision.dto';
 import { CacheControlDto } from '../../caching/dto/cache-control.dto';
 import { CacheReportDto, MessageDto, TimingsDto, UsageDto } from './message.dto';
 
 export class PostTurnDto {
-  @ApiProperty({ description: 'The user message. Longer than MAX_MESSAGE_CHARS is a 413.', example: 'What is a KV cache?' })
+  @ApiProperty({
+    description: 'The user message. Longer than MAX_MESSAGE_CHARS is a 413.',
+    example: 'What is a KV cache?',
+  })
   @IsString()
   @MinLength(1)
   content!: string;
 
-  @ApiPropertyOptional({ description: 'Stream Server-Sent Events (also with `Accept: text/event-stream`).', default: false })
+  @ApiPropertyOptional({
+    description: 'Stream Server-Sent Events (also with `Accept: text/event-stream`).',
+    default: false,
+  })
   @IsOptional()
   @IsBoolean()
   stream?: boolean;
@@ -58,6 +65,6 @@ export class TurnResponseDto {
   @ApiProperty({ type: UsageDto }) usage!: UsageDto;
   @ApiProperty({ type: TimingsDto }) timings!: TimingsDto;
   @ApiProperty({ type: CacheReportDto }) cache!: CacheReportDto;
-  @ApiProperty({ type: 'object', additionalProperties: true, description: 'Routing decision: agent, score, classifier.' })
+  @ApiProperty({ type: () => RouteDecisionDto, description: 'How the turn was routed to its agent.' })
   route!: Record<string, unknown>;
 }
