@@ -118,28 +118,43 @@ export class InferenceService {
    */
   async tokenize(input: TokenizeInput): Promise<number[]> {
     const model = await this.modelName();
-    const replica = this.router.pick();
     const body =
       'messages' in input
         ? { model, messages: input.messages, add_generation_prompt: input.addGenerationPrompt ?? true }
         : { model, prompt: input.prompt, add_special_tokens: false };
-    try {
-      const response = await replica.client.post<TokenizeResponse>(`${replica.rootURL}/tokenize`, {
-        body,
-        timeout: 10_000,
-        maxRetries: 0,
-      });
-      if (!Array.isArray(response.tokens))
-        throw new EngineError(`Replica ${replica.id} answered /tokenize without tokens.`);
-      return response.tokens;
-    } catch (e) {
-      if (e instanceof APIError && (e.status === 404 || e.status === 405)) {
-        throw new EngineTokenizeUnsupported(`The engine at ${replica.id} has no /tokenize endpoint.`, {
-          replica: replica.id,
-        });
+    const tried = new Set<string>();
+    let lastError: unknown;
+    for (let attempt = 1; attempt <= 1 + this.config.ROUTER_RETRIES; attempt++) {
+      let replica: Replica;
+      try {
+        replica = this.router.pick({ exclude: tried });
+      } catch (e) {
+        throw lastError ?? e;
       }
-      throw this.translate(e, replica, undefined);
+      try {
+        const response = await replica.client.post<TokenizeResponse>(`${replica.rootURL}/tokenize`, {
+          body,
+          timeout: 10_000,
+          maxRetries: 0,
+        });
+        if (!Array.isArray(response.tokens)) {
+          throw new EngineError(`Replica ${replica.id} answered /tokenize without tokens.`);
+        }
+        return response.tokens;
+      } catch (e) {
+        if (e instanceof APIError && (e.status === 404 || e.status === 405)) {
+          throw new EngineTokenizeUnsupported(`The engine at ${replica.id} has no /tokenize endpoint.`, {
+            replica: replica.id,
+          });
+        }
+        const error = this.translate(e, replica, undefined);
+        // Any replica tokenizes the same way: an unreachable one is skipped and another asked.
+        if (!(error instanceof EngineUnavailable)) throw error;
+        tried.add(replica.id);
+        lastError = error;
+      }
     }
+    throw lastError;
   }
 
   private async chatOn(replica: Replica, model: string, request: ChatRequest): Promise<ChatResult> {
@@ -274,8 +289,12 @@ export class InferenceService {
         ext,
       );
     }
-    if (e instanceof Error && /terminated|ECONNRESET|socket|premature/i.test(e.message)) {
-      return new EngineStreamCut(`The stream from ${replica.id} broke: ${e.message}`, ext);
+    // undici reports a connection cut mid-body as `TypeError: terminated` (cause UND_ERR_SOCKET). It may come
+    // from another realm (jest's vm), so test the shape, not `instanceof Error`.
+    const message =
+      typeof (e as { message?: unknown })?.message === 'string' ? (e as { message: string }).message : '';
+    if (/terminated|ECONNRESET|socket|premature/i.test(message)) {
+      return new EngineStreamCut(`The stream from ${replica.id} broke: ${message}`, ext);
     }
     this.logger.error({ err: e }, 'unexpected engine error');
     return new EngineError(`Unexpected engine error from ${replica.id}.`, ext);

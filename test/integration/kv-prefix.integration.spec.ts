@@ -1,0 +1,155 @@
+import { randomUUID } from 'node:crypto';
+import { MikroORM } from '@mikro-orm/postgresql';
+import Redis from 'ioredis';
+import { Tenant } from '../../src/auth/tenant.entity';
+import { PrefixStatsSource } from '../../src/caching/prefix-stats.source';
+import type { InferenceConfig } from '../../src/config/inference.config';
+import type { RedisConfig } from '../../src/config/redis.config';
+import { PrefixReuseService } from '../../src/context/prefix-reuse.service';
+import { Conversation } from '../../src/conversations/conversation.entity';
+import { ConversationNotFound } from '../../src/conversations/conversation.errors';
+import { Message } from '../../src/conversations/message.entity';
+import { buildOrmOptions } from '../../src/database/mikro-orm.options';
+import { createScratchDatabase, type ScratchDatabase } from '../factories/postgres';
+
+const ids = (n: number, from = 0): number[] => Array.from({ length: n }, (_, i) => from + i);
+
+describe('PrefixReuseService (integration, Redis)', () => {
+  let redis: Redis;
+  let sut: PrefixReuseService;
+  const prefix = `kvchat-test-${randomUUID()}:`;
+
+  beforeAll(() => {
+    redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
+    sut = new PrefixReuseService(
+      redis,
+      { REDIS_KEY_PREFIX: prefix } as RedisConfig,
+      { INFERENCE_BLOCK_SIZE: 16 } as InferenceConfig,
+    );
+  });
+
+  afterAll(async () => {
+    const keys = await redis.keys(`${prefix}*`);
+    if (keys.length > 0) await redis.del(...keys);
+    await redis.quit();
+  });
+
+  it('should measure the block-aligned prefix each prompt shares with the previous one of its conversation', async () => {
+    const first = await sut.record('c1', ids(100));
+    const grown = await sut.record('c1', [...ids(100), ...ids(60, 500)]);
+    const compacted = await sut.record('c1', [...ids(20), ...ids(80, 900)]);
+    const other = await sut.record('c2', ids(100));
+
+    expect(first).toEqual({ reusableTokens: 0, previousPromptTokens: null });
+    expect(grown).toEqual({ reusableTokens: 96, previousPromptTokens: 100 });
+    expect(compacted).toEqual({ reusableTokens: 16, previousPromptTokens: 160 });
+    expect(other.previousPromptTokens).toBeNull();
+    expect(await redis.ttl(`${prefix}prefix-chain:c1`)).toBeGreaterThan(3600);
+  });
+});
+
+describe('PrefixStatsSource (integration, PostgreSQL server)', () => {
+  let db: ScratchDatabase;
+  let orm: MikroORM;
+  let sut: PrefixStatsSource;
+  const tenants: string[] = [];
+  const conversations: string[] = [];
+
+  beforeAll(async () => {
+    db = await createScratchDatabase();
+    orm = await MikroORM.init(buildOrmOptions(db.url, { pool: { min: 0, max: 2 } }));
+    await orm.getMigrator().up();
+    const em = orm.em.fork();
+    for (const name of ['a', 'b']) {
+      const tenant = em.create(Tenant, { name: `${name}-${randomUUID()}` });
+      tenants.push(tenant.id);
+      const conversation = em.create(Conversation, { tenantId: tenant.id });
+      conversations.push(conversation.id);
+      // Three turns: prompts 100, 200, 300 tokens; the engine cached 0, 180, 290; one failed user message.
+      const usage = [
+        [100, 0, 0],
+        [200, 180, 96],
+        [300, 290, 192],
+      ];
+      let sequence = 0;
+      for (const [promptTokens, cachedTokens, backend] of usage) {
+        em.create(Message, {
+          tenantId: tenant.id,
+          conversationId: conversation.id,
+          sequence: ++sequence,
+          role: 'user',
+          content: 'q',
+        });
+        em.create(Message, {
+          tenantId: tenant.id,
+          conversationId: conversation.id,
+          sequence: ++sequence,
+          role: 'assistant',
+          content: 'a',
+          usage: { promptTokens, completionTokens: 10, cachedTokens },
+          cache: {
+            cachedTokens,
+            prefixReuse: cachedTokens / promptTokens,
+            backendReusableTokens: backend,
+            window: { compacted: promptTokens === 300 },
+          },
+        });
+      }
+      em.create(Message, {
+        tenantId: tenant.id,
+        conversationId: conversation.id,
+        sequence: ++sequence,
+        role: 'user',
+        content: 'q',
+        status: 'failed',
+      });
+    }
+    await em.flush();
+    sut = new PrefixStatsSource(orm.em);
+  });
+
+  afterAll(async () => {
+    await orm?.close(true);
+    await db?.drop();
+  });
+
+  it('should sum one tenant’s turns, and turns 2 and later apart', async () => {
+    const stats = await sut.collect({ kind: 'tenant', tenantId: tenants[0] });
+
+    expect(stats).toEqual({
+      conversations: 1,
+      all: {
+        turns: 3,
+        promptTokens: 600,
+        cachedTokens: 470,
+        prefixReuse: 470 / 600,
+        backendReusableTokens: 288,
+        backendPrefixReuse: 288 / 600,
+      },
+      laterTurns: {
+        turns: 2,
+        promptTokens: 500,
+        cachedTokens: 470,
+        prefixReuse: 470 / 500,
+        backendReusableTokens: 288,
+        backendPrefixReuse: 288 / 500,
+      },
+      prefillReduction: 470 / 600,
+      windowMoves: 1,
+    });
+  });
+
+  it('should cover every tenant in the global scope and refuse another tenant’s conversation', async () => {
+    const global = await sut.collect({ kind: 'global', tenantId: tenants[0] });
+
+    expect(global.conversations).toBeGreaterThanOrEqual(2);
+    expect(global.all.turns).toBeGreaterThanOrEqual(6);
+    await expect(
+      sut.collect({ kind: 'tenant', tenantId: tenants[0], conversationId: conversations[1] }),
+    ).rejects.toBeInstanceOf(ConversationNotFound);
+    expect(
+      (await sut.collect({ kind: 'tenant', tenantId: tenants[1], conversationId: conversations[1] })).all
+        .turns,
+    ).toBe(3);
+  });
+});
