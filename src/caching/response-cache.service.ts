@@ -1,6 +1,7 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import { CachingConfig } from '../config/caching.config';
 import type { ChatResult } from '../inference/inference.types';
+import { MetricsService } from '../observability/metrics.service';
 import { NOOP_TURN_TRACE, type TurnTrace } from '../observability/turn-trace';
 import { firstRejection, type ResponseCacheGuard } from './cache-guards';
 import { analyzeQuestion } from './question-features';
@@ -86,6 +87,7 @@ export class ResponseCache {
     private readonly flights: SingleFlight,
     @Inject(RESPONSE_CACHE_GUARDS) private readonly guards: ResponseCacheGuard[],
     @Inject(RESPONSE_CACHE_VERIFIER) private readonly verifier: ResponseCacheVerifier | null,
+    @Optional() private readonly metrics?: MetricsService,
   ) {}
 
   /** Whether the response cache is on (RESPONSE_CACHE_ENABLED). */
@@ -132,6 +134,7 @@ export class ResponseCache {
     );
     if (lookup.hit) {
       this.stats.count(tenantId, lookup.type === 'exact' ? 'hit:exact' : 'hit:semantic');
+      this.metrics?.recordResponseCacheLookup(lookup.type, lookup.similarity);
       const report: ResponseCacheReport = {
         hit: true,
         type: lookup.type,
@@ -152,7 +155,7 @@ export class ResponseCache {
     span.end(missReport, lookup.rejection ? { rejection: lookup.rejection } : undefined);
 
     if (mode === 'no-store') {
-      this.stats.count(tenantId, 'miss');
+      this.countMiss(tenantId, lookup.rejection);
       return { result: await compute(), report: missReport, cached: null };
     }
 
@@ -160,11 +163,11 @@ export class ResponseCache {
     const flight = this.flights.coalesce(key, () => this.lead(request, compute, lookup.embedding));
     if (flight.leader) {
       const outcome = await flight.promise.catch((e: unknown) => {
-        this.stats.count(tenantId, 'miss');
+        this.countMiss(tenantId, lookup.rejection);
         throw e;
       });
       if (outcome.result) {
-        this.stats.count(tenantId, 'miss');
+        this.countMiss(tenantId, lookup.rejection);
         return {
           result: outcome.result,
           report: missReport,
@@ -179,7 +182,7 @@ export class ResponseCache {
       if (outcome?.entry) return this.servedByFlight(outcome.entry, request, started);
     }
     // The call we waited for failed or was not cacheable: answer this request on its own.
-    this.stats.count(tenantId, 'miss');
+    this.countMiss(tenantId, lookup.rejection);
     const result = await compute();
     const stored = await this.storeAnswer(request.scope, request.question, result, lookup.embedding);
     return { result, report: missReport, cached: null, ...(stored ? { storedEntryId: stored.entryId } : {}) };
@@ -371,6 +374,7 @@ export class ResponseCache {
     const tenantId = request.scope.tenantId;
     this.stats.count(tenantId, 'singleflight:wait');
     this.stats.count(tenantId, 'hit:exact');
+    this.metrics?.recordResponseCacheLookup('exact', 1);
     const report: ResponseCacheReport = { hit: true, type: 'exact', similarity: 1, entryId: entry.entryId };
     (request.trace ?? NOOP_TURN_TRACE).span('response-cache', { singleFlight: true }).end(report);
     return this.replay(entry, report, request, started);
@@ -424,6 +428,13 @@ export class ResponseCache {
       clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);
     }
+  }
+
+  /** Counts a lookup that ended with the engine answering (in Redis and in Prometheus). */
+  private countMiss(tenantId: string, rejection: GuardRejection | undefined): void {
+    this.stats.count(tenantId, 'miss');
+    if (rejection) this.metrics?.recordResponseCacheLookup('guard_rejected', rejection.similarity);
+    else this.metrics?.recordResponseCacheLookup('miss');
   }
 
   private maxAgeMs(control?: CacheControl): number {

@@ -86,11 +86,6 @@ export class ResponseCacheStats {
     } while (cursor !== '0');
     return toCounts(sum);
   }
-
-  /** Drops a tenant's counters (invalidation of the whole tenant). */
-  async reset(tenantId: string): Promise<void> {
-    await this.redis.del(this.key(tenantId));
-  }
 }
 
 function toCounts(raw: Record<string, string>): ResponseCacheCounts {

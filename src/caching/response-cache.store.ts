@@ -261,22 +261,4 @@ export class ResponseCacheStore {
     } while (cursor !== '0');
     return [...found];
   }
-
-  /** Finds which tenant holds an entry id (admin deletes by id across tenants). */
-  async tenantOfEntry(entryId: string): Promise<string | null> {
-    let cursor = '0';
-    do {
-      const [next, keys] = await this.redis.scan(
-        cursor,
-        'MATCH',
-        `${this.prefix}{*}:e:${entryId}`,
-        'COUNT',
-        1000,
-      );
-      cursor = next;
-      const m = keys.length > 0 ? /\{([^}]+)\}:e:/.exec(keys[0]) : null;
-      if (m) return m[1];
-    } while (cursor !== '0');
-    return null;
-  }
 }

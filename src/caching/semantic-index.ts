@@ -1,4 +1,4 @@
-import { Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
+import { Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { CachingConfig } from '../config/caching.config';
 import { PgVectorStore, type VectorCollection, type VectorMatch } from '../database/vector-store';
 import { EmbeddingsService } from '../inference/embeddings.service';
@@ -16,6 +16,8 @@ export interface SemanticStatus {
 
 /** How long to wait before trying again when the embeddings server was unreachable, ms. */
 const RETRY_MS = 30_000;
+/** How often expired vectors are deleted, ms. */
+const PURGE_EVERY_MS = 15 * 60_000;
 
 /**
  * The semantic side of the response cache: embeds questions and finds the nearest cached question
@@ -24,10 +26,11 @@ const RETRY_MS = 30_000;
  * the exact cache works either way.
  */
 @Injectable()
-export class SemanticIndex implements OnApplicationBootstrap {
+export class SemanticIndex implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger('ResponseCache');
   private ready?: Promise<VectorCollection | null>;
   private retryAt = 0;
+  private purgeTimer?: NodeJS.Timeout;
   private status: SemanticStatus = { enabled: false, reason: 'not initialised yet' };
 
   constructor(
@@ -39,6 +42,23 @@ export class SemanticIndex implements OnApplicationBootstrap {
   onApplicationBootstrap(): void {
     // Not awaited: boot does not wait for the embeddings server; lookups wait for this instead.
     void this.collection();
+    // Expired vectors are never returned; they are deleted with their entries, and here in case a tenant stops storing.
+    this.purgeTimer = setInterval(() => void this.purgeExpired(), PURGE_EVERY_MS);
+    this.purgeTimer.unref();
+  }
+
+  onApplicationShutdown(): void {
+    clearInterval(this.purgeTimer);
+  }
+
+  private async purgeExpired(): Promise<void> {
+    try {
+      const collection = await this.collection();
+      const purged = (await collection?.purgeExpired()) ?? 0;
+      if (purged > 0) this.logger.log(`purged ${purged} expired vectors`);
+    } catch (e) {
+      this.logger.warn(`cannot purge expired vectors: ${e instanceof Error ? e.message : String(e)}`);
+    }
   }
 
   /** Whether semantic lookups run, and why not. */
