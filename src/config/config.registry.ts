@@ -1,3 +1,4 @@
+import { AgentsConfig } from './agents.config';
 import { AppConfig } from './app.config';
 import { CachingConfig, EmbeddingsConfig } from './caching.config';
 import { ContextConfig } from './context.config';
@@ -5,10 +6,23 @@ import { DatabaseConfig } from './database.config';
 import { InferenceConfig } from './inference.config';
 import { LangfuseConfig } from './langfuse.config';
 import { MetricsConfig } from './metrics.config';
+import { QueuesConfig } from './queues.config';
 import { RedisConfig } from './redis.config';
 
 /**
  * Every configuration class, one per concern. A module that adds a concern adds its class here;
  * each is validated once at boot and injectable by its class.
  */
-export const CONFIG_CLASSES = [AppConfig, DatabaseConfig, RedisConfig, InferenceConfig, LangfuseConfig, MetricsConfig, CachingConfig, EmbeddingsConfig, ContextConfig] as const;
+export const CONFIG_CLASSES = [
+  AppConfig,
+  DatabaseConfig,
+  RedisConfig,
+  InferenceConfig,
+  LangfuseConfig,
+  MetricsConfig,
+  CachingConfig,
+  EmbeddingsConfig,
+  ContextConfig,
+  AgentsConfig,
+  QueuesConfig,
+] as const;
