@@ -1,3 +1,4 @@
+import { DATABASE_ENDPOINT, type DatabaseEndpoint } from '../../src/database/database.module';
 import { startEngineSimulator, type RunningSimulator } from '../../src/simulator/simulator.server';
 import { postSse } from '../factories/sse';
 import { api, startTestApp, type TestApp } from '../factories/test-app';
@@ -230,5 +231,59 @@ describe('response cache (e2e)', () => {
 
     const bad = await api(`${sut.url}/v1/cache?entryId=nope`, { key: sut.keyA, method: 'DELETE' });
     expect(bad.status).toBe(400);
+  });
+});
+
+describe('response cache across API replicas (e2e)', () => {
+  let sim: RunningSimulator;
+  let replicaA: TestApp;
+  let replicaB: TestApp;
+
+  beforeAll(async () => {
+    sim = await startEngineSimulator({ timing: { timeScale: 0 }, replyTokens: { min: 24, max: 48 } });
+    const prefix = `kvchat-test-replicas-${Date.now()}:`;
+    replicaA = await startTestApp({ INFERENCE_ENDPOINTS: sim.baseURL, REDIS_KEY_PREFIX: prefix });
+    // The second replica shares the first one's database (its embedded PostgreSQL, over the wire) and Redis.
+    const database = replicaA.running.app.get<DatabaseEndpoint>(DATABASE_ENDPOINT);
+    replicaB = await startTestApp({
+      INFERENCE_ENDPOINTS: sim.baseURL,
+      REDIS_KEY_PREFIX: prefix,
+      DATABASE_URL: database.url,
+    });
+  });
+  afterAll(async () => {
+    await replicaB?.close();
+    await replicaA?.close();
+    await sim?.close();
+  });
+
+  it('should answer identical questions arriving at two replicas with one engine call, and share hits', async () => {
+    sim.engine.setFaults({ stallMs: 500 });
+    try {
+      const ask = async (app: TestApp, content: string) => {
+        const c = await api(`${app.url}/v1/conversations`, { key: replicaA.keyA, body: {} });
+        const t = await api(`${app.url}/v1/conversations/${c.body.id}/turns`, {
+          key: replicaA.keyA,
+          body: { content },
+        });
+        expect(t.status).toBe(201);
+        return t.body;
+      };
+      const before = sim.engine.state().requests.started;
+      const [onA, onB] = await Promise.all([
+        ask(replicaA, 'What is a shared KV tier?'),
+        ask(replicaB, 'What is a shared KV tier?'),
+      ]);
+      expect(sim.engine.state().requests.started).toBe(before + 1);
+      expect([onA.cache.response.hit, onB.cache.response.hit].sort()).toEqual([false, true]);
+      expect(onA.assistantMessage.content).toBe(onB.assistantMessage.content);
+
+      sim.engine.setFaults({ stallMs: 0 });
+      await ask(replicaA, 'python sort list ascending');
+      const paraphraseOnB = await ask(replicaB, 'how to sort a list in python ascending');
+      expect(paraphraseOnB.cache.response).toMatchObject({ hit: true, type: 'semantic' });
+    } finally {
+      sim.engine.setFaults({ stallMs: 0 });
+    }
   });
 });
