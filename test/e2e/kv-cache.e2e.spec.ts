@@ -232,7 +232,7 @@ describe('KV-cache-aware conversations (e2e)', () => {
         summarized[0].cache.window.summaryThroughSequence ?? 0,
       );
       expect(latest?.content.length).toBeGreaterThan(0);
-      expect(latest?.templateVersion).toBe('summarizer@1');
+      expect(latest?.templateVersion).toBe('rolling-summary@1');
       expect(await queue.getCompletedCount()).toBeGreaterThanOrEqual(1);
       // Between compactions the prompt only grows: the summary stays byte-identical.
       for (let i = 1; i < turns.length; i++) {

@@ -22,13 +22,15 @@ export interface SummarizeJobResult {
 
 /**
  * Writes the rolling summary of messages 1..throughSequence: the previous summary plus the messages
- * after it, folded by the engine with the summarizer template (src/context/templates/summarizer.md).
+ * after it, folded by the engine with the rolling-summary template (src/context/templates/rolling-summary.md).
  * Runs in its own EntityManager context. Issue 5 moves the call into the `summarizer` agent.
  */
 @Processor(SUMMARIES_QUEUE)
 export class SummarizeJob {
   private readonly logger = new Logger(SummarizeJob.name);
-  private readonly template = loadPromptTemplate(join(__dirname, '..', '..', 'templates', 'summarizer.md'));
+  private readonly template = loadPromptTemplate(
+    join(__dirname, '..', '..', 'templates', 'rolling-summary.md'),
+  );
 
   constructor(
     private readonly em: EntityManager,
