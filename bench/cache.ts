@@ -195,6 +195,14 @@ async function runLog(
   const key = await instance.newKey('bench-log');
   const client = new OpenAI({ baseURL: `${instance.url}/v1`, apiKey: key, maxRetries: 0, timeout: 120_000 });
   const entryIntent = new Map<string, string>();
+  const entryQuestion = new Map<string, string>();
+  const wrongIntentExamples: {
+    asked: string;
+    intent: string;
+    cached: string;
+    cachedIntent: string;
+    similarity?: number;
+  }[] = [];
   const seen = new Set<string>();
   const perPass: {
     pass: number;
@@ -220,7 +228,10 @@ async function runLog(
       })) as OpenAI.ChatCompletion & CacheExtension;
       const report = response.kvchat?.cache.response ?? { hit: false };
       const stored = response.kvchat?.cache.storedEntryId;
-      if (stored) entryIntent.set(stored, q.intent);
+      if (stored) {
+        entryIntent.set(stored, q.intent);
+        entryQuestion.set(stored, q.text);
+      }
       const normal = normalizeQuestion(q.text);
       const repeat = seen.has(normal);
       seen.add(normal);
@@ -229,7 +240,18 @@ async function runLog(
         report.hit && report.entryId !== undefined && entryIntent.get(report.entryId) !== q.intent;
       if (report.hit && report.type === 'exact') row.exactHits++;
       if (report.hit && report.type === 'semantic') row.semanticHits++;
-      if (wrongIntent) row.wrongIntentHits++;
+      if (wrongIntent) {
+        row.wrongIntentHits++;
+        if (pass === 1 && wrongIntentExamples.length < 25 && report.entryId) {
+          wrongIntentExamples.push({
+            asked: q.text,
+            intent: q.intent,
+            cached: entryQuestion.get(report.entryId) ?? '?',
+            cachedIntent: entryIntent.get(report.entryId) ?? '?',
+            similarity: report.similarity,
+          });
+        }
+      }
       if (repeat) {
         repeatLookups++;
         if (report.hit) repeatHits++;
@@ -254,6 +276,8 @@ async function runLog(
     newQuestionHitRate: ratio(newQuestionHits, newQuestionLookups),
     /** Of those hits, the share answered with another intent's answer. */
     newQuestionWrongIntentShare: ratio(newQuestionWrongHits, newQuestionHits),
+    /** The first semantic hits answered with another intent's answer (what a lexical cache confuses). */
+    wrongIntentExamples,
     perPass: perPass.map((r) => ({
       ...r,
       hitRate: ratio(r.exactHits + r.semanticHits, r.lookups),

@@ -55,6 +55,8 @@ describe('response-cache guards', () => {
       ],
       ['markdown table alignment help', 'markdown table alignment help in spanish', 'term'],
       ['run multiple versions of python side by side', 'run multiple versions of node side by side', 'term'],
+      ['where is my new card', 'how do I get a new card', 'term'],
+      ['when will my card arrive', 'where will my card arrive', 'term'],
     ])('should reject %j for %j with the %s guard', (query, candidate, guard) => {
       expect(verdict(query, candidate)).toBe(guard);
       expect(verdict(candidate, query)).toBe(guard);

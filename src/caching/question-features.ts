@@ -711,14 +711,18 @@ function undouble(w: string): string {
   return n >= 2 && w[n - 1] === w[n - 2] && !'aeiouslz'.includes(w[n - 1]) ? w.slice(0, -1) : w;
 }
 
-/** English function words: never content. */
+/**
+ * English function words: never content. The question words that ask for a different kind of answer
+ * (where: a place, when: a time, why: a reason, who: a person) are not among them: "where is my card"
+ * and "how do I get a card" are different questions. What, which and how are.
+ */
 const FUNCTION_WORDS = new Set(
   (
     'a an the and or but if then so than as of in on at to for from by with into onto about across after ' +
     'before between through during via per vs versus within without over under up down out off ' +
     'i me my mine we us our you your he him his she her it its they them their this that these those ' +
     'is am are was were be been being do does did done have has had having can could will would shall should ' +
-    'may might must need needs let lets get gets got getting there here which who whom whose what when where why how ' +
+    'may might must need needs let lets get gets got getting there here which whom whose what how ' +
     'any some all each every both either other another such same own only just also very too really much many ' +
     'please yes one ones s t'
   ).split(' '),
