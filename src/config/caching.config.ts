@@ -44,7 +44,7 @@ export class CachingConfig {
   @IsNumber() @Min(0) @Max(1) RESPONSE_CACHE_SIMILARITY_THRESHOLD: number = 0.5;
   /** Nearest candidates examined by the guards per semantic lookup. */
   @IsInt() @Min(1) @Max(50) RESPONSE_CACHE_CANDIDATES: number = 4;
-  /** Guards a semantic candidate must pass, in order (comma-separated; empty = none, not recommended). */
+  /** Guards a semantic candidate must pass, in order (comma-separated names; unset = all of them). */
   @Transform(toList)
   @IsArray()
   @IsIn(RESPONSE_CACHE_GUARD_NAMES, { each: true })

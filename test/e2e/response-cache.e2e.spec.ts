@@ -15,7 +15,8 @@ describe('response cache (e2e)', () => {
 
   beforeAll(async () => {
     sim = await startEngineSimulator({ timing: { timeScale: 0 }, replyTokens: { min: 24, max: 48 } });
-    sut = await startTestApp({ INFERENCE_ENDPOINTS: sim.baseURL });
+    // No date in the prompt tail: a run across midnight (UTC) would otherwise change the first questions' scope.
+    sut = await startTestApp({ INFERENCE_ENDPOINTS: sim.baseURL, PROMPT_DATE_IN_TAIL: 'false' });
     adminKey = (await sut.keys.create(`admin-${Date.now()}`, { admin: true })).key;
   });
   afterAll(async () => {
@@ -242,13 +243,18 @@ describe('response cache across API replicas (e2e)', () => {
   beforeAll(async () => {
     sim = await startEngineSimulator({ timing: { timeScale: 0 }, replyTokens: { min: 24, max: 48 } });
     const prefix = `kvchat-test-replicas-${Date.now()}:`;
-    replicaA = await startTestApp({ INFERENCE_ENDPOINTS: sim.baseURL, REDIS_KEY_PREFIX: prefix });
+    replicaA = await startTestApp({
+      INFERENCE_ENDPOINTS: sim.baseURL,
+      REDIS_KEY_PREFIX: prefix,
+      PROMPT_DATE_IN_TAIL: 'false',
+    });
     // The second replica shares the first one's database (its embedded PostgreSQL, over the wire) and Redis.
     const database = replicaA.running.app.get<DatabaseEndpoint>(DATABASE_ENDPOINT);
     replicaB = await startTestApp({
       INFERENCE_ENDPOINTS: sim.baseURL,
       REDIS_KEY_PREFIX: prefix,
       DATABASE_URL: database.url,
+      PROMPT_DATE_IN_TAIL: 'false',
     });
   });
   afterAll(async () => {
