@@ -21,7 +21,7 @@ import type { AuthenticatedRequest } from './auth.guard';
         throttlers: [{ name: 'default', ttl: 60_000, limit: Math.max(1, app.RATE_LIMIT_PER_MINUTE) }],
         skipIf: (context: ExecutionContext) =>
           app.RATE_LIMIT_PER_MINUTE === 0 || !context.switchToHttp().getRequest<AuthenticatedRequest>().auth,
-        getTracker: (req: Record<string, unknown>) => (req as AuthenticatedRequest).auth.keyId,
+        getTracker: (req: Record<string, unknown>) => (req as unknown as AuthenticatedRequest).auth.keyId,
         generateKey: (_context: ExecutionContext, tracker: string, name: string) =>
           `${redisConfig.REDIS_KEY_PREFIX}throttle:${name}:${tracker}`,
         storage: new ThrottlerStorageRedisService(redis),
