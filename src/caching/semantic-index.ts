@@ -103,11 +103,14 @@ export class SemanticIndex implements OnApplicationBootstrap, OnApplicationShutd
       return collection;
     } catch (e) {
       const reason = e instanceof Error ? e.message : String(e);
+      // Said once per reason, not at every retry.
+      if (this.status.reason !== reason) {
+        this.logger.warn(
+          `semantic response cache is OFF for now (retried every ${RETRY_MS / 1000} s): ${reason}`,
+        );
+      }
       this.status = { enabled: false, reason };
       this.retryAt = Date.now() + RETRY_MS;
-      this.logger.warn(
-        `semantic response cache is OFF for now (retrying in ${RETRY_MS / 1000} s): ${reason}`,
-      );
       return null;
     }
   }
