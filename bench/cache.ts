@@ -2,6 +2,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { Presets, SingleBar } from 'cli-progress';
 import { Command } from 'commander';
+import type Redis from 'ioredis';
 import OpenAI from 'openai';
 import { normalizeQuestion } from '../src/caching/question-features';
 import { ResponseCache } from '../src/caching/response-cache.service';
@@ -9,6 +10,8 @@ import type { ResponseCacheReport } from '../src/caching/response-cache.types';
 import { SemanticIndex } from '../src/caching/semantic-index';
 import { chatCompletionsScope } from '../src/completions/chat-completions.service';
 import { CachingConfig } from '../src/config/caching.config';
+import { RedisConfig } from '../src/config/redis.config';
+import { REDIS } from '../src/redis/redis.module';
 import { type BenchInstance, startBenchInstance } from './harness';
 import {
   type LogQuestion,
@@ -440,8 +443,21 @@ async function main(): Promise<void> {
     );
     console.log(`report written to ${options.out}`);
   } finally {
+    await removeKeys(instance);
     await instance.close();
   }
+}
+
+/** Deletes the Redis keys this run wrote (its own key prefix), so benchmarks leave nothing behind. */
+async function removeKeys(instance: BenchInstance): Promise<void> {
+  const redis = instance.running.app.get<Redis>(REDIS);
+  const prefix = instance.running.app.get(RedisConfig).REDIS_KEY_PREFIX;
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+    cursor = next;
+    if (keys.length > 0) await redis.unlink(...keys);
+  } while (cursor !== '0');
 }
 
 if (require.main === module) {

@@ -39,6 +39,9 @@ redis.call('PEXPIRE', KEYS[1], ttl)
 redis.call('SET', KEYS[2], id, 'PX', ttl)
 redis.call('ZADD', KEYS[3], now, id)
 redis.call('ZADD', KEYS[4], now + ttl, id)
+-- A tenant that stops storing leaves no sets behind: its last entry expires before them.
+redis.call('PEXPIRE', KEYS[3], ttl)
+redis.call('PEXPIRE', KEYS[4], ttl)
 local n = redis.call('ZCARD', KEYS[3])
 if n > max then
   for _, victim in ipairs(redis.call('ZRANGE', KEYS[3], 0, n - max - 1)) do drop(victim) end
