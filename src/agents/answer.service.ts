@@ -3,10 +3,10 @@ import { ResponseCache } from '../caching/response-cache.service';
 import type { ResponseCacheScope } from '../caching/response-cache.types';
 import { contextFingerprint } from '../caching/scope';
 import { InferenceConfig } from '../config/inference.config';
-import { ContextWindowService } from '../context/context-window.service';
-import type { PreparedPrompt } from '../context/context-window.service';
+import { ContextWindowService, type PreparedPrompt } from '../context/context-window.service';
 import type { PromptSpec } from '../context/prompt.types';
 import { InferenceService } from '../inference/inference.service';
+import type { ChatResult } from '../inference/inference.types';
 import { NOOP_TURN_TRACE } from '../observability/turn-trace';
 import type { RouteDecision, TurnInput, TurnOutput } from './agents.types';
 
@@ -100,7 +100,11 @@ export class AnswerService {
   }
 
   /** The engine call, traced as a generation. */
-  private async generate(input: TurnInput, route: RouteDecision, assembled: PreparedPrompt) {
+  private async generate(
+    input: TurnInput,
+    route: RouteDecision,
+    assembled: PreparedPrompt,
+  ): Promise<ChatResult> {
     const trace = input.trace ?? NOOP_TURN_TRACE;
     const generation = trace.generation('engine', assembled.messages, {
       agent: route.agent,
