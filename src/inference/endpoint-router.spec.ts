@@ -180,4 +180,15 @@ describe('EndpointRouter', () => {
     for (const [i, r] of ll.replicas.entries()) r.inFlight = 4 - i;
     expect(ll.pick().id).toBe(URLS[3]);
   });
+
+  it('should send side requests to the least-loaded healthy replica without moving the round-robin cursor', () => {
+    const sut = router('round-robin');
+    sut.replicas[0].inFlight = 2;
+    sut.markUnhealthy(sut.replicas[1], 'down');
+
+    expect(sut.pickAny().id).toBe(URLS[2]);
+    expect(sut.pickAny(new Set([URLS[2]])).id).toBe(URLS[3]);
+    // Chats still rotate from the first healthy replica, as if no side request had been made.
+    expect(sut.route().replica.id).toBe(URLS[0]);
+  });
 });

@@ -156,6 +156,16 @@ export class EndpointRouter implements OnModuleInit, OnApplicationShutdown {
   }
 
   /**
+   * A replica for a request every replica answers alike (`/tokenize`, `/v1/models`): the least-loaded
+   * healthy one, `exclude` skipped. Unlike `route` it leaves the policy's state alone (the round-robin
+   * cursor, the prefix index), so these side requests do not shift where chats go.
+   * @throws EngineUnavailable when no replica can be tried
+   */
+  pickAny(exclude?: ReadonlySet<string>): Replica {
+    return this.leastLoaded(this.candidates(exclude));
+  }
+
+  /**
    * Chooses a replica for `request` and says why.
    * @throws EngineUnavailable when no replica can be tried
    */

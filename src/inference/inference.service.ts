@@ -53,7 +53,7 @@ export class InferenceService {
   }
 
   private async discoverModel(): Promise<string> {
-    const replica = this.router.pick();
+    const replica = this.router.pickAny();
     try {
       const page = await replica.client.models.list({ timeout: 5000 });
       const first = page.data[0];
@@ -127,7 +127,7 @@ export class InferenceService {
     for (let attempt = 1; attempt <= 1 + this.config.ROUTER_RETRIES; attempt++) {
       let replica: Replica;
       try {
-        replica = this.router.pick({ exclude: tried });
+        replica = this.router.pickAny(tried);
       } catch (e) {
         throw lastError ?? e;
       }
@@ -148,7 +148,11 @@ export class InferenceService {
           });
         }
         const error = this.translate(e, replica, undefined);
-        // Any replica tokenizes the same way: an unreachable one is skipped and another asked.
+        // Any replica tokenizes the same way: an unreachable one is skipped for this call and another
+        // asked, but not marked unhealthy. Tokenize goes to whichever replica is idle, not the one the
+        // turn's chat is routed to; marking from here would clear that replica's prefix index on a side
+        // request's error and decide, by which replica was idle, whether the chat finds the failure
+        // itself. Health is left to chats (which retry elsewhere) and the probes.
         if (!(error instanceof EngineUnavailable)) throw error;
         tried.add(replica.id);
         lastError = error;
@@ -226,7 +230,7 @@ export class InferenceService {
           { replica: replica.id },
         );
       }
-      throw this.translate(e, replica, tokens);
+      throw this.translate(e, replica, tokens, { markUnreachable: true });
     } finally {
       clearTimeout(firstTokenTimer);
       request.signal?.removeEventListener('abort', onCallerAbort);
@@ -253,8 +257,16 @@ export class InferenceService {
     };
   }
 
-  /** Maps SDK and network errors to domain errors, marking the replica unhealthy when it is unreachable. */
-  private translate(e: unknown, replica: Replica, receivedTokens: number | undefined): Error {
+  /**
+   * Maps SDK and network errors to domain errors. With `markUnreachable` (chats) a replica that could not
+   * be reached is marked unhealthy; side requests (`/tokenize`, `/v1/models`) leave health to chats and probes.
+   */
+  private translate(
+    e: unknown,
+    replica: Replica,
+    receivedTokens: number | undefined,
+    { markUnreachable = false }: { markUnreachable?: boolean } = {},
+  ): Error {
     if (e instanceof EngineStreamCut || e instanceof EngineError || e instanceof EngineUnavailable) return e;
     const ext = { replica: replica.id };
     if (e instanceof APIConnectionTimeoutError) {
@@ -272,7 +284,7 @@ export class InferenceService {
           ext,
         );
       }
-      this.router.markUnhealthy(replica, e.message);
+      if (markUnreachable) this.router.markUnhealthy(replica, e.message);
       return new EngineUnavailable(`The engine at ${replica.id} is unreachable: ${e.message}`, ext);
     }
     if (e instanceof APIError) {
