@@ -82,7 +82,9 @@ describe('ReplyGenerator', () => {
 
       const hit = withFile.plan(request({ lastUserMessage: '  And   now? ' }));
       const miss = withFile.plan(request({ lastUserMessage: 'Something else' }));
-      const afterVolatileContext = withFile.plan(request({ lastUserMessage: 'Date: 2026-11-21\n\nAnd now?' }));
+      const afterVolatileContext = withFile.plan(
+        request({ lastUserMessage: 'Date: 2026-11-21\n\nAnd now?' }),
+      );
 
       expect(hit).toMatchObject({
         text: 'Now E is the tallest.',

@@ -31,9 +31,9 @@ describe('PostgreSQL server (integration)', () => {
       const applied = await migrator.up();
       expect(applied.length).toBeGreaterThan(0);
       expect(await migrator.getPendingMigrations()).toHaveLength(0);
-      const tables = (await sut.em
+      const tables = await sut.em
         .getConnection()
-        .execute(`select table_name from information_schema.tables where table_schema = 'public'`));
+        .execute(`select table_name from information_schema.tables where table_schema = 'public'`);
       expect(tables.map((t) => t.table_name)).toEqual(
         expect.arrayContaining(['tenants', 'api_keys', 'conversations', 'messages', 'mikro_orm_migrations']),
       );
@@ -41,11 +41,11 @@ describe('PostgreSQL server (integration)', () => {
       const diff = await sut.getSchemaGenerator().getUpdateSchemaSQL({ wrap: false });
       expect(diff.trim()).toBe('');
       await migrator.down({ to: 0 });
-      const after = (await sut.em
+      const after = await sut.em
         .getConnection()
         .execute(
           `select count(*)::int as n from information_schema.tables where table_schema = 'public' and table_name = 'messages'`,
-        ));
+        );
       expect(after[0].n).toBe(0);
       await migrator.up();
     } finally {
@@ -66,7 +66,7 @@ describe('PostgreSQL server (integration)', () => {
 
     const orm = await MikroORM.init(buildOrmOptions(db.url, { pool: { min: 0, max: 1 } }));
     try {
-      const rows = (await orm.em.getConnection().execute(`select * from api_keys`));
+      const rows = await orm.em.getConnection().execute(`select * from api_keys`);
       const serialized = JSON.stringify(rows);
       expect(serialized).not.toContain(key);
       expect(rows.map((r) => r.key_hash)).toContain(hashApiKey(key));
