@@ -21,7 +21,9 @@ export interface ConversationContextState {
 /** A multi-turn conversation owned by one tenant. */
 @Entity({ tableName: 'conversations' })
 @Index({ properties: ['tenantId', 'createdAt', 'id'] })
-export class Conversation extends BaseEntity<'title' | 'metadata' | 'agent' | 'messageCount' | 'lastTurnAt' | 'context'> {
+export class Conversation extends BaseEntity<
+  'title' | 'metadata' | 'agent' | 'messageCount' | 'lastTurnAt' | 'context'
+> {
   @ManyToOne(() => Tenant, { mapToPk: true, fieldName: 'tenant_id', deleteRule: 'cascade' })
   tenantId!: string;
 
