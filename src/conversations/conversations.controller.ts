@@ -1,4 +1,16 @@
-import { Body, Controller, Delete, Get, HttpCode, Param, ParseUUIDPipe, Post, Query, Req, Res } from '@nestjs/common';
+import {
+  Body,
+  Controller,
+  Delete,
+  Get,
+  HttpCode,
+  Param,
+  ParseUUIDPipe,
+  Post,
+  Query,
+  Req,
+  Res,
+} from '@nestjs/common';
 import {
   ApiBearerAuth,
   ApiCreatedResponse,
@@ -15,7 +27,12 @@ import { ApiProblems } from '../common/api-problems.decorator';
 import { toProblem } from '../common/problem.filter';
 import { clientDisconnectSignal, SseWriter } from '../common/sse';
 import { ConversationsService, type TurnRecord } from './conversations.service';
-import { ConversationDto, ConversationPageDto, CreateConversationDto, PageQueryDto } from './dto/conversation.dto';
+import {
+  ConversationDto,
+  ConversationPageDto,
+  CreateConversationDto,
+  PageQueryDto,
+} from './dto/conversation.dto';
 import { MessageDto, MessagePageDto } from './dto/message.dto';
 import { PostTurnDto, TurnResponseDto } from './dto/turn.dto';
 
@@ -37,7 +54,7 @@ export function toTurnResponse(record: TurnRecord): TurnResponseDto {
 
 @ApiTags('conversations')
 @ApiBearerAuth()
-@ApiProblems(401)
+@ApiProblems(401, 429)
 @Controller('v1/conversations')
 export class ConversationsController {
   constructor(private readonly conversations: ConversationsService) {}
