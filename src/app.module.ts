@@ -1,5 +1,6 @@
 import { type DynamicModule, Module, type ModuleMetadata } from '@nestjs/common';
 import { AgentsModule } from './agents/agents.module';
+import { ConversationSummarizerModule } from './agents/conversation-summarizer.module';
 import { AuthModule } from './auth/auth.module';
 import { CacheStatsModule } from './caching/cache-stats.module';
 import { CachingModule } from './caching/caching.module';
@@ -32,6 +33,7 @@ export class AppModule {
         QueuesModule,
         AuthModule,
         AgentsModule,
+        ConversationSummarizerModule,
         ConversationsModule,
         CachingModule,
         CacheStatsModule,

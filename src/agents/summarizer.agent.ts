@@ -1,40 +1,20 @@
 import { join } from 'node:path';
+import type {
+  ConversationSummarizer,
+  SummarizeRequest,
+  SummaryResult,
+} from '../context/conversation-summarizer';
 import { InferenceService } from '../inference/inference.service';
-import type { ChatMessage, ChatUsage } from '../inference/inference.types';
 import { Agent } from './agent.decorator';
 import type { RegisteredAgent } from './chat-agent';
 import { AgentRegistry } from './agent-registry.service';
 
-/** A rolling summary to write: the previous one plus the messages that follow it. */
-export interface SummarizeRequest {
-  tenantId: string;
-  conversationId: string;
-  /** The summary being extended (null for the first one). */
-  previousSummary: string | null;
-  /** Messages after the previous summary, oldest first. */
-  messages: readonly Pick<ChatMessage, 'role' | 'content'>[];
-  /** Server-derived engine cache salt of the tenant (TenantSaltService.saltFor). */
-  cacheSalt: string;
-  /** Completion budget, tokens. */
-  maxTokens: number;
-  signal?: AbortSignal;
-}
-
-/** A written summary. */
-export interface SummaryResult {
-  /** The summary text, trimmed. */
-  content: string;
-  model: string;
-  /** Version of the prompt that wrote it (`global@1+summarizer@1`). */
-  templateVersion: string;
-  usage: ChatUsage;
-}
-
 /**
  * Summaries of conversations. As a routed agent it answers turns such as "summarize our
  * conversation so far" from the history; `summarize()` is what the context-compaction job calls to
- * fold old messages into the rolling summary. Both use the same stable prefix (global prefix +
- * summarizer instructions), so the job's engine calls reuse the tenant's cached global prefix.
+ * fold old messages into the rolling summary (bound to CONVERSATION_SUMMARIZER by
+ * ConversationSummarizerModule). Both use the same stable prefix (global prefix + summarizer
+ * instructions), so the job's engine calls reuse the tenant's cached global prefix.
  */
 @Agent({
   name: 'summarizer',
@@ -53,7 +33,7 @@ export interface SummaryResult {
   ],
   template: join(__dirname, 'templates', 'summarizer.md'),
 })
-export class SummarizerAgent {
+export class SummarizerAgent implements ConversationSummarizer {
   constructor(
     private readonly inference: InferenceService,
     private readonly registry: AgentRegistry,

@@ -1,8 +1,8 @@
-import { BullModule } from '@nestjs/bull';
 import { Module } from '@nestjs/common';
 import { AuthModule } from '../auth/auth.module';
 import { ContextConfig } from '../config/context.config';
 import { InferenceModule } from '../inference/inference.module';
+import { registerQueue } from '../queues/queue-options';
 import { CONTEXT_POLICY, type ContextPolicy } from './context-policy';
 import { CONTEXT_POLICIES } from './context-policy.registry';
 import { ContextWindowService } from './context-window.service';
@@ -13,15 +13,18 @@ import { SummariesService } from './summaries/summaries.service';
 import { SUMMARIES_QUEUE } from './summaries/summaries.queue';
 import { TokenizerService } from './tokenizer.service';
 
-/** Prompt assembly, token counting, context-window policies, prefix-reuse accounting and rolling summaries. */
+/**
+ * Prompt assembly, token counting, context-window policies, prefix-reuse accounting and rolling
+ * summaries. The `summaries` job needs a CONVERSATION_SUMMARIZER from outside (the agents layer binds
+ * it, src/agents/conversation-summarizer.module.ts).
+ */
 @Module({
   imports: [
     InferenceModule,
     AuthModule,
-    BullModule.registerQueue({
-      name: SUMMARIES_QUEUE,
-      defaultJobOptions: { attempts: 2, removeOnComplete: 1000 },
-    }),
+    // The shared job defaults (bounded attempts, exponential backoff, failed jobs kept) fit: a
+    // summary is wanted within CONTEXT_SUMMARY_WAIT_MS, and the job is idempotent per boundary.
+    registerQueue(SUMMARIES_QUEUE),
   ],
   providers: [
     PromptAssembler,

@@ -12,7 +12,7 @@ import { composeStablePrefix, loadPromptTemplate, PromptTemplateError } from './
 const SHIPPED: Record<string, string> = {
   'global@1': 'cc25ddff95a4',
   'assistant@1': '3732c61ccaf0',
-  'rolling-summary@1': 'a73a799ae0fe',
+  'summarizer@1': '5750283342a4',
 };
 
 describe('prompt templates', () => {
@@ -55,7 +55,7 @@ describe('prompt templates', () => {
   it.each([
     ['global', join(__dirname, '..', 'agents', 'templates', 'global.md')],
     ['assistant', join(__dirname, '..', 'agents', 'templates', 'assistant.md')],
-    ['rolling-summary', join(__dirname, 'templates', 'rolling-summary.md')],
+    ['summarizer', join(__dirname, '..', 'agents', 'templates', 'summarizer.md')],
   ])(
     'should ship the %s template text recorded for its version (bump the version when the text changes)',
     (_, path) => {

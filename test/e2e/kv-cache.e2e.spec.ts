@@ -1,7 +1,10 @@
 import { getQueueToken } from '@nestjs/bull';
 import type { Queue } from 'bull';
+import { AgentRegistry } from '../../src/agents/agent-registry.service';
 import { SummariesService } from '../../src/context/summaries/summaries.service';
 import { SUMMARIES_QUEUE } from '../../src/context/summaries/summaries.queue';
+import { QueuesConfig } from '../../src/config/queues.config';
+import { defaultJobOptions } from '../../src/queues/queue-options';
 import {
   startEngineSimulator,
   startEngineSimulatorCluster,
@@ -216,7 +219,7 @@ describe('KV-cache-aware conversations (e2e)', () => {
       await sim?.close();
     });
 
-    it('should fold old turns into a summary made by the summaries queue, placed after the stable prefix', async () => {
+    it('should fold old turns into a summary the summarizer agent wrote through the summaries queue, placed after the stable prefix', async () => {
       const id = await conversation(sut, sut.keyA);
       const turns: Turn[] = [];
       for (let i = 1; i <= 24; i++) turns.push(await turn(sut, sut.keyA, id, question(i), 48));
@@ -225,6 +228,8 @@ describe('KV-cache-aware conversations (e2e)', () => {
       );
       const latest = await sut.running.app.get(SummariesService).latest(sut.tenantA, id);
       const queue = sut.running.app.get<Queue>(getQueueToken(SUMMARIES_QUEUE));
+      const completed = await queue.getCompleted();
+      const summarizer = sut.running.app.get(AgentRegistry).require('summarizer');
 
       for (const t of turns) expect(t.usage.promptTokens + 48).toBeLessThanOrEqual(1024);
       expect(summarized.length).toBeGreaterThanOrEqual(1);
@@ -232,8 +237,15 @@ describe('KV-cache-aware conversations (e2e)', () => {
         summarized[0].cache.window.summaryThroughSequence ?? 0,
       );
       expect(latest?.content.length).toBeGreaterThan(0);
-      expect(latest?.templateVersion).toBe('rolling-summary@1');
-      expect(await queue.getCompletedCount()).toBeGreaterThanOrEqual(1);
+      // Written by the summarizer agent's prompt, and stored by a job of the summaries queue.
+      expect(latest?.templateVersion).toBe(summarizer.prefix.templateVersion);
+      expect(latest?.templateVersion).toMatch(/^global@\d+\+summarizer@\d+$/);
+      expect(completed.map((job) => (job.returnvalue as { summaryId: string | null }).summaryId)).toContain(
+        latest?.id,
+      );
+      // The queue has the shared defaults: bounded attempts with exponential backoff.
+      const { attempts, backoff } = defaultJobOptions(sut.running.app.get(QueuesConfig));
+      expect(completed[0].opts).toMatchObject({ attempts, backoff });
       // Between compactions the prompt only grows: the summary stays byte-identical.
       for (let i = 1; i < turns.length; i++) {
         if (!turns[i].cache.window.compacted) {

@@ -29,7 +29,7 @@ export class ConversationSummary extends BaseEntity<'tokenCount' | 'model'> {
   @Property({ type: 'integer', nullable: true })
   tokenCount: number | null = null;
 
-  /** Version of the summarizer template that wrote it. */
+  /** Version of the prompt that wrote it: the summarizer agent's stable prefix (`global@1+summarizer@1`). */
   @Property({ type: 'string', length: 100 })
   templateVersion!: string;
 

@@ -1,15 +1,13 @@
-import { join } from 'node:path';
 import { CreateRequestContext } from '@mikro-orm/core';
 import { EntityManager } from '@mikro-orm/postgresql';
 import { Process, Processor } from '@nestjs/bull';
-import { Logger } from '@nestjs/common';
+import { Inject, Logger } from '@nestjs/common';
 import type { Job } from 'bull';
 import { TenantSaltService } from '../../../auth/tenant-salt.service';
 import { ContextConfig } from '../../../config/context.config';
 import { Conversation } from '../../../conversations/conversation.entity';
 import { Message } from '../../../conversations/message.entity';
-import { InferenceService } from '../../../inference/inference.service';
-import { loadPromptTemplate } from '../../prompt-template';
+import { CONVERSATION_SUMMARIZER, type ConversationSummarizer } from '../../conversation-summarizer';
 import { TokenizerService } from '../../tokenizer.service';
 import { ConversationSummary } from '../conversation-summary.entity';
 import { SUMMARIES_QUEUE, SUMMARIZE_JOB, type SummarizeJobData } from '../summaries.queue';
@@ -22,19 +20,17 @@ export interface SummarizeJobResult {
 
 /**
  * Writes the rolling summary of messages 1..throughSequence: the previous summary plus the messages
- * after it, folded by the engine with the rolling-summary template (src/context/templates/rolling-summary.md).
- * Runs in its own EntityManager context. Issue 5 moves the call into the `summarizer` agent.
+ * after it, folded by the CONVERSATION_SUMMARIZER (the `summarizer` agent, with its prompt and
+ * template version). Runs in its own EntityManager context. Engine errors fail the attempt; the
+ * queue retries it with backoff (registerQueue defaults).
  */
 @Processor(SUMMARIES_QUEUE)
 export class SummarizeJob {
   private readonly logger = new Logger(SummarizeJob.name);
-  private readonly template = loadPromptTemplate(
-    join(__dirname, '..', '..', 'templates', 'rolling-summary.md'),
-  );
 
   constructor(
     private readonly em: EntityManager,
-    private readonly inference: InferenceService,
+    @Inject(CONVERSATION_SUMMARIZER) private readonly summarizer: ConversationSummarizer,
     private readonly tokenizer: TokenizerService,
     private readonly salts: TenantSaltService,
     private readonly config: ContextConfig,
@@ -68,27 +64,21 @@ export class SummarizeJob {
       },
       { orderBy: { sequence: 'asc' } },
     );
-    const transcript = messages.map((m) => `${m.role}: ${m.content}`).join('\n\n');
-    const result = await this.inference.chat({
-      messages: [
-        { role: 'system', content: this.template.text },
-        {
-          role: 'user',
-          content: `Previous summary:\n${base?.content ?? '(none)'}\n\nMessages that follow it:\n${transcript}`,
-        },
-      ],
-      maxTokens: this.config.CONTEXT_SUMMARY_MAX_TOKENS,
-      temperature: 0,
+    const result = await this.summarizer.summarize({
+      tenantId,
+      conversationId,
+      previousSummary: base?.content ?? null,
+      messages: messages.map((m) => ({ role: m.role, content: m.content })),
       cacheSalt: this.salts.saltFor(tenantId),
-      routingKey: conversationId,
+      maxTokens: this.config.CONTEXT_SUMMARY_MAX_TOKENS,
     });
     const summary = this.em.create(ConversationSummary, {
       tenantId,
       conversationId,
       throughSequence,
-      content: result.content.trim(),
-      tokenCount: await this.tokenizer.count(result.content.trim()),
-      templateVersion: `${this.template.name}@${this.template.version}`,
+      content: result.content,
+      tokenCount: await this.tokenizer.count(result.content),
+      templateVersion: result.templateVersion,
       model: result.model,
     });
     await this.em.flush();
