@@ -10,6 +10,7 @@ import { representativeExamples } from '../src/agents/routing/intent-index';
 import { AgentsConfig } from '../src/config/agents.config';
 import { EmbeddingsService } from '../src/inference/embeddings.service';
 import { quantile, readJsonl, startBenchInstance } from './harness';
+import { mulberry32 } from '../src/common/prng';
 
 /** One labelled row of a CSV: a user message and its intent. */
 interface Row {
@@ -43,18 +44,6 @@ function readRows(path: string, textColumn: string, labelColumn: string): Row[] 
   return records
     .map((r) => ({ text: r[textColumn] ?? '', intent: r[labelColumn] ?? '' }))
     .filter((r) => r.text.length > 0 && r.intent.length > 0);
-}
-
-/** A deterministic PRNG (mulberry32) for reproducible random draws. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Agent names must match /^[a-z][a-z0-9_-]*$/: intent labels are lowercased and cleaned, uniquely. */
@@ -180,7 +169,7 @@ async function main(): Promise<void> {
     const model = await embeddings.describe();
 
     // Each intent's K examples: the most representative of its pool, or a seeded random sample.
-    const random = prng(opts.seed);
+    const random = mulberry32(opts.seed);
     const agents: RoutableAgent[] = [];
     for (const intent of intents) {
       const pool = pools.get(intent) ?? [];

@@ -14,6 +14,7 @@ import { contextLengthError, SimulatorHttpError } from './simulator.errors';
 import { SimulatorMetrics } from './simulator.metrics';
 import { mergeFaults, type SimulatorFaults, type SimulatorOptions } from './simulator.options';
 import { AbortedError, PrefillLane, prefillCost, scaled, sleepMs, sleepUntil } from './timing';
+import { mulberry32 } from '../common/prng';
 
 /** One generation request, already tokenized and validated by the HTTP layer. */
 export interface GenerateRequest {
@@ -385,16 +386,4 @@ export class SimulatedEngine {
 /** Whether an error is the engine's abort signal (client gone). */
 export function isAbort(err: unknown): boolean {
   return err instanceof AbortedError;
-}
-
-/** Small deterministic PRNG (mulberry32) in [0, 1). */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
