@@ -62,3 +62,8 @@ export function quantile(values: number[], q: number): number {
   const hi = Math.ceil(pos);
   return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo);
 }
+
+/** Rounds to `digits` decimals for reports; non-finite values (NaN for an empty set) pass through. */
+export function round(x: number, digits = 2): number {
+  return Number.isFinite(x) ? Number(x.toFixed(digits)) : x;
+}

@@ -1,4 +1,4 @@
-import { quantile } from './harness';
+import { quantile, round } from './harness';
 
 /** One dialogue of a data file: `{messages: [{role, content}]}`. */
 export interface Dialogue {
@@ -108,7 +108,6 @@ export function chainSessions(dialogues: readonly Dialogue[], count: number, tur
   return sessions;
 }
 
-const round = (v: number, digits = 2): number => (Number.isFinite(v) ? Number(v.toFixed(digits)) : v);
 const ratio = (a: number, b: number): number => (b > 0 ? a / b : 0);
 const sum = (rows: readonly MeasuredTurn[], f: (t: MeasuredTurn) => number): number =>
   rows.reduce((a, t) => a + f(t), 0);

@@ -3,7 +3,7 @@ import { dirname, resolve } from 'node:path';
 import { SingleBar, Presets } from 'cli-progress';
 import { Command } from 'commander';
 import OpenAI from 'openai';
-import { quantile, readJsonl, startBenchInstance } from './harness';
+import { quantile, readJsonl, round, startBenchInstance } from './harness';
 
 /** One dialogue of the data file: `{messages: [{role, content}]}`; only user turns are replayed. */
 interface Dialogue {
@@ -76,8 +76,6 @@ export function summarize(turns: ReplayTurn[], conversations: number): ReplaySum
     byTurn,
   };
 }
-
-const round = (x: number, digits = 2): number => (Number.isFinite(x) ? Number(x.toFixed(digits)) : x);
 
 async function main(): Promise<void> {
   const program = new Command('replay')

@@ -9,8 +9,11 @@ import type { RoutableAgent } from '../src/agents/routing/intent-classifier';
 import { representativeExamples } from '../src/agents/routing/intent-index';
 import { AgentsConfig } from '../src/config/agents.config';
 import { EmbeddingsService } from '../src/inference/embeddings.service';
-import { quantile, readJsonl, startBenchInstance } from './harness';
+import { quantile, readJsonl, round as roundTo, startBenchInstance } from './harness';
 import { mulberry32 } from '../src/common/prng';
+
+/** Router figures are reported to 4 decimals. */
+const round = (x: number, digits = 4): number => roundTo(x, digits);
 
 /** One labelled row of a CSV: a user message and its intent. */
 interface Row {
@@ -80,7 +83,6 @@ async function readOffTopic(path: string, textColumn: string): Promise<string[]>
 }
 
 const normalize = (text: string): string => text.toLowerCase().replace(/\s+/g, ' ').trim();
-const round = (x: number, digits = 4): number => (Number.isFinite(x) ? Number(x.toFixed(digits)) : x);
 
 async function main(): Promise<void> {
   const opts = new Command('bench:router')

@@ -1,5 +1,6 @@
 import type { ConversationContextState } from '../conversations/conversation.entity';
 import type { ChatMessage } from '../inference/inference.types';
+import { ContextLengthExceeded } from './context.errors';
 
 /** A history message as a context policy sees it. */
 export interface WindowMessage {
@@ -87,4 +88,20 @@ export function dropThroughFor(
     if (extra + visibleTokens(history, boundary) <= target) return boundary;
   }
   return null;
+}
+
+/**
+ * The error every policy raises when the always-sent part (system prompt, new message, generation
+ * prompt) exceeds the budget on its own — no amount of dropped history could make it fit — or null.
+ */
+export function fixedPartTooLong({
+  fixedTokens,
+  budget,
+}: Pick<FitRequest, 'fixedTokens' | 'budget'>): ContextLengthExceeded | null {
+  return fixedTokens > budget
+    ? new ContextLengthExceeded(
+        `The message needs ${fixedTokens} prompt tokens with the system prompt; the window allows ${budget}.`,
+        { promptTokens: fixedTokens, budget },
+      )
+    : null;
 }

@@ -1,6 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { HealthIndicatorService, type HealthIndicatorResult } from '@nestjs/terminus';
 import type Redis from 'ioredis';
+import { withTimeout } from '../common/with-timeout';
 import { REDIS } from '../redis/redis.module';
 
 /** Redis answers PING within the timeout. */
@@ -21,21 +22,4 @@ export class RedisHealthIndicator {
       return session.down({ message: e instanceof Error ? e.message : String(e) });
     }
   }
-}
-
-/** Rejects if `promise` does not settle within `ms`. */
-export function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
-    promise.then(
-      (v) => {
-        clearTimeout(timer);
-        resolve(v);
-      },
-      (e: unknown) => {
-        clearTimeout(timer);
-        reject(e instanceof Error ? e : new Error(String(e)));
-      },
-    );
-  });
 }

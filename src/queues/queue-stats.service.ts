@@ -2,6 +2,7 @@ import { Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common'
 import { DiscoveryService } from '@nestjs/core';
 import type { Queue } from 'bull';
 import { QueuesConfig } from '../config/queues.config';
+import { withTimeout } from '../common/with-timeout';
 
 /** Job counts of one queue, by Bull state. */
 export interface QueueJobCounts {
@@ -121,14 +122,4 @@ function readySince(job: {
   opts: { delay?: number };
 }): number {
   return Math.max(job.timestamp + (job.opts.delay ?? 0), job.finishedOn ?? 0, job.processedOn ?? 0);
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    promise,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
 }

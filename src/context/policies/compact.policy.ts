@@ -1,9 +1,9 @@
 import { Injectable } from '@nestjs/common';
 import { ContextConfig } from '../../config/context.config';
-import { ContextLengthExceeded } from '../context.errors';
 import {
   type ContextPolicy,
   dropThroughFor,
+  fixedPartTooLong,
   type FitRequest,
   type FitResult,
   visibleTokens,
@@ -24,14 +24,8 @@ export class CompactPolicy implements ContextPolicy {
 
   fit(request: FitRequest): Promise<FitResult> {
     const { state, history, fixedTokens, budget } = request;
-    if (fixedTokens > budget) {
-      return Promise.reject(
-        new ContextLengthExceeded(
-          `The message needs ${fixedTokens} prompt tokens with the system prompt; the window allows ${budget}.`,
-          { promptTokens: fixedTokens, budget },
-        ),
-      );
-    }
+    const tooLong = fixedPartTooLong(request);
+    if (tooLong) return Promise.reject(tooLong);
     const dropped = state.droppedThroughSequence;
     if (fixedTokens + visibleTokens(history, dropped) <= budget && !state.summary)
       return Promise.resolve({ state });

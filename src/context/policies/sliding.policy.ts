@@ -1,6 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { ContextLengthExceeded } from '../context.errors';
-import type { ContextPolicy, FitRequest, FitResult } from '../context-policy';
+import { type ContextPolicy, type FitRequest, type FitResult, fixedPartTooLong } from '../context-policy';
 
 /**
  * `sliding`: the common chat-backend behaviour, kept as a baseline — send the most recent messages
@@ -14,14 +13,8 @@ export class SlidingWindowPolicy implements ContextPolicy {
 
   fit(request: FitRequest): Promise<FitResult> {
     const { state, history, fixedTokens, budget } = request;
-    if (fixedTokens > budget) {
-      return Promise.reject(
-        new ContextLengthExceeded(
-          `The message needs ${fixedTokens} prompt tokens with the system prompt; the window allows ${budget}.`,
-          { promptTokens: fixedTokens, budget },
-        ),
-      );
-    }
+    const tooLong = fixedPartTooLong(request);
+    if (tooLong) return Promise.reject(tooLong);
     let sum = fixedTokens;
     let keepFrom = history.length;
     while (keepFrom > 0 && sum + history[keepFrom - 1].tokens <= budget) {

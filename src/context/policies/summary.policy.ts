@@ -1,9 +1,9 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { ContextConfig } from '../../config/context.config';
-import { ContextLengthExceeded } from '../context.errors';
 import {
   type ContextPolicy,
   dropThroughFor,
+  fixedPartTooLong,
   type FitRequest,
   type FitResult,
   visibleTokens,
@@ -35,12 +35,8 @@ export class SummaryPolicy implements ContextPolicy {
 
   async fit(request: FitRequest): Promise<FitResult> {
     const { state, history, fixedTokens, budget, tenantId, conversationId } = request;
-    if (fixedTokens > budget) {
-      throw new ContextLengthExceeded(
-        `The message needs ${fixedTokens} prompt tokens with the system prompt; the window allows ${budget}.`,
-        { promptTokens: fixedTokens, budget },
-      );
-    }
+    const tooLong = fixedPartTooLong(request);
+    if (tooLong) throw tooLong;
     const dropped = state.droppedThroughSequence;
     const current = state.summary;
     const currentTokens = current ? await request.summaryTokens(current) : 0;

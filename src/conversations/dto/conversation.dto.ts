@@ -3,6 +3,7 @@ import { Type } from 'class-transformer';
 import { IsInt, IsObject, IsOptional, IsString, Matches, Max, MaxLength, Min } from 'class-validator';
 import type { Conversation } from '../conversation.entity';
 
+/** Body of `POST /v1/conversations`. */
 export class CreateConversationDto {
   @ApiPropertyOptional({ maxLength: 500, example: 'Trip planning' })
   @IsOptional()
@@ -24,6 +25,7 @@ export class CreateConversationDto {
   agent?: string;
 }
 
+/** Cursor paging: `limit` (1..100) and the opaque `cursor` of the previous page. */
 export class PageQueryDto {
   @ApiPropertyOptional({ minimum: 1, maximum: 100, default: 20 })
   @IsOptional()
@@ -40,6 +42,7 @@ export class PageQueryDto {
   cursor?: string;
 }
 
+/** A conversation as the API returns it (timestamps as ISO 8601 UTC). */
 export class ConversationDto {
   @ApiProperty({ format: 'uuid' }) id!: string;
   @ApiProperty({ type: String, nullable: true }) title!: string | null;
@@ -64,6 +67,7 @@ export class ConversationDto {
   }
 }
 
+/** One page of conversations, newest first. */
 export class ConversationPageDto {
   @ApiProperty({ type: [ConversationDto] }) data!: ConversationDto[];
   @ApiProperty({

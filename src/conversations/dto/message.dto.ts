@@ -2,12 +2,14 @@ import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { RouteDecisionDto } from '../../agents/dto/route-decision.dto';
 import type { Message } from '../message.entity';
 
+/** Token usage of one engine call, in tokens. */
 export class UsageDto {
   @ApiProperty({ description: 'Prompt tokens the engine processed.' }) promptTokens!: number;
   @ApiProperty({ description: 'Tokens generated.' }) completionTokens!: number;
   @ApiProperty({ description: 'Prompt tokens served from the engine prefix cache.' }) cachedTokens!: number;
 }
 
+/** Turn timings, in ms, measured by the backend. */
 export class TimingsDto {
   @ApiProperty({ description: 'Time to first token, ms (0 when answered from the response cache).' })
   ttftMs!: number;
@@ -21,6 +23,7 @@ export class TimingsDto {
   engineModelPrefillMs?: number;
 }
 
+/** What the response cache did for a turn. */
 export class ResponseCacheReportDto {
   @ApiProperty() hit!: boolean;
   @ApiPropertyOptional({ enum: ['exact', 'semantic'] }) type?: 'exact' | 'semantic';
@@ -30,6 +33,7 @@ export class ResponseCacheReportDto {
   guard?: string;
 }
 
+/** What each cache layer did for a turn: engine prefix cache and response cache. */
 export class CacheReportDto {
   @ApiProperty({ description: 'Engine-reported cached prompt tokens.' }) cachedTokens!: number;
   @ApiProperty({ description: 'cachedTokens / promptTokens (0..1).' }) prefixReuse!: number;
@@ -57,11 +61,13 @@ export class CacheReportDto {
   @ApiPropertyOptional({ type: ResponseCacheReportDto }) response?: ResponseCacheReportDto;
 }
 
+/** Why a turn failed, recorded on its user message. */
 export class MessageErrorDto {
   @ApiProperty({ example: 'EngineUnavailable' }) code!: string;
   @ApiProperty() detail!: string;
 }
 
+/** A stored message as the API returns it. */
 export class MessageDto {
   @ApiProperty({ format: 'uuid' }) id!: string;
   @ApiProperty({ format: 'uuid' }) conversationId!: string;
@@ -110,6 +116,7 @@ export class MessageDto {
   }
 }
 
+/** One page of messages, in conversation order. */
 export class MessagePageDto {
   @ApiProperty({ type: [MessageDto] }) data!: MessageDto[];
   @ApiProperty({ type: String, nullable: true }) nextCursor!: string | null;

@@ -15,6 +15,7 @@ import { RouteDecisionDto } from '../../agents/dto/route-decision.dto';
 import { CacheControlDto } from '../../caching/dto/cache-control.dto';
 import { CacheReportDto, MessageDto, TimingsDto, UsageDto } from './message.dto';
 
+/** Body of `POST /v1/conversations/:id/turns`. */
 export class PostTurnDto {
   @ApiProperty({
     description: 'The user message. Longer than MAX_MESSAGE_CHARS is a 413.',
@@ -58,6 +59,7 @@ export class PostTurnDto {
   cache?: CacheControlDto;
 }
 
+/** A completed turn: both stored messages and the answer's usage, timings, cache report and route. */
 export class TurnResponseDto {
   @ApiProperty({ format: 'uuid' }) conversationId!: string;
   @ApiProperty({ type: MessageDto }) userMessage!: MessageDto;
