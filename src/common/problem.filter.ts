@@ -31,6 +31,18 @@ export const PROBLEM_STATUS: Record<string, number> = {
   ModelNotFound: 404,
   EmbeddingsUnavailable: 503,
   AgentNotFound: 400,
+  KnowledgeBaseNotFound: 404,
+  KnowledgeBaseExists: 409,
+  DocumentNotFound: 404,
+  IngestionNotFound: 404,
+  DocumentTooLarge: 413,
+  UnsupportedDocumentType: 415,
+  InvalidDocument: 400,
+  DocumentUrlNotAllowed: 403,
+  DocumentFetchFailed: 502,
+  DocumentUnreadable: 422,
+  IngestionQueueUnavailable: 503,
+  QueryEmbeddingMismatch: 400,
 };
 
 /** RFC 9457 problem details body, plus the request id and domain extensions. */

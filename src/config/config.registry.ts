@@ -4,6 +4,7 @@ import { CachingConfig, EmbeddingsConfig } from './caching.config';
 import { ContextConfig } from './context.config';
 import { DatabaseConfig } from './database.config';
 import { InferenceConfig } from './inference.config';
+import { KnowledgeConfig } from './knowledge.config';
 import { LangfuseConfig } from './langfuse.config';
 import { MetricsConfig } from './metrics.config';
 import { QueuesConfig } from './queues.config';
@@ -25,4 +26,5 @@ export const CONFIG_CLASSES = [
   ContextConfig,
   AgentsConfig,
   QueuesConfig,
+  KnowledgeConfig,
 ] as const;

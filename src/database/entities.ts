@@ -3,9 +3,23 @@ import { Tenant } from '../auth/tenant.entity';
 import { ConversationSummary } from '../context/summaries/conversation-summary.entity';
 import { Conversation } from '../conversations/conversation.entity';
 import { Message } from '../conversations/message.entity';
+import { Ingestion } from '../knowledge/ingestion.entity';
+import { KnowledgeBase } from '../knowledge/knowledge-base.entity';
+import { KnowledgeChunk } from '../knowledge/knowledge-chunk.entity';
+import { KnowledgeDocument } from '../knowledge/knowledge-document.entity';
 
 /**
  * The schema's composition root: every entity, listed once for the ORM, the CLI and
  * migrations. A module that adds an entity adds it here.
  */
-export const ENTITIES = [Tenant, ApiKey, Conversation, Message, ConversationSummary];
+export const ENTITIES = [
+  Tenant,
+  ApiKey,
+  Conversation,
+  Message,
+  ConversationSummary,
+  KnowledgeBase,
+  KnowledgeDocument,
+  Ingestion,
+  KnowledgeChunk,
+];
