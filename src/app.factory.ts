@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import multipart from '@fastify/multipart';
 import { type INestApplication, type ModuleMetadata, ValidationPipe } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
@@ -61,6 +62,9 @@ export async function createApp(
     },
   );
   app.useLogger(app.get(Logger));
+  // multipart/form-data document uploads; each route passes its own limits to request.parts(). The cast:
+  // @nestjs/platform-fastify pins its own fastify (5.11), whose instance type differs from the root one's.
+  await app.register(multipart as unknown as Parameters<typeof app.register>[0]);
   app.useGlobalPipes(new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true }));
   app.useGlobalFilters(new ProblemFilter());
   app.enableShutdownHooks();

@@ -10,6 +10,7 @@ import { KvchatConfigModule } from './config/config.module';
 import { ConversationsModule } from './conversations/conversations.module';
 import { DatabaseModule } from './database/database.module';
 import { HealthModule } from './health/health.module';
+import { KnowledgeModule } from './knowledge/knowledge.module';
 import { LoggingModule } from './observability/logging.module';
 import { ObservabilityModule } from './observability/observability.module';
 import { QueuesModule } from './queues/queues.module';
@@ -38,6 +39,7 @@ export class AppModule {
         CachingModule,
         CacheStatsModule,
         CompletionsModule,
+        KnowledgeModule,
         HealthModule,
         ...extra,
       ],

@@ -18,7 +18,10 @@ export class KnowledgeConfig {
    */
   @Transform(toList)
   @IsArray()
-  @IsUrl({ require_tld: false, require_protocol: true }, { each: true, message: 'each entry must be an http(s) URL' })
+  @IsUrl(
+    { require_tld: false, require_protocol: true },
+    { each: true, message: 'each entry must be an http(s) URL' },
+  )
   KNOWLEDGE_URL_ALLOWLIST: string[] = [];
   /** Time allowed to download a `{url}` upload, ms. */
   @IsInt() @Min(100) KNOWLEDGE_URL_TIMEOUT_MS: number = 10_000;

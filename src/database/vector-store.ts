@@ -51,7 +51,7 @@ export interface VectorDeleteFilter {
 
 const quoteIdent = (name: string): string => `"${name.replace(/"/g, '""')}"`;
 /** pgvector's text form; 8 significant digits are all a float4 (pgvector's element type) keeps anyway. */
-const vectorLiteral = (v: readonly number[]): string =>
+export const vectorLiteral = (v: readonly number[]): string =>
   `[${v.map((x) => (Number.isFinite(x) ? Number(x.toPrecision(8)) : 0)).join(',')}]`;
 
 /**
@@ -205,7 +205,7 @@ export class PgVectorStore {
 }
 
 /** pgvector 0.8.0 added iterative index scans, which keep filtered HNSW searches from coming back short. */
-function iterativeScanSupported(version: string | undefined): boolean {
+export function iterativeScanSupported(version: string | undefined): boolean {
   const [major, minor] = (version ?? '0.0').split('.').map(Number);
   return major > 0 || minor >= 8;
 }

@@ -17,7 +17,10 @@ import { KnowledgeDocument } from './knowledge-document.entity';
 @Entity({ tableName: 'knowledge_chunks' })
 @Index({ properties: ['tenantId', 'knowledgeBaseId'] })
 @Index({ properties: ['documentId', 'ordinal'] })
-@Index({ name: 'knowledge_chunks_tsv_index', expression: 'create index "knowledge_chunks_tsv_index" on "knowledge_chunks" using gin ("tsv")' })
+@Index({
+  name: 'knowledge_chunks_tsv_index',
+  expression: 'create index "knowledge_chunks_tsv_index" on "knowledge_chunks" using gin ("tsv")',
+})
 export class KnowledgeChunk extends BaseEntity {
   @ManyToOne(() => Tenant, { mapToPk: true, fieldName: 'tenant_id', deleteRule: 'cascade' })
   tenantId!: string;

@@ -8,7 +8,12 @@ export const INGESTION_STATUSES = ['queued', 'parsing', 'embedding', 'ready', 'f
 export type IngestionStatus = (typeof INGESTION_STATUSES)[number];
 
 /** Document formats the parser reads, by MIME type. */
-export const DOCUMENT_CONTENT_TYPES = ['text/markdown', 'text/plain', 'text/html', 'application/pdf'] as const;
+export const DOCUMENT_CONTENT_TYPES = [
+  'text/markdown',
+  'text/plain',
+  'text/html',
+  'application/pdf',
+] as const;
 export type DocumentContentType = (typeof DOCUMENT_CONTENT_TYPES)[number];
 
 /**

@@ -62,12 +62,12 @@ export class IngestionQueueUnavailable extends DomainError {
   readonly code = 'IngestionQueueUnavailable';
 }
 
-/** Every file of an upload was refused; `rejected` lists each with its reason. */
+/** Every file of an upload was refused: the first refusal's code and detail, and `rejected` listing each. */
 export class UploadRejected extends DomainError {
   readonly code: string;
-  constructor(first: DomainError, rejected: unknown[]) {
-    super(first.message, { ...first.extensions, rejected });
-    this.code = first.code;
+  constructor(code: string, detail: string, rejected: unknown[]) {
+    super(detail, { rejected });
+    this.code = code;
   }
 }
 

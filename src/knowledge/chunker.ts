@@ -1,0 +1,155 @@
+import { createHash } from 'node:crypto';
+import { RecursiveCharacterTextSplitter } from '@langchain/textsplitters';
+import { Tiktoken } from 'js-tiktoken/lite';
+import cl100kBase from 'js-tiktoken/ranks/cl100k_base';
+import MarkdownIt from 'markdown-it';
+import type { ExtractedDocument, ExtractedSection } from './document-formats';
+
+/** Chunk bounds, in tokens (cl100k_base). */
+export interface ChunkerOptions {
+  /** Largest chunk (KNOWLEDGE_CHUNK_TOKENS). */
+  chunkTokens: number;
+  /** Tokens repeated from the previous chunk of the same section (KNOWLEDGE_CHUNK_OVERLAP_TOKENS). */
+  overlapTokens: number;
+}
+
+/** A chunk before it is stored. */
+export interface DraftChunk {
+  /** Position in the document, 0-based. */
+  ordinal: number;
+  /** Headings above the chunk, outermost first. */
+  headingPath: string[];
+  /** `headingPath` joined with " > ". */
+  heading: string;
+  /** Offsets in the extracted text, characters; `end` exclusive; `text === source.slice(start, end)`. */
+  start: number;
+  end: number;
+  text: string;
+  /** Tokens of `text`. */
+  tokenCount: number;
+  /** What is embedded and indexed: the heading path, a blank line, the text. */
+  embeddingText: string;
+  /** SHA-256 (hex) of `embeddingText`: identical chunks share it, and so their embedding. */
+  contentHash: string;
+}
+
+let bpe: Tiktoken | undefined;
+/** Tokens of `text` with cl100k_base (bundled in js-tiktoken; nothing is downloaded). */
+export function countTokens(text: string): number {
+  bpe ??= new Tiktoken(cl100kBase);
+  return bpe.encode(text, [], []).length;
+}
+
+const markdown = new MarkdownIt('commonmark');
+
+/** Character offset of the start of each line of `text`. */
+function lineStarts(text: string): number[] {
+  const starts = [0];
+  for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) starts.push(i + 1);
+  return starts;
+}
+
+/**
+ * Sections of a Markdown text by its headings (ATX and setext, as CommonMark parses them, so a `#`
+ * inside a code block is not a heading). A section's body runs from the line after its heading to
+ * the next heading; its path is the stack of enclosing headings.
+ */
+export function markdownSections(text: string): ExtractedSection[] {
+  const tokens = markdown.parse(text, {});
+  const starts = lineStarts(text);
+  const offset = (line: number): number => (line < starts.length ? starts[line] : text.length);
+  const headings: { level: number; title: string; lineStart: number; lineEnd: number }[] = [];
+  tokens.forEach((token, i) => {
+    if (token.type !== 'heading_open' || !token.map) return;
+    const title = (tokens[i + 1]?.content ?? '').replace(/\s+/g, ' ').trim();
+    headings.push({
+      level: Number(token.tag.slice(1)),
+      title,
+      lineStart: token.map[0],
+      lineEnd: token.map[1],
+    });
+  });
+  const sections: ExtractedSection[] = [];
+  const first = headings.length > 0 ? offset(headings[0].lineStart) : text.length;
+  if (first > 0) sections.push({ headingPath: [], start: 0, end: first });
+  const stack: { level: number; title: string }[] = [];
+  headings.forEach((h, i) => {
+    while (stack.length > 0 && stack[stack.length - 1].level >= h.level) stack.pop();
+    stack.push({ level: h.level, title: h.title });
+    const end = i + 1 < headings.length ? offset(headings[i + 1].lineStart) : text.length;
+    sections.push({ headingPath: stack.map((s) => s.title).filter(Boolean), start: offset(h.lineEnd), end });
+  });
+  return sections;
+}
+
+/**
+ * Splits a document into token-bounded chunks that follow its structure: first its sections (Markdown
+ * headings, or the format's own sections such as PDF pages), then, inside a section, LangChain's
+ * RecursiveCharacterTextSplitter on paragraphs, lines, then words, with `overlapTokens` of overlap
+ * between consecutive chunks of a section. Every chunk is an exact slice of the extracted text, so
+ * its offsets can be cited; its heading path travels with it into the embedding and the index.
+ */
+export class Chunker {
+  private readonly markdownSplitter: RecursiveCharacterTextSplitter;
+  private readonly plainSplitter: RecursiveCharacterTextSplitter;
+
+  constructor(readonly options: ChunkerOptions) {
+    if (options.overlapTokens >= options.chunkTokens) {
+      throw new RangeError(
+        `chunk overlap (${options.overlapTokens} tokens) must be below the chunk size (${options.chunkTokens})`,
+      );
+    }
+    const common = {
+      chunkSize: options.chunkTokens,
+      chunkOverlap: options.overlapTokens,
+      lengthFunction: countTokens,
+      keepSeparator: true,
+    };
+    // Sections are already cut at headings; inside one, split at breaks, paragraphs, lines, sentences, words.
+    this.markdownSplitter = new RecursiveCharacterTextSplitter({
+      ...common,
+      separators: ['```\n\n', '\n\n***\n\n', '\n\n---\n\n', '\n\n', '\n', '. ', ' ', ''],
+    });
+    this.plainSplitter = new RecursiveCharacterTextSplitter({
+      ...common,
+      separators: ['\n\n', '\n', '. ', ' ', ''],
+    });
+  }
+
+  /** The chunks of `doc`, in document order. */
+  async split(doc: ExtractedDocument): Promise<DraftChunk[]> {
+    const sections =
+      doc.sections ??
+      (doc.format === 'markdown'
+        ? markdownSections(doc.text)
+        : [{ headingPath: [], start: 0, end: doc.text.length }]);
+    const splitter = doc.format === 'markdown' ? this.markdownSplitter : this.plainSplitter;
+    const chunks: DraftChunk[] = [];
+    for (const section of sections) {
+      const body = doc.text.slice(section.start, section.end);
+      if (body.trim().length === 0) continue;
+      let cursor = 0;
+      for (const piece of await splitter.splitText(body)) {
+        // Pieces are trimmed slices in order; overlap means the next one may start before the last one ended.
+        let at = body.indexOf(piece, cursor);
+        if (at === -1) at = body.indexOf(piece);
+        if (at === -1) throw new Error('chunker: a chunk is not a slice of its section');
+        cursor = at + 1;
+        const heading = section.headingPath.join(' > ');
+        const embeddingText = heading ? `${heading}\n\n${piece}` : piece;
+        chunks.push({
+          ordinal: chunks.length,
+          headingPath: section.headingPath,
+          heading,
+          start: section.start + at,
+          end: section.start + at + piece.length,
+          text: piece,
+          tokenCount: countTokens(piece),
+          embeddingText,
+          contentHash: createHash('sha256').update(embeddingText).digest('hex'),
+        });
+      }
+    }
+    return chunks;
+  }
+}
