@@ -170,15 +170,11 @@ export class KnowledgeChunkRepository {
     }
     if (vectors) {
       const t = quoteIdent(vectors.table);
+      const fresh: { id: string; vector: readonly number[] }[] = [];
       for (const { id, draft } of [...plan.keep, ...inserted]) {
         const vector = embedded.get(draft.contentHash);
         if (vector) {
-          await em.execute(
-            `insert into ${t} (chunk_id, tenant_id, knowledge_base_id, embedding) values (?, ?, ?, ?::vector)
-             on conflict (chunk_id) do update set embedding = excluded.embedding`,
-            [id, tenantId, knowledgeBaseId, vectorLiteral(vector)],
-            'run',
-          );
+          fresh.push({ id, vector });
           continue;
         }
         const source = plan.embeddingSources.get(draft.contentHash);
@@ -191,6 +187,16 @@ export class KnowledgeChunkRepository {
             'run',
           );
         }
+      }
+      for (let i = 0; i < fresh.length; i += 200) {
+        const batch = fresh.slice(i, i + 200);
+        await em.execute(
+          `insert into ${t} (chunk_id, tenant_id, knowledge_base_id, embedding)
+           values ${batch.map(() => '(?, ?, ?, ?::vector)').join(', ')}
+           on conflict (chunk_id) do update set embedding = excluded.embedding`,
+          batch.flatMap(({ id, vector }) => [id, tenantId, knowledgeBaseId, vectorLiteral(vector)]),
+          'run',
+        );
       }
     }
     return plan.keep.length + inserted.length;
