@@ -6,10 +6,10 @@ import { toList } from './config.loader';
 export class KnowledgeConfig {
   /**
    * Largest document accepted, bytes (multipart files, URL downloads and JSON `content`); larger ones
-   * get 413 naming this variable. JSON bodies are also bounded by BODY_LIMIT_BYTES: send big files as
+   * get 413 naming this variable (default 10 MiB). JSON bodies are also bounded by BODY_LIMIT_BYTES: send big files as
    * multipart/form-data.
    */
-  @IsInt() @Min(1) KNOWLEDGE_MAX_DOCUMENT_BYTES: number = 10 * 1024 * 1024;
+  @IsInt() @Min(1) KNOWLEDGE_MAX_DOCUMENT_BYTES: number = 10_485_760;
   /** Files accepted in one multipart upload; the rest of the request is refused with 413. */
   @IsInt() @Min(1) @Max(1000) KNOWLEDGE_MAX_FILES_PER_UPLOAD: number = 50;
   /**

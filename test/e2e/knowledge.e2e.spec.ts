@@ -1,13 +1,19 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { randomUUID } from 'node:crypto';
 import { fixture, uploadFiles, waitForIngestion } from '../factories/knowledge';
+import { deleteRedisKeys } from '../factories/knowledge-module';
 import { api, startTestApp, type TestApp } from '../factories/test-app';
+
+// Boots the app and runs real queue jobs: slow on a busy shared machine.
+jest.setTimeout(120_000);
 
 /** Knowledge bases over HTTP: uploads (multipart, JSON, URL), the ingestion queue, search, re-ingestion. */
 describe('knowledge (e2e)', () => {
   let sut: TestApp;
   let files: Server;
   let filesUrl: string;
+  const prefix = `kvchat-test-${randomUUID()}:`;
 
   beforeAll(async () => {
     files = createServer((req, res) => {
@@ -22,6 +28,7 @@ describe('knowledge (e2e)', () => {
     await new Promise<void>((resolve) => files.listen(0, '127.0.0.1', resolve));
     filesUrl = `http://127.0.0.1:${(files.address() as AddressInfo).port}`;
     sut = await startTestApp({
+      REDIS_KEY_PREFIX: prefix,
       KNOWLEDGE_MAX_DOCUMENT_BYTES: '4096',
       KNOWLEDGE_URL_ALLOWLIST: `${filesUrl}/docs/`,
       KNOWLEDGE_CHUNK_TOKENS: '48',
@@ -31,6 +38,7 @@ describe('knowledge (e2e)', () => {
   });
   afterAll(async () => {
     await sut?.close();
+    await deleteRedisKeys(prefix);
     await new Promise((resolve) => files?.close(resolve));
   });
 
