@@ -124,11 +124,14 @@ export function toProblem(error: unknown, instance: string, requestId: string): 
   const fastifyStatus = (error as { statusCode?: unknown } | null)?.statusCode;
   if (typeof fastifyStatus === 'number' && fastifyStatus >= 400 && fastifyStatus < 500) {
     const code = fastifyStatus === 413 ? 'PayloadTooLarge' : titleFor(fastifyStatus).replace(/ /g, '');
+    const bodyTooLarge = (error as { code?: unknown }).code === 'FST_ERR_CTP_BODY_TOO_LARGE';
     return {
       type: `https://kvchat.dev/problems/${code}`,
       title: titleFor(fastifyStatus),
       status: fastifyStatus,
-      detail: (error as Error).message,
+      detail: bodyTooLarge
+        ? 'The request body is larger than BODY_LIMIT_BYTES; send large documents as multipart/form-data.'
+        : (error as Error).message,
       instance,
       code,
       requestId,

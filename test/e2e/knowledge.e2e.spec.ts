@@ -170,6 +170,12 @@ describe('knowledge (e2e)', () => {
       code: 'InvalidDocument',
       rejected: [expect.objectContaining({ name: 'empty.txt' })],
     });
+    const overBody = await api(kbUrl(id, '/documents'), {
+      key: sut.keyA,
+      body: { name: 'body.md', content: 'y'.repeat(1_100_000) },
+    });
+    expect(overBody.status).toBe(413);
+    expect(overBody.body.detail).toMatch(/BODY_LIMIT_BYTES/);
     const missing = await api(kbUrl(id, '/documents'), { key: sut.keyA, body: { name: 'x.md' } });
     expect(missing.status).toBe(400);
     expect(missing.body.detail).toMatch(/content/);

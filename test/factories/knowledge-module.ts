@@ -15,8 +15,9 @@ import { QueuesModule } from '../../src/queues/queues.module';
 import { lexicalEmbedding } from '../../src/simulator/lexical-embedding';
 
 /**
- * Embeddings the test controls: the simulator's lexical vectors (64 dimensions), behind a gate that
- * can hold calls, and a switch that makes the next calls fail as an unreachable server would.
+ * Embeddings the test controls: the simulator's lexical vectors (64 dimensions); ingestion's batches
+ * (`embedMany`) wait behind a gate that the test can close, and fail while `failNext` > 0, as an
+ * unreachable server would.
  */
 export class ControlledEmbeddings {
   calls = 0;
@@ -54,8 +55,11 @@ export class ControlledEmbeddings {
     return texts.map((t) => lexicalEmbedding(t, 64));
   }
 
-  async embed(text: string): Promise<number[]> {
-    return (await this.embedMany([text]))[0];
+  /** Query embeddings (retrieval) pass the gate: only ingestion's batches are held. */
+  embed(text: string): Promise<number[]> {
+    this.calls += 1;
+    this.texts += 1;
+    return Promise.resolve(lexicalEmbedding(text, 64));
   }
 }
 
