@@ -45,6 +45,10 @@ export const PROBLEM_STATUS: Record<string, number> = {
   QueryEmbeddingMismatch: 400,
 };
 
+/** Detail of a 413 for a body over Fastify's limit: the limit's variable, and the way around it. */
+const BODY_TOO_LARGE =
+  'The request body is larger than BODY_LIMIT_BYTES (knowledge documents can be uploaded larger as multipart/form-data).';
+
 /** RFC 9457 problem details body, plus the request id and domain extensions. */
 export interface ProblemBody {
   type: string;
@@ -109,11 +113,13 @@ export function toProblem(error: unknown, instance: string, requestId: string): 
         : status === 400
           ? 'ValidationFailed'
           : titleFor(status).replace(/ /g, '');
+    const detail = errors ? errors.join('; ') : String(message);
     return {
       type: `https://kvchat.dev/problems/${code}`,
       title: titleFor(status),
       status,
-      detail: errors ? errors.join('; ') : String(message),
+      // Fastify's body limit reaches here as Nest's PayloadTooLargeException.
+      detail: status === 413 && /body is too large/i.test(detail) ? BODY_TOO_LARGE : detail,
       instance,
       code,
       requestId,
@@ -124,14 +130,11 @@ export function toProblem(error: unknown, instance: string, requestId: string): 
   const fastifyStatus = (error as { statusCode?: unknown } | null)?.statusCode;
   if (typeof fastifyStatus === 'number' && fastifyStatus >= 400 && fastifyStatus < 500) {
     const code = fastifyStatus === 413 ? 'PayloadTooLarge' : titleFor(fastifyStatus).replace(/ /g, '');
-    const bodyTooLarge = (error as { code?: unknown }).code === 'FST_ERR_CTP_BODY_TOO_LARGE';
     return {
       type: `https://kvchat.dev/problems/${code}`,
       title: titleFor(fastifyStatus),
       status: fastifyStatus,
-      detail: bodyTooLarge
-        ? 'The request body is larger than BODY_LIMIT_BYTES; send large documents as multipart/form-data.'
-        : (error as Error).message,
+      detail: fastifyStatus === 413 ? BODY_TOO_LARGE : (error as Error).message,
       instance,
       code,
       requestId,
