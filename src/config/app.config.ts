@@ -1,6 +1,17 @@
 import { Transform } from 'class-transformer';
-import { IsBoolean, IsIn, IsInt, IsOptional, IsString, Max, Min, MinLength } from 'class-validator';
-import { toBoolean } from './config.loader';
+import {
+  IsArray,
+  IsBoolean,
+  IsIn,
+  IsInt,
+  IsOptional,
+  IsString,
+  Matches,
+  Max,
+  Min,
+  MinLength,
+} from 'class-validator';
+import { toBoolean, toList } from './config.loader';
 
 /** HTTP server, limits and secrets. */
 export class AppConfig {
@@ -29,4 +40,14 @@ export class AppConfig {
   @IsInt() @Min(0) API_KEY_CACHE_SECONDS = 5;
   /** Requests per minute allowed per API key (0 = unlimited). */
   @IsInt() @Min(0) RATE_LIMIT_PER_MINUTE = 0;
+  /** Serve the OpenAPI document and Swagger UI at `/docs` and `/docs-json`. Unset = on unless NODE_ENV=production. */
+  @IsOptional() @Transform(toBoolean) @IsBoolean() DOCS_ENABLED?: boolean;
+  /**
+   * Browser origins allowed to call the API (CORS), comma-separated (`https://app.example.com`), or `*` for
+   * any. Empty = CORS off: no `Access-Control-*` headers, preflights are not answered as CORS.
+   */
+  @Transform(toList)
+  @IsArray()
+  @Matches(/^(\*|https?:\/\/[^\s/,]+)$/, { each: true, message: 'each entry must be * or an http(s) origin' })
+  CORS_ORIGINS: string[] = [];
 }
