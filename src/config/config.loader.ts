@@ -29,7 +29,10 @@ export function loadConfigClass<T extends object>(cls: new () => T, env: Env): T
     if (raw === undefined || raw === '') continue;
     plain[key] = coerce(raw, defaults[key] ?? designType(cls, key));
   }
-  const instance = plainToInstance(cls, plain, { enableImplicitConversion: false, exposeDefaultValues: true });
+  const instance = plainToInstance(cls, plain, {
+    enableImplicitConversion: false,
+    exposeDefaultValues: true,
+  });
   const errors = validateSync(instance, { skipMissingProperties: false, forbidUnknownValues: true });
   if (errors.length > 0) throw new ConfigValidationError(flatten(errors));
   return instance;
@@ -50,7 +53,7 @@ function coerce(raw: string, fallback: unknown): unknown {
 
 /** The declared type of an optional property without a default (`design:type`, when the compiler emitted it). */
 function designType(cls: new () => object, key: string): unknown {
-  return Reflect.getMetadata('design:type', cls.prototype, key) as unknown;
+  return Reflect.getMetadata('design:type', cls.prototype as object, key) as unknown;
 }
 
 /** Every variable a configuration class declares: its validated properties, optional ones included. */
