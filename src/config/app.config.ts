@@ -26,8 +26,10 @@ export class AppConfig {
   @IsOptional() @IsIn(['json', 'pretty']) LOG_FORMAT?: 'json' | 'pretty';
   /** Log message content (prompts, answers). Off by default: content is customer data. */
   @Transform(toBoolean) @IsBoolean() LOG_MESSAGE_CONTENT = false;
-  /** Largest accepted user message, in characters; longer is a 413. */
+  /** Largest accepted user message (a turn's content, each chat-completion message), in characters; longer is a 413. */
   @IsInt() @Min(1) MAX_MESSAGE_CHARS = 32_000;
+  /** Largest accepted chat-completion prompt, all messages together, in characters; longer is a 413. */
+  @IsInt() @Min(1) MAX_PROMPT_CHARS = 200_000;
   /** Largest accepted request body, in bytes. */
   @IsInt() @Min(1024) BODY_LIMIT_BYTES = 1_048_576;
   /**

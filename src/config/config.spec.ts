@@ -19,6 +19,7 @@ const NON_DEFAULTS: Record<string, { raw: string; expected: unknown; env?: Env }
   LOG_FORMAT: { raw: 'json', expected: 'json' },
   LOG_MESSAGE_CONTENT: { raw: 'true', expected: true },
   MAX_MESSAGE_CHARS: { raw: '1000', expected: 1000 },
+  MAX_PROMPT_CHARS: { raw: '5000', expected: 5000 },
   BODY_LIMIT_BYTES: { raw: '65536', expected: 65_536 },
   SERVER_SECRET: { raw: 'a-server-secret-of-32-characters', expected: 'a-server-secret-of-32-characters' },
   API_KEY_CACHE_SECONDS: { raw: '0', expected: 0 },
