@@ -19,7 +19,7 @@ interface ProblemReply {
 
 /** The Fastify server options `frameworkErrorOptions` sets. */
 export interface FrameworkErrorOptions {
-  maxParamLength: number;
+  routerOptions: { maxParamLength: number };
   frameworkErrors: (
     error: Error & { statusCode?: number; code?: string },
     request: { url?: string; id: unknown },
@@ -52,7 +52,7 @@ function clientErrorStatus(err: NodeJS.ErrnoException): number {
  */
 export function frameworkErrorOptions(): FrameworkErrorOptions {
   return {
-    maxParamLength: MAX_PARAM_LENGTH,
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     frameworkErrors: (error, request, reply) => {
       const status = error.statusCode ?? 400;
       const detail =
