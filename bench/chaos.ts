@@ -111,9 +111,10 @@ async function postTurn(
   return attempt;
 }
 
-/** Creates a conversation titled `tag`, retrying while kvchat is unreachable (bounded). */
+/** Creates a conversation titled `tag`, retrying while kvchat is unreachable (for at most 3 minutes). */
 async function createConversation(lab: ChaosLab, tag: string): Promise<string> {
-  for (let i = 0; i < 100; i++) {
+  const deadline = Date.now() + 180_000;
+  while (Date.now() < deadline) {
     try {
       const res = await request(`${lab.appUrl}/v1/conversations`, {
         method: 'POST',
@@ -135,8 +136,9 @@ function startLoad(lab: ChaosLab, tag: string, conversations: number): { stop():
   const attempts: Attempt[] = [];
   let running = true;
   const clients = Array.from({ length: conversations }, async (_, c) => {
-    const conversationId = await createConversation(lab, tag);
-    for (let t = 0; running; t++) {
+    // A client that cannot even create its conversation posts no turn (and must not crash the run).
+    const conversationId = await createConversation(lab, tag).catch(() => null);
+    for (let t = 0; running && conversationId; t++) {
       const attempt = await postTurn(lab, conversationId, `${tag} c${c} t${t} ${randomUUID()}`, c % 2 === 1);
       attempts.push(attempt);
       // After a refused connection, do not spin: a real client backs off too.

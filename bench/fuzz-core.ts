@@ -314,7 +314,7 @@ async function send(
       body = JSON.stringify(mutated);
       mutation = `field ${field}=${plan.value[0]}`;
     } else if (plan.kind === 'stream' && typeof op.body === 'object' && op.body !== null) {
-      body = JSON.stringify({ ...(op.body as object), stream: true });
+      body = JSON.stringify({ ...op.body, stream: true });
       headers.accept = 'text/event-stream';
     } else if (op.body !== undefined) {
       body = JSON.stringify(op.body);

@@ -26,6 +26,8 @@ export function errorSerializer(logContent: boolean): (err: unknown) => unknown 
     if (!isDatabaseError(err as Record<string, unknown>)) return serialized;
     const out: Record<string, unknown> = { ...serialized };
     for (const field of DATABASE_CONTENT_FIELDS) delete out[field];
+    const name = (err as { name?: unknown }).name;
+    out.type = typeof name === 'string' ? name : 'DatabaseError';
     const code = (err as { code?: unknown }).code;
     const routine = (err as { routine?: unknown }).routine;
     out.message =
@@ -33,7 +35,7 @@ export function errorSerializer(logContent: boolean): (err: unknown) => unknown 
       `${typeof routine === 'string' ? ` (${routine})` : ''}; statement and values not logged (LOG_MESSAGE_CONTENT=false)`;
     if (typeof out.stack === 'string') {
       out.stack = [
-        `${String(out.type ?? 'Error')}: ${String(out.message)}`,
+        `${out.type as string}: ${out.message as string}`,
         ...out.stack.split('\n').filter((line) => /^\s+at /.test(line)),
       ].join('\n');
     }
