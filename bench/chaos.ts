@@ -132,7 +132,11 @@ async function createConversation(lab: ChaosLab, tag: string): Promise<string> {
 }
 
 /** A running load: `conversations` clients posting turns one after another until stopped. */
-function startLoad(lab: ChaosLab, tag: string, conversations: number): { stop(): Promise<Attempt[]> } {
+function startLoad(
+  lab: ChaosLab,
+  tag: string,
+  conversations: number,
+): { stop(): Promise<Attempt[]>; warm(): Promise<void> } {
   const attempts: Attempt[] = [];
   let running = true;
   const clients = Array.from({ length: conversations }, async (_, c) => {
@@ -150,6 +154,12 @@ function startLoad(lab: ChaosLab, tag: string, conversations: number): { stop():
       running = false;
       await Promise.all(clients);
       return attempts;
+    },
+    // Steady state: as many answered turns as conversations (so turns are in flight when the fault hits),
+    // or 60 s, whichever comes first.
+    warm: async () => {
+      const deadline = Date.now() + 60_000;
+      while (attempts.filter((a) => a.ok).length < conversations && Date.now() < deadline) await sleep(100);
     },
   };
 }
@@ -201,14 +211,18 @@ type Scenario = (
   tag: string,
 ) => Promise<{ attempts: Attempt[]; outageEnd: number; notes: string[] }>;
 
-/** Load, then `breakIt`, `OUTAGE_MS` later `repair`, then more load; the outage ends when `repair` resolves. */
+/**
+ * Load until steady, then `breakIt`, `OUTAGE_MS` later `repair`, then 5 s more load; the outage ends when
+ * `repair` resolves.
+ */
 function outage(
   breakIt: (lab: ChaosLab) => Promise<void>,
   repair: (lab: ChaosLab) => Promise<void>,
 ): Scenario {
   return async (lab, tag) => {
     const load = startLoad(lab, tag, CONVERSATIONS);
-    await sleep(3000);
+    await load.warm();
+    await sleep(500);
     await breakIt(lab);
     await sleep(OUTAGE_MS);
     await repair(lab);
@@ -231,9 +245,12 @@ const SCENARIOS: Record<string, Scenario> = {
     (lab) => lab.stopPostgres(),
     (lab) => lab.startPostgres(),
   ),
-  /** 20 open streams (the engine stalls before the first token), then SIGTERM; SIGKILL after 30 s of grace. */
+  /**
+   * 20 open streams while the engine stalls before the first token for longer than a typical 30 s grace
+   * period (45 s), then SIGTERM; SIGKILL at the end of the grace period, as an orchestrator does.
+   */
   'sigterm-streams': async (lab, tag) => {
-    await lab.simulatorFaults({ stallMs: 8000 });
+    await lab.simulatorFaults({ stallMs: 45_000 });
     const ids = await Promise.all(Array.from({ length: 20 }, () => createConversation(lab, tag)));
     const streams = ids.map((id, i) => postTurn(lab, id, `${tag} c${i} t0 ${randomUUID()}`, true));
     await sleep(1500);
