@@ -222,7 +222,8 @@ function outage(
   return async (lab, tag) => {
     const load = startLoad(lab, tag, CONVERSATIONS);
     await load.warm();
-    await sleep(500);
+    // Into the next turns: their user messages are stored and the engine is answering them.
+    await sleep(2000);
     await breakIt(lab);
     await sleep(OUTAGE_MS);
     await repair(lab);
