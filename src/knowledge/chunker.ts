@@ -1,8 +1,7 @@
 import { createHash } from 'node:crypto';
 import { RecursiveCharacterTextSplitter } from '@langchain/textsplitters';
-import { Tiktoken } from 'js-tiktoken/lite';
-import cl100kBase from 'js-tiktoken/ranks/cl100k_base';
 import MarkdownIt from 'markdown-it';
+import { cl100k } from '../common/cl100k';
 import type { ExtractedDocument, ExtractedSection } from './document-formats';
 
 /** Chunk bounds, in tokens (cl100k_base). */
@@ -33,11 +32,12 @@ export interface DraftChunk {
   contentHash: string;
 }
 
-let bpe: Tiktoken | undefined;
-/** Tokens of `text` with cl100k_base (bundled in js-tiktoken; nothing is downloaded). */
+/**
+ * Tokens of `text` with cl100k_base (the project's bounded tokenizer: linear even on a hostile
+ * upload, where plain BPE is quadratic in a run's length).
+ */
 export function countTokens(text: string): number {
-  bpe ??= new Tiktoken(cl100kBase);
-  return bpe.encode(text, [], []).length;
+  return cl100k.encode(text).length;
 }
 
 const markdown = new MarkdownIt('commonmark');
