@@ -79,6 +79,12 @@ export class DocumentsController {
   @ApiConsumes('multipart/form-data', 'application/json')
   @ApiBody({
     schema: {
+      // What a client sampling the OpenAPI document sends: a small Markdown document as JSON.
+      example: {
+        name: 'tents/x4.md',
+        contentType: 'text/markdown',
+        content: '# X4 Tent\n\nSleeps four people.',
+      },
       oneOf: [
         { $ref: getSchemaPath(UploadDocumentDto) },
         {
@@ -147,6 +153,9 @@ export class DocumentsController {
   }
 
   private async fromJson(body: UploadDocumentDto): Promise<DocumentUpload> {
+    if (body.url !== undefined && body.content !== undefined) {
+      throw new InvalidDocument('Send either content or url, not both.', { field: 'url' });
+    }
     if (body.url !== undefined) {
       const fetched = await this.fetcher.fetch(body.url);
       return {

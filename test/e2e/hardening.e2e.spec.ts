@@ -33,11 +33,15 @@ const problemOf = (body: string): Record<string, unknown> =>
 describe('hardening (e2e)', () => {
   let sut: TestApp;
   let conversationId: string;
+  let knowledgeBaseId: string;
 
   beforeAll(async () => {
     sut = await startTestApp({ MAX_MESSAGE_CHARS: '2000', MAX_PROMPT_CHARS: '5000' });
     conversationId = (await api(`${sut.url}/v1/conversations`, { key: sut.keyA, body: { title: 't' } })).body
       .id as string;
+    knowledgeBaseId = (
+      await api(`${sut.url}/v1/knowledge-bases`, { key: sut.keyA, body: { name: 'hardening' } })
+    ).body.id as string;
   });
 
   afterAll(async () => {
@@ -185,7 +189,8 @@ describe('hardening (e2e)', () => {
         const schema = op.requestBody?.content['application/json']?.schema;
         if (!schema) continue;
         const body = sampleSchema(schema as never, { skipReadOnly: true }, doc as never);
-        const res = await api(`${sut.url}${path.replace('{id}', conversationId)}`, {
+        const id = path.startsWith('/v1/knowledge-bases/') ? knowledgeBaseId : conversationId;
+        const res = await api(`${sut.url}${path.replace('{id}', id)}`, {
           method: method.toUpperCase(),
           key: sut.keyA,
           body: body as object,
