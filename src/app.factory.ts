@@ -8,6 +8,7 @@ import { AppModule } from './app.module';
 import { ProblemFilter } from './common/problem.filter';
 import { AppConfig } from './config/app.config';
 import type { Env } from './config/config.loader';
+import { LifecycleService } from './lifecycle/lifecycle.service';
 import { requestIdFor } from './observability/logging.module';
 
 /** A started kvchat instance. */
@@ -37,8 +38,9 @@ export function setupSwagger(app: INestApplication): void {
 }
 
 /**
- * Creates, configures and starts the app: Fastify, global validation, the problem filter,
- * Swagger and graceful shutdown.
+ * Creates, configures and starts the app: Fastify, global validation, the problem filter and
+ * Swagger (not in a `worker`, which serves only /health and /metrics). Signals are the caller's:
+ * `main.ts` installs the graceful shutdown (src/lifecycle/graceful-shutdown.ts).
  * @param env overrides of process.env
  * @param options.port overrides PORT (0 = any free port)
  * @param options.imports extra modules (AppModule.forRoot's `extra`)
@@ -63,7 +65,6 @@ export async function createApp(
   app.useLogger(app.get(Logger));
   app.useGlobalPipes(new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true }));
   app.useGlobalFilters(new ProblemFilter());
-  app.enableShutdownHooks();
   app
     .getHttpAdapter()
     .getInstance()
@@ -71,7 +72,7 @@ export async function createApp(
       void reply.header('x-request-id', request.id);
       done(null, payload);
     });
-  setupSwagger(app);
+  if (app.get(LifecycleService).servesApi) setupSwagger(app);
   const config = app.get(AppConfig);
   const port = options.port ?? config.PORT;
   const host = options.host ?? config.HOST;
