@@ -53,6 +53,9 @@ export async function createApp(
     bodyLimit: Number(env.BODY_LIMIT_BYTES ?? process.env.BODY_LIMIT_BYTES ?? 1_048_576),
     genReqId: (req: IncomingMessage) => requestIdFor(req),
     requestIdHeader: false,
+    // close() runs after the drain (src/lifecycle): whatever is still open then is cut, so a stuck
+    // stream cannot hold the process past the orchestrator's grace period.
+    forceCloseConnections: true,
   });
   const app = await NestFactory.create<NestFastifyApplication>(
     AppModule.forRoot(env, options.imports),

@@ -74,7 +74,9 @@ describe('LifecycleService', () => {
 
 describe('deployment configuration', () => {
   it('should read non-default values back', () => {
-    expect(loadConfigClass(ProcessConfig, { KVCHAT_ROLE: 'worker', SHUTDOWN_DRAIN_MS: '5000' })).toMatchObject({
+    expect(
+      loadConfigClass(ProcessConfig, { KVCHAT_ROLE: 'worker', SHUTDOWN_DRAIN_MS: '5000' }),
+    ).toMatchObject({
       KVCHAT_ROLE: 'worker',
       SHUTDOWN_DRAIN_MS: 5000,
     });
