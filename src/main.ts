@@ -13,7 +13,10 @@ async function main(): Promise<void> {
   loadDotEnv();
   const running = await createApp();
   installGracefulShutdown(running.app, (error) => {
-    if (error) process.stderr.write(`kvchat: error while closing: ${String(error)}\n`);
+    if (error)
+      process.stderr.write(
+        `kvchat: error while closing: ${error instanceof Error ? error.message : String(error as string)}\n`,
+      );
     process.exit(error ? 1 : 0);
   });
   const role = running.app.get(LifecycleService).role;
