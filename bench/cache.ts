@@ -1,5 +1,5 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { dirname, relative, resolve } from 'node:path';
 import { Presets, SingleBar } from 'cli-progress';
 import { Command } from 'commander';
 import type Redis from 'ioredis';
@@ -13,6 +13,7 @@ import { CachingConfig } from '../src/config/caching.config';
 import { RedisConfig } from '../src/config/redis.config';
 import { REDIS } from '../src/redis/redis.module';
 import { type BenchInstance, startBenchInstance } from './harness';
+import { renderCacheChart } from './cache-chart';
 import {
   type LogQuestion,
   type ProbeExplanation,
@@ -38,6 +39,7 @@ interface Options {
   sweep: string;
   concurrency: number;
   out: string;
+  chart?: string;
 }
 
 /** What kvchat's chat completions endpoint reports about the cache (its `kvchat` extension). */
@@ -338,6 +340,7 @@ async function main(): Promise<void> {
       8,
     )
     .option('--out <json>', 'report path', 'bench/reports/cache.json')
+    .option('--chart <svg>', 'chart of the question log passes (default: beside --out, .svg; needs --log)')
     .parse();
   const options = program.opts<Options>();
   const pairs = readPairs(options.pairs);
@@ -442,6 +445,20 @@ async function main(): Promise<void> {
       ),
     );
     console.log(`report written to ${options.out}`);
+    if (logReport) {
+      const chart = resolve(options.chart ?? options.out.replace(/\.json$/, '') + '.svg');
+      mkdirSync(dirname(chart), { recursive: true });
+      writeFileSync(
+        chart,
+        await renderCacheChart(logReport.perPass, {
+          title: [
+            `kvchat response cache: ${logReport.questions} logged questions x ${logReport.passes} passes`,
+            `SIMULATED engine; embeddings: ${options.embeddingsUrl ? status.model : 'simulator (lexical)'}; threshold ${threshold}`,
+          ],
+        }),
+      );
+      console.log(`chart written to ${relative(process.cwd(), chart)}`);
+    }
   } finally {
     await removeKeys(instance);
     await instance.close();
