@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { copyFile, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
@@ -165,6 +165,43 @@ describe('deployment artifacts', () => {
       expect(prometheus.scrape_configs.map((c: { job_name: string }) => c.job_name)).toEqual(
         expect.arrayContaining(['kvchat-api', 'kvchat-worker', 'vllm']),
       );
+    });
+  });
+
+  describe('config/vllm/serve.sh', () => {
+    /** Runs serve.sh with a stand-in `vllm` on the PATH that prints the arguments it was given. */
+    const serve = async (env: Record<string, string>): Promise<string[]> => {
+      const bin = await mkdtemp(join(tmpdir(), 'kvchat-vllm-'));
+      try {
+        await writeFile(join(bin, 'vllm'), '#!/bin/sh\nfor a in "$@"; do echo "$a"; done\n', { mode: 0o755 });
+        const { stdout } = await run('sh', [join(REPO, 'config', 'vllm', 'serve.sh')], {
+          env: { PATH: `${bin}:${process.env.PATH}`, ...env },
+        });
+        return stdout.trim().split('\n');
+      } finally {
+        await rm(bin, { recursive: true, force: true });
+      }
+    };
+
+    it('should start a replica with prefix caching, cached-token details and LMCache', async () => {
+      const args = await serve({ MODEL: 'org/model', PORT: '8123' });
+      expect(args.slice(0, 2)).toEqual(['serve', 'org/model']);
+      expect(args).toEqual(
+        expect.arrayContaining(['--enable-prefix-caching', '--enable-prompt-tokens-details']),
+      );
+      expect(args[args.indexOf('--port') + 1]).toBe('8123');
+      expect(JSON.parse(args[args.indexOf('--kv-transfer-config') + 1])).toEqual({
+        kv_connector: 'LMCacheConnectorV1',
+        kv_role: 'kv_both',
+      });
+    });
+
+    it('should start the cache_off baseline without prefix caching and without LMCache when KV_CACHES=off', async () => {
+      const args = await serve({ KV_CACHES: 'off' });
+      expect(args).toContain('--no-enable-prefix-caching');
+      expect(args).not.toContain('--enable-prefix-caching');
+      expect(args).not.toContain('--kv-transfer-config');
+      expect(args).toContain('--enable-prompt-tokens-details');
     });
   });
 
@@ -403,7 +440,10 @@ describe('deployment artifacts', () => {
 
     it('should start vLLM with every flag of config/vllm/serve.sh and LMCache with config/lmcache.yaml', () => {
       const args: string[] = find('vllm', 'StatefulSet', '-vllm').spec.template.spec.containers[0].args;
-      const flags = [...read('config/vllm/serve.sh').matchAll(/^\s+(--[a-z-]+)/gm)].map((m) => m[1]);
+      // The flags of the replica kvchat expects: serve.sh's last `exec vllm serve` (the first is the cache_off baseline).
+      const serve = read('config/vllm/serve.sh');
+      const main = serve.slice(serve.lastIndexOf('exec vllm serve'));
+      const flags = [...main.matchAll(/^\s+(--[a-z-]+)/gm)].map((m) => m[1]);
       expect(flags.length).toBeGreaterThan(6);
       for (const flag of flags)
         expect([flag, args.some((a) => a.split('=')[0] === flag)]).toEqual([flag, true]);
