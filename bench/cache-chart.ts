@@ -58,6 +58,7 @@ export async function renderCacheChart(
         title: 'answered by',
         sort: kinds,
         scale: { domain: kinds, range: ['#4c78a8', '#72b7b2', '#e45756'] },
+        legend: { labelLimit: 400, orient: 'bottom', direction: 'vertical' },
       },
       order: { field: 'kind', sort: 'ascending' },
     },

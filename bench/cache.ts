@@ -32,6 +32,7 @@ interface Options {
   pairs: string;
   log?: string;
   logLimit?: number;
+  logEvery: number;
   logPasses: number;
   threshold?: string;
   embeddingsUrl?: string;
@@ -309,6 +310,12 @@ async function main(): Promise<void> {
       'pairs: JSON [{origin, similar}] or CSV sentence1,sentence2,label (`*` stripped)',
     )
     .option('--log <csv>', 'question log (CSV with text and category columns; one category = one answer)')
+    .option(
+      '--log-every <k>',
+      'keep every k-th log question (a log sorted by intent then spans every intent)',
+      (v) => parseInt(v, 10),
+      1,
+    )
     .option('--log-limit <n>', 'replay only the first n log questions', (v) => parseInt(v, 10))
     .option(
       '--log-passes <n>',
@@ -344,7 +351,12 @@ async function main(): Promise<void> {
     .parse();
   const options = program.opts<Options>();
   const pairs = readPairs(options.pairs);
-  const log = options.log ? readLog(options.log).slice(0, options.logLimit ?? Infinity) : [];
+  const every = Math.max(1, options.logEvery);
+  const log = options.log
+    ? readLog(options.log)
+        .filter((_, i) => i % every === 0)
+        .slice(0, options.logLimit ?? Infinity)
+    : [];
   if (pairs.length === 0) throw new Error(`${options.pairs} holds no pairs`);
 
   process.stderr.write(
@@ -434,6 +446,8 @@ async function main(): Promise<void> {
           command: 'bench:cache',
           pairsFile: options.pairs,
           logFile: options.log ?? null,
+          logEvery: every,
+          logLimit: options.logLimit ?? null,
           embeddingsUrl: options.embeddingsUrl ?? 'simulator (lexical)',
           wallSeconds,
           summary,
