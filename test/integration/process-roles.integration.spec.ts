@@ -19,6 +19,9 @@ import { api } from '../factories/test-app';
  * `worker` process (separate OS processes, compiled as `npm run build` does) on one PostgreSQL and
  * one Redis. Jobs the api queues are done by the worker and by nobody else.
  */
+/** Each test boots one or two Node processes: on a loaded 2-core machine that alone can take a minute. */
+const PROCESS_TEST_TIMEOUT_MS = 240_000;
+
 describe('process roles (separate processes)', () => {
   let build: Build;
   let db: ScratchDatabase;
@@ -69,113 +72,135 @@ describe('process roles (separate processes)', () => {
       CONTEXT_SUMMARY_MAX_TOKENS: '64',
       CONTEXT_SUMMARY_WAIT_MS: '0',
     });
-  });
+  }, PROCESS_TEST_TIMEOUT_MS);
 
   afterAll(async () => {
     await Promise.all(started.map((p) => p.stop()));
     await sim?.close();
     await db?.drop();
     await build?.remove();
-  });
+  }, PROCESS_TEST_TIMEOUT_MS);
 
-  it('should apply the schema with `migrate`, once, and report pending migrations with --check', async () => {
-    const migrate = build.entry('src/migrate.js');
-    const before = await runNode(migrate, ['--check'], env, build.dir);
-    expect(before.code).toBe(1);
-    expect(before.stdout).toMatch(/^pending migrations: Migration\d+/);
+  it(
+    'should apply the schema with `migrate`, once, and report pending migrations with --check',
+    async () => {
+      const migrate = build.entry('src/migrate.js');
+      const before = await runNode(migrate, ['--check'], env, build.dir);
+      expect(before.code).toBe(1);
+      expect(before.stdout).toMatch(/^pending migrations: Migration\d+/);
 
-    const first = await runNode(migrate, [], env, build.dir);
-    expect(first.code).toBe(0);
-    expect(first.stdout).toMatch(/^applied migrations: Migration\d+, Migration\d+/);
+      const first = await runNode(migrate, [], env, build.dir);
+      expect(first.code).toBe(0);
+      expect(first.stdout).toMatch(/^applied migrations: Migration\d+, Migration\d+/);
 
-    const again = await runNode(migrate, [], env, build.dir);
-    expect([again.code, again.stdout.trim()]).toEqual([0, 'schema is current']);
-    expect((await runNode(migrate, ['--check'], env, build.dir)).code).toBe(0);
-  });
+      const again = await runNode(migrate, [], env, build.dir);
+      expect([again.code, again.stdout.trim()]).toEqual([0, 'schema is current']);
+      expect((await runNode(migrate, ['--check'], env, build.dir)).code).toBe(0);
+    },
+    PROCESS_TEST_TIMEOUT_MS,
+  );
 
-  it('should queue a summary in the api process and have it done by the worker process only', async () => {
-    const apiProcess = await start('api');
-    const key = (
-      await runNode(build.entry('src/auth/cli/keys.cli.js'), ['create', '--tenant', 'roles'], env, build.dir)
-    ).stdout
-      .trim()
-      .split('\n')
-      .pop()!;
-    const conv = await api(`${apiProcess.url}/v1/conversations`, { key, body: { title: 'roles' } });
-    expect(conv.status).toBe(201);
+  it(
+    'should queue a summary in the api process and have it done by the worker process only',
+    async () => {
+      const apiProcess = await start('api');
+      const key = (
+        await runNode(
+          build.entry('src/auth/cli/keys.cli.js'),
+          ['create', '--tenant', 'roles'],
+          env,
+          build.dir,
+        )
+      ).stdout
+        .trim()
+        .split('\n')
+        .pop()!;
+      const conv = await api(`${apiProcess.url}/v1/conversations`, { key, body: { title: 'roles' } });
+      expect(conv.status).toBe(201);
 
-    // Turns until the summary policy queues a job (the prompt passes the trigger share of the window).
-    const queued = await waitFor('a queued summary job', async () => {
-      const turn = await api(`${apiProcess.url}/v1/conversations/${conv.body.id}/turns`, {
-        key,
-        body: { content: `Tell me more about topic ${randomUUID()}, in detail please.`, maxTokens: 48 },
+      // Turns until the summary policy queues a job (the prompt passes the trigger share of the window).
+      const queued = await waitFor('a queued summary job', async () => {
+        const turn = await api(`${apiProcess.url}/v1/conversations/${conv.body.id}/turns`, {
+          key,
+          body: { content: `Tell me more about topic ${randomUUID()}, in detail please.`, maxTokens: 48 },
+        });
+        expect(turn.status).toBe(201);
+        const q = await queue(apiProcess);
+        return q.waiting > 0 ? q : undefined;
       });
-      expect(turn.status).toBe(201);
-      const q = await queue(apiProcess);
-      return q.waiting > 0 ? q : undefined;
-    });
-    // The api queued it and does not take it: nothing active, nothing summarized.
-    expect(queued.active).toBe(0);
-    expect(await summaries()).toBe(0);
+      // The api queued it and does not take it: nothing active, nothing summarized.
+      expect(queued.active).toBe(0);
+      expect(await summaries()).toBe(0);
 
-    const worker = await start('worker');
-    await waitFor('the worker to write the summary', async () =>
-      (await summaries()) > 0 ? true : undefined,
-    );
-    await waitFor('the queue to empty', async () => {
-      const q = await queue(apiProcess);
-      return q.waiting === 0 && q.active === 0 ? true : undefined;
-    });
-    expect(worker.output()).toMatch(/summarized conversation [0-9a-f-]+ through message \d+/);
-    expect(apiProcess.output()).not.toMatch(/summarized conversation/);
-
-    // A worker serves probes and metrics only.
-    expect((await api(`${worker.url}/health/ready`)).body.details.lifecycle).toEqual({
-      status: 'up',
-      role: 'worker',
-    });
-    expect((await fetch(`${worker.url}/metrics`)).status).toBe(200);
-    const refused = await api(`${worker.url}/v1/conversations`, { key });
-    expect(refused.status).toBe(404);
-    expect(refused.body.detail).toBe('KVCHAT_ROLE=worker serves only /health and /metrics');
-    expect((await fetch(`${worker.url}/docs`)).status).toBe(404);
-  });
-
-  it('should turn readiness 503 on SIGTERM while a turn is in flight, then close when the drain time runs out', async () => {
-    const draining = await start('api', { SHUTDOWN_DRAIN_MS: '2000' });
-    const key = (
-      await runNode(build.entry('src/auth/cli/keys.cli.js'), ['create', '--tenant', 'drain'], env, build.dir)
-    ).stdout
-      .trim()
-      .split('\n')
-      .pop()!;
-    const conv = await api(`${draining.url}/v1/conversations`, { key, body: { title: 'drain' } });
-    expect((await api(`${draining.url}/health/ready`)).status).toBe(200);
-
-    sim.engine.setFaults({ stallMs: 60_000 }); // the turn below outlives the drain
-    try {
-      const turn = api(`${draining.url}/v1/conversations/${conv.body.id}/turns`, {
-        key,
-        body: { content: 'A question that takes a while' },
-      }).catch((e: unknown) => e);
-      await waitFor('the turn to be in flight', async () => {
-        const text = await (await fetch(`${draining.url}/metrics`)).text();
-        return /^kvchat_in_flight_requests [1-9]/m.test(text) ? true : undefined;
+      const worker = await start('worker');
+      await waitFor('the worker to write the summary', async () =>
+        (await summaries()) > 0 ? true : undefined,
+      );
+      await waitFor('the queue to empty', async () => {
+        const q = await queue(apiProcess);
+        return q.waiting === 0 && q.active === 0 ? true : undefined;
       });
+      expect(worker.output()).toMatch(/summarized conversation [0-9a-f-]+ through message \d+/);
+      expect(apiProcess.output()).not.toMatch(/summarized conversation/);
 
-      draining.child.kill('SIGTERM');
-      const notReady = await waitFor('readiness to turn 503', async () => {
-        const res = await api(`${draining.url}/health/ready`);
-        return res.status === 503 ? res.body : undefined;
+      // A worker serves probes and metrics only.
+      expect((await api(`${worker.url}/health/ready`)).body.details.lifecycle).toEqual({
+        status: 'up',
+        role: 'worker',
       });
-      expect(notReady.error.lifecycle).toMatchObject({ status: 'down', role: 'api', inFlight: 1 });
-      expect((await api(`${draining.url}/health/live`)).status).toBe(200);
+      expect((await fetch(`${worker.url}/metrics`)).status).toBe(200);
+      const refused = await api(`${worker.url}/v1/conversations`, { key });
+      expect(refused.status).toBe(404);
+      expect(refused.body.detail).toBe('KVCHAT_ROLE=worker serves only /health and /metrics');
+      expect((await fetch(`${worker.url}/docs`)).status).toBe(404);
+    },
+    PROCESS_TEST_TIMEOUT_MS,
+  );
 
-      expect(await draining.exited).toBe(0);
-      expect(draining.output()).toContain('drain time ran out with 1 in flight, closing');
-      await turn; // cut by the close; its outcome is issue 10's (abort and mark failed)
-    } finally {
-      sim.engine.setFaults({ stallMs: 0 });
-    }
-  });
+  it(
+    'should turn readiness 503 on SIGTERM while a turn is in flight, then close when the drain time runs out',
+    async () => {
+      const draining = await start('api', { SHUTDOWN_DRAIN_MS: '2000' });
+      const key = (
+        await runNode(
+          build.entry('src/auth/cli/keys.cli.js'),
+          ['create', '--tenant', 'drain'],
+          env,
+          build.dir,
+        )
+      ).stdout
+        .trim()
+        .split('\n')
+        .pop()!;
+      const conv = await api(`${draining.url}/v1/conversations`, { key, body: { title: 'drain' } });
+      expect((await api(`${draining.url}/health/ready`)).status).toBe(200);
+
+      sim.engine.setFaults({ stallMs: 60_000 }); // the turn below outlives the drain
+      try {
+        const turn = api(`${draining.url}/v1/conversations/${conv.body.id}/turns`, {
+          key,
+          body: { content: 'A question that takes a while' },
+        }).catch((e: unknown) => e);
+        await waitFor('the turn to be in flight', async () => {
+          const text = await (await fetch(`${draining.url}/metrics`)).text();
+          return /^kvchat_in_flight_requests [1-9]/m.test(text) ? true : undefined;
+        });
+
+        draining.child.kill('SIGTERM');
+        const notReady = await waitFor('readiness to turn 503', async () => {
+          const res = await api(`${draining.url}/health/ready`);
+          return res.status === 503 ? res.body : undefined;
+        });
+        expect(notReady.error.lifecycle).toMatchObject({ status: 'down', role: 'api', inFlight: 1 });
+        expect((await api(`${draining.url}/health/live`)).status).toBe(200);
+
+        expect(await draining.exited).toBe(0);
+        expect(draining.output()).toContain('drain time ran out with 1 in flight, closing');
+        await turn; // cut by the close; its outcome is issue 10's (abort and mark failed)
+      } finally {
+        sim.engine.setFaults({ stallMs: 0 });
+      }
+    },
+    PROCESS_TEST_TIMEOUT_MS,
+  );
 });
