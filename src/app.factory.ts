@@ -5,6 +5,7 @@ import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fa
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { Logger } from 'nestjs-pino';
 import { AppModule } from './app.module';
+import { frameworkErrorOptions, hardenHttp } from './common/http-hardening';
 import { ProblemFilter } from './common/problem.filter';
 import { AppConfig } from './config/app.config';
 import type { Env } from './config/config.loader';
@@ -38,9 +39,11 @@ export function setupSwagger(app: INestApplication): void {
 }
 
 /**
- * Creates, configures and starts the app: Fastify, global validation, the problem filter and
- * Swagger (not in a `worker`, which serves only /health and /metrics). Signals are the caller's:
- * `main.ts` installs the graceful shutdown (src/lifecycle/graceful-shutdown.ts).
+ * Creates, configures and starts the app: Fastify (bounded JSON bodies, security headers, CORS when
+ * configured, framework errors as problems), global validation, the problem filter and Swagger
+ * (unless DOCS_ENABLED=false, or in production unless DOCS_ENABLED=true; never in a `worker`, which
+ * serves only /health and /metrics). Signals are the caller's: `main.ts` installs the graceful
+ * shutdown (src/lifecycle/graceful-shutdown.ts).
  * @param env overrides of process.env
  * @param options.port overrides PORT (0 = any free port)
  * @param options.imports extra modules (AppModule.forRoot's `extra`)
@@ -56,6 +59,7 @@ export async function createApp(
     // close() runs after the drain (src/lifecycle): whatever is still open then is cut, so a stuck
     // stream cannot hold the process past the orchestrator's grace period.
     forceCloseConnections: true,
+    ...frameworkErrorOptions(),
   });
   const app = await NestFactory.create<NestFastifyApplication>(
     AppModule.forRoot(env, options.imports),
@@ -63,9 +67,13 @@ export async function createApp(
     {
       bufferLogs: true,
       abortOnError: false,
+      // hardenHttp registers the one JSON body parser (bounded, checked before validation).
+      bodyParser: false,
     },
   );
   app.useLogger(app.get(Logger));
+  const config = app.get(AppConfig);
+  await hardenHttp(app, { corsOrigins: config.CORS_ORIGINS, bodyLimit: config.BODY_LIMIT_BYTES });
   app.useGlobalPipes(new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true }));
   app.useGlobalFilters(new ProblemFilter());
   app
@@ -75,8 +83,8 @@ export async function createApp(
       void reply.header('x-request-id', request.id);
       done(null, payload);
     });
-  if (app.get(LifecycleService).servesApi) setupSwagger(app);
-  const config = app.get(AppConfig);
+  if (app.get(LifecycleService).servesApi && (config.DOCS_ENABLED ?? config.NODE_ENV !== 'production'))
+    setupSwagger(app);
   const port = options.port ?? config.PORT;
   const host = options.host ?? config.HOST;
   await app.listen(port, host);

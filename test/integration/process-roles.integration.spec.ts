@@ -63,7 +63,7 @@ describe('process roles (separate processes)', () => {
       REDIS_KEY_PREFIX: `kvchat-test-${randomUUID()}:`,
       INFERENCE_ENDPOINTS: sim.baseURL,
       SERVER_SECRET: randomUUID(),
-      NODE_ENV: 'production',
+      NODE_ENV: 'test',
       API_KEY_CACHE_SECONDS: '0',
       RESPONSE_CACHE_ENABLED: 'false',
       // Small context window and the summary policy: a few turns queue a `summaries` job.
