@@ -154,7 +154,7 @@ async function main(): Promise<void> {
     : [];
 
   process.stderr.write(
-    `starting kvchat in-process (engine simulator, its lexical embeddings); ${intents.length} intents x ${opts.perIntent} ` +
+    `starting kvchat in-process (engine simulator; embeddings as configured); ${intents.length} intents x ${opts.perIntent} ` +
       `examples (${opts.draw}), ${questions.length} questions` +
       (overlapping > 0 ? `, ${overlapping} questions skipped: also in --examples` : '') +
       '\n',
@@ -241,7 +241,7 @@ async function main(): Promise<void> {
     const correct = decisions.filter((d, i) => !d.fallback && d.agent === expected[i]).length;
     const fallbacks = decisions.filter((d) => d.fallback).length;
     const top1 = decisions.filter((d, i) => d.candidates?.[0]?.agent === expected[i]).length;
-    const floors = [0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5];
+    const floors = [0, 0.1, 0.2, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7];
     const floorSweep = floors.map((floor) => {
       let ok = 0;
       let fell = 0;

