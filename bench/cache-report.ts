@@ -140,8 +140,9 @@ export function calibrationHalf(anchor: string): boolean {
 
 /**
  * The operating point: the sweep row with the highest recall whose false-hit rate is at most
- * `maxFalseHitRate` (when the set has different-meaning pairs) and whose precision is at least
- * `minPrecision`; ties go to the higher threshold. Null when no row qualifies.
+ * `maxFalseHitRate` when the set has different-meaning pairs, else whose precision (which then only
+ * counts answers from another anchor) is at least `minPrecision`; ties go to the higher threshold.
+ * Null when no row qualifies.
  */
 export function recommendThreshold(
   sweep: readonly SweepRow[],
@@ -150,8 +151,8 @@ export function recommendThreshold(
 ): SweepRow | null {
   let best: SweepRow | null = null;
   for (const row of sweep) {
-    if (row.falseHitRate !== null && row.falseHitRate > maxFalseHitRate) continue;
-    if (row.precision !== null && row.precision < minPrecision) continue;
+    if (row.falseHitRate !== null ? row.falseHitRate > maxFalseHitRate : (row.precision ?? 1) < minPrecision)
+      continue;
     if (
       !best ||
       row.semanticRecall > best.semanticRecall ||

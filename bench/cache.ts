@@ -368,7 +368,7 @@ async function main(): Promise<void> {
     )
     .option(
       '--min-precision <x>',
-      'operating point: lowest precision allowed on the calibration half',
+      'operating point, for pair sets with no different-meaning pairs: lowest precision allowed on the calibration half',
       parseFloat,
       0.98,
     )

@@ -35,6 +35,7 @@ interface Options {
   latencySample: number;
   offTopic?: string;
   offTopicLimit: number;
+  embedder?: string;
   out: string;
 }
 
@@ -127,6 +128,10 @@ async function main(): Promise<void> {
       'messages no agent should claim (JSONL dialogues {messages:[{role,content}]}: their user turns; or CSV with --text-column): measures how often they clear the floor',
     )
     .option('--off-topic-limit <n>', 'off-topic messages used', (v) => parseInt(v, 10), 1000)
+    .option(
+      '--embedder <model>',
+      'local embedding model (EMBEDDINGS_LOCAL_MODEL; default: the configured one)',
+    )
     .requiredOption('--out <json>', 'report path')
     .parse()
     .opts<Options>();
@@ -162,6 +167,7 @@ async function main(): Promise<void> {
   const instance = await startBenchInstance({
     SIMULATOR_TIME_SCALE: '0',
     ...(opts.floor !== undefined ? { AGENT_ROUTING_FLOOR: opts.floor } : {}),
+    ...(opts.embedder !== undefined ? { EMBEDDINGS_LOCAL_MODEL: opts.embedder } : {}),
   });
   try {
     const app = instance.running.app;

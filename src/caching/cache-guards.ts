@@ -112,7 +112,7 @@ export interface TermTolerance {
   wordsPerMismatch: number;
   /**
    * Least word-vector cosine at which a word of one question is matched by a near-synonym in the other
-   * ("teens"/"teenagers", "film"/"movie", "buy"/"purchase"); > 1 turns near-synonyms off.
+   * ("lawyer"/"attorney", "car"/"vehicle"); > 1 turns near-synonyms off.
    */
   synonymSimilarity: number;
   /**
@@ -128,7 +128,7 @@ export interface TermTolerance {
  * Content words: every topic word of each question must be matched in the other: same stem, same
  * synonym class, a morphological variant (a shared prefix of at least 4 letters covering 80% of the
  * shorter stem) or, with word vectors, a near-synonym (cosine of the two words at least
- * `synonymSimilarity`; never for a word written as a name). Catches the key term that changes a
+ * `synonymSimilarity`; never for a word written as a name or a question word). Catches the key term that changes a
  * question ("postgres vacuum settings" vs "postgres wal settings") and an added qualifier
  * ("... in Spanish"). Long questions may differ in a few words: an allowance of
  * (content words - `strictWords`) / `wordsPerMismatch`, where a generic word costs less.
@@ -185,14 +185,17 @@ function variantOf(a: string, b: string): boolean {
 }
 
 /**
- * Default tolerance, calibrated on the calibration halves of the pair files (docs/response-cache.md):
- * questions of up to 6 content words match word for word or by near-synonym (cosine from 0.7); longer
- * ones may differ in one word per 1.5 beyond that, a generic word (the 20,000 most frequent) costing a quarter.
+ * Default tolerance (docs/response-cache.md): questions of up to 6 content words match word for word or
+ * by near-synonym; longer ones may differ in one word per 1.5 beyond that, a generic word (the 20,000
+ * most frequent) costing a quarter. Near-synonyms from a GloVe cosine of 0.8: above the co-hyponyms that
+ * name different things ("laptops"/"phones" 0.78, "cats"/"dogs" 0.79, "spanish"/"french" 0.76), below
+ * the synonyms ("lawyer"/"attorney" 0.85, "car"/"vehicle" 0.86, "movies"/"films" 0.91). Some co-hyponyms
+ * score higher still ("comedies"/"dramas" 0.89): word vectors cannot tell those apart.
  */
 export const DEFAULT_TERM_TOLERANCE: TermTolerance = {
   strictWords: 6,
   wordsPerMismatch: 1.5,
-  synonymSimilarity: 0.7,
+  synonymSimilarity: 0.8,
   commonRank: 20_000,
   commonWordCost: 0.25,
 };

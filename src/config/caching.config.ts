@@ -98,11 +98,12 @@ export class EmbeddingsConfig {
    */
   @IsOptional() @IsIn(['local', 'remote']) EMBEDDINGS_PROVIDER?: 'local' | 'remote';
   /**
-   * The in-process model (src/inference/local-embedder.ts): `use-lite` (default, the Universal Sentence
-   * Encoder lite, 512 dimensions: the best measured in docs/response-cache.md), `use-lite+lexical`
-   * (896) or `lexical` (hashed n-grams, 384 dimensions, no model).
+   * The in-process model (src/inference/local-embedder.ts): `use-lite+lexical` (default: the Universal
+   * Sentence Encoder lite and hashed n-grams, 896 dimensions, the best measured for the cache and the
+   * router together in docs/response-cache.md and docs/agents.md), `use-lite` (512) or `lexical` (384,
+   * no model).
    */
-  @IsIn(LOCAL_EMBEDDING_MODELS) EMBEDDINGS_LOCAL_MODEL: LocalEmbeddingModel = 'use-lite';
+  @IsIn(LOCAL_EMBEDDING_MODELS) EMBEDDINGS_LOCAL_MODEL: LocalEmbeddingModel = 'use-lite+lexical';
   /** Base URL of the embeddings server (`http://vllm-embed:8000/v1`). Unset = the inference replicas. */
   @IsOptional()
   @IsUrl({ require_tld: false, require_protocol: true }, { message: 'must be an http(s) URL' })
