@@ -861,7 +861,10 @@ function tagWords(text: string): TaggedWord[] {
   }
   const { nlp, its } = tagger;
   const tokens = nlp.readDoc(text).tokens();
+  // wink-nlp's `its` helpers are plain functions handed to `out()` (its documented API), not methods.
+  /* eslint-disable @typescript-eslint/unbound-method */
   const values = tokens.out(its.value);
   const tags = tokens.out(its.pos);
+  /* eslint-enable @typescript-eslint/unbound-method */
   return values.map((v, i) => ({ lower: v.toLowerCase(), pos: tags[i] }));
 }
