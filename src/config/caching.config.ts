@@ -42,11 +42,11 @@ export class CachingConfig {
   /** Cached answers kept per tenant; past it the least recently used are evicted. */
   @IsInt() @Min(1) RESPONSE_CACHE_MAX_ENTRIES_PER_TENANT: number = 10_000;
   /**
-   * Cosine similarity (0..1) a cached question needs to be a semantic candidate. 0.7 is the operating
-   * point `npm run bench:cache` recommends for the default local model (use-lite) and guards on the
-   * calibration halves of the pair files (docs/response-cache.md); re-measure for another model.
+   * Cosine similarity (0..1) a cached question needs to be a semantic candidate. 0.65 is the operating
+   * point `npm run bench:cache` recommends for the default local model (use-lite+lexical) and guards
+   * on the calibration half of langcache_pairs.dev.csv (docs/response-cache.md); re-measure for another model.
    */
-  @IsNumber() @Min(0) @Max(1) RESPONSE_CACHE_SIMILARITY_THRESHOLD: number = 0.7;
+  @IsNumber() @Min(0) @Max(1) RESPONSE_CACHE_SIMILARITY_THRESHOLD: number = 0.65;
   /**
    * Nearest candidates examined by the guards per semantic lookup. 1 (measured best): a candidate less
    * similar than one the guards rejected is more often another question's answer than the right one.
