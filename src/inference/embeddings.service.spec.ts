@@ -166,7 +166,11 @@ describe('EmbeddingsService (local provider)', () => {
   it('should place a paraphrase nearer than an unrelated question with the sentence model', async () => {
     const sut = local({});
     const info = await sut.describe();
-    expect(info).toMatchObject({ model: 'kvchat-local-use-lite-512', dimension: 512, baseURL: 'in-process' });
+    expect(info).toMatchObject({
+      model: 'kvchat-local-use-lite-lexical-896',
+      dimension: 896,
+      baseURL: 'in-process',
+    });
     const [q, paraphrase, other] = await Promise.all([
       sut.embed('what will the weather be like in Paris tomorrow'),
       sut.embed('Paris forecast for tomorrow'),
