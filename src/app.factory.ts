@@ -5,6 +5,7 @@ import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fa
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { Logger } from 'nestjs-pino';
 import { AppModule } from './app.module';
+import { frameworkErrorOptions, hardenHttp } from './common/http-hardening';
 import { ProblemFilter } from './common/problem.filter';
 import { AppConfig } from './config/app.config';
 import type { Env } from './config/config.loader';
@@ -37,8 +38,9 @@ export function setupSwagger(app: INestApplication): void {
 }
 
 /**
- * Creates, configures and starts the app: Fastify, global validation, the problem filter,
- * Swagger and graceful shutdown.
+ * Creates, configures and starts the app: Fastify (bounded JSON bodies, security headers, CORS when
+ * configured, framework errors as problems), global validation, the problem filter, Swagger (unless
+ * DOCS_ENABLED=false, or in production unless DOCS_ENABLED=true) and graceful shutdown.
  * @param env overrides of process.env
  * @param options.port overrides PORT (0 = any free port)
  * @param options.imports extra modules (AppModule.forRoot's `extra`)
@@ -51,6 +53,7 @@ export async function createApp(
     bodyLimit: Number(env.BODY_LIMIT_BYTES ?? process.env.BODY_LIMIT_BYTES ?? 1_048_576),
     genReqId: (req: IncomingMessage) => requestIdFor(req),
     requestIdHeader: false,
+    ...frameworkErrorOptions(),
   });
   const app = await NestFactory.create<NestFastifyApplication>(
     AppModule.forRoot(env, options.imports),
@@ -58,9 +61,13 @@ export async function createApp(
     {
       bufferLogs: true,
       abortOnError: false,
+      // hardenHttp registers the one JSON body parser (bounded, checked before validation).
+      bodyParser: false,
     },
   );
   app.useLogger(app.get(Logger));
+  const config = app.get(AppConfig);
+  await hardenHttp(app, { corsOrigins: config.CORS_ORIGINS, bodyLimit: config.BODY_LIMIT_BYTES });
   app.useGlobalPipes(new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true }));
   app.useGlobalFilters(new ProblemFilter());
   app.enableShutdownHooks();
@@ -71,8 +78,7 @@ export async function createApp(
       void reply.header('x-request-id', request.id);
       done(null, payload);
     });
-  setupSwagger(app);
-  const config = app.get(AppConfig);
+  if (config.DOCS_ENABLED ?? config.NODE_ENV !== 'production') setupSwagger(app);
   const port = options.port ?? config.PORT;
   const host = options.host ?? config.HOST;
   await app.listen(port, host);

@@ -4,6 +4,7 @@ import { Module } from '@nestjs/common';
 import { APP_INTERCEPTOR } from '@nestjs/core';
 import { LoggerModule } from 'nestjs-pino';
 import { AppConfig } from '../config/app.config';
+import { errorSerializer } from './log-redaction';
 import { TenantLogInterceptor } from './tenant-log.interceptor';
 
 /** Request id: the caller's `x-request-id` when it is sane, else a new UUID. */
@@ -18,7 +19,8 @@ const QUIET_PATHS = ['/health', '/metrics'];
 /**
  * Structured logs (pino through nestjs-pino): JSON in production, pretty in development, the
  * request id (`requestId`) on every line of a request, the tenant id (`tenantId`) once the guard
- * resolved it, the API key and cookies redacted, no message content (unless LOG_MESSAGE_CONTENT).
+ * resolved it, the API key and cookies redacted, no message content (unless LOG_MESSAGE_CONTENT) — nor
+ * the SQL and values of a database error (see `errorSerializer`).
  * JSON lines go to `process.stdout`.
  */
 @Module({
@@ -41,6 +43,8 @@ const QUIET_PATHS = ['/health', '/metrics'];
           customLogLevel: (_req: IncomingMessage, res: ServerResponse, err?: Error) =>
             err || res.statusCode >= 500 ? ('error' as const) : ('info' as const),
           redact: ['req.headers.authorization', 'req.headers.cookie', 'req.headers["x-api-key"]'],
+          // Database errors carry SQL with the user's values: dropped unless LOG_MESSAGE_CONTENT.
+          serializers: { err: errorSerializer(config.LOG_MESSAGE_CONTENT) },
           autoLogging: {
             ignore: (req: IncomingMessage) => QUIET_PATHS.some((p) => (req.url ?? '').startsWith(p)),
           },
