@@ -128,5 +128,40 @@ export function scoreAt(probes: ProbeExplanation[], threshold: number): SweepRow
   };
 }
 
+/**
+ * The calibration half of a pair set: pairs whose anchor's hash is even. Thresholds are chosen on it
+ * and reported on the other (held-out) half, so the default is not tuned on what it is judged by.
+ */
+export function calibrationHalf(anchor: string): boolean {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < anchor.length; i++) h = Math.imul(h ^ anchor.charCodeAt(i), 0x01000193) >>> 0;
+  return h % 2 === 0;
+}
+
+/**
+ * The operating point: the sweep row with the highest recall whose false-hit rate is at most
+ * `maxFalseHitRate` when the set has different-meaning pairs, else whose precision (which then only
+ * counts answers from another anchor) is at least `minPrecision`; ties go to the higher threshold.
+ * Null when no row qualifies.
+ */
+export function recommendThreshold(
+  sweep: readonly SweepRow[],
+  maxFalseHitRate: number,
+  minPrecision: number,
+): SweepRow | null {
+  let best: SweepRow | null = null;
+  for (const row of sweep) {
+    if (row.falseHitRate !== null ? row.falseHitRate > maxFalseHitRate : (row.precision ?? 1) < minPrecision)
+      continue;
+    if (
+      !best ||
+      row.semanticRecall > best.semanticRecall ||
+      (row.semanticRecall === best.semanticRecall && row.threshold > best.threshold)
+    )
+      best = row;
+  }
+  return best;
+}
+
 /** Rounds to 4 decimals (NaN-safe). */
 export const ratio = (a: number, b: number): number => (b > 0 ? Math.round((a / b) * 10_000) / 10_000 : 0);

@@ -1,5 +1,5 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { dirname, relative, resolve } from 'node:path';
 import { Presets, SingleBar } from 'cli-progress';
 import { Command } from 'commander';
 import type Redis from 'ioredis';
@@ -9,11 +9,21 @@ import { ResponseCache } from '../src/caching/response-cache.service';
 import type { ResponseCacheReport } from '../src/caching/response-cache.types';
 import { SemanticIndex } from '../src/caching/semantic-index';
 import { chatCompletionsScope } from '../src/completions/chat-completions.service';
-import { CachingConfig } from '../src/config/caching.config';
+import {
+  CachingConfig,
+  LOCAL_EMBEDDING_MODELS,
+  type LocalEmbeddingModel,
+} from '../src/config/caching.config';
+import { EmbeddingsConfig } from '../src/config/caching.config';
+import { loadLocalEmbedder } from '../src/inference/local-embedder';
+import { sharedWordVectors } from '../src/inference/word-vectors';
 import { RedisConfig } from '../src/config/redis.config';
 import { REDIS } from '../src/redis/redis.module';
 import { type BenchInstance, startBenchInstance } from './harness';
+import { renderCacheChart } from './cache-chart';
 import {
+  calibrationHalf,
+  recommendThreshold,
   type LogQuestion,
   type ProbeExplanation,
   type QuestionPair,
@@ -31,13 +41,20 @@ interface Options {
   pairs: string;
   log?: string;
   logLimit?: number;
+  logEvery: number;
   logPasses: number;
   threshold?: string;
   embeddingsUrl?: string;
   embeddingsModel?: string;
+  embedder?: string;
+  guards?: string;
+  candidates?: string;
+  maxFalseHitRate: number;
+  minPrecision: number;
   sweep: string;
   concurrency: number;
   out: string;
+  chart?: string;
 }
 
 /** What kvchat's chat completions endpoint reports about the cache (its `kvchat` extension). */
@@ -159,6 +176,19 @@ async function runPairs(instance: BenchInstance, pairs: QuestionPair[], options:
     (a, b) => a - b,
   );
   const sweep: SweepRow[] = thresholds.map((t) => scoreAt(explanations, t));
+  const calibration = explanations.filter((_, i) => calibrationHalf(normalizeQuestion(pairs[i].anchor)));
+  const heldOut = explanations.filter((_, i) => !calibrationHalf(normalizeQuestion(pairs[i].anchor)));
+  const calibrationSweep = thresholds.map((t) => scoreAt(calibration, t));
+  const recommended = recommendThreshold(calibrationSweep, options.maxFalseHitRate, options.minPrecision);
+  const operatingPoint = recommended
+    ? {
+        threshold: recommended.threshold,
+        calibration: recommended,
+        heldOut: scoreAt(heldOut, recommended.threshold),
+        calibrationPairs: calibration.length,
+        heldOutPairs: heldOut.length,
+      }
+    : null;
   const falseHitExamples = negatives
     .filter((s) => s.report.hit)
     .map((s) => ({
@@ -184,6 +214,7 @@ async function runPairs(instance: BenchInstance, pairs: QuestionPair[], options:
     guardsOnPositives,
     falseHitExamples,
     sweep,
+    operatingPoint,
   };
 }
 
@@ -307,6 +338,12 @@ async function main(): Promise<void> {
       'pairs: JSON [{origin, similar}] or CSV sentence1,sentence2,label (`*` stripped)',
     )
     .option('--log <csv>', 'question log (CSV with text and category columns; one category = one answer)')
+    .option(
+      '--log-every <k>',
+      'keep every k-th log question (a log sorted by intent then spans every intent)',
+      (v) => parseInt(v, 10),
+      1,
+    )
     .option('--log-limit <n>', 'replay only the first n log questions', (v) => parseInt(v, 10))
     .option(
       '--log-passes <n>',
@@ -327,6 +364,24 @@ async function main(): Promise<void> {
       'embedding model at --embeddings-url (default: the first listed with "embed" in its id)',
     )
     .option(
+      '--embedder <model>',
+      `local embedding model (EMBEDDINGS_LOCAL_MODEL: ${LOCAL_EMBEDDING_MODELS.join(', ')}; default: the configured one)`,
+    )
+    .option('--guards <list>', 'RESPONSE_CACHE_GUARDS for this run (default: all)')
+    .option('--candidates <n>', 'RESPONSE_CACHE_CANDIDATES for this run (the sweep sees the same candidates)')
+    .option(
+      '--max-false-hit-rate <x>',
+      'operating point: highest false-hit rate allowed on the calibration half',
+      parseFloat,
+      0.02,
+    )
+    .option(
+      '--min-precision <x>',
+      'operating point, for pair sets with no different-meaning pairs: lowest precision allowed on the calibration half',
+      parseFloat,
+      0.98,
+    )
+    .option(
       '--sweep <list>',
       'thresholds of the precision/recall sweep',
       '0.3,0.35,0.4,0.45,0.5,0.55,0.6,0.65,0.7,0.75,0.8,0.85,0.9,0.95',
@@ -338,16 +393,37 @@ async function main(): Promise<void> {
       8,
     )
     .option('--out <json>', 'report path', 'bench/reports/cache.json')
+    .option('--chart <svg>', 'chart of the question log passes (default: beside --out, .svg; needs --log)')
     .parse();
   const options = program.opts<Options>();
   const pairs = readPairs(options.pairs);
-  const log = options.log ? readLog(options.log).slice(0, options.logLimit ?? Infinity) : [];
+  const every = Math.max(1, options.logEvery);
+  const log = options.log
+    ? readLog(options.log)
+        .filter((_, i) => i % every === 0)
+        .slice(0, options.logLimit ?? Infinity)
+    : [];
   if (pairs.length === 0) throw new Error(`${options.pairs} holds no pairs`);
 
   process.stderr.write(
     'starting kvchat in-process on the embedded defaults (engine simulator: answers are synthetic)\n',
   );
+  // The in-process models, loaded before the app (which then shares them) to measure their cost alone.
+  const embedderName = (options.embedder ??
+    new EmbeddingsConfig().EMBEDDINGS_LOCAL_MODEL) as LocalEmbeddingModel;
+  if (!LOCAL_EMBEDDING_MODELS.includes(embedderName))
+    throw new Error(`--embedder must be one of ${LOCAL_EMBEDDING_MODELS.join(', ')}`);
+  const modelCost = options.embeddingsUrl ? null : await measureModelLoad(embedderName);
+  if (modelCost) {
+    console.log(
+      `local models: ${modelCost.embedder.model} loaded in ${modelCost.embedder.loadMs} ms, +${modelCost.embedder.rssMb} MB RSS; ` +
+        `word vectors (${modelCost.words.size} words) in ${modelCost.words.loadMs} ms, +${modelCost.words.rssMb} MB RSS`,
+    );
+  }
   const instance = await startBenchInstance({
+    EMBEDDINGS_LOCAL_MODEL: embedderName,
+    ...(options.guards ? { RESPONSE_CACHE_GUARDS: options.guards } : {}),
+    ...(options.candidates ? { RESPONSE_CACHE_CANDIDATES: options.candidates } : {}),
     SIMULATOR_TIME_SCALE: '0',
     RESPONSE_CACHE_MAX_ENTRIES_PER_TENANT: String(Math.max(10_000, 2 * (pairs.length + log.length))),
     ...(options.threshold ? { RESPONSE_CACHE_SIMILARITY_THRESHOLD: options.threshold } : {}),
@@ -375,6 +451,15 @@ async function main(): Promise<void> {
       embeddingModel: status.model,
       embeddingDimension: status.dimension,
       guards: config.RESPONSE_CACHE_GUARDS,
+      candidates: config.RESPONSE_CACHE_CANDIDATES,
+      recommendedThreshold: pairReport.operatingPoint?.threshold ?? null,
+      heldOutRecallAtRecommended: pairReport.operatingPoint?.heldOut.semanticRecall ?? null,
+      heldOutFalseHitRateAtRecommended: pairReport.operatingPoint?.heldOut.falseHitRate ?? null,
+      heldOutPrecisionAtRecommended: pairReport.operatingPoint?.heldOut.precision ?? null,
+      embedderLoadMs: modelCost?.embedder.loadMs ?? null,
+      embedderRssMb: modelCost?.embedder.rssMb ?? null,
+      wordVectorsLoadMs: modelCost?.words.loadMs ?? null,
+      wordVectorsRssMb: modelCost?.words.rssMb ?? null,
       semanticRecall: pairReport.semanticRecall,
       falseHitRate: pairReport.falseHitRate,
       precision: pairReport.precision,
@@ -412,6 +497,14 @@ async function main(): Promise<void> {
         'falseHitRate (no guards)': r.unguarded.falseHitRate,
       })),
     );
+    const op = pairReport.operatingPoint;
+    console.log(
+      op
+        ? `\nrecommended operating point (calibration half, ${op.calibrationPairs} pairs: falseHitRate <= ${options.maxFalseHitRate}, precision >= ${options.minPrecision}): ` +
+            `threshold ${op.threshold}; calibration recall ${op.calibration.semanticRecall}, falseHitRate ${op.calibration.falseHitRate}, precision ${op.calibration.precision}; ` +
+            `held-out (${op.heldOutPairs} pairs) recall ${op.heldOut.semanticRecall}, falseHitRate ${op.heldOut.falseHitRate}, precision ${op.heldOut.precision}`
+        : `\nno threshold of the sweep meets falseHitRate <= ${options.maxFalseHitRate} and precision >= ${options.minPrecision} on the calibration half`,
+    );
     if (logReport) {
       console.log(
         `\nlog: ${options.log} — ${logReport.questions} questions, ${logReport.intents} intents, ${logReport.passes} passes`,
@@ -431,6 +524,8 @@ async function main(): Promise<void> {
           command: 'bench:cache',
           pairsFile: options.pairs,
           logFile: options.log ?? null,
+          logEvery: every,
+          logLimit: options.logLimit ?? null,
           embeddingsUrl: options.embeddingsUrl ?? 'simulator (lexical)',
           wallSeconds,
           summary,
@@ -442,10 +537,48 @@ async function main(): Promise<void> {
       ),
     );
     console.log(`report written to ${options.out}`);
+    if (logReport) {
+      const chart = resolve(options.chart ?? options.out.replace(/\.json$/, '') + '.svg');
+      mkdirSync(dirname(chart), { recursive: true });
+      writeFileSync(
+        chart,
+        await renderCacheChart(logReport.perPass, {
+          title: [
+            `kvchat response cache: ${logReport.questions} logged questions x ${logReport.passes} passes`,
+            `SIMULATED engine; embeddings: ${options.embeddingsUrl ? status.model : 'simulator (lexical)'}; threshold ${threshold}`,
+          ],
+        }),
+      );
+      console.log(`chart written to ${relative(process.cwd(), chart)}`);
+    }
   } finally {
     await removeKeys(instance);
     await instance.close();
   }
+}
+
+/** Load time (ms) and resident memory added (MB) by the local embedding model and the word vectors. */
+async function measureModelLoad(name: LocalEmbeddingModel) {
+  const mb = (bytes: number) => Math.round(bytes / 1e6);
+  let rss = process.memoryUsage().rss;
+  let started = performance.now();
+  const embedder = await loadLocalEmbedder(name);
+  const embedderCost = {
+    model: embedder.model,
+    loadMs: Math.round(performance.now() - started),
+    rssMb: mb(process.memoryUsage().rss - rss),
+  };
+  rss = process.memoryUsage().rss;
+  started = performance.now();
+  const words = sharedWordVectors();
+  return {
+    embedder: embedderCost,
+    words: {
+      size: words.size,
+      loadMs: Math.round(performance.now() - started),
+      rssMb: mb(process.memoryUsage().rss - rss),
+    },
+  };
 }
 
 /** Deletes the Redis keys this run wrote (its own key prefix), so benchmarks leave nothing behind. */

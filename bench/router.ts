@@ -35,6 +35,7 @@ interface Options {
   latencySample: number;
   offTopic?: string;
   offTopicLimit: number;
+  embedder?: string;
   out: string;
 }
 
@@ -127,6 +128,10 @@ async function main(): Promise<void> {
       'messages no agent should claim (JSONL dialogues {messages:[{role,content}]}: their user turns; or CSV with --text-column): measures how often they clear the floor',
     )
     .option('--off-topic-limit <n>', 'off-topic messages used', (v) => parseInt(v, 10), 1000)
+    .option(
+      '--embedder <model>',
+      'local embedding model (EMBEDDINGS_LOCAL_MODEL; default: the configured one)',
+    )
     .requiredOption('--out <json>', 'report path')
     .parse()
     .opts<Options>();
@@ -154,7 +159,7 @@ async function main(): Promise<void> {
     : [];
 
   process.stderr.write(
-    `starting kvchat in-process (engine simulator, its lexical embeddings); ${intents.length} intents x ${opts.perIntent} ` +
+    `starting kvchat in-process (engine simulator; embeddings as configured); ${intents.length} intents x ${opts.perIntent} ` +
       `examples (${opts.draw}), ${questions.length} questions` +
       (overlapping > 0 ? `, ${overlapping} questions skipped: also in --examples` : '') +
       '\n',
@@ -162,6 +167,7 @@ async function main(): Promise<void> {
   const instance = await startBenchInstance({
     SIMULATOR_TIME_SCALE: '0',
     ...(opts.floor !== undefined ? { AGENT_ROUTING_FLOOR: opts.floor } : {}),
+    ...(opts.embedder !== undefined ? { EMBEDDINGS_LOCAL_MODEL: opts.embedder } : {}),
   });
   try {
     const app = instance.running.app;
@@ -241,7 +247,7 @@ async function main(): Promise<void> {
     const correct = decisions.filter((d, i) => !d.fallback && d.agent === expected[i]).length;
     const fallbacks = decisions.filter((d) => d.fallback).length;
     const top1 = decisions.filter((d, i) => d.candidates?.[0]?.agent === expected[i]).length;
-    const floors = [0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5];
+    const floors = [0, 0.1, 0.2, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7];
     const floorSweep = floors.map((floor) => {
       let ok = 0;
       let fell = 0;

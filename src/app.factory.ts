@@ -10,6 +10,7 @@ import { frameworkErrorOptions, hardenHttp } from './common/http-hardening';
 import { ProblemFilter } from './common/problem.filter';
 import { AppConfig } from './config/app.config';
 import type { Env } from './config/config.loader';
+import { LifecycleService } from './lifecycle/lifecycle.service';
 import { requestIdFor } from './observability/logging.module';
 
 /** A started kvchat instance. */
@@ -40,8 +41,10 @@ export function setupSwagger(app: INestApplication): void {
 
 /**
  * Creates, configures and starts the app: Fastify (bounded JSON bodies, security headers, CORS when
- * configured, framework errors as problems), global validation, the problem filter, Swagger (unless
- * DOCS_ENABLED=false, or in production unless DOCS_ENABLED=true) and graceful shutdown.
+ * configured, framework errors as problems), global validation, the problem filter and Swagger
+ * (unless DOCS_ENABLED=false, or in production unless DOCS_ENABLED=true; never in a `worker`, which
+ * serves only /health and /metrics). Signals are the caller's: `main.ts` installs the graceful
+ * shutdown (src/lifecycle/graceful-shutdown.ts).
  * @param env overrides of process.env
  * @param options.port overrides PORT (0 = any free port)
  * @param options.imports extra modules (AppModule.forRoot's `extra`)
@@ -54,6 +57,9 @@ export async function createApp(
     bodyLimit: Number(env.BODY_LIMIT_BYTES ?? process.env.BODY_LIMIT_BYTES ?? 1_048_576),
     genReqId: (req: IncomingMessage) => requestIdFor(req),
     requestIdHeader: false,
+    // close() runs after the drain (src/lifecycle): whatever is still open then is cut, so a stuck
+    // stream cannot hold the process past the orchestrator's grace period.
+    forceCloseConnections: true,
     ...frameworkErrorOptions(),
   });
   const app = await NestFactory.create<NestFastifyApplication>(
@@ -74,7 +80,6 @@ export async function createApp(
   await app.register(multipart as unknown as Parameters<typeof app.register>[0]);
   app.useGlobalPipes(new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true }));
   app.useGlobalFilters(new ProblemFilter());
-  app.enableShutdownHooks();
   app
     .getHttpAdapter()
     .getInstance()
@@ -82,7 +87,8 @@ export async function createApp(
       void reply.header('x-request-id', request.id);
       done(null, payload);
     });
-  if (config.DOCS_ENABLED ?? config.NODE_ENV !== 'production') setupSwagger(app);
+  if (app.get(LifecycleService).servesApi && (config.DOCS_ENABLED ?? config.NODE_ENV !== 'production'))
+    setupSwagger(app);
   const port = options.port ?? config.PORT;
   const host = options.host ?? config.HOST;
   await app.listen(port, host);

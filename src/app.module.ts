@@ -11,6 +11,7 @@ import { ConversationsModule } from './conversations/conversations.module';
 import { DatabaseModule } from './database/database.module';
 import { HealthModule } from './health/health.module';
 import { KnowledgeModule } from './knowledge/knowledge.module';
+import { LifecycleModule } from './lifecycle/lifecycle.module';
 import { LoggingModule } from './observability/logging.module';
 import { ObservabilityModule } from './observability/observability.module';
 import { QueuesModule } from './queues/queues.module';
@@ -28,6 +29,7 @@ export class AppModule {
       imports: [
         KvchatConfigModule.forRoot(env),
         LoggingModule,
+        LifecycleModule,
         ObservabilityModule,
         RedisModule,
         DatabaseModule,

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { AgentsConfig } from '../config/agents.config';
-import { lexicalEmbedding } from '../simulator/lexical-embedding';
+import { lexicalEmbedding } from '../common/lexical-embedding';
 import { AGENT_METADATA, type AgentOptions } from './agent.decorator';
 import { IntentIndex } from './routing/intent-index';
 import { loadPromptTemplate } from '../context/prompt-template';

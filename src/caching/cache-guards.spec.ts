@@ -1,8 +1,18 @@
-import { defaultGuards, firstRejection, guardsByName, termGuard } from './cache-guards';
-import { analyzeQuestion, normalizeQuestion } from './question-features';
+import {
+  DEFAULT_TERM_TOLERANCE,
+  defaultGuards,
+  firstRejection,
+  guardsByName,
+  LEXICAL_TERM_TOLERANCE,
+  termGuard,
+} from './cache-guards';
+import { sharedWordVectors } from '../inference/word-vectors';
+import { analyzeQuestion, directedPairs, normalizeQuestion } from './question-features';
 
+/** The guards as the app builds them: with the in-process word vectors for near-synonyms. */
+const words = sharedWordVectors();
 const verdict = (query: string, candidate: string): string | null =>
-  firstRejection(defaultGuards(), analyzeQuestion(query), analyzeQuestion(candidate))?.guard ?? null;
+  firstRejection(defaultGuards(words), analyzeQuestion(query), analyzeQuestion(candidate))?.guard ?? null;
 
 describe('response-cache guards', () => {
   describe('close-but-different questions', () => {
@@ -40,12 +50,33 @@ describe('response-cache guards', () => {
       ['c# nullable reference types overview', 'f# nullable reference types overview', 'entity'],
       ['download latest NVIDIA driver for Windows', 'download latest AMD driver for Windows', 'entity'],
       ['search guides for migrating to ipv6', 'search guides for migrating to ipv4', 'entity'],
-      // direction of a transformation
+      // direction of a transformation: the arguments found across determiners, possessives, adjectives
       [
         'split monolith into microservices pitfalls',
         'split microservices into monolith pitfalls',
         'direction',
       ],
+      ['convert a string to an int', 'convert an int to a string', 'direction'],
+      ['copy files from my laptop to the server', 'copy files from the server to my laptop', 'direction'],
+      [
+        'how to split a monolith into microservices',
+        'how to split microservices into a monolith',
+        'direction',
+      ],
+      [
+        'move photos from my old phone to my new tablet',
+        'move photos from my new tablet to my old phone',
+        'direction',
+      ],
+      [
+        'is postgres faster than mysql for analytics',
+        'is mysql faster than postgres for analytics',
+        'direction',
+      ],
+      ['move the database from mysql to postgres', 'move the database from postgres to mysql', 'direction'],
+      // near-synonyms do not bridge different things
+      ['python dataclass default factory examples', 'python dataclass slots examples', 'term'],
+      ['best laptops for students', 'best phones for students', 'term'],
       // a lowercase key term or an added qualifier
       ['postgres vacuum settings explained', 'postgres wal settings explained', 'term'],
       [
@@ -76,13 +107,21 @@ describe('response-cache guards', () => {
       ['create a table with two columns name,age', 'create a 2-column table: name and age'],
       ['show top 3 restaurants with rating ≥4.5', 'list three restaurants rated at least 4.5'],
       ['restaurants open now near me', 'restaurants currently open nearby'],
+      // near-synonyms (word vectors) and word order
+      ['Best novels for teenagers', 'Best novels for teens'],
+      ['where to rent a car in Lisbon', 'where to rent a vehicle in Lisbon'],
+      ['cheap flights to Rome', 'inexpensive flights to Rome'],
+      ['where to buy a used car', 'where to purchase a used car'],
+      ['best comedy films of the 1980s', 'best comedy movies of the 1980s'],
+      ['nuxt vs next for content sites', 'next vs nuxt for content sites'],
+      ['how do I convert a string to an int in python', 'python: convert a string to an int'],
     ])('should let %j and %j share an answer', (query, candidate) => {
       expect(verdict(query, candidate)).toBeNull();
       expect(verdict(candidate, query)).toBeNull();
     });
 
     it('should let long paraphrases differ in a few words but not short ones', () => {
-      const sut = termGuard({ strictWords: 6, wordsPerMismatch: 2 });
+      const sut = termGuard(LEXICAL_TERM_TOLERANCE);
       const long = analyzeQuestion(
         'Gradio lets developers build machine learning demos and web applications with a few lines of Python',
       );
@@ -94,6 +133,32 @@ describe('response-cache guards', () => {
         sut.reject(analyzeQuestion('rotate api keys safely'), analyzeQuestion('store api keys safely')),
       ).not.toBeNull();
     });
+  });
+
+  it('should match near-synonyms only with word vectors', () => {
+    const query = analyzeQuestion('how to find a good lawyer in Boston');
+    const candidate = analyzeQuestion('how to find a good attorney in Boston');
+    expect(termGuard(DEFAULT_TERM_TOLERANCE, words).reject(query, candidate)).toBeNull();
+    expect(termGuard(LEXICAL_TERM_TOLERANCE).reject(query, candidate)).toBe('lawyer vs attorney');
+    expect(
+      termGuard({ ...DEFAULT_TERM_TOLERANCE, synonymSimilarity: 0.9 }, words).reject(query, candidate),
+    ).not.toBeNull();
+  });
+
+  it('should not match a name by a near-synonym', () => {
+    const sut = termGuard(DEFAULT_TERM_TOLERANCE, words);
+    expect(words.similarity('berlin', 'munich')).toBeGreaterThan(0.7);
+    expect(
+      sut.reject(analyzeQuestion('museums in Berlin'), analyzeQuestion('museums in Munich')),
+    ).not.toBeNull();
+  });
+
+  it('should read the arguments of to/into/from/than from the sentence structure', () => {
+    expect(directedPairs('convert a string to an int')).toEqual(['str>int']);
+    expect(directedPairs('copy files from my laptop to the server')).toEqual(['laptop>server']);
+    expect(directedPairs('how to move photos')).toEqual([]);
+    expect(directedPairs('is python faster than java')).toEqual(['python>java']);
+    expect(directedPairs('nuxt vs next for content sites')).toEqual([]);
   });
 
   it('should run only the guards named, in order', () => {

@@ -1,3 +1,4 @@
+import type { WordSimilarity } from '../inference/word-vectors';
 import type { QuestionFeatures } from './question-features';
 
 /** Names of the built-in guards, in the order they run. */
@@ -87,7 +88,11 @@ export const entityGuard: ResponseCacheGuard = {
   },
 };
 
-/** Direction: the same two words on either side of "to"/"into"/"from", swapped ("monolith into microservices"). */
+/**
+ * Direction: the same two arguments of to/into/from/than in swapped roles ("a monolith into
+ * microservices" vs "microservices into a monolith", "from my laptop to the server" vs "from the
+ * server to my laptop"), as `directedPairs` reads them from the sentence's structure.
+ */
 export const directionGuard: ResponseCacheGuard = {
   name: 'direction',
   reject(q, c) {
@@ -99,31 +104,75 @@ export const directionGuard: ResponseCacheGuard = {
   },
 };
 
+/** How strictly the content-word guard compares two questions. */
+export interface TermTolerance {
+  /** Questions of up to this many content words must match word for word (or by near-synonym). */
+  strictWords: number;
+  /** Beyond `strictWords`, one unmatched word is allowed per this many content words. */
+  wordsPerMismatch: number;
+  /**
+   * Least word-vector cosine at which a word of one question is matched by a near-synonym in the other
+   * ("lawyer"/"attorney", "car"/"vehicle"); > 1 turns near-synonyms off.
+   */
+  synonymSimilarity: number;
+  /**
+   * Words more frequent than this rank in the word model's corpus are generic ("provide", "allow",
+   * "tool"): an unmatched one counts `commonWordCost` instead of 1 against the allowance of a long
+   * question. 0 = every word counts 1.
+   */
+  commonRank: number;
+  commonWordCost: number;
+}
+
 /**
- * Content words: every topic word of each question must be matched in the other (same stem,
- * same synonym class, or a morphological variant: a shared prefix of at least 4 letters covering
- * 80% of the shorter stem). Catches the lowercase key term that changes a question
- * ("postgres vacuum settings" vs "postgres wal settings"), and an added qualifier
- * ("... in Spanish"). Long questions may differ in a few words: up to one unmatched word per
- * `wordsPerMismatch` content words beyond the first `strictWords`.
+ * Content words: every topic word of each question must be matched in the other: same stem, same
+ * synonym class, a morphological variant (a shared prefix of at least 4 letters covering 80% of the
+ * shorter stem) or, with word vectors, a near-synonym (cosine of the two words at least
+ * `synonymSimilarity`; never for a word written as a name or a question word). Catches the key term that changes a
+ * question ("postgres vacuum settings" vs "postgres wal settings") and an added qualifier
+ * ("... in Spanish"). Long questions may differ in a few words: an allowance of
+ * (content words - `strictWords`) / `wordsPerMismatch`, where a generic word costs less.
  */
-export function termGuard(options: { strictWords: number; wordsPerMismatch: number }): ResponseCacheGuard {
+export function termGuard(tolerance: TermTolerance, words?: WordSimilarity): ResponseCacheGuard {
   return {
     name: 'term',
     reject(q, c) {
-      const onlyQ = unmatched(q.content, c.content);
-      const onlyC = unmatched(c.content, q.content);
+      const onlyQ = unmatched(q, c, tolerance, words);
+      const onlyC = unmatched(c, q, tolerance, words);
       const n = Math.min(q.content.length, c.content.length);
-      const allowed = Math.max(0, Math.floor((n - options.strictWords) / options.wordsPerMismatch));
-      if (onlyQ.length <= allowed && onlyC.length <= allowed) return null;
+      const allowed = Math.max(0, (n - tolerance.strictWords) / tolerance.wordsPerMismatch);
+      const cost = (f: QuestionFeatures, concepts: string[]): number =>
+        concepts.reduce((sum, concept) => {
+          const word = f.contentWords.get(concept) ?? concept;
+          return sum + (words && words.rank(word) < tolerance.commonRank ? tolerance.commonWordCost : 1);
+        }, 0);
+      if (cost(q, onlyQ) <= allowed && cost(c, onlyC) <= allowed) return null;
       return `${onlyQ.join(',') || '-'} vs ${onlyC.join(',') || '-'}`;
     },
   };
 }
 
-function unmatched(words: string[], other: string[]): string[] {
-  const pool = new Set(other);
-  return words.filter((w) => !pool.has(w) && !other.some((o) => variantOf(w, o)));
+/** Question words ask for different kinds of answer (a place, a time, a reason): never near-synonyms. */
+const QUESTION_WORDS = new Set(['where', 'when', 'why', 'who', 'whose']);
+
+/** Concepts of `a` with no match in `b`. */
+function unmatched(
+  a: QuestionFeatures,
+  b: QuestionFeatures,
+  t: TermTolerance,
+  words?: WordSimilarity,
+): string[] {
+  const pool = new Set(b.content);
+  return a.content.filter((w) => {
+    if (pool.has(w) || b.content.some((o) => variantOf(w, o))) return false;
+    if (!words || t.synonymSimilarity > 1) return true;
+    const word = a.contentWords.get(w) ?? w;
+    if (a.namedWords.has(word) || QUESTION_WORDS.has(word)) return true;
+    for (const [, other] of b.contentWords) {
+      if (!b.namedWords.has(other) && words.similarity(word, other) >= t.synonymSimilarity) return false;
+    }
+    return true;
+  });
 }
 
 /** True for morphological variants ("partition"/"partitioning", "explain"/"explanation"). */
@@ -135,34 +184,57 @@ function variantOf(a: string, b: string): boolean {
   return prefix >= 4 && prefix >= 0.8 * shorter;
 }
 
-/** Default term-guard tolerance: questions of up to 6 content words must match word for word. */
-export const DEFAULT_TERM_TOLERANCE = { strictWords: 6, wordsPerMismatch: 2 };
+/**
+ * Default tolerance (docs/response-cache.md): questions of up to 6 content words match word for word or
+ * by near-synonym; longer ones may differ in one word per 1.5 beyond that, a generic word (the 20,000
+ * most frequent) costing a quarter. Near-synonyms from a GloVe cosine of 0.8: above the co-hyponyms that
+ * name different things ("laptops"/"phones" 0.78, "cats"/"dogs" 0.79, "spanish"/"french" 0.76), below
+ * the synonyms ("lawyer"/"attorney" 0.85, "car"/"vehicle" 0.86, "movies"/"films" 0.91). Some co-hyponyms
+ * score higher still ("comedies"/"dramas" 0.89): word vectors cannot tell those apart.
+ */
+export const DEFAULT_TERM_TOLERANCE: TermTolerance = {
+  strictWords: 6,
+  wordsPerMismatch: 1.5,
+  synonymSimilarity: 0.8,
+  commonRank: 20_000,
+  commonWordCost: 0.25,
+};
+
+/** Without word vectors: the lexical rules alone, as before near-synonyms. */
+export const LEXICAL_TERM_TOLERANCE: TermTolerance = {
+  strictWords: 6,
+  wordsPerMismatch: 2,
+  synonymSimilarity: 2,
+  commonRank: 0,
+  commonWordCost: 1,
+};
 
 /** The built-in guards by name; adding a guard = writing it and naming it here (and in RESPONSE_CACHE_GUARD_NAMES). */
-const BUILT_IN_GUARDS: Record<GuardName, () => ResponseCacheGuard> = {
+const BUILT_IN_GUARDS: Record<GuardName, (words?: WordSimilarity) => ResponseCacheGuard> = {
   negation: () => negationGuard,
   number: () => numberGuard,
   unit: () => unitGuard,
   date: () => dateGuard,
   entity: () => entityGuard,
   direction: () => directionGuard,
-  term: () => termGuard(DEFAULT_TERM_TOLERANCE),
+  term: (words) => termGuard(words ? DEFAULT_TERM_TOLERANCE : LEXICAL_TERM_TOLERANCE, words),
 };
 
 /** The built-in guards in their default order. */
-export function defaultGuards(): ResponseCacheGuard[] {
-  return guardsByName(['negation', 'number', 'unit', 'date', 'entity', 'direction', 'term']);
+export function defaultGuards(words?: WordSimilarity): ResponseCacheGuard[] {
+  return guardsByName(['negation', 'number', 'unit', 'date', 'entity', 'direction', 'term'], words);
 }
 
 /**
- * The built-in guards with these names, in the given order.
+ * The built-in guards with these names, in the given order; `words` gives the content-word guard its
+ * near-synonyms (without it, the lexical rules alone).
  * @throws RangeError for an unknown name
  */
-export function guardsByName(names: readonly string[]): ResponseCacheGuard[] {
+export function guardsByName(names: readonly string[], words?: WordSimilarity): ResponseCacheGuard[] {
   return names.map((name) => {
     const make = BUILT_IN_GUARDS[name as GuardName];
     if (!make) throw new RangeError(`unknown response-cache guard ${name}`);
-    return make();
+    return make(words);
   });
 }
 

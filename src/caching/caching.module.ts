@@ -2,6 +2,7 @@ import { Module, type Provider } from '@nestjs/common';
 import { CachingConfig } from '../config/caching.config';
 import { PgVectorStore } from '../database/vector-store';
 import { InferenceModule } from '../inference/inference.module';
+import { sharedWordVectors, type WordSimilarity } from '../inference/word-vectors';
 import { guardsByName, type ResponseCacheGuard } from './cache-guards';
 import { ResponseCacheAdmin } from './response-cache-admin.service';
 import { ResponseCacheController } from './response-cache.controller';
@@ -13,11 +14,20 @@ import { SemanticIndex } from './semantic-index';
 import { SingleFlight } from './single-flight';
 import { verifierProvider } from './verifier';
 
-/** The guards named by RESPONSE_CACHE_GUARDS, in that order. */
+/**
+ * The guards named by RESPONSE_CACHE_GUARDS, in that order; the content-word guard matches
+ * near-synonyms with the in-process word vectors when RESPONSE_CACHE_WORD_VECTORS is on.
+ */
 const guardsProvider: Provider = {
   provide: RESPONSE_CACHE_GUARDS,
   inject: [CachingConfig],
-  useFactory: (config: CachingConfig): ResponseCacheGuard[] => guardsByName(config.RESPONSE_CACHE_GUARDS),
+  useFactory: (config: CachingConfig): ResponseCacheGuard[] => {
+    const words: WordSimilarity | undefined =
+      config.RESPONSE_CACHE_WORD_VECTORS && config.RESPONSE_CACHE_GUARDS.includes('term')
+        ? sharedWordVectors()
+        : undefined;
+    return guardsByName(config.RESPONSE_CACHE_GUARDS, words);
+  },
 };
 
 /**

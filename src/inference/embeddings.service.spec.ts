@@ -1,8 +1,9 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { EmbeddingsConfig } from '../config/caching.config';
+import { CachingConfig, EmbeddingsConfig } from '../config/caching.config';
+import { loadConfigClass } from '../config/config.loader';
 import { InferenceConfig } from '../config/inference.config';
-import { EmbeddingsService } from './embeddings.service';
+import { EmbeddingsService, embeddingsProvider } from './embeddings.service';
 import { EmbeddingsUnavailable } from './embeddings.errors';
 
 /** A stand-in `/v1` server: lists models and embeds each input as [length, index, 1]. */
@@ -44,7 +45,11 @@ async function fakeEmbeddingsServer(models = ['chat-model', 'text-embed-small'])
 }
 
 function makeSut(baseURLs: string[], overrides: Partial<EmbeddingsConfig> = {}): EmbeddingsService {
-  const config = Object.assign(new EmbeddingsConfig(), { EMBEDDINGS_TIMEOUT_MS: 2000, ...overrides });
+  const config = Object.assign(new EmbeddingsConfig(), {
+    EMBEDDINGS_PROVIDER: 'remote',
+    EMBEDDINGS_TIMEOUT_MS: 2000,
+    ...overrides,
+  });
   return new EmbeddingsService(config, new InferenceConfig(), {
     baseURLs,
     simulated: true,
@@ -105,5 +110,78 @@ describe('EmbeddingsService', () => {
   it('should use the next server when one cannot be reached', async () => {
     const sut = makeSut(['http://127.0.0.1:1/v1', server.baseURL], { EMBEDDINGS_MODEL: 'text-embed-small' });
     await expect(sut.embedMany(['hello'])).resolves.toEqual([[5, 0, 1]]);
+  });
+});
+
+describe('EmbeddingsService (local provider)', () => {
+  const local = (env: Record<string, string>) =>
+    new EmbeddingsService(loadConfigClass(EmbeddingsConfig, env), new InferenceConfig(), {
+      baseURLs: ['http://127.0.0.1:9/v1'],
+      simulated: true,
+      close: () => Promise.resolve(),
+    });
+  const cosine = (a: number[], b: number[]) => a.reduce((s, x, i) => s + x * b[i], 0);
+
+  it('should default to the in-process model unless EMBEDDINGS_URL is set', () => {
+    expect(embeddingsProvider(loadConfigClass(EmbeddingsConfig, {}))).toBe('local');
+    expect(
+      embeddingsProvider(loadConfigClass(EmbeddingsConfig, { EMBEDDINGS_URL: 'http://e:8000/v1' })),
+    ).toBe('remote');
+    expect(
+      embeddingsProvider(
+        loadConfigClass(EmbeddingsConfig, {
+          EMBEDDINGS_URL: 'http://e:8000/v1',
+          EMBEDDINGS_PROVIDER: 'local',
+        }),
+      ),
+    ).toBe('local');
+  });
+
+  it('should read the local model and the caching knobs back from the environment', () => {
+    expect(
+      loadConfigClass(EmbeddingsConfig, { EMBEDDINGS_LOCAL_MODEL: 'lexical' }).EMBEDDINGS_LOCAL_MODEL,
+    ).toBe('lexical');
+    expect(() => loadConfigClass(EmbeddingsConfig, { EMBEDDINGS_LOCAL_MODEL: 'bert' })).toThrow(
+      /EMBEDDINGS_LOCAL_MODEL/,
+    );
+    const caching = loadConfigClass(CachingConfig, {
+      RESPONSE_CACHE_WORD_VECTORS: 'false',
+      RESPONSE_CACHE_CANDIDATES: '3',
+    });
+    expect(caching.RESPONSE_CACHE_WORD_VECTORS).toBe(false);
+    expect(caching.RESPONSE_CACHE_CANDIDATES).toBe(3);
+  });
+
+  it('should embed in process without any server, with the lexical model', async () => {
+    const sut = local({ EMBEDDINGS_LOCAL_MODEL: 'lexical' });
+    await expect(sut.describe()).resolves.toMatchObject({
+      model: 'kvchat-local-lexical-384',
+      dimension: 384,
+      baseURL: 'in-process',
+    });
+    const [a, b] = await sut.embedMany(['reset my password', 'how do I reset my password']);
+    expect(cosine(a, b)).toBeGreaterThan(0.5);
+  });
+
+  it('should place a paraphrase nearer than an unrelated question with the sentence model', async () => {
+    const sut = local({});
+    const info = await sut.describe();
+    expect(info).toMatchObject({
+      model: 'kvchat-local-use-lite-lexical-896',
+      dimension: 896,
+      baseURL: 'in-process',
+    });
+    const [q, paraphrase, other] = await Promise.all([
+      sut.embed('what will the weather be like in Paris tomorrow'),
+      sut.embed('Paris forecast for tomorrow'),
+      sut.embed('how do I reset my router password'),
+    ]);
+    expect(cosine(q, q)).toBeCloseTo(1, 5);
+    expect(cosine(q, paraphrase)).toBeGreaterThan(cosine(q, other) + 0.2);
+  });
+
+  it('should refuse a local model whose dimension is not EMBEDDINGS_DIMENSION', async () => {
+    const sut = local({ EMBEDDINGS_LOCAL_MODEL: 'lexical', EMBEDDINGS_DIMENSION: '512' });
+    await expect(sut.describe()).rejects.toBeInstanceOf(EmbeddingsUnavailable);
   });
 });

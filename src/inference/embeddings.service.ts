@@ -4,13 +4,21 @@ import { EmbeddingsConfig } from '../config/caching.config';
 import { InferenceConfig } from '../config/inference.config';
 import { ENGINE_ENDPOINTS, type EngineEndpoints } from './engine-endpoints.provider';
 import { EmbeddingsUnavailable } from './embeddings.errors';
+import { type LocalEmbedder, loadLocalEmbedder } from './local-embedder';
 
 /** The embedding model in use and the length of its vectors. */
 export interface EmbeddingModelInfo {
   model: string;
   dimension: number;
-  /** Base URL of the server that answers. */
+  /** Base URL of the server that answers, or `in-process` for a local model. */
   baseURL: string;
+  /** Time the local model took to load, ms (local models only). */
+  loadMs?: number;
+}
+
+/** What EMBEDDINGS_PROVIDER resolves to: unset = `remote` when EMBEDDINGS_URL is set, else `local`. */
+export function embeddingsProvider(config: EmbeddingsConfig): 'local' | 'remote' {
+  return config.EMBEDDINGS_PROVIDER ?? (config.EMBEDDINGS_URL ? 'remote' : 'local');
 }
 
 interface Pending {
@@ -20,12 +28,14 @@ interface Pending {
 }
 
 /**
- * Text embeddings over an OpenAI-compatible `/v1/embeddings` (vLLM serving an embedding model, the
- * engine simulator's lexical vectors, or any provider) through the `openai` SDK.
+ * Text embeddings from an in-process model (EMBEDDINGS_PROVIDER=local, the default:
+ * EMBEDDINGS_LOCAL_MODEL, see local-embedder.ts) or over an OpenAI-compatible `/v1/embeddings`
+ * (`remote`: vLLM serving an embedding model, the engine simulator's lexical vectors, or any provider)
+ * through the `openai` SDK.
  *
- * Model and dimension come from EMBEDDINGS_MODEL / EMBEDDINGS_DIMENSION, else from the server: the
- * first listed model whose id contains `embed`, and the length of a probe vector. Single texts asked
- * for in the same tick are sent as one batched request (up to EMBEDDINGS_BATCH_SIZE inputs).
+ * Remote model and dimension come from EMBEDDINGS_MODEL / EMBEDDINGS_DIMENSION, else from the server:
+ * the first listed model whose id contains `embed`, and the length of a probe vector. Single texts
+ * asked for in the same tick are embedded as one batch (up to EMBEDDINGS_BATCH_SIZE inputs).
  */
 @Injectable()
 export class EmbeddingsService {
@@ -33,6 +43,7 @@ export class EmbeddingsService {
   private readonly clients: { baseURL: string; client: OpenAI }[];
   private cursor = 0;
   private info?: Promise<EmbeddingModelInfo>;
+  private local?: LocalEmbedder;
   private queue: Pending[] = [];
   private flushScheduled = false;
 
@@ -61,7 +72,9 @@ export class EmbeddingsService {
    *   returns vectors of another length than EMBEDDINGS_DIMENSION
    */
   describe(): Promise<EmbeddingModelInfo> {
-    this.info ??= this.resolveModel().catch((e: unknown) => {
+    this.info ??= (
+      embeddingsProvider(this.config) === 'local' ? this.loadLocal() : this.resolveModel()
+    ).catch((e: unknown) => {
       this.info = undefined;
       throw e;
     });
@@ -103,7 +116,7 @@ export class EmbeddingsService {
   private async request(texts: readonly string[]): Promise<number[][]> {
     if (texts.length === 0) return [];
     const { model, dimension } = await this.describe();
-    const vectors = await this.call(model, texts);
+    const vectors = this.local ? await this.local.embed(texts) : await this.call(model, texts);
     for (const v of vectors) {
       if (v.length !== dimension) {
         throw new EmbeddingsUnavailable(
@@ -143,6 +156,26 @@ export class EmbeddingsService {
     throw new EmbeddingsUnavailable(
       `No embeddings server answered: ${lastError instanceof Error ? lastError.message : String(lastError)}`,
     );
+  }
+
+  private async loadLocal(): Promise<EmbeddingModelInfo> {
+    const started = performance.now();
+    try {
+      this.local = await loadLocalEmbedder(this.config.EMBEDDINGS_LOCAL_MODEL);
+    } catch (e) {
+      throw new EmbeddingsUnavailable(
+        `Cannot load the local embedding model ${this.config.EMBEDDINGS_LOCAL_MODEL}: ${e instanceof Error ? e.message : String(e)}`,
+      );
+    }
+    const { model, dimension } = this.local;
+    if (this.config.EMBEDDINGS_DIMENSION !== undefined && dimension !== this.config.EMBEDDINGS_DIMENSION) {
+      throw new EmbeddingsUnavailable(
+        `EMBEDDINGS_DIMENSION is ${this.config.EMBEDDINGS_DIMENSION} but the local model ${model} returns ${dimension}-dimensional vectors.`,
+      );
+    }
+    const loadMs = Math.round(performance.now() - started);
+    this.logger.log(`local embedding model ${model} (${dimension} dimensions) loaded in ${loadMs} ms`);
+    return { model, dimension, baseURL: 'in-process', loadMs };
   }
 
   private async resolveModel(): Promise<EmbeddingModelInfo> {

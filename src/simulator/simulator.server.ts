@@ -4,7 +4,7 @@ import { type ServerResponse } from 'node:http';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 
 import { type ChatMessage } from './chat-template';
-import { lexicalEmbedding } from './lexical-embedding';
+import { lexicalEmbedding } from '../common/lexical-embedding';
 import {
   type CompletionRequest,
   parseChatCompletionRequest,

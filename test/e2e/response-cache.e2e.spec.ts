@@ -4,9 +4,9 @@ import { postSse } from '../factories/sse';
 import { api, startTestApp, type TestApp } from '../factories/test-app';
 
 /**
- * The response cache through the turn API: the app on a real port, the engine simulator (its
- * lexical embeddings serve the semantic cache) as a server this suite controls for faults and
- * request counts, real Redis, PGlite with pgvector.
+ * The response cache through the turn API: the app on a real port (its default in-process embedding
+ * model serves the semantic cache), the engine simulator as a server this suite controls for faults
+ * and request counts, real Redis, PGlite with pgvector.
  */
 describe('response cache (e2e)', () => {
   let sim: RunningSimulator;

@@ -1,5 +1,5 @@
 import type { RoutableAgent } from '../../src/agents/routing/intent-classifier';
-import { lexicalEmbedding } from '../../src/simulator/lexical-embedding';
+import { lexicalEmbedding } from '../../src/common/lexical-embedding';
 
 /** A routable agent with the given examples. */
 export function routableAgent(

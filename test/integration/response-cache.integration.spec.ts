@@ -17,8 +17,8 @@ import {
 } from '../factories/response-cache';
 
 /**
- * The response cache against the real Redis, PGlite with pgvector and the engine simulator's
- * lexical embeddings: exact and semantic hits, guards, isolation, what is stored, single flight,
+ * The response cache against the real Redis, PGlite with pgvector and the default in-process
+ * embedding model (Universal Sentence Encoder lite + hashed n-grams, with word vectors for the guards): exact and semantic hits, guards, isolation, what is stored, single flight,
  * bounds and invalidation.
  */
 describe('response cache (integration)', () => {
@@ -300,7 +300,7 @@ describe('response cache (integration)', () => {
       hitRate: 0.5,
       stores: 2,
       entries: 2,
-      semantic: { enabled: true, dimension: 384 },
+      semantic: { enabled: true, dimension: 896 },
     });
     expect(report.guardRejections.term).toBeGreaterThanOrEqual(1);
   });
@@ -308,7 +308,7 @@ describe('response cache (integration)', () => {
   it('should report semantic lookups on, with the embedding model', () => {
     expect(h.app.get(SemanticIndex).describe()).toMatchObject({
       enabled: true,
-      model: expect.stringContaining('embed'),
+      model: 'kvchat-local-use-lite-lexical-896',
     });
   });
 });

@@ -7,7 +7,7 @@ import type {
   ChatCompletionMessageParam,
 } from 'openai/resources/chat/completions';
 
-import { cosineSimilarity } from '../../src/simulator/lexical-embedding';
+import { cosineSimilarity } from '../../src/common/lexical-embedding';
 import {
   type RunningSimulator,
   startEngineSimulator,

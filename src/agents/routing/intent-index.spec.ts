@@ -1,4 +1,4 @@
-import { lexicalEmbedding } from '../../simulator/lexical-embedding';
+import { lexicalEmbedding } from '../../common/lexical-embedding';
 import { IntentIndex, representativeExamples } from './intent-index';
 
 const embed = (text: string): number[] => lexicalEmbedding(text, 384);

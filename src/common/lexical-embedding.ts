@@ -9,7 +9,7 @@
  * Term frequency is sublinear (1 + ln tf); there is no idf (no corpus). Each feature group is
  * L2-normalised, weighted (words 1.0, bigrams 0.3, character grams 1.0) and the sum L2-normalised,
  * so the dot product of two embeddings is their cosine similarity. The weights were picked on
- * ../shared/data/semantic-cache (see docs/simulator.md): bigrams help word order a little but
+ * ../shared/data/semantic-cache (see docs/simulator.md; shared by the simulator and the local embedder): bigrams help word order a little but
  * over-weighting them hurts paraphrases that reorder words.
  *
  * Limits: it measures shared vocabulary, not meaning. Synonyms with no shared characters ("car" /
