@@ -2,6 +2,7 @@ import { Module } from '@nestjs/common';
 import { PgVectorStore } from '../database/vector-store';
 import { InferenceModule } from '../inference/inference.module';
 import { registerQueue } from '../queues/queue-options';
+import { queueProcessor } from '../queues/queue-processor';
 import { DocumentFetcher } from './document-fetcher';
 import { DocumentsController } from './documents.controller';
 import { DocumentsService } from './documents.service';
@@ -36,7 +37,8 @@ import { RetrievalService } from './retrieval.service';
     DocumentsService,
     DocumentFetcher,
     IngestionPipeline,
-    IngestJob,
+    // The worker runs in the worker and all roles only (KVCHAT_ROLE); the api role only queues.
+    queueProcessor(IngestJob),
     rerankerProvider,
     RetrievalService,
   ],

@@ -12,7 +12,7 @@ import { DocumentsService } from '../../src/knowledge/documents.service';
 import type { Ingestion } from '../../src/knowledge/ingestion.entity';
 import { KnowledgeModule } from '../../src/knowledge/knowledge.module';
 import { QueuesModule } from '../../src/queues/queues.module';
-import { lexicalEmbedding } from '../../src/simulator/lexical-embedding';
+import { lexicalEmbedding } from '../../src/common/lexical-embedding';
 
 /**
  * Embeddings the test controls: the simulator's lexical vectors (64 dimensions); ingestion's batches
