@@ -115,6 +115,11 @@ const NON_DEFAULTS: Record<string, { raw: string; expected: unknown; env?: Env }
   QUEUE_STALL_SECONDS: { raw: '30', expected: 30 },
   REDIS_URL: { raw: 'redis://cache:6380/2', expected: 'redis://cache:6380/2' },
   REDIS_KEY_PREFIX: { raw: 'tenant-x:', expected: 'tenant-x:' },
+  LOG_PROBE_REQUESTS: { raw: 'true', expected: true },
+  KVCHAT_ROLE: { raw: 'worker', expected: 'worker', env: { DATABASE_URL: 'postgres://u:p@db:5432/kv' } },
+  SHUTDOWN_DRAIN_MS: { raw: '5000', expected: 5000 },
+  HEALTH_READY_MIN_ENGINES: { raw: '2', expected: 2 },
+  HEALTH_CHECK_TIMEOUT_MS: { raw: '750', expected: 750 },
 };
 
 const classes = CONFIG_CLASSES as readonly (new () => object)[];
