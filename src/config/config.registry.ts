@@ -1,5 +1,6 @@
 import { AgentsConfig } from './agents.config';
 import { AppConfig } from './app.config';
+import { AuthConfig } from './auth.config';
 import { CachingConfig, EmbeddingsConfig } from './caching.config';
 import { ContextConfig } from './context.config';
 import { DatabaseConfig } from './database.config';
@@ -8,6 +9,7 @@ import { LangfuseConfig } from './langfuse.config';
 import { MetricsConfig } from './metrics.config';
 import { QueuesConfig } from './queues.config';
 import { RedisConfig } from './redis.config';
+import { UsageConfig } from './usage.config';
 
 /**
  * Every configuration class, one per concern. A module that adds a concern adds its class here;
@@ -25,4 +27,6 @@ export const CONFIG_CLASSES = [
   ContextConfig,
   AgentsConfig,
   QueuesConfig,
+  AuthConfig,
+  UsageConfig,
 ] as const;
