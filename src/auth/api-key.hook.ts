@@ -79,7 +79,8 @@ export class ApiKeyHook implements OnModuleInit {
       void reply.headers(await this.limits.admit(auth));
       return undefined;
     } catch (e) {
-      if (e instanceof RateLimitExceeded || e instanceof BudgetExceeded) void reply.headers(e.rateLimitHeaders);
+      if (e instanceof RateLimitExceeded || e instanceof BudgetExceeded)
+        void reply.headers(e.rateLimitHeaders);
       const problem = toProblem(e, request.url, String(request.id));
       return reply
         .status(problem.status)
@@ -99,9 +100,13 @@ function markRoutes(discovery: DiscoveryService, reflector: Reflector): void {
     const prototype = controller.prototype as Record<string, unknown>;
     for (const name of scanner.getAllMethodNames(prototype)) {
       const handler = prototype[name];
-      if (typeof handler !== 'function' || Reflect.getMetadata(METHOD_METADATA, handler) === undefined) continue;
+      if (typeof handler !== 'function' || Reflect.getMetadata(METHOD_METADATA, handler) === undefined)
+        continue;
       const isPublic = reflector.getAllAndOverride<boolean>(IS_PUBLIC, [handler, controller]) === true;
-      const existing = (Reflect.getMetadata(FASTIFY_ROUTE_CONFIG_METADATA, handler) ?? {}) as Record<string, unknown>;
+      const existing = (Reflect.getMetadata(FASTIFY_ROUTE_CONFIG_METADATA, handler) ?? {}) as Record<
+        string,
+        unknown
+      >;
       Reflect.defineMetadata(
         FASTIFY_ROUTE_CONFIG_METADATA,
         { ...existing, [ROUTE_AUTH]: isPublic ? 'public' : 'key' },

@@ -203,7 +203,8 @@ export class ApiKeyService {
     const em = this.em.fork();
     const apiKey = await this.find(em, id, within);
     if (settings.name !== undefined) apiKey.name = settings.name;
-    if (settings.scopes !== undefined) apiKey.scopes = apiKey.admin ? [...SCOPES] : checkScopes(settings.scopes);
+    if (settings.scopes !== undefined)
+      apiKey.scopes = apiKey.admin ? [...SCOPES] : checkScopes(settings.scopes);
     if (settings.models !== undefined) apiKey.models = checkModels(settings.models);
     if (settings.rpm !== undefined) apiKey.rpm = settings.rpm;
     if (settings.tpm !== undefined) apiKey.tpm = settings.tpm;

@@ -29,10 +29,12 @@ export class TenantService {
    */
   async create(name: string, settings: TenantSettings = {}): Promise<Tenant> {
     const trimmed = name.trim();
-    if (trimmed.length === 0 || trimmed.length > 200) throw new InvalidRequest('name must be 1..200 characters.');
+    if (trimmed.length === 0 || trimmed.length > 200)
+      throw new InvalidRequest('name must be 1..200 characters.');
     validateLimits(settings);
     const em = this.em.fork();
-    if (await em.findOne(Tenant, { name: trimmed })) throw new TenantExists(`A tenant named "${trimmed}" exists.`);
+    if (await em.findOne(Tenant, { name: trimmed }))
+      throw new TenantExists(`A tenant named "${trimmed}" exists.`);
     const tenant = em.create(Tenant, {
       name: trimmed,
       rpm: settings.rpm ?? null,
@@ -55,7 +57,10 @@ export class TenantService {
   async resolve(idOrName: string, within?: string): Promise<Tenant> {
     const tenant = await this.em
       .fork()
-      .findOne(Tenant, UUID.test(idOrName) ? { $or: [{ id: idOrName }, { name: idOrName }] } : { name: idOrName });
+      .findOne(
+        Tenant,
+        UUID.test(idOrName) ? { $or: [{ id: idOrName }, { name: idOrName }] } : { name: idOrName },
+      );
     if (!tenant || (within !== undefined && tenant.id !== within)) {
       throw new TenantNotFound(`No tenant ${JSON.stringify(idOrName)}.`);
     }

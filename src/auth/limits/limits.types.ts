@@ -12,7 +12,12 @@ export interface Budgets {
 
 export type BudgetName = keyof Budgets;
 
-export const BUDGET_NAMES: readonly BudgetName[] = ['tokensPerDay', 'tokensPerMonth', 'spendPerDay', 'spendPerMonth'];
+export const BUDGET_NAMES: readonly BudgetName[] = [
+  'tokensPerDay',
+  'tokensPerMonth',
+  'spendPerDay',
+  'spendPerMonth',
+];
 
 /** Limits of one holder (a key or a tenant). Null = no limit. */
 export interface Limits {

@@ -224,7 +224,8 @@ export class RateLimitService implements OnApplicationShutdown {
       for (const name of BUDGET_NAMES) {
         if (l.budgets?.[name] === undefined || l.budgets[name] === null) continue;
         const amount = name.startsWith('tokens') ? points : spend;
-        if (amount > 0) calls.push(this.budgetCounter(name).penalty(budgetKey(holder, id, name, now), amount));
+        if (amount > 0)
+          calls.push(this.budgetCounter(name).penalty(budgetKey(holder, id, name, now), amount));
       }
     }
     if (calls.length === 0) return;
@@ -246,7 +247,9 @@ export class RateLimitService implements OnApplicationShutdown {
       tenant: { rpm: tenant?.rpm ?? null, tpm: tenant?.tpm ?? null, budgets: tenant?.budgets ?? null },
     };
     const limited = (l: Limits): boolean =>
-      l.rpm !== null || l.tpm !== null || Object.values(l.budgets ?? {}).some((v) => v !== null && v !== undefined);
+      l.rpm !== null ||
+      l.tpm !== null ||
+      Object.values(l.budgets ?? {}).some((v) => v !== null && v !== undefined);
     return limited(merged.key) || limited(merged.tenant) ? merged : null;
   }
 

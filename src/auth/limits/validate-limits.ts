@@ -5,7 +5,11 @@ import { BUDGET_NAMES, type Budgets } from './limits.types';
  * Checks limits given to the service layer (the CLI has no DTO validation in front of it).
  * @throws InvalidRequest naming the field
  */
-export function validateLimits(settings: { rpm?: number | null; tpm?: number | null; budgets?: Budgets | null }): void {
+export function validateLimits(settings: {
+  rpm?: number | null;
+  tpm?: number | null;
+  budgets?: Budgets | null;
+}): void {
   for (const field of ['rpm', 'tpm'] as const) {
     const v = settings[field];
     if (v !== undefined && v !== null && (!Number.isInteger(v) || v < 1)) {

@@ -1,0 +1,232 @@
+import { EntityManager } from '@mikro-orm/postgresql';
+import { Injectable } from '@nestjs/common';
+import type { UsageRow } from './usage.types';
+
+/** How `GET /v1/usage` groups its rows. */
+export type UsageGroup = 'day' | 'key' | 'model' | 'endpoint';
+
+/** Filters of a usage report; every given field must match. `from` inclusive, `to` exclusive. */
+export interface UsageFilter {
+  from: Date;
+  to: Date;
+  tenantId?: string;
+  keyId?: string;
+  model?: string;
+}
+
+/** The summed counters of a group (tokens; USD). */
+export interface UsageCounters {
+  requests: number;
+  promptTokens: number;
+  cachedTokens: number;
+  completionTokens: number;
+  cost: number;
+  costAvoided: number;
+}
+
+/** One group of a report: its key (`2026-11-01`, a key id, a model or an endpoint) and counters. */
+export type UsageGroupRow = UsageCounters & { group: string };
+
+const DAY_MS = 86_400_000;
+
+/** The columns of a write batch, in `jsonb_to_recordset` form (names match UsageRow's JSON keys). */
+const RECORD_COLUMNS = `
+  "id" uuid, "occurredAt" timestamptz, "tenantId" uuid, "keyId" uuid, "requestId" text, "conversationId" uuid,
+  "endpoint" text, "model" text, "provider" text, "deployment" text, "promptTokens" int, "cachedTokens" int,
+  "completionTokens" int, "cacheLayer" text, "avoidedTokensExact" int, "avoidedCostExact" numeric,
+  "avoidedTokensSemantic" int, "avoidedCostSemantic" numeric, "avoidedTokensPrefix" int, "avoidedCostPrefix" numeric,
+  "cost" numeric, "costAvoided" numeric, "latencyMs" int, "ttftMs" int`;
+
+/**
+ * SQL of the usage ledger: batch inserts, the daily rollup and reports. Reads combine the rollup
+ * (`usage_daily`, whole UTC days folded through `usage_rollup_state.rolled_through_seq`) with the
+ * records it has not folded yet and the partial days at the range's edges, in one statement (one
+ * snapshot), so a report is exact whether or not the rollup has run.
+ */
+@Injectable()
+export class UsageLedgerRepository {
+  constructor(private readonly em: EntityManager) {}
+
+  /**
+   * Inserts a batch in one statement. Records already stored (same id: a retried job) are skipped.
+   * @returns how many were new
+   */
+  async insertBatch(rows: readonly UsageRow[]): Promise<number> {
+    if (rows.length === 0) return 0;
+    const result = await this.em.getConnection().execute<{ affectedRows: number }>(
+      `insert into usage_records (id, occurred_at, tenant_id, key_id, request_id, conversation_id, endpoint, model,
+         provider, deployment, prompt_tokens, cached_tokens, completion_tokens, cache_layer, avoided_tokens_exact,
+         avoided_cost_exact, avoided_tokens_semantic, avoided_cost_semantic, avoided_tokens_prefix, avoided_cost_prefix,
+         cost, cost_avoided, latency_ms, ttft_ms)
+       select "id", "occurredAt", "tenantId", "keyId", "requestId", "conversationId", "endpoint", "model",
+         "provider", "deployment", "promptTokens", "cachedTokens", "completionTokens", "cacheLayer", "avoidedTokensExact",
+         "avoidedCostExact", "avoidedTokensSemantic", "avoidedCostSemantic", "avoidedTokensPrefix", "avoidedCostPrefix",
+         "cost", "costAvoided", "latencyMs", "ttftMs"
+       from jsonb_to_recordset(?::jsonb) as r(${RECORD_COLUMNS})
+       on conflict (id) do nothing`,
+      [JSON.stringify(rows)],
+      'run',
+    );
+    return result.affectedRows;
+  }
+
+  /**
+   * Folds records stored since the last rollup into `usage_daily`. The table lock waits for batch
+   * inserts in flight and holds new ones for the rollup's duration (writers are queue workers, never
+   * the request path), so no record can appear below the new watermark afterwards.
+   * @returns the records folded and the new watermark
+   */
+  async rollup(): Promise<{ folded: number; throughSeq: string }> {
+    return this.em.getConnection().transactional(async (trx) => {
+      const connection = this.em.getConnection();
+      await connection.execute('lock table usage_records in exclusive mode', [], 'run', trx);
+      const [state] = await connection.execute<{ from: string; through: string | null }[]>(
+        `select s.rolled_through_seq as from, (select max(seq) from usage_records) as through
+         from usage_rollup_state s where s.id = 1 for update`,
+        [],
+        'all',
+        trx,
+      );
+      const from = state?.from ?? '0';
+      const through = state?.through ?? from;
+      if (BigInt(through) <= BigInt(from)) return { folded: 0, throughSeq: from };
+      const folded = await connection.execute<{ affectedRows: number }>(
+        `insert into usage_daily as d (day, tenant_id, key_id, model, endpoint, requests, prompt_tokens, cached_tokens,
+           completion_tokens, avoided_tokens_exact, avoided_tokens_semantic, avoided_tokens_prefix, cost, cost_avoided,
+           latency_ms_sum)
+         select (occurred_at at time zone 'UTC')::date, tenant_id, key_id, model, endpoint, count(*), sum(prompt_tokens),
+           sum(cached_tokens), sum(completion_tokens), sum(avoided_tokens_exact), sum(avoided_tokens_semantic),
+           sum(avoided_tokens_prefix), sum(cost), sum(cost_avoided), sum(latency_ms)
+         from usage_records where seq > ? and seq <= ?
+         group by 1, 2, 3, 4, 5
+         on conflict (day, tenant_id, key_id, model, endpoint) do update set
+           requests = d.requests + excluded.requests,
+           prompt_tokens = d.prompt_tokens + excluded.prompt_tokens,
+           cached_tokens = d.cached_tokens + excluded.cached_tokens,
+           completion_tokens = d.completion_tokens + excluded.completion_tokens,
+           avoided_tokens_exact = d.avoided_tokens_exact + excluded.avoided_tokens_exact,
+           avoided_tokens_semantic = d.avoided_tokens_semantic + excluded.avoided_tokens_semantic,
+           avoided_tokens_prefix = d.avoided_tokens_prefix + excluded.avoided_tokens_prefix,
+           cost = d.cost + excluded.cost,
+           cost_avoided = d.cost_avoided + excluded.cost_avoided,
+           latency_ms_sum = d.latency_ms_sum + excluded.latency_ms_sum`,
+        [from, through],
+        'run',
+        trx,
+      );
+      await connection.execute(
+        'update usage_rollup_state set rolled_through_seq = ?, rolled_at = now() where id = 1',
+        [through],
+        'run',
+        trx,
+      );
+      return { folded: folded.affectedRows, throughSeq: through };
+    });
+  }
+
+  /**
+   * Sums the ledger over `filter`, grouped by `group`, with the totals (`group` null) as the last row.
+   * Whole UTC days in the range come from the rollup plus the records it has not folded; partial days
+   * at the edges come from the records.
+   */
+  async report(
+    filter: UsageFilter,
+    group: UsageGroup,
+  ): Promise<{ rows: UsageGroupRow[]; totals: UsageCounters }> {
+    const fullFrom = new Date(Math.ceil(filter.from.getTime() / DAY_MS) * DAY_MS);
+    const fullTo = new Date(Math.floor(filter.to.getTime() / DAY_MS) * DAY_MS);
+    const hasFullDays = fullFrom < fullTo;
+    const where = (table: 'd' | 'r'): { sql: string; params: unknown[] } => {
+      const parts: string[] = [];
+      const params: unknown[] = [];
+      if (filter.tenantId) {
+        parts.push(`${table}.tenant_id = ?`);
+        params.push(filter.tenantId);
+      }
+      if (filter.keyId) {
+        parts.push(`${table}.key_id = ?`);
+        params.push(filter.keyId);
+      }
+      if (filter.model) {
+        parts.push(`${table}.model = ?`);
+        params.push(filter.model);
+      }
+      return { sql: parts.map((p) => ` and ${p}`).join(''), params };
+    };
+    const column = { day: 'day', key: 'key_id', model: 'model', endpoint: 'endpoint' }[group];
+    const rowsOfRecords = `(r.occurred_at at time zone 'UTC')::date as day, r.key_id, r.model, r.endpoint, 1 as requests,
+      r.prompt_tokens, r.cached_tokens, r.completion_tokens, r.cost, r.cost_avoided`;
+    const parts: string[] = [];
+    const params: unknown[] = [];
+    if (hasFullDays) {
+      const d = where('d');
+      parts.push(`select d.day, d.key_id, d.model, d.endpoint, d.requests, d.prompt_tokens, d.cached_tokens,
+          d.completion_tokens, d.cost, d.cost_avoided
+        from usage_daily d where d.day >= ?::date and d.day < ?::date${d.sql}`);
+      params.push(isoDay(fullFrom), isoDay(fullTo), ...d.params);
+      const r = where('r');
+      parts.push(`select ${rowsOfRecords} from usage_records r
+        where r.seq > (select rolled_through_seq from usage_rollup_state where id = 1)
+          and r.occurred_at >= ? and r.occurred_at < ?${r.sql}`);
+      params.push(fullFrom, fullTo, ...r.params);
+      const edges: [Date, Date][] = [
+        [filter.from, fullFrom],
+        [fullTo, filter.to],
+      ];
+      for (const [a, b] of edges) {
+        if (a >= b) continue;
+        const e = where('r');
+        parts.push(
+          `select ${rowsOfRecords} from usage_records r where r.occurred_at >= ? and r.occurred_at < ?${e.sql}`,
+        );
+        params.push(a, b, ...e.params);
+      }
+    } else {
+      const r = where('r');
+      parts.push(
+        `select ${rowsOfRecords} from usage_records r where r.occurred_at >= ? and r.occurred_at < ?${r.sql}`,
+      );
+      params.push(filter.from, filter.to, ...r.params);
+    }
+    const sql = `select ${group === 'day' ? `to_char(${column}, 'YYYY-MM-DD')` : `${column}::text`} as "group",
+        grouping(${column}) as is_total,
+        sum(requests)::bigint as requests, sum(prompt_tokens)::bigint as prompt_tokens,
+        sum(cached_tokens)::bigint as cached_tokens, sum(completion_tokens)::bigint as completion_tokens,
+        coalesce(sum(cost), 0) as cost, coalesce(sum(cost_avoided), 0) as cost_avoided
+      from (${parts.join('\n union all \n')}) u
+      group by grouping sets ((${column}), ())
+      order by is_total, 1`;
+    type Raw = {
+      group: string | null;
+      is_total: number;
+      requests: string | null;
+      prompt_tokens: string | null;
+      cached_tokens: string | null;
+      completion_tokens: string | null;
+      cost: string;
+      cost_avoided: string;
+    };
+    const raw = await this.em.getConnection().execute<Raw[]>(sql, params, 'all');
+    const counters = (r: Raw): UsageCounters => ({
+      requests: Number(r.requests ?? 0),
+      promptTokens: Number(r.prompt_tokens ?? 0),
+      cachedTokens: Number(r.cached_tokens ?? 0),
+      completionTokens: Number(r.completion_tokens ?? 0),
+      cost: Number(r.cost),
+      costAvoided: Number(r.cost_avoided),
+    });
+    const total = raw.find((r) => Number(r.is_total) === 1);
+    return {
+      rows: raw
+        .filter((r) => Number(r.is_total) === 0)
+        .map((r) => ({ group: r.group ?? '', ...counters(r) })),
+      totals: total
+        ? counters(total)
+        : { requests: 0, promptTokens: 0, cachedTokens: 0, completionTokens: 0, cost: 0, costAvoided: 0 },
+    };
+  }
+}
+
+function isoDay(d: Date): string {
+  return d.toISOString().slice(0, 10);
+}
