@@ -82,6 +82,10 @@ export class ApiKeyHook implements OnModuleInit {
       if (e instanceof RateLimitExceeded || e instanceof BudgetExceeded)
         void reply.headers(e.rateLimitHeaders);
       const problem = toProblem(e, request.url, String(request.id));
+      // The body was never read: close the connection rather than keep it alive with unread bytes.
+      const hasBody =
+        Number(request.headers['content-length'] ?? 0) > 0 || 'transfer-encoding' in request.headers;
+      if (hasBody) void reply.header('connection', 'close');
       return reply
         .status(problem.status)
         .headers(problemHeaders(problem, typeof request.headers.authorization === 'string'))

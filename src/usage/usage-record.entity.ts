@@ -13,7 +13,7 @@ export class UsageRecord {
   id!: string;
 
   /** Ingestion order: the daily rollup folds records up to a sequence number. */
-  @Property({ type: 'bigint', generated: 'identity' })
+  @Property({ type: 'bigint', columnType: 'bigint', autoincrement: true, generated: 'identity' })
   @Index()
   seq!: string;
 
