@@ -19,7 +19,7 @@ export class AuthConfig {
    * When the limiter's Redis is down or slow: true = let requests through unlimited (logged, counted in
    * `kvchat_rate_limiter_failures_total`); false = answer 503 `RateLimiterUnavailable` with Retry-After.
    */
-  @Transform(toBoolean) @IsBoolean() RATE_LIMIT_FAIL_OPEN: boolean = true;
+  @Transform(toBoolean) @IsBoolean() RATE_LIMIT_FAIL_OPEN = true;
   /**
    * Requests per minute per client IP without a valid API key (rejected keys, public routes other than
    * /health and /metrics); 0 = unlimited. Protects key verification from guessing and floods.

@@ -8,8 +8,6 @@ export class UsageConfig {
   @IsInt() @Min(1) USAGE_FLUSH_MS: number = 200;
   /** Records kept in memory while Redis cannot take them; past it the oldest are dropped and counted. */
   @IsInt() @Min(1000) USAGE_BUFFER_MAX: number = 200_000;
-  /** `usage` batches written to PostgreSQL at once by one worker process. */
-  @IsInt() @Min(1) @Max(32) USAGE_WRITER_CONCURRENCY: number = 2;
   /** How often the daily rollup folds new records into `usage_daily`, seconds. */
   @IsInt() @Min(1) USAGE_ROLLUP_INTERVAL_SECONDS: number = 60;
   /**
