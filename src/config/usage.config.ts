@@ -3,7 +3,7 @@ import { IsInt, IsJSON, IsOptional, Max, Min } from 'class-validator';
 /** The usage ledger: batching into the `usage` queue, the writer, rollups and prices. */
 export class UsageConfig {
   /** Records per `usage` job (one job = one INSERT); a full batch is queued at once. */
-  @IsInt() @Min(1) @Max(5000) USAGE_BATCH_SIZE: number = 500;
+  @IsInt() @Min(1) @Max(5000) USAGE_BATCH_SIZE: number = 1000;
   /** Longest a record waits in memory before its batch is queued, ms (the loss window of a hard kill). */
   @IsInt() @Min(1) USAGE_FLUSH_MS: number = 200;
   /** Records kept in memory while Redis cannot take them; past it the oldest are dropped and counted. */

@@ -12,8 +12,8 @@ import { USAGE_QUEUE, USAGE_WRITE_JOB, type UsageWriteJobData } from '../usage.q
 export class UsageWriteJob {
   constructor(private readonly ledger: UsageLedgerRepository) {}
 
-  /** Two batches at once: one waits on PostgreSQL while the next is decoded. */
-  @Process({ name: USAGE_WRITE_JOB, concurrency: 2 })
+  /** Four batches at once per worker process: PostgreSQL, not this process, is the bottleneck (bench:usage). */
+  @Process({ name: USAGE_WRITE_JOB, concurrency: 4 })
   async handle(job: Job<UsageWriteJobData>): Promise<{ inserted: number }> {
     return { inserted: await this.ledger.insertBatch(job.data.records) };
   }
