@@ -9,7 +9,7 @@ import { USAGE_QUEUE, USAGE_WRITE_JOB, type UsageWriteJobData } from './usage.qu
 import type { UsageInput, UsageRow } from './usage.types';
 
 /** How long shutdown waits for the last batches to reach the queue, ms. */
-const SHUTDOWN_FLUSH_MS = 5000;
+const SHUTDOWN_FLUSH_MS = 10_000;
 
 /**
  * Records billable requests in the usage ledger without making them wait: `record()` prices the
@@ -95,14 +95,23 @@ export class UsageRecorder implements BeforeApplicationShutdown {
     }
   }
 
+  /** Queues everything buffered in one round trip (`addBulk`), one job per USAGE_BATCH_SIZE records. */
   private async drain(): Promise<void> {
     while (this.buffer.length > 0) {
-      const batch = this.buffer.splice(0, this.config.USAGE_BATCH_SIZE);
+      const taken = this.buffer;
+      this.buffer = [];
+      const jobs = [];
+      for (let i = 0; i < taken.length; i += this.config.USAGE_BATCH_SIZE) {
+        jobs.push({
+          name: USAGE_WRITE_JOB,
+          data: { records: taken.slice(i, i + this.config.USAGE_BATCH_SIZE) },
+        });
+      }
       try {
-        await this.queue.add(USAGE_WRITE_JOB, { records: batch });
+        await this.queue.addBulk(jobs);
       } catch (e) {
-        this.buffer.unshift(...batch);
-        this.logger.warn(`could not queue ${batch.length} usage records: ${String(e)}; retrying`);
+        this.buffer = taken.concat(this.buffer);
+        this.logger.warn(`could not queue ${taken.length} usage records: ${String(e)}; retrying`);
         if (!this.closed) this.timer ??= setTimeout(() => void this.flush(), 1000).unref();
         return;
       }

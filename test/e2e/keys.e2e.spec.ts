@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { startEngineSimulator, type RunningSimulator } from '../../src/simulator/simulator.server';
 import { createScratchDatabase, type ScratchDatabase } from '../factories/postgres';
+import { deleteRedisPrefix } from '../factories/redis';
 import { api, startTestApp, type TestApp } from '../factories/test-app';
 
 /**
@@ -18,6 +19,7 @@ describe('API keys, scopes, limits and budgets (e2e, two replicas)', () => {
   let model: string;
   let tenantAdminKey: string;
   let tenantId: string;
+  const prefix = `kvchat-test-${randomUUID()}:`;
 
   beforeAll(async () => {
     db = await createScratchDatabase();
@@ -27,7 +29,7 @@ describe('API keys, scopes, limits and budgets (e2e, two replicas)', () => {
       INFERENCE_ENDPOINTS: sim.baseURL,
       RESPONSE_CACHE_ENABLED: 'false',
       API_KEY_CACHE_SECONDS: String(CACHE_SECONDS),
-      REDIS_KEY_PREFIX: `kvchat-test-${randomUUID()}:`,
+      REDIS_KEY_PREFIX: prefix,
     };
     a = await startTestApp(env);
     b = await startTestApp(env);
@@ -54,6 +56,7 @@ describe('API keys, scopes, limits and budgets (e2e, two replicas)', () => {
     await b?.close();
     await sim?.close();
     await db?.drop();
+    await deleteRedisPrefix(prefix);
   });
 
   const complete = (url: string, key: string, content: string, m = model) =>

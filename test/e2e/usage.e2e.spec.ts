@@ -5,6 +5,7 @@ import { UsageLedgerRepository } from '../../src/usage/usage-ledger.repository';
 import { UsageRecorder } from '../../src/usage/usage-recorder.service';
 import type { UsageInput, UsageRow } from '../../src/usage/usage.types';
 import { createScratchDatabase, type ScratchDatabase } from '../factories/postgres';
+import { deleteRedisPrefix } from '../factories/redis';
 import { api, startTestApp, type TestApp } from '../factories/test-app';
 
 const PRICES = {
@@ -244,6 +245,7 @@ describe('usage ledger when the app stops mid-stream (e2e)', () => {
 
   afterAll(async () => {
     await db?.drop();
+    await deleteRedisPrefix(prefix);
   });
 
   it('should lose no record made before the stop: the next instance writes what the queue still holds', async () => {
