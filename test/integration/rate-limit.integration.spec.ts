@@ -13,13 +13,14 @@ describe('RateLimitService (integration)', () => {
   const prefix = `kvchat-test-${randomUUID()}:`;
   let sut: RateLimitService;
 
-  beforeAll(() => {
+  beforeAll(async () => {
     sut = new RateLimitService(
       new AppConfig(),
       new AuthConfig(),
       Object.assign(new RedisConfig(), { REDIS_KEY_PREFIX: prefix }),
       new MetricsService(Object.assign(new MetricsConfig(), { METRICS_PROCESS: false })),
     );
+    await sut.onModuleInit();
   });
 
   afterAll(async () => {

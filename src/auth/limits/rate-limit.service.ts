@@ -1,4 +1,4 @@
-import { Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
+import { Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import type Redis from 'ioredis';
 import { Counter } from 'prom-client';
 import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
@@ -56,7 +56,7 @@ interface Window {
  * 503 `RateLimiterUnavailable`; it never turns a request into a 500.
  */
 @Injectable()
-export class RateLimitService implements OnApplicationShutdown {
+export class RateLimitService implements OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger(RateLimitService.name);
   private readonly redis: Redis;
   private readonly prefix: string;
@@ -83,6 +83,19 @@ export class RateLimitService implements OnApplicationShutdown {
       labelNames: ['outcome'],
       registers: [metrics.registry],
     });
+  }
+
+  /**
+   * Waits (at most 2 s) for the limiter's connection, so the first requests after boot are limited;
+   * a Redis that is down does not stop the boot (the limiter then fails open or closed).
+   */
+  async onModuleInit(): Promise<void> {
+    if (this.redis.status === 'ready') return;
+    try {
+      await withTimeout(new Promise<void>((resolve) => this.redis.once('ready', () => resolve())), 2000);
+    } catch {
+      this.logger.warn('rate limiter: Redis not ready at boot; limits fail open or closed until it is');
+    }
   }
 
   async onApplicationShutdown(): Promise<void> {
