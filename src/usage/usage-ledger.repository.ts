@@ -1,3 +1,4 @@
+import { IsolationLevel } from '@mikro-orm/core';
 import { EntityManager } from '@mikro-orm/postgresql';
 import { Injectable } from '@nestjs/common';
 import type { UsageRow } from './usage.types';
@@ -28,6 +29,8 @@ export interface UsageCounters {
 export type UsageGroupRow = UsageCounters & { group: string };
 
 const DAY_MS = 86_400_000;
+/** Placeholder for the rollup watermark among a report's parameters (read inside the report's snapshot). */
+const WATERMARK = Symbol('watermark');
 
 /** The columns of a write batch: the record's field, the table's column and its type. */
 const RECORD_COLUMNS: readonly (readonly [keyof UsageRow, string, string])[] = [
@@ -60,8 +63,8 @@ const RECORD_COLUMNS: readonly (readonly [keyof UsageRow, string, string])[] = [
 /**
  * SQL of the usage ledger: batch inserts, the daily rollup and reports. Reads combine the rollup
  * (`usage_daily`, whole UTC days folded through `usage_rollup_state.rolled_through_seq`) with the
- * records it has not folded yet and the partial days at the range's edges, in one statement (one
- * snapshot), so a report is exact whether or not the rollup has run.
+ * records it has not folded yet and the partial days at the range's edges, in one REPEATABLE READ
+ * snapshot, so a report is exact whether or not the rollup has run.
  */
 @Injectable()
 export class UsageLedgerRepository {
@@ -192,10 +195,10 @@ export class UsageLedgerRepository {
         from usage_daily d where d.day >= ?::date and d.day < ?::date${d.sql}`);
       params.push(isoDay(fullFrom), isoDay(fullTo), ...d.params);
       const r = where('r');
+      // The watermark as a value (not a subquery) lets the planner read just the tail through the seq index.
       parts.push(`select ${rowsOfRecords} from usage_records r
-        where r.seq > (select rolled_through_seq from usage_rollup_state where id = 1)
-          and r.occurred_at >= ? and r.occurred_at < ?${r.sql}`);
-      params.push(fullFrom, fullTo, ...r.params);
+        where r.seq > ?::bigint and r.occurred_at >= ? and r.occurred_at < ?${r.sql}`);
+      params.push(WATERMARK, fullFrom, fullTo, ...r.params);
       const edges: [Date, Date][] = [
         [filter.from, fullFrom],
         [fullTo, filter.to],
@@ -233,7 +236,22 @@ export class UsageLedgerRepository {
       cost: string;
       cost_avoided: string;
     };
-    const raw = await this.em.getConnection().execute<Raw[]>(sql, params, 'all');
+    // The watermark and the sums read one snapshot (REPEATABLE READ): a rollup committing in between
+    // can neither drop records from the report nor count them twice.
+    const connection = this.em.getConnection();
+    const raw = await connection.transactional(
+      async (trx) => {
+        const [state] = await connection.execute<{ through: string }[]>(
+          'select rolled_through_seq::text as through from usage_rollup_state where id = 1',
+          [],
+          'all',
+          trx,
+        );
+        const bound = params.map((p) => (p === WATERMARK ? (state?.through ?? '0') : p));
+        return connection.execute<Raw[]>(sql, bound, 'all', trx);
+      },
+      { isolationLevel: IsolationLevel.REPEATABLE_READ, readOnly: true },
+    );
     const counters = (r: Raw): UsageCounters => ({
       requests: Number(r.requests ?? 0),
       promptTokens: Number(r.prompt_tokens ?? 0),
