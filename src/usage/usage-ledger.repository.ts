@@ -111,7 +111,7 @@ export class UsageLedgerRepository {
       );
       return row?.through ?? '0';
     });
-    return connection.transactional(async (trx) => {
+    const result = await connection.transactional(async (trx) => {
       const [state] = await connection.execute<{ from: string }[]>(
         'select rolled_through_seq::text as "from" from usage_rollup_state where id = 1 for update',
         [],
@@ -152,6 +152,13 @@ export class UsageLedgerRepository {
       );
       return { folded: folded.affectedRows, throughSeq: watermark };
     });
+    if (result.folded > 0) {
+      // Reports bound the unrolled tail by `seq`; with statistics from before a burst of inserts the
+      // planner scans the month's records instead of the tail (16 s instead of ms at 1M records,
+      // bench:usage). Autovacuum's analyze can lag a burst by minutes; a sampled ANALYZE is cheap.
+      await connection.execute('analyze usage_records, usage_daily', [], 'run');
+    }
+    return result;
   }
 
   /**
