@@ -18,10 +18,7 @@ const swc = [
   },
 ];
 const common = {
-  // content-disposition 3 (under @fastify/static, which Swagger UI needs on Fastify) ships ESM only;
-  // Node 20 requires it natively, jest's CommonJS runtime needs it compiled.
-  transform: { '^.+\\.ts$': swc, '/content-disposition/.+\\.js$': swc },
-  transformIgnorePatterns: ['/node_modules/(?!(@fastify/static/node_modules/)?content-disposition/)'],
+  transform: { '^.+\\.ts$': swc },
   moduleFileExtensions: ['ts', 'js', 'json'],
   testEnvironment: 'node',
 };

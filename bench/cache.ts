@@ -1,5 +1,5 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { dirname, relative, resolve } from 'node:path';
 import { Presets, SingleBar } from 'cli-progress';
 import { Command } from 'commander';
 import type Redis from 'ioredis';
@@ -13,6 +13,7 @@ import { CachingConfig } from '../src/config/caching.config';
 import { RedisConfig } from '../src/config/redis.config';
 import { REDIS } from '../src/redis/redis.module';
 import { type BenchInstance, startBenchInstance } from './harness';
+import { renderCacheChart } from './cache-chart';
 import {
   type LogQuestion,
   type ProbeExplanation,
@@ -31,6 +32,7 @@ interface Options {
   pairs: string;
   log?: string;
   logLimit?: number;
+  logEvery: number;
   logPasses: number;
   threshold?: string;
   embeddingsUrl?: string;
@@ -38,6 +40,7 @@ interface Options {
   sweep: string;
   concurrency: number;
   out: string;
+  chart?: string;
 }
 
 /** What kvchat's chat completions endpoint reports about the cache (its `kvchat` extension). */
@@ -307,6 +310,12 @@ async function main(): Promise<void> {
       'pairs: JSON [{origin, similar}] or CSV sentence1,sentence2,label (`*` stripped)',
     )
     .option('--log <csv>', 'question log (CSV with text and category columns; one category = one answer)')
+    .option(
+      '--log-every <k>',
+      'keep every k-th log question (a log sorted by intent then spans every intent)',
+      (v) => parseInt(v, 10),
+      1,
+    )
     .option('--log-limit <n>', 'replay only the first n log questions', (v) => parseInt(v, 10))
     .option(
       '--log-passes <n>',
@@ -338,10 +347,16 @@ async function main(): Promise<void> {
       8,
     )
     .option('--out <json>', 'report path', 'bench/reports/cache.json')
+    .option('--chart <svg>', 'chart of the question log passes (default: beside --out, .svg; needs --log)')
     .parse();
   const options = program.opts<Options>();
   const pairs = readPairs(options.pairs);
-  const log = options.log ? readLog(options.log).slice(0, options.logLimit ?? Infinity) : [];
+  const every = Math.max(1, options.logEvery);
+  const log = options.log
+    ? readLog(options.log)
+        .filter((_, i) => i % every === 0)
+        .slice(0, options.logLimit ?? Infinity)
+    : [];
   if (pairs.length === 0) throw new Error(`${options.pairs} holds no pairs`);
 
   process.stderr.write(
@@ -431,6 +446,8 @@ async function main(): Promise<void> {
           command: 'bench:cache',
           pairsFile: options.pairs,
           logFile: options.log ?? null,
+          logEvery: every,
+          logLimit: options.logLimit ?? null,
           embeddingsUrl: options.embeddingsUrl ?? 'simulator (lexical)',
           wallSeconds,
           summary,
@@ -442,6 +459,20 @@ async function main(): Promise<void> {
       ),
     );
     console.log(`report written to ${options.out}`);
+    if (logReport) {
+      const chart = resolve(options.chart ?? options.out.replace(/\.json$/, '') + '.svg');
+      mkdirSync(dirname(chart), { recursive: true });
+      writeFileSync(
+        chart,
+        await renderCacheChart(logReport.perPass, {
+          title: [
+            `kvchat response cache: ${logReport.questions} logged questions x ${logReport.passes} passes`,
+            `SIMULATED engine; embeddings: ${options.embeddingsUrl ? status.model : 'simulator (lexical)'}; threshold ${threshold}`,
+          ],
+        }),
+      );
+      console.log(`chart written to ${relative(process.cwd(), chart)}`);
+    }
   } finally {
     await removeKeys(instance);
     await instance.close();

@@ -4,12 +4,14 @@ import type { ConfigFigures } from './multiturn-report';
 
 /**
  * Renders the chart of a multi-turn report as SVG (vega-lite compiled to vega, rendered headless):
- * engine TTFT p50 by turn index (top) and the cached-token share by turn index (bottom), one line
- * per configuration.
+ * TTFT p50 by turn index (top), the cached-token share by turn index (middle) and the prompt tokens
+ * the engine computed (prefilled) per turn, mean per conversation (bottom: the gap between lines is
+ * the prefill the caches saved), one line per configuration.
+ * @param options.ttftTitle axis title of the TTFT panel (say whose clock it is: model time or wall)
  */
 export async function renderMultiturnChart(
   configs: Record<string, ConfigFigures>,
-  options: { title: string; names?: string[] },
+  options: { title: string | string[]; names?: string[]; ttftTitle?: string },
 ): Promise<string> {
   const names = options.names ?? Object.keys(configs);
   const values = names.flatMap((config) =>
@@ -18,6 +20,7 @@ export async function renderMultiturnChart(
       turn: row.turn,
       ttftMs: row.ttftP50Ms,
       cachedShare: row.cachedShare,
+      computedTokens: Math.round(row.promptTokens * (1 - row.cachedShare)),
     })),
   );
   const color = { field: 'config', type: 'nominal', title: 'configuration', sort: names } as const;
@@ -33,7 +36,11 @@ export async function renderMultiturnChart(
         mark: { type: 'line', point: true },
         encoding: {
           x,
-          y: { field: 'ttftMs', type: 'quantitative', title: 'engine TTFT p50 (ms, model time)' },
+          y: {
+            field: 'ttftMs',
+            type: 'quantitative',
+            title: options.ttftTitle ?? 'engine TTFT p50 (ms, model time)',
+          },
           color,
         },
       },
@@ -49,6 +56,20 @@ export async function renderMultiturnChart(
             title: 'cached tokens / prompt tokens',
             scale: { domain: [0, 1] },
             axis: { format: '%' },
+          },
+          color,
+        },
+      },
+      {
+        width: 640,
+        height: 200,
+        mark: { type: 'line', point: true },
+        encoding: {
+          x,
+          y: {
+            field: 'computedTokens',
+            type: 'quantitative',
+            title: 'prompt tokens prefilled (mean)',
           },
           color,
         },

@@ -49,7 +49,7 @@ export interface ConfigFigures {
   prefillReduction: number;
   promptTokens: number;
   cachedTokens: number;
-  /** Engine TTFT (model ms), turns 2 and later. */
+  /** TTFT (`ttftOf`: engine model ms on the simulator, backend-measured on a real engine), turns 2 and later. */
   ttftP50Ms: number;
   ttftP95Ms: number;
   /** Backend-measured TTFT, wall-clock under the time scale, turns 2 and later, ms. */
@@ -109,6 +109,11 @@ export function chainSessions(dialogues: readonly Dialogue[], count: number, tur
 }
 
 const ratio = (a: number, b: number): number => (b > 0 ? a / b : 0);
+/**
+ * The TTFT a turn is judged by: the engine's modelled TTFT when the engine reports one (the
+ * simulator, in calibrated model time), else the backend-measured TTFT (a real engine such as vLLM).
+ */
+export const ttftOf = (t: MeasuredTurn): number => t.engineTtftMs ?? t.wallTtftMs;
 const sum = (rows: readonly MeasuredTurn[], f: (t: MeasuredTurn) => number): number =>
   rows.reduce((a, t) => a + f(t), 0);
 
@@ -117,7 +122,7 @@ export function figuresOf(turns: readonly MeasuredTurn[]): ConfigFigures {
   const ok = turns.filter((t) => t.status === 'ok');
   const engine = ok.filter((t) => !t.responseCacheHit);
   const later = engine.filter((t) => t.turn > 1);
-  const ttfts = later.map((t) => t.engineTtftMs).filter((v): v is number => v !== null);
+  const ttfts = later.map(ttftOf);
   const replicas: Record<string, number> = {};
   for (const t of engine) if (t.replica) replicas[t.replica] = (replicas[t.replica] ?? 0) + 1;
   const maxTurn = Math.max(0, ...engine.map((t) => t.turn));
@@ -125,7 +130,7 @@ export function figuresOf(turns: readonly MeasuredTurn[]): ConfigFigures {
   for (let turn = 1; turn <= maxTurn; turn++) {
     const rows = engine.filter((t) => t.turn === turn);
     if (rows.length === 0) continue;
-    const values = rows.map((t) => t.engineTtftMs).filter((v): v is number => v !== null);
+    const values = rows.map(ttftOf);
     const prompt = sum(rows, (t) => t.promptTokens);
     byTurn.push({
       turn,

@@ -1,4 +1,4 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, relative, resolve } from 'node:path';
 import { MultiBar, Presets } from 'cli-progress';
@@ -57,14 +57,27 @@ interface Options {
   configs: string;
   out: string;
   chart?: string;
+  /** A running kvchat to measure instead of in-process ones (e.g. compose with vLLM + LMCache). */
+  baseUrl?: string;
+  apiKey?: string;
+  /** The configuration name of a --base-url run. */
+  label?: string;
+  /** Earlier reports whose configurations are drawn and summarised with this run's. */
+  merge: string[];
 }
 
-async function runConfig(
-  name: string,
-  sessions: string[][],
-  opts: Options,
-  bars: MultiBar,
-): Promise<{ turns: MeasuredTurn[]; wallSeconds: number; engineStats: unknown }> {
+/** Where a configuration runs: a kvchat started for it in-process, or a running one (--base-url). */
+interface Target {
+  url: string;
+  /** API keys of two tenants (one with --base-url). */
+  keys: string[];
+  close(): Promise<void>;
+}
+
+async function startTarget(name: string, opts: Options): Promise<Target> {
+  if (opts.baseUrl) {
+    return { url: opts.baseUrl, keys: [opts.apiKey!], close: () => Promise.resolve() };
+  }
   const config = CONFIGS[name];
   const instance = await startBenchInstance(
     {
@@ -79,9 +92,19 @@ async function runConfig(
   );
   // Two tenants share the engines (their cache salts differ): isolation must not cost reuse.
   const keys = [instance.apiKey, await instance.newKey(`multiturn-${name}-b`)];
+  return { url: instance.url, keys, close: () => instance.close() };
+}
+
+async function runConfig(
+  name: string,
+  sessions: string[][],
+  opts: Options,
+  bars: MultiBar,
+): Promise<{ turns: MeasuredTurn[]; wallSeconds: number; engineStats: unknown }> {
+  const target = await startTarget(name, opts);
   // The API is called like any client would: the OpenAI SDK's generic JSON transport.
-  const clients = keys.map(
-    (apiKey) => new OpenAI({ baseURL: instance.url, apiKey, maxRetries: 0, timeout: 600_000 }),
+  const clients = target.keys.map(
+    (apiKey) => new OpenAI({ baseURL: target.url, apiKey, maxRetries: 0, timeout: 600_000 }),
   );
   const bar = bars.create(sessions.length * opts.turns, 0, { config: name.padEnd(17) });
   const turns: MeasuredTurn[] = [];
@@ -147,11 +170,14 @@ async function runConfig(
         }
       }),
     );
-    // What the replicas themselves counted (admin key: the global scope includes the engine section).
-    engineStats = (await clients[0].get<{ layers: { engine?: unknown } }>('/v1/cache/stats?scope=global'))
-      .layers.engine;
+    // What the replicas themselves counted (admin key: the global scope includes the engine section;
+    // a --base-url key may not be an admin's, then it is left out).
+    engineStats = await clients[0].get<{ layers: { engine?: unknown } }>('/v1/cache/stats?scope=global').then(
+      (stats) => stats.layers.engine,
+      () => null,
+    );
   } finally {
-    await instance.close();
+    await target.close();
   }
   return { turns, wallSeconds: (performance.now() - started) / 1000, engineStats };
 }
@@ -210,19 +236,47 @@ async function main(): Promise<void> {
     .option('--configs <list>', 'configurations to run', Object.keys(CONFIGS).join(','))
     .option('--out <json>', 'report path', 'bench/reports/multiturn.json')
     .option('--chart <svg>', 'chart path (default: beside --out, .svg)')
+    .option(
+      '--base-url <url>',
+      'measure a running kvchat (e.g. docker/compose.yaml with vLLM + LMCache) as one configuration, --label',
+    )
+    .option('--api-key <key>', 'API key for --base-url (default: $KVCHAT_API_KEY)')
+    .option(
+      '--label <name>',
+      'configuration name of the --base-url run (cache_off and default are summarised)',
+    )
+    .option(
+      '--merge <json...>',
+      'earlier multiturn reports whose configurations are drawn and summarised with this run',
+      [],
+    )
     .parse();
   const raw = program.opts<Omit<Options, 'concurrency'> & { concurrency?: number }>();
-  const opts: Options = { ...raw, concurrency: raw.concurrency ?? raw.conversations };
-  const names = opts.configs.split(',').map((s) => s.trim());
-  for (const n of names)
-    if (!CONFIGS[n])
-      throw new Error(`unknown configuration ${n} (known: ${Object.keys(CONFIGS).join(', ')})`);
+  const opts: Options = {
+    ...raw,
+    apiKey: raw.apiKey ?? process.env.KVCHAT_API_KEY,
+    concurrency: raw.concurrency ?? raw.conversations,
+  };
+  if (opts.baseUrl && (!opts.apiKey || !opts.label))
+    throw new Error('--base-url needs --api-key (or KVCHAT_API_KEY) and --label');
+  const names = opts.baseUrl ? [opts.label!] : opts.configs.split(',').map((s) => s.trim());
+  if (!opts.baseUrl)
+    for (const n of names)
+      if (!CONFIGS[n])
+        throw new Error(`unknown configuration ${n} (known: ${Object.keys(CONFIGS).join(', ')})`);
+  const merged: Record<string, ConfigFigures> = {};
+  for (const path of opts.merge) {
+    const earlier = JSON.parse(readFileSync(path, 'utf8')) as { perConfig: Record<string, ConfigFigures> };
+    Object.assign(merged, earlier.perConfig);
+  }
 
   const dialogues = await readJsonl<Dialogue>(opts.data);
   const sessions = chainSessions(dialogues, opts.conversations, opts.turns);
+  const engineLabel = opts.baseUrl
+    ? `the running kvchat at ${opts.baseUrl}`
+    : `engine simulator, ${opts.replicas} replicas, time scale ${opts.timeScale}: answers are synthetic or replayed`;
   process.stderr.write(
-    `multiturn: ${sessions.length} sessions x ${opts.turns} turns, ${opts.replicas} replicas, time scale ${opts.timeScale}, ` +
-      `configs ${names.join(', ')} (engine simulator: answers are synthetic or replayed)\n`,
+    `multiturn: ${sessions.length} sessions x ${opts.turns} turns, configs ${names.join(', ')} (${engineLabel})\n`,
   );
   const bars = new MultiBar(
     {
@@ -249,7 +303,7 @@ async function main(): Promise<void> {
   } finally {
     bars.stop();
   }
-  const configs: Record<string, ConfigFigures> = {};
+  const configs: Record<string, ConfigFigures> = { ...merged };
   for (const name of names) configs[name] = figuresOf(turns.filter((t) => t.config === name));
   const summary = summarizeConfigs(configs);
 
@@ -263,13 +317,23 @@ async function main(): Promise<void> {
   writeFileSync(
     chart,
     await renderMultiturnChart(configs, {
-      title: `kvchat multi-turn: ${sessions.length} sessions x ${opts.turns} turns, ${opts.replicas} replicas`,
-      names: names.filter((n) => n !== 'default_1_replica'),
+      title: [
+        `kvchat multi-turn: ${sessions.length} sessions x ${opts.turns} turns`,
+        opts.baseUrl
+          ? `measured on ${opts.baseUrl}${opts.merge.length > 0 ? ' (with earlier runs merged)' : ''}`
+          : `SIMULATED: engine simulator (${opts.replicas} replicas), not a GPU`,
+      ],
+      names: Object.keys(configs).filter((n) => n !== 'default_1_replica'),
+      ttftTitle: opts.baseUrl
+        ? 'TTFT p50 (ms, measured by kvchat)'
+        : 'engine TTFT p50 (ms, simulated model time)',
     }),
   );
   const report = {
     command: 'bench:multiturn',
     data: opts.data,
+    engine: opts.baseUrl ? { baseUrl: opts.baseUrl, label: opts.label } : 'engine simulator (in-process)',
+    merged: opts.merge,
     parameters: {
       conversations: sessions.length,
       turns: opts.turns,
@@ -285,12 +349,18 @@ async function main(): Promise<void> {
       '(x-kvchat-engine-model-prefill-ms: overhead + uncached prompt tokens x prefill cost + tokens loaded from ' +
       'LMCache x load cost, unscaled, without queueing), turns 2 and later; wallTtftP50Ms is what the backend ' +
       'measured under the time scale (noisy, shared machine).',
-    configurations: Object.fromEntries(names.map((n) => [n, CONFIGS[n].description])),
+    configurations: Object.fromEntries(
+      names.map((n) => [n, CONFIGS[n]?.description ?? `the running kvchat at ${opts.baseUrl}`]),
+    ),
     summary,
     wallSeconds: Number(((performance.now() - started) / 1000).toFixed(1)),
     chart: relative(dirname(out), chart),
     perConfig: Object.fromEntries(
-      names.map((n) => [n, { ...configs[n], wallSeconds: Number(walls[n].toFixed(1)), engine: engine[n] }]),
+      Object.keys(configs).map((n) =>
+        names.includes(n)
+          ? [n, { ...configs[n], wallSeconds: Number(walls[n].toFixed(1)), engine: engine[n] }]
+          : [n, configs[n]],
+      ),
     ),
     failures: turns.filter((t) => t.status === 'failed').slice(0, 20),
   };

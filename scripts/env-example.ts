@@ -1,15 +1,29 @@
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as ts from 'typescript';
+import { CONFIG_CLASSES } from '../src/config/config.registry';
 
 /**
  * Writes config/.env.example from the configuration classes in src/config: each class becomes a
  * section (its docstring's first line as the heading), each property a commented variable with its
- * default (or commented out when it has none). `npm run config:example` regenerates it; a unit spec
+ * default as an instance of the class holds it (commented out when it has none), so the file boots
+ * unchanged when copied to `.env`. `npm run config:example` regenerates it; a unit spec
  * checks it lists every variable.
  */
 const CONFIG_DIR = join(__dirname, '..', '..', 'src', 'config');
 const OUT = join(__dirname, '..', '..', 'config', '.env.example');
+
+/** Every variable's default, read from an instance of its class. */
+const defaults = new Map<string, unknown>(
+  CONFIG_CLASSES.flatMap((cls) => Object.entries(new (cls as new () => object)())),
+);
+
+/** A default as the loader parses it back: lists comma-separated; undefined for none. */
+function renderDefault(value: unknown): string | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (Array.isArray(value)) return value.map(String).join(',');
+  return String(value as string | number | boolean);
+}
 
 function docOf(node: ts.Node, source: ts.SourceFile): string {
   const ranges = ts.getLeadingCommentRanges(source.text, node.getFullStart()) ?? [];
@@ -51,18 +65,8 @@ for (const file of readdirSync(CONFIG_DIR)
       if (!/^[A-Z][A-Z0-9_]*$/.test(name)) continue;
       const doc = docOf(member, source);
       if (doc) sections.push(`# ${doc}`);
-      const init = member.initializer;
-      let value: string | undefined;
-      if (init) {
-        if (ts.isStringLiteral(init) || ts.isNoSubstitutionTemplateLiteral(init)) value = init.text;
-        else if (ts.isNumericLiteral(init)) value = init.text.replace(/_/g, '');
-        else if (ts.isPrefixUnaryExpression(init)) value = init.getText(source).replace(/_/g, '');
-        else if (init.kind === ts.SyntaxKind.TrueKeyword) value = 'true';
-        else if (init.kind === ts.SyntaxKind.FalseKeyword) value = 'false';
-        else if (ts.isArrayLiteralExpression(init))
-          value = init.elements.map((e) => (ts.isStringLiteral(e) ? e.text : e.getText(source))).join(',');
-        else value = init.getText(source).replace(/_/g, '');
-      }
+      // The default as the class really holds it (an initialiser may be an expression, e.g. a spread).
+      const value = renderDefault(defaults.get(name));
       sections.push(value === undefined ? `# ${name}=` : `${name}=${value}`);
     }
     sections.push('');

@@ -5,9 +5,11 @@ import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fa
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { Logger } from 'nestjs-pino';
 import { AppModule } from './app.module';
+import { frameworkErrorOptions, hardenHttp } from './common/http-hardening';
 import { ProblemFilter } from './common/problem.filter';
 import { AppConfig } from './config/app.config';
 import type { Env } from './config/config.loader';
+import { LifecycleService } from './lifecycle/lifecycle.service';
 import { requestIdFor } from './observability/logging.module';
 
 /** A started kvchat instance. */
@@ -37,8 +39,11 @@ export function setupSwagger(app: INestApplication): void {
 }
 
 /**
- * Creates, configures and starts the app: Fastify, global validation, the problem filter,
- * Swagger and graceful shutdown.
+ * Creates, configures and starts the app: Fastify (bounded JSON bodies, security headers, CORS when
+ * configured, framework errors as problems), global validation, the problem filter and Swagger
+ * (unless DOCS_ENABLED=false, or in production unless DOCS_ENABLED=true; never in a `worker`, which
+ * serves only /health and /metrics). Signals are the caller's: `main.ts` installs the graceful
+ * shutdown (src/lifecycle/graceful-shutdown.ts).
  * @param env overrides of process.env
  * @param options.port overrides PORT (0 = any free port)
  * @param options.imports extra modules (AppModule.forRoot's `extra`)
@@ -51,6 +56,10 @@ export async function createApp(
     bodyLimit: Number(env.BODY_LIMIT_BYTES ?? process.env.BODY_LIMIT_BYTES ?? 1_048_576),
     genReqId: (req: IncomingMessage) => requestIdFor(req),
     requestIdHeader: false,
+    // close() runs after the drain (src/lifecycle): whatever is still open then is cut, so a stuck
+    // stream cannot hold the process past the orchestrator's grace period.
+    forceCloseConnections: true,
+    ...frameworkErrorOptions(),
   });
   const app = await NestFactory.create<NestFastifyApplication>(
     AppModule.forRoot(env, options.imports),
@@ -58,12 +67,15 @@ export async function createApp(
     {
       bufferLogs: true,
       abortOnError: false,
+      // hardenHttp registers the one JSON body parser (bounded, checked before validation).
+      bodyParser: false,
     },
   );
   app.useLogger(app.get(Logger));
+  const config = app.get(AppConfig);
+  await hardenHttp(app, { corsOrigins: config.CORS_ORIGINS, bodyLimit: config.BODY_LIMIT_BYTES });
   app.useGlobalPipes(new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true }));
   app.useGlobalFilters(new ProblemFilter());
-  app.enableShutdownHooks();
   app
     .getHttpAdapter()
     .getInstance()
@@ -71,8 +83,8 @@ export async function createApp(
       void reply.header('x-request-id', request.id);
       done(null, payload);
     });
-  setupSwagger(app);
-  const config = app.get(AppConfig);
+  if (app.get(LifecycleService).servesApi && (config.DOCS_ENABLED ?? config.NODE_ENV !== 'production'))
+    setupSwagger(app);
   const port = options.port ?? config.PORT;
   const host = options.host ?? config.HOST;
   await app.listen(port, host);

@@ -11,6 +11,7 @@ import { KvchatConfigModule } from './config/config.module';
 import { ConversationsModule } from './conversations/conversations.module';
 import { DatabaseModule } from './database/database.module';
 import { HealthModule } from './health/health.module';
+import { LifecycleModule } from './lifecycle/lifecycle.module';
 import { LoggingModule } from './observability/logging.module';
 import { ObservabilityModule } from './observability/observability.module';
 import { QueuesModule } from './queues/queues.module';
@@ -29,6 +30,7 @@ export class AppModule {
       imports: [
         KvchatConfigModule.forRoot(env),
         LoggingModule,
+        LifecycleModule,
         ObservabilityModule,
         RedisModule,
         DatabaseModule,

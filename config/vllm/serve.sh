@@ -10,6 +10,21 @@ set -eu
 
 export LMCACHE_CONFIG_FILE="${LMCACHE_CONFIG_FILE:-/config/lmcache.yaml}"
 
+# KV_CACHES=off starts the `cache_off` baseline of the benchmarks (docs/tutorial.md): the same replica
+# without automatic prefix caching and without LMCache, so every prompt token is prefilled.
+if [ "${KV_CACHES:-on}" = off ]; then
+  exec vllm serve "${MODEL:-meta-llama/Llama-3.1-8B-Instruct}" \
+    --host 0.0.0.0 \
+    --port "${PORT:-8000}" \
+    --max-model-len "${MAX_MODEL_LEN:-32768}" \
+    --gpu-memory-utilization "${GPU_MEMORY_UTILIZATION:-0.9}" \
+    --block-size 16 \
+    --no-enable-prefix-caching \
+    --enable-prompt-tokens-details \
+    ${VLLM_API_KEY:+--api-key "$VLLM_API_KEY"} \
+    "$@"
+fi
+
 exec vllm serve "${MODEL:-meta-llama/Llama-3.1-8B-Instruct}" \
   --host 0.0.0.0 \
   --port "${PORT:-8000}" \

@@ -8,6 +8,7 @@ import {
   Logger,
 } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { clientDetail, clientExtensions } from './client-detail';
 import { DomainError } from './domain-error';
 
 /**
@@ -82,11 +83,11 @@ export function toProblem(error: unknown, instance: string, requestId: string): 
   if (error instanceof DomainError) {
     const status = PROBLEM_STATUS[error.code] ?? 500;
     return {
-      ...error.extensions,
+      ...clientExtensions(error.extensions),
       type: `https://kvchat.dev/problems/${error.code}`,
       title: titleFor(status),
       status,
-      detail: error.message,
+      detail: clientDetail(error.message),
       instance,
       code: error.code,
       requestId,
@@ -183,6 +184,12 @@ export class ProblemFilter implements ExceptionFilter {
     const problem = toProblem(error, request?.url ?? '', requestId);
     if (problem.status >= 500) {
       this.logger.error({ err: error, requestId, code: problem.code }, `request failed: ${problem.code}`);
+    } else if (error instanceof DomainError && problem.detail !== error.message) {
+      // The client got a detail without internal addresses; the operator keeps the whole message.
+      this.logger.warn(
+        { requestId, code: problem.code, detail: error.message, ...error.extensions },
+        'request rejected',
+      );
     }
     if (reply.sent || reply.raw.headersSent) {
       // A streaming response already started: the stream writer reports errors as SSE events.

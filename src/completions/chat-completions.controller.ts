@@ -95,7 +95,12 @@ export class ChatCompletionsController {
       'kvchat extension: `cache: {mode, maxAgeSeconds}`.',
   })
   @ApiProduces('application/json', 'text/event-stream')
-  @ApiOkResponse({ type: ChatCompletionDto })
+  @ApiOkResponse({
+    type: ChatCompletionDto,
+    description:
+      'A `chat.completion` (JSON), or with `stream: true` a `text/event-stream` of `chat.completion.chunk` ' +
+      'data events ending with `data: [DONE]`.',
+  })
   @ApiProblems(400, 404, 413, 502, 503, 504)
   async create(
     @Auth() auth: AuthContext,

@@ -5,6 +5,8 @@ import { TenantSaltService } from '../auth/tenant-salt.service';
 import { ResponseCache } from '../caching/response-cache.service';
 import type { CacheControl, ResponseCacheReport, ResponseCacheScope } from '../caching/response-cache.types';
 import { contextFingerprint } from '../caching/scope';
+import { PayloadTooLarge } from '../common/domain-error';
+import { AppConfig } from '../config/app.config';
 import { InferenceConfig } from '../config/inference.config';
 import { InferenceService } from '../inference/inference.service';
 import type { ChatMessage, ChatRequest } from '../inference/inference.types';
@@ -86,6 +88,7 @@ export class ChatCompletionsService {
     private readonly cache: ResponseCache,
     private readonly salts: TenantSaltService,
     private readonly config: InferenceConfig,
+    private readonly limits: AppConfig,
   ) {}
 
   /** Ids of the models served (the engine's chat model). */
@@ -110,17 +113,42 @@ export class ChatCompletionsService {
   }
 
   /**
+   * Bounds a prompt before anything counts, embeds or sends it.
+   * @throws PayloadTooLarge naming `messages[i].content` past MAX_MESSAGE_CHARS, or `messages` past MAX_PROMPT_CHARS
+   */
+  checkLength(messages: readonly ChatMessage[]): void {
+    const { MAX_MESSAGE_CHARS: perMessage, MAX_PROMPT_CHARS: total } = this.limits;
+    let sum = 0;
+    for (const [i, m] of messages.entries()) {
+      if (m.content.length > perMessage) {
+        throw new PayloadTooLarge(
+          `messages[${i}].content is ${m.content.length} characters; the limit is ${perMessage}.`,
+          { field: `messages[${i}].content`, limit: perMessage },
+        );
+      }
+      sum += m.content.length;
+    }
+    if (sum > total) {
+      throw new PayloadTooLarge(`messages total ${sum} characters; the limit is ${total}.`, {
+        field: 'messages',
+        limit: total,
+      });
+    }
+  }
+
+  /**
    * Answers a chat request, from the response cache when possible (a hit is replayed to `onToken`).
-   * @throws ModelNotFound, Engine* errors, RequestAborted
+   * @throws PayloadTooLarge, ModelNotFound, Engine* errors, RequestAborted
    */
   async complete(auth: AuthContext, command: ChatCompletionCommand): Promise<CompletedChat> {
-    const model = await this.resolveModel(command.model);
     const messages = command.messages.map(
       (m): ChatMessage => ({
         role: m.role === 'developer' ? 'system' : m.role,
         content: typeof m.content === 'string' ? m.content : m.content.map((p) => p.text).join('\n'),
       }),
     );
+    this.checkLength(messages);
+    const model = await this.resolveModel(command.model);
     const last = messages[messages.length - 1];
     const maxTokens = command.maxTokens ?? this.config.INFERENCE_DEFAULT_MAX_TOKENS;
     const control: CacheControl = last.role === 'user' ? (command.cache ?? {}) : { mode: 'bypass' };

@@ -27,13 +27,33 @@ export function loadConfigClass<T extends object>(cls: new () => T, env: Env): T
   for (const key of variablesOf(cls)) {
     const raw = env[key];
     if (raw === undefined || raw === '') continue;
-    // swc emits no design:type for un-annotated initialised properties: coerce by the default's type.
-    plain[key] = typeof defaults[key] === 'number' && raw.trim() !== '' ? Number(raw) : raw;
+    plain[key] = coerce(raw, defaults[key] ?? designType(cls, key));
   }
-  const instance = plainToInstance(cls, plain, { enableImplicitConversion: true, exposeDefaultValues: true });
+  const instance = plainToInstance(cls, plain, {
+    enableImplicitConversion: false,
+    exposeDefaultValues: true,
+  });
   const errors = validateSync(instance, { skipMissingProperties: false, forbidUnknownValues: true });
   if (errors.length > 0) throw new ConfigValidationError(flatten(errors));
   return instance;
+}
+
+/**
+ * Coerces a raw value by its default's type before class-transformer sees it. swc emits no design:type
+ * for un-annotated properties, and for annotated ones class-transformer's implicit conversion runs before
+ * `@Transform` (`Boolean("false")` is true), so neither can be relied on: numbers, booleans and lists
+ * are parsed here; a value that does not parse is passed on as the string, for the validator to reject.
+ */
+function coerce(raw: string, fallback: unknown): unknown {
+  if (typeof fallback === 'number' || fallback === Number) return raw.trim() !== '' ? Number(raw) : raw;
+  if (typeof fallback === 'boolean' || fallback === Boolean) return toBoolean({ value: raw });
+  if (Array.isArray(fallback) || fallback === Array) return toList({ value: raw });
+  return raw;
+}
+
+/** The declared type of an optional property without a default (`design:type`, when the compiler emitted it). */
+function designType(cls: new () => object, key: string): unknown {
+  return Reflect.getMetadata('design:type', cls.prototype as object, key) as unknown;
 }
 
 /** Every variable a configuration class declares: its validated properties, optional ones included. */

@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import { type DynamicModule, Global, Module } from '@nestjs/common';
+import { CONFIG_RULES, type ConfigLookup } from './config.checks';
 import { ConfigValidationError, type Env, loadConfigClass } from './config.loader';
 import { CONFIG_CLASSES } from './config.registry';
 
@@ -11,8 +12,10 @@ export function loadDotEnv(path = '.env'): void {
 }
 
 /**
- * Validates every configuration class against `env` and returns them keyed by class.
- * @throws ConfigValidationError listing every bad variable across all classes
+ * Validates every configuration class against `env`, then the combinations in CONFIG_RULES, and returns
+ * the classes keyed by class.
+ * @throws ConfigValidationError listing every bad variable across all classes, or every combination
+ *   that cannot work (named `A + B: why`)
  */
 export function loadAllConfig(env: Env): Map<new () => object, object> {
   const loaded = new Map<new () => object, object>();
@@ -24,6 +27,12 @@ export function loadAllConfig(env: Env): Map<new () => object, object> {
       if (e instanceof ConfigValidationError) problems.push(...e.problems);
       else throw e;
     }
+  }
+  if (problems.length > 0) throw new ConfigValidationError(problems);
+  const lookup = (<T extends object>(cls: new () => T): T => loaded.get(cls) as T) as ConfigLookup;
+  for (const rule of CONFIG_RULES) {
+    const reason = rule.check(lookup);
+    if (reason) problems.push({ variable: rule.variables.join(' + '), reason });
   }
   if (problems.length > 0) throw new ConfigValidationError(problems);
   return loaded;

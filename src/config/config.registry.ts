@@ -4,9 +4,11 @@ import { AuthConfig } from './auth.config';
 import { CachingConfig, EmbeddingsConfig } from './caching.config';
 import { ContextConfig } from './context.config';
 import { DatabaseConfig } from './database.config';
+import { HealthConfig } from './health.config';
 import { InferenceConfig } from './inference.config';
 import { LangfuseConfig } from './langfuse.config';
 import { MetricsConfig } from './metrics.config';
+import { ProcessConfig } from './process.config';
 import { QueuesConfig } from './queues.config';
 import { RedisConfig } from './redis.config';
 import { UsageConfig } from './usage.config';
@@ -27,6 +29,8 @@ export const CONFIG_CLASSES = [
   ContextConfig,
   AgentsConfig,
   QueuesConfig,
+  ProcessConfig,
+  HealthConfig,
   AuthConfig,
   UsageConfig,
 ] as const;

@@ -33,8 +33,8 @@ export class ContextConfig {
   /** Put the current date (UTC day) in the volatile tail of each user message. */
   @Transform(toBoolean) @IsBoolean() PROMPT_DATE_IN_TAIL = true;
   /**
-   * Token counting: `engine` = the engine's `/tokenize` (vLLM, the simulator), `local` = js-tiktoken
-   * (cl100k_base), `auto` = the engine when it answers `/tokenize`, else local.
+   * Token counting: `engine` = the engine's `/tokenize` (vLLM, the simulator), `local` = cl100k_base
+   * (tiktoken), `auto` = the engine when it answers `/tokenize`, else local.
    */
   @IsIn(['auto', 'engine', 'local']) TOKENIZER: 'auto' | 'engine' | 'local' = 'auto';
 }

@@ -9,6 +9,7 @@ import {
   initialContextState,
   type WindowMessage,
 } from './context-policy';
+import { ContextLengthExceeded } from './context.errors';
 import { PrefixReuseService } from './prefix-reuse.service';
 import { PromptAssembler } from './prompt-assembler';
 import type { PromptRenderContext, PromptSpec } from './prompt.types';
@@ -107,16 +108,20 @@ export class ContextWindowService {
 
     const before = request.state ?? initialContextState();
     const budget = this.config.INFERENCE_MAX_CONTEXT_TOKENS - request.reservedOutputTokens;
-    const fit = await this.policy.fit({
-      tenantId: request.tenantId,
-      conversationId: request.conversationId,
-      state: before,
-      history,
-      fixedTokens: headTokens + userTokenCount + 2 * perMessage + generationPrompt,
-      budget,
-      summaryTokens: async (summary) =>
-        (await this.tokenizer.count(this.assembler.renderSummary(summary))) + perMessage,
-    });
+    const fit = await this.policy
+      .fit({
+        tenantId: request.tenantId,
+        conversationId: request.conversationId,
+        state: before,
+        history,
+        fixedTokens: headTokens + userTokenCount + 2 * perMessage + generationPrompt,
+        budget,
+        summaryTokens: async (summary) =>
+          (await this.tokenizer.count(this.assembler.renderSummary(summary))) + perMessage,
+      })
+      .catch((e: unknown) => {
+        throw e instanceof ContextLengthExceeded ? this.explainBudget(e, request.reservedOutputTokens) : e;
+      });
     const state = fit.state;
     const assembled = this.assembler.build(
       {
@@ -172,5 +177,15 @@ export class ContextWindowService {
         ...(result.routing ? { router: result.routing } : {}),
       },
     };
+  }
+
+  /** The policy's error, saying what the budget is made of, so the caller knows to lower `maxTokens`. */
+  private explainBudget(e: ContextLengthExceeded, reservedOutputTokens: number): ContextLengthExceeded {
+    const window = this.config.INFERENCE_MAX_CONTEXT_TOKENS;
+    return new ContextLengthExceeded(
+      `${e.message} The window is ${window} tokens and ${reservedOutputTokens} are reserved for the answer ` +
+        '(maxTokens): lower maxTokens or shorten the message.',
+      { ...e.extensions, field: 'maxTokens', maxTokens: reservedOutputTokens, window },
+    );
   }
 }

@@ -3,6 +3,7 @@ import { AuthModule } from '../auth/auth.module';
 import { ContextConfig } from '../config/context.config';
 import { InferenceModule } from '../inference/inference.module';
 import { registerQueue } from '../queues/queue-options';
+import { queueProcessor } from '../queues/queue-processor';
 import { CONTEXT_POLICY, type ContextPolicy } from './context-policy';
 import { CONTEXT_POLICIES } from './context-policy.registry';
 import { ContextWindowService } from './context-window.service';
@@ -31,7 +32,7 @@ import { TokenizerService } from './tokenizer.service';
     TokenizerService,
     PrefixReuseService,
     SummariesService,
-    SummarizeJob,
+    queueProcessor(SummarizeJob),
     ContextWindowService,
     ...Object.values(CONTEXT_POLICIES),
     {

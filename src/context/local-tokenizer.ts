@@ -1,17 +1,19 @@
-import { Tiktoken } from 'js-tiktoken/lite';
-import cl100kBase from 'js-tiktoken/ranks/cl100k_base';
+import { cl100k } from '../common/cl100k';
 
 /**
- * The local fallback tokenizer: BPE with the cl100k_base ranks bundled in js-tiktoken (nothing is
- * downloaded). Counts are exact for engines that use cl100k (the simulator does) and an estimate,
- * usually within ~10%, for other models; the engine's `/tokenize` is preferred when it exists.
+ * The local fallback tokenizer: cl100k_base BPE (tiktoken, ranks bundled, nothing downloaded), linear
+ * in the input (see `cl100k` for how pathological runs are bounded). Counts are exact for engines that
+ * use cl100k (the simulator does) and an estimate, usually within ~10%, for other models; the engine's
+ * `/tokenize` is preferred when it exists.
  */
 export class LocalTokenizer {
-  private static bpe?: Tiktoken;
-
-  /** Token ids of plain text (special-token strings are encoded as ordinary text). */
+  /** Token ids of plain text (special-token strings are encoded as ordinary text). Blocks for its whole run. */
   encode(text: string): number[] {
-    LocalTokenizer.bpe ??= new Tiktoken(cl100kBase);
-    return LocalTokenizer.bpe.encode(text, [], []);
+    return Array.from(cl100k.encode(text));
+  }
+
+  /** As `encode`, yielding to the event loop every few ms of work (for request paths). */
+  encodeAsync(text: string): Promise<Uint32Array> {
+    return cl100k.encodeAsync(text);
   }
 }

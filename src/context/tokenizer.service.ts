@@ -25,6 +25,10 @@ const GENERATION_MARKER = -4;
  * Token counting for context windows and prefix accounting: the engine's own tokenizer through its
  * `/tokenize` (vLLM, the simulator) when it has one, else a local BPE (TOKENIZER=auto|engine|local).
  *
+ * Counting is linear in the text and never blocks the event loop for more than a few ms: the local
+ * BPE bounds pathological runs and yields between slices of work (see `cl100k`), and the
+ * simulator's `/tokenize` does the same.
+ *
  * Texts are tokenized once per process: ids are kept in an LRU (by sha256 of the text, bounded in
  * tokens), so a turn tokenizes only what is new — the user message and the previous answer — never
  * the whole history. Message counts are also persisted (`Message.tokenCount`) so a restart does not
@@ -134,7 +138,7 @@ export class TokenizerService {
         this.mode = 'local';
       }
     }
-    return Uint32Array.from(this.local.encode(text));
+    return this.local.encodeAsync(text);
   }
 
   private async measureOverheads(): Promise<TemplateOverheads> {

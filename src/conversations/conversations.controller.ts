@@ -119,7 +119,22 @@ export class ConversationsController {
       '`failed` and no answer is stored.',
   })
   @ApiProduces('application/json', 'text/event-stream')
-  @ApiCreatedResponse({ type: TurnResponseDto })
+  @ApiCreatedResponse({ type: TurnResponseDto, description: 'The stored turn (JSON, without streaming).' })
+  @ApiOkResponse({
+    description:
+      'With `stream: true` or `Accept: text/event-stream`: a `text/event-stream` of `token` events ' +
+      '(`data: {"delta": "..."}`), then one `turn` event whose data is the stored turn (the 201 body), or an ' +
+      '`error` event whose data is a problem (the turn is marked failed).',
+    content: {
+      'text/event-stream': {
+        schema: { type: 'string' },
+        example:
+          'event: token\ndata: {"delta":"A KV cache"}\n\n' +
+          'event: token\ndata: {"delta":" stores"}\n\n' +
+          'event: turn\ndata: {"conversationId":"...","userMessage":{...},"assistantMessage":{...}}\n\n',
+      },
+    },
+  })
   @ApiProblems(400, 404, 409, 413, 502, 503, 504)
   async turn(
     @Auth() auth: AuthContext,

@@ -5,13 +5,14 @@ import { TenantSaltService } from '../auth/tenant-salt.service';
 import { AgentGraph } from '../agents/agent-graph.service';
 import { AgentRegistry } from '../agents/agent-registry.service';
 import type { CacheControl } from '../caching/response-cache.types';
-import { DomainError, InvalidRequest, PayloadTooLarge } from '../common/domain-error';
+import { DomainError, PayloadTooLarge } from '../common/domain-error';
 import { AppConfig } from '../config/app.config';
 import type { HistoryMessage } from '../context/prompt.types';
 import { TurnTelemetryService } from '../observability/turn-telemetry.service';
 import { Conversation } from './conversation.entity';
 import { ConversationNotFound } from './conversation.errors';
 import { Message } from './message.entity';
+import { decodeConversationCursor, decodeMessageCursor, encodeCursor } from './page-cursor';
 import { TurnLockService } from './turn-lock.service';
 
 /** A turn to run. */
@@ -39,11 +40,6 @@ export interface Page<T> {
   items: T[];
   nextCursor: string | null;
 }
-
-const encodeCursor = (parts: (string | number)[]): string =>
-  Buffer.from(parts.join('|')).toString('base64url');
-const decodeCursor = (cursor: string): string[] =>
-  Buffer.from(cursor, 'base64url').toString('utf8').split('|');
 
 /**
  * Conversations and their turns. Every query filters by tenant: another tenant's conversation
@@ -92,9 +88,7 @@ export class ConversationsService {
     const em = this.em.fork();
     const where: Record<string, unknown> = { tenantId: auth.tenantId };
     if (cursor) {
-      const [at, id] = decodeCursor(cursor);
-      const createdAt = new Date(at);
-      if (Number.isNaN(createdAt.getTime()) || !id) throw new InvalidRequest('cursor is not a valid cursor');
+      const { createdAt, id } = decodeConversationCursor(cursor);
       where.$or = [{ createdAt: { $lt: createdAt } }, { createdAt, id: { $lt: id } }];
     }
     const rows = await em.find(Conversation, where, {
@@ -120,8 +114,7 @@ export class ConversationsService {
   async messages(auth: AuthContext, id: string, limit = 50, cursor?: string): Promise<Page<Message>> {
     const em = this.em.fork();
     await this.get(auth, id, em);
-    const after = cursor ? Number(decodeCursor(cursor)[0]) : 0;
-    if (!Number.isInteger(after) || after < 0) throw new InvalidRequest('cursor is not a valid cursor');
+    const after = cursor ? decodeMessageCursor(cursor) : 0;
     const rows = await em.find(
       Message,
       { tenantId: auth.tenantId, conversationId: id, sequence: { $gt: after } },

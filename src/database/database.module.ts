@@ -11,6 +11,7 @@ import {
   type OnModuleInit,
 } from '@nestjs/common';
 import { DatabaseConfig } from '../config/database.config';
+import { ProcessConfig } from '../config/process.config';
 import { type EmbeddedPostgres, startEmbeddedPostgres } from './embedded-postgres';
 import { buildOrmOptions } from './mikro-orm.options';
 
@@ -35,9 +36,15 @@ export class EmbeddedDatabaseLifecycle implements OnApplicationShutdown {
   providers: [
     {
       provide: DATABASE_ENDPOINT,
-      inject: [DatabaseConfig],
-      useFactory: async (config: DatabaseConfig): Promise<DatabaseEndpoint> => {
+      inject: [DatabaseConfig, ProcessConfig],
+      useFactory: async (config: DatabaseConfig, process: ProcessConfig): Promise<DatabaseEndpoint> => {
         if (config.DATABASE_URL) return { url: config.DATABASE_URL, embedded: null };
+        // The embedded database lives inside one process; an api and its workers must share one server.
+        if (process.KVCHAT_ROLE !== 'all')
+          throw new Error(
+            `KVCHAT_ROLE=${process.KVCHAT_ROLE} needs DATABASE_URL: the embedded PGlite database belongs to one ` +
+              'process, and api and worker processes must share a PostgreSQL server',
+          );
         const embedded = await startEmbeddedPostgres(config.DATA_DIR, config.EMBEDDED_DB_PORT);
         new Logger('Database').log(
           `embedded PostgreSQL (PGlite + pgvector) on ${embedded.dataDir}, served at 127.0.0.1:${embedded.port}`,

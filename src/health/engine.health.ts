@@ -2,7 +2,12 @@ import { Injectable } from '@nestjs/common';
 import { HealthIndicatorService, type HealthIndicatorResult } from '@nestjs/terminus';
 import { EndpointRouter } from '../inference/endpoint-router';
 
-/** Every engine replica answers `GET /v1/models` within the timeout; down names the failing ones. */
+/**
+ * At least `minUp` engine replicas answer `GET /v1/models` within the timeout. Every replica's state
+ * is in the result either way (`replicas`: up, in-flight requests), with the count `up` of `total`
+ * and the `required` minimum; a probe also updates the router's view (kvchat_replica_healthy). One
+ * dead replica out of three leaves the process ready: the router skips it and turns still succeed.
+ */
 @Injectable()
 export class EngineHealthIndicator {
   constructor(
@@ -10,7 +15,7 @@ export class EngineHealthIndicator {
     private readonly health: HealthIndicatorService,
   ) {}
 
-  async isHealthy(key: string, timeoutMs: number): Promise<HealthIndicatorResult> {
+  async isHealthy(key: string, timeoutMs: number, minUp: number): Promise<HealthIndicatorResult> {
     const session = this.health.check(key);
     const results = await Promise.all(
       this.router.replicas.map(async (r) => ({
@@ -20,9 +25,14 @@ export class EngineHealthIndicator {
       })),
     );
     const replicas = Object.fromEntries(results.map((r) => [r.replica, { up: r.up, inFlight: r.inFlight }]));
+    const up = results.filter((r) => r.up).length;
+    const required = Math.min(minUp, results.length);
+    const details = { replicas, up, total: results.length, required };
+    if (up >= required && (up > 0 || minUp === 0)) return session.up(details);
     const down = results.filter((r) => !r.up).map((r) => r.replica);
-    return down.length === 0
-      ? session.up({ replicas })
-      : session.down({ message: `unreachable engine replicas: ${down.join(', ')}`, replicas });
+    return session.down({
+      message: `${up} of ${results.length} engine replicas answer, ${required} required; unreachable: ${down.join(', ')}`,
+      ...details,
+    });
   }
 }

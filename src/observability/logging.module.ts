@@ -3,7 +3,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Module } from '@nestjs/common';
 import { APP_INTERCEPTOR } from '@nestjs/core';
 import { LoggerModule } from 'nestjs-pino';
+import { isProbePath } from '../common/probe-paths';
 import { AppConfig } from '../config/app.config';
+import { errorSerializer } from './log-redaction';
 import { TenantLogInterceptor } from './tenant-log.interceptor';
 
 /** Request id: the caller's `x-request-id` when it is sane, else a new UUID. */
@@ -12,13 +14,12 @@ export function requestIdFor(req: IncomingMessage): string {
   return typeof given === 'string' && /^[\w.:-]{1,128}$/.test(given) ? given : randomUUID();
 }
 
-/** Requests that are not logged when they succeed: probes and scrapes. */
-const QUIET_PATHS = ['/health', '/metrics'];
-
 /**
  * Structured logs (pino through nestjs-pino): JSON in production, pretty in development, the
  * request id (`requestId`) on every line of a request, the tenant id (`tenantId`) once the guard
- * resolved it, the API key and cookies redacted, no message content (unless LOG_MESSAGE_CONTENT).
+ * resolved it, the API key and cookies redacted, no message content (unless LOG_MESSAGE_CONTENT) — nor
+ * the SQL and values of a database error (see `errorSerializer`) — and successful probes and scrapes
+ * not logged (unless LOG_PROBE_REQUESTS).
  * JSON lines go to `process.stdout`.
  */
 @Module({
@@ -41,9 +42,17 @@ const QUIET_PATHS = ['/health', '/metrics'];
           customLogLevel: (_req: IncomingMessage, res: ServerResponse, err?: Error) =>
             err || res.statusCode >= 500 ? ('error' as const) : ('info' as const),
           redact: ['req.headers.authorization', 'req.headers.cookie', 'req.headers["x-api-key"]'],
-          autoLogging: {
-            ignore: (req: IncomingMessage) => QUIET_PATHS.some((p) => (req.url ?? '').startsWith(p)),
-          },
+          // Database errors carry SQL with the user's values: dropped unless LOG_MESSAGE_CONTENT.
+          serializers: { err: errorSerializer(config.LOG_MESSAGE_CONTENT) },
+          // Probes and scrapes are not access-logged unless LOG_PROBE_REQUESTS (a failing readiness
+          // check is still logged, by Terminus).
+          // The middleware sees `url` with the route's mount path stripped; `originalUrl` is the full one.
+          autoLogging: config.LOG_PROBE_REQUESTS
+            ? true
+            : {
+                ignore: (req: IncomingMessage & { originalUrl?: string }) =>
+                  isProbePath(req.originalUrl ?? req.url ?? ''),
+              },
         };
         return {
           assignResponse: true,

@@ -1,6 +1,7 @@
 import { Global, Module } from '@nestjs/common';
 import { FleetMetricsCollector } from './fleet-metrics.collector';
 import { HttpMetricsHook } from './http-metrics.hook';
+import { MetricsPortServer } from './metrics-exposure';
 import { MetricsController } from './metrics.controller';
 import { MetricsService } from './metrics.service';
 import { TracingService } from './tracing.service';
@@ -13,7 +14,14 @@ import { TurnTelemetryService } from './turn-telemetry.service';
 @Global()
 @Module({
   controllers: [MetricsController],
-  providers: [MetricsService, TracingService, TurnTelemetryService, HttpMetricsHook, FleetMetricsCollector],
+  providers: [
+    MetricsService,
+    TracingService,
+    TurnTelemetryService,
+    HttpMetricsHook,
+    FleetMetricsCollector,
+    MetricsPortServer,
+  ],
   exports: [MetricsService, TracingService, TurnTelemetryService],
 })
 export class ObservabilityModule {}

@@ -153,6 +153,11 @@ export class SimulatedEngine {
     return this.tokenizer.encodeChat(messages, addGenerationPrompt);
   }
 
+  /** As `tokenizeChat`, yielding to the event loop while it works (request handlers use this). */
+  tokenizeChatAsync(messages: readonly ChatMessage[], addGenerationPrompt = true): Promise<number[]> {
+    return this.tokenizer.encodeChatAsync(messages, addGenerationPrompt);
+  }
+
   /**
    * Checks that a prompt (and the requested `max_tokens`) fit the context window; throws a 400
    * `SimulatorHttpError` with vLLM's wording otherwise.

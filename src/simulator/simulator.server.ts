@@ -153,7 +153,7 @@ export function buildSimulatorApp(engine: SimulatedEngine): FastifyInstance {
   app.post('/v1/chat/completions', async (req, reply) => {
     const parsed = parseChatCompletionRequest(req.body);
     checkModel(parsed.model, [opts.model]);
-    const promptIds = engine.tokenizeChat(parsed.messages, true);
+    const promptIds = await engine.tokenizeChatAsync(parsed.messages, true);
     const lastUser = [...parsed.messages].reverse().find((m: ChatMessage) => m.role === 'user')?.content;
     return runGeneration(engine, 'chat', parsed, promptIds, lastUser, reply);
   });
@@ -162,12 +162,12 @@ export function buildSimulatorApp(engine: SimulatedEngine): FastifyInstance {
     const parsed: CompletionRequest = parseCompletionRequest(req.body);
     checkModel(parsed.model, [opts.model]);
     const promptIds =
-      typeof parsed.prompt === 'string' ? engine.tokenizer.encode(parsed.prompt) : parsed.prompt;
+      typeof parsed.prompt === 'string' ? await engine.tokenizer.encodeAsync(parsed.prompt) : parsed.prompt;
     if (promptIds.length === 0) throw new SimulatorHttpError(400, 'The prompt cannot be empty.');
     return runGeneration(engine, 'completion', parsed, promptIds, undefined, reply);
   });
 
-  app.post('/v1/embeddings', (req, reply) => {
+  app.post('/v1/embeddings', async (req, reply) => {
     const parsed = parseEmbeddingRequest(req.body);
     checkModel(parsed.model, [opts.embeddingModel, opts.model]);
     const dimension = parsed.dimensions ?? opts.embeddingDimension;
@@ -178,9 +178,11 @@ export function buildSimulatorApp(engine: SimulatedEngine): FastifyInstance {
       );
     }
     let promptTokens = 0;
-    const data = parsed.inputs.map((input, index) => {
+    const data = [];
+    for (const [index, input] of parsed.inputs.entries()) {
       const text = typeof input === 'string' ? input : engine.tokenizer.decode(input);
-      const tokens = typeof input === 'string' ? engine.tokenizer.encode(input).length : input.length;
+      const tokens =
+        typeof input === 'string' ? (await engine.tokenizer.encodeAsync(input)).length : input.length;
       if (tokens > opts.maxModelLen) {
         throw new SimulatorHttpError(
           400,
@@ -190,12 +192,12 @@ export function buildSimulatorApp(engine: SimulatedEngine): FastifyInstance {
       }
       promptTokens += tokens;
       const vector = lexicalEmbedding(text, dimension);
-      return {
+      data.push({
         index,
         object: 'embedding',
         embedding: parsed.encodingFormat === 'base64' ? float32Base64(vector) : vector,
-      };
-    });
+      });
+    }
     return reply.send({
       id: `embd-${randomUUID().replace(/-/g, '')}`,
       object: 'list',
@@ -211,13 +213,13 @@ export function buildSimulatorApp(engine: SimulatedEngine): FastifyInstance {
     });
   });
 
-  app.post('/tokenize', (req, reply) => {
+  app.post('/tokenize', async (req, reply) => {
     const parsed = parseTokenizeRequest(req.body);
     checkModel(parsed.model, [opts.model, opts.embeddingModel]);
     const tokens =
       parsed.kind === 'chat'
-        ? engine.tokenizeChat(parsed.messages, parsed.addGenerationPrompt)
-        : engine.tokenizer.encode(parsed.prompt);
+        ? await engine.tokenizeChatAsync(parsed.messages, parsed.addGenerationPrompt)
+        : await engine.tokenizer.encodeAsync(parsed.prompt);
     return reply.send({ count: tokens.length, max_model_len: opts.maxModelLen, tokens, token_strs: null });
   });
 

@@ -1,5 +1,6 @@
 import { type DynamicModule, Module, type Provider, type Type } from '@nestjs/common';
 import { registerQueue } from '../queues/queue-options';
+import { queueProcessor } from '../queues/queue-processor';
 import { UsageRollupJob } from './jobs/usage-rollup.job';
 import { UsageWriteJob } from './jobs/usage-write.job';
 import { ConfigPriceLookup, PRICE_LOOKUP, type PriceLookup } from './price-lookup';
@@ -31,7 +32,15 @@ export class UsageModule {
           removeOnComplete: true,
         }),
       ],
-      providers: [prices, UsageMetrics, UsageRecorder, UsageLedgerRepository, UsageWriteJob, UsageRollupJob],
+      providers: [
+        prices,
+        UsageMetrics,
+        UsageRecorder,
+        UsageLedgerRepository,
+        // The writer and the rollup run only in processes that take jobs (KVCHAT_ROLE=worker or all).
+        queueProcessor(UsageWriteJob),
+        queueProcessor(UsageRollupJob),
+      ],
       exports: [UsageRecorder, UsageLedgerRepository, PRICE_LOOKUP],
     };
   }

@@ -149,6 +149,25 @@ describe('structured logs (e2e)', () => {
     expect(JSON.stringify(lines)).not.toContain(content);
   });
 
+  it('should not access-log probes and scrapes, and log the request after them', async () => {
+    const probes = ['/health/live', '/health/ready', '/metrics'].map((path) => ({
+      path,
+      id: `probe-${randomUUID()}`,
+    }));
+    const sentinel = `after-probes-${randomUUID()}`;
+    const lines = await captureLogs(async () => {
+      for (const p of probes) {
+        const res = await fetch(`${app.url}${p.path}`, { headers: { 'x-request-id': p.id } });
+        expect(res.status).toBe(200);
+      }
+      // Logged when its response closes, after the probes' (which came first on one connection).
+      const res = await fetch(`${app.url}/v1/agents`, { headers: { 'x-request-id': sentinel } });
+      expect(res.status).toBe(401);
+    });
+    expect(lines.some((l) => l.requestId === sentinel && l.msg === 'request completed')).toBe(true);
+    for (const p of probes) expect(lines.filter((l) => l.requestId === p.id)).toEqual([]);
+  });
+
   it("should keep each concurrent request's id and conversation on its own lines", async () => {
     const conversations = await Promise.all([1, 2, 3, 4].map(() => newConversation(app)));
     const ids = conversations.map(() => `obs-concurrent-${randomUUID()}`);

@@ -1,12 +1,14 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import {
+  ArrayMaxSize,
   ArrayMinSize,
   IsArray,
   IsBoolean,
   IsIn,
   IsInt,
   IsNumber,
+  IsObject,
   IsOptional,
   IsString,
   Max,
@@ -68,7 +70,7 @@ function IsStop(options?: ValidationOptions): PropertyDecorator {
 }
 
 export class ChatCompletionMessageDto {
-  @ApiProperty({ enum: ['system', 'developer', 'user', 'assistant'] })
+  @ApiProperty({ enum: ['system', 'developer', 'user', 'assistant'], example: 'user' })
   @IsIn(['system', 'developer', 'user', 'assistant'], {
     message: 'role must be system, developer, user or assistant',
   })
@@ -81,7 +83,7 @@ export class ChatCompletionMessageDto {
   @IsMessageContent()
   content!: string | TextContentPart[];
 
-  @ApiPropertyOptional({ description: 'Participant name (accepted, not used).' })
+  @ApiPropertyOptional({ description: 'Participant name (accepted, not used).', example: 'alice' })
   @IsOptional()
   @IsString()
   @MaxLength(256)
@@ -89,7 +91,10 @@ export class ChatCompletionMessageDto {
 }
 
 export class StreamOptionsDto {
-  @ApiPropertyOptional({ description: 'Send a last chunk with `usage` (and `usage: null` on the others).' })
+  @ApiPropertyOptional({
+    description: 'Send a last chunk with `usage` (and `usage: null` on the others).',
+    example: true,
+  })
   @IsOptional()
   @IsBoolean()
   include_usage?: boolean;
@@ -105,9 +110,16 @@ export class ChatCompletionRequestDto {
   @MaxLength(300)
   model!: string;
 
-  @ApiProperty({ type: [ChatCompletionMessageDto] })
+  @ApiProperty({
+    type: [ChatCompletionMessageDto],
+    maxItems: 1024,
+    description: 'Each content at most MAX_MESSAGE_CHARS characters, all together at most MAX_PROMPT_CHARS.',
+    example: [{ role: 'user', content: 'What is a KV cache?' }],
+  })
   @IsArray()
   @ArrayMinSize(1)
+  @ArrayMaxSize(1024)
+  @IsObject({ each: true, message: 'each of messages must be an object {role, content}' })
   @ValidateNested({ each: true })
   @Type(() => ChatCompletionMessageDto)
   messages!: ChatCompletionMessageDto[];
@@ -115,6 +127,7 @@ export class ChatCompletionRequestDto {
   @ApiPropertyOptional({
     default: false,
     description: 'Stream chunks as Server-Sent Events ending with `data: [DONE]`.',
+    example: false,
   })
   @IsOptional()
   @IsBoolean()
@@ -126,66 +139,79 @@ export class ChatCompletionRequestDto {
   @Type(() => StreamOptionsDto)
   stream_options?: StreamOptionsDto;
 
-  @ApiPropertyOptional({ minimum: 0, maximum: 2 })
+  @ApiPropertyOptional({ minimum: 0, maximum: 2, example: 0.7 })
   @IsOptional()
   @IsNumber()
   @Min(0)
   @Max(2)
   temperature?: number;
 
-  @ApiPropertyOptional({ minimum: 0, maximum: 1 })
+  @ApiPropertyOptional({ minimum: 0, maximum: 1, example: 1 })
   @IsOptional()
   @IsNumber()
   @Min(0)
   @Max(1)
   top_p?: number;
 
-  @ApiPropertyOptional({ minimum: 1, maximum: 32768, description: 'Completion budget, tokens.' })
+  @ApiPropertyOptional({
+    minimum: 1,
+    maximum: 32768,
+    description: 'Completion budget, tokens (reserved in the context window).',
+    example: 256,
+  })
   @IsOptional()
   @IsInt()
   @Min(1)
   @Max(32768)
   max_tokens?: number;
 
-  @ApiPropertyOptional({ minimum: 1, maximum: 32768, description: 'Same as max_tokens (newer name).' })
+  @ApiPropertyOptional({
+    minimum: 1,
+    maximum: 32768,
+    description: 'Same as max_tokens (newer name).',
+    example: 256,
+  })
   @IsOptional()
   @IsInt()
   @Min(1)
   @Max(32768)
   max_completion_tokens?: number;
 
-  @ApiPropertyOptional({ minimum: 1, maximum: 1, description: 'Only 1 choice is served.' })
+  @ApiPropertyOptional({ minimum: 1, maximum: 1, description: 'Only 1 choice is served.', example: 1 })
   @IsOptional()
   @IsInt()
   @Min(1)
   @Max(1)
   n?: number;
 
-  @ApiPropertyOptional({ oneOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }] })
+  @ApiPropertyOptional({
+    oneOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' }, maxItems: 4 }],
+    example: ['\n\n'],
+  })
   @IsOptional()
   @IsStop()
   stop?: string | string[];
 
-  @ApiPropertyOptional()
+  @ApiPropertyOptional({ example: 42 })
   @IsOptional()
   @IsInt()
   seed?: number;
 
-  @ApiPropertyOptional({ minimum: -2, maximum: 2 })
+  @ApiPropertyOptional({ minimum: -2, maximum: 2, example: 0 })
   @IsOptional()
   @IsNumber()
   @Min(-2)
   @Max(2)
   presence_penalty?: number;
 
-  @ApiPropertyOptional({ minimum: -2, maximum: 2 })
+  @ApiPropertyOptional({ minimum: -2, maximum: 2, example: 0 })
   @IsOptional()
   @IsNumber()
   @Min(-2)
   @Max(2)
   frequency_penalty?: number;
 
-  @ApiPropertyOptional({ description: 'End-user id (accepted, not used).' })
+  @ApiPropertyOptional({ description: 'End-user id (accepted, not used).', example: 'user-123' })
   @IsOptional()
   @IsString()
   @MaxLength(256)

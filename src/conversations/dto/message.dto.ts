@@ -1,5 +1,6 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { RouteDecisionDto } from '../../agents/dto/route-decision.dto';
+import { clientDetail } from '../../common/client-detail';
 import type { Message } from '../message.entity';
 
 /** Token usage of one engine call, in tokens. */
@@ -101,7 +102,7 @@ export class MessageDto {
       role: m.role,
       content: m.content,
       status: m.status,
-      error: m.error,
+      error: m.error ? { code: m.error.code, detail: clientDetail(m.error.detail) } : null,
       tokenCount: m.tokenCount,
       model: m.model,
       usage: m.usage,

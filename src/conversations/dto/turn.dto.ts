@@ -26,21 +26,30 @@ export class PostTurnDto {
   content!: string;
 
   @ApiPropertyOptional({
-    description: 'Stream Server-Sent Events (also with `Accept: text/event-stream`).',
+    description:
+      'Stream Server-Sent Events (also with `Accept: text/event-stream`): a 200 `text/event-stream`.',
     default: false,
+    example: false,
   })
   @IsOptional()
   @IsBoolean()
   stream?: boolean;
 
-  @ApiPropertyOptional({ description: 'Completion budget, tokens.', minimum: 1, maximum: 32768 })
+  @ApiPropertyOptional({
+    description:
+      'Completion budget, tokens (default INFERENCE_DEFAULT_MAX_TOKENS). It is reserved in the context window: ' +
+      'the prompt must fit in INFERENCE_MAX_CONTEXT_TOKENS minus this.',
+    minimum: 1,
+    maximum: 32768,
+    example: 256,
+  })
   @IsOptional()
   @IsInt()
   @Min(1)
   @Max(32768)
   maxTokens?: number;
 
-  @ApiPropertyOptional({ minimum: 0, maximum: 2 })
+  @ApiPropertyOptional({ description: 'Sampling temperature.', minimum: 0, maximum: 2, example: 0.7 })
   @IsOptional()
   @IsNumber()
   @Min(0)

@@ -1,0 +1,40 @@
+import { Injectable, NotFoundException, type OnModuleInit } from '@nestjs/common';
+import { HttpAdapterHost } from '@nestjs/core';
+import type { FastifyInstance } from 'fastify';
+import { isProbePath } from '../common/probe-paths';
+import { toProblem } from '../common/problem.filter';
+import { LifecycleService } from './lifecycle.service';
+
+/**
+ * The HTTP side of the process's role and drain, as one Fastify `onRequest` hook:
+ * - a `worker` answers only probes and scrapes (`/health/*`, `/metrics`); anything else is a 404
+ *   problem naming the role, so a misrouted client learns why;
+ * - every other request is tracked by LifecycleService until its response closes, so a drain waits
+ *   for it (probes are not tracked: a kubelet polling readiness must not hold the drain open).
+ */
+@Injectable()
+export class HttpLifecycleHook implements OnModuleInit {
+  constructor(
+    private readonly adapterHost: HttpAdapterHost,
+    private readonly lifecycle: LifecycleService,
+  ) {}
+
+  onModuleInit(): void {
+    const fastify = this.adapterHost.httpAdapter?.getInstance<FastifyInstance>();
+    if (!fastify || typeof fastify.addHook !== 'function') return; // no HTTP server (CLI, tests without one)
+    fastify.addHook('onRequest', (request, reply, done) => {
+      if (isProbePath(request.url)) return done();
+      if (!this.lifecycle.servesApi) {
+        const problem = toProblem(
+          new NotFoundException(`KVCHAT_ROLE=${this.lifecycle.role} serves only /health and /metrics`),
+          request.url,
+          request.id,
+        );
+        void reply.code(404).header('content-type', 'application/problem+json').send(problem);
+        return;
+      }
+      reply.raw.once('close', this.lifecycle.track());
+      done();
+    });
+  }
+}
