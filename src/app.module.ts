@@ -1,4 +1,5 @@
 import { type DynamicModule, Module, type ModuleMetadata } from '@nestjs/common';
+import { AdminModule } from './admin/admin.module';
 import { AgentsModule } from './agents/agents.module';
 import { ConversationSummarizerModule } from './agents/conversation-summarizer.module';
 import { AuthModule } from './auth/auth.module';
@@ -15,6 +16,7 @@ import { LoggingModule } from './observability/logging.module';
 import { ObservabilityModule } from './observability/observability.module';
 import { QueuesModule } from './queues/queues.module';
 import { RedisModule } from './redis/redis.module';
+import { UsageModule } from './usage/usage.module';
 
 /**
  * The whole service. `env` overrides process.env (tests, benchmarks); `extra` modules are added
@@ -33,6 +35,7 @@ export class AppModule {
         RedisModule,
         DatabaseModule,
         QueuesModule,
+        UsageModule.forRoot(),
         AuthModule,
         AgentsModule,
         ConversationSummarizerModule,
@@ -40,6 +43,7 @@ export class AppModule {
         CachingModule,
         CacheStatsModule,
         CompletionsModule,
+        AdminModule,
         HealthModule,
         ...extra,
       ],

@@ -3,9 +3,20 @@ import { Tenant } from '../auth/tenant.entity';
 import { ConversationSummary } from '../context/summaries/conversation-summary.entity';
 import { Conversation } from '../conversations/conversation.entity';
 import { Message } from '../conversations/message.entity';
+import { UsageDaily, UsageRollupState } from '../usage/usage-daily.entity';
+import { UsageRecord } from '../usage/usage-record.entity';
 
 /**
  * The schema's composition root: every entity, listed once for the ORM, the CLI and
  * migrations. A module that adds an entity adds it here.
  */
-export const ENTITIES = [Tenant, ApiKey, Conversation, Message, ConversationSummary];
+export const ENTITIES = [
+  Tenant,
+  ApiKey,
+  Conversation,
+  Message,
+  ConversationSummary,
+  UsageRecord,
+  UsageDaily,
+  UsageRollupState,
+];
