@@ -1,4 +1,5 @@
 import { type DynamicModule, Module, type ModuleMetadata } from '@nestjs/common';
+import { AdminModule } from './admin/admin.module';
 import { AgentsModule } from './agents/agents.module';
 import { ConversationSummarizerModule } from './agents/conversation-summarizer.module';
 import { AuthModule } from './auth/auth.module';
@@ -16,6 +17,7 @@ import { LoggingModule } from './observability/logging.module';
 import { ObservabilityModule } from './observability/observability.module';
 import { QueuesModule } from './queues/queues.module';
 import { RedisModule } from './redis/redis.module';
+import { UsageModule } from './usage/usage.module';
 
 /**
  * The whole service. `env` overrides process.env (tests, benchmarks); `extra` modules are added
@@ -34,6 +36,7 @@ export class AppModule {
         RedisModule,
         DatabaseModule,
         QueuesModule,
+        UsageModule.forRoot(),
         AuthModule,
         AgentsModule,
         ConversationSummarizerModule,
@@ -42,6 +45,7 @@ export class AppModule {
         CacheStatsModule,
         CompletionsModule,
         KnowledgeModule,
+        AdminModule,
         HealthModule,
         ...extra,
       ],

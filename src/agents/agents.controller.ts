@@ -1,5 +1,6 @@
 import { Controller, Get } from '@nestjs/common';
 import { ApiBearerAuth, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { RequireScopes } from '../auth/auth.guard';
 import { ApiProblems } from '../common/api-problems.decorator';
 import { AgentsConfig } from '../config/agents.config';
 import { AgentRegistry } from './agent-registry.service';
@@ -7,7 +8,8 @@ import { AgentDto, AgentListDto } from './dto/agent.dto';
 
 @ApiTags('agents')
 @ApiBearerAuth()
-@ApiProblems(401)
+@ApiProblems(401, 403)
+@RequireScopes('chat')
 @Controller('v1/agents')
 export class AgentsController {
   constructor(

@@ -7,44 +7,67 @@ import {
 } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import type { FastifyRequest } from 'fastify';
+import { AccessPolicy } from './access-policy.service';
 import { type AuthContext, ApiKeyService } from './api-key.service';
 import { Unauthorized } from './auth.errors';
+import { RateLimitService } from './limits/rate-limit.service';
+import type { Scope } from './scopes';
 
-const IS_PUBLIC = 'kvchat:public';
+export const IS_PUBLIC = 'kvchat:public';
+export const REQUIRED_SCOPES = 'kvchat:scopes';
 
 /** Marks a controller or route as reachable without an API key (health, metrics). */
 export const Public = (): MethodDecorator & ClassDecorator => SetMetadata(IS_PUBLIC, true);
 
-/** The request, once the guard has resolved its key. */
+/**
+ * The scopes a controller or route needs (a key must hold all of them; class and method lists add
+ * up). Without one, a 403 `ScopeMissing` names what is missing.
+ */
+export const RequireScopes = (...scopes: Scope[]): MethodDecorator & ClassDecorator =>
+  SetMetadata(REQUIRED_SCOPES, scopes);
+
+/** The request, once its key has been resolved. */
 export type AuthenticatedRequest = FastifyRequest & { auth: AuthContext };
 
-/** Injects the caller's AuthContext (tenant, key, admin flag) into a handler parameter. */
+/** Injects the caller's AuthContext (tenant, key, scopes, limits) into a handler parameter. */
 export const Auth = createParamDecorator((_: unknown, ctx: ExecutionContext): AuthContext => {
   return ctx.switchToHttp().getRequest<AuthenticatedRequest>().auth;
 });
 
+/** The key of an `Authorization: Bearer <key>` header, or null. */
+export function bearerToken(header: unknown): string | null {
+  const match = typeof header === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
+  return match ? match[1] : null;
+}
+
 /**
- * Global guard: every route needs `Authorization: Bearer <key>` unless marked @Public().
- * @throws Unauthorized (401) for a missing, malformed, unknown or revoked key
+ * Global guard: every route needs an API key unless marked @Public(), and the scopes it names with
+ * @RequireScopes(). The key is normally resolved (and its rate limits applied) before the body is
+ * read, by ApiKeyHook; the guard does it itself only for a request the hook did not see.
+ * @throws Unauthorized (401), ScopeMissing (403), RateLimitExceeded / BudgetExceeded (429)
  */
 @Injectable()
 export class ApiKeyGuard implements CanActivate {
   constructor(
     private readonly reflector: Reflector,
     private readonly keys: ApiKeyService,
+    private readonly limits: RateLimitService,
+    private readonly access: AccessPolicy,
   ) {}
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
-    const isPublic = this.reflector.getAllAndOverride<boolean>(IS_PUBLIC, [
-      context.getHandler(),
-      context.getClass(),
-    ]);
-    if (isPublic) return true;
-    const request = context.switchToHttp().getRequest<AuthenticatedRequest>();
-    const header = request.headers.authorization;
-    const match = typeof header === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
-    if (!match) throw new Unauthorized('Send the API key as `Authorization: Bearer <key>`.');
-    request.auth = await this.keys.verify(match[1]);
+    const targets = [context.getHandler(), context.getClass()];
+    if (this.reflector.getAllAndOverride<boolean>(IS_PUBLIC, targets)) return true;
+    const request = context.switchToHttp().getRequest<Partial<AuthenticatedRequest> & FastifyRequest>();
+    if (!request.auth) {
+      const key = bearerToken(request.headers.authorization);
+      if (!key) throw new Unauthorized('Send the API key as `Authorization: Bearer <key>`.');
+      const auth = await this.keys.verify(key);
+      await this.limits.admit(auth);
+      request.auth = auth;
+    }
+    const scopes = this.reflector.getAllAndMerge<Scope[]>(REQUIRED_SCOPES, targets) ?? [];
+    this.access.assertScopes(request.auth, scopes);
     return true;
   }
 }

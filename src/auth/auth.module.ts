@@ -1,21 +1,29 @@
 import { Module } from '@nestjs/common';
-import { APP_GUARD } from '@nestjs/core';
-import { ThrottlerGuard } from '@nestjs/throttler';
+import { APP_GUARD, DiscoveryModule } from '@nestjs/core';
+import { AccessPolicy } from './access-policy.service';
+import { ApiKeyHook } from './api-key.hook';
 import { ApiKeyGuard } from './auth.guard';
 import { ApiKeyService } from './api-key.service';
-import { RateLimitModule } from './rate-limit.module';
+import { RateLimitService } from './limits/rate-limit.service';
 import { TenantSaltService } from './tenant-salt.service';
+import { TenantService } from './tenant.service';
 
-/** API keys, tenants, the global guard, per-key rate limits and the per-tenant engine cache salt. */
+/**
+ * API keys (scopes, model allow-lists, expiry, rotation), tenants, the onRequest key hook and the
+ * global guard, rpm/tpm limits and budgets per key, tenant and client IP, and the per-tenant engine
+ * cache salt.
+ */
 @Module({
-  imports: [RateLimitModule],
+  imports: [DiscoveryModule],
   providers: [
     ApiKeyService,
+    TenantService,
     TenantSaltService,
-    // Global guards run in this order: resolve the key first, then count it against its rate limit.
+    RateLimitService,
+    AccessPolicy,
+    ApiKeyHook,
     { provide: APP_GUARD, useClass: ApiKeyGuard },
-    { provide: APP_GUARD, useClass: ThrottlerGuard },
   ],
-  exports: [ApiKeyService, TenantSaltService],
+  exports: [ApiKeyService, TenantService, TenantSaltService, RateLimitService, AccessPolicy],
 })
 export class AuthModule {}

@@ -23,7 +23,7 @@ const DESCRIPTIONS: Record<number, string> = {
   404: 'Not found (or owned by another tenant).',
   409: 'The conversation is busy with another turn for too long.',
   413: 'The message or body is too large.',
-  429: 'Over the API key’s rate limit (RATE_LIMIT_PER_MINUTE); see Retry-After.',
+  429: 'Over a requests- or tokens-per-minute limit, or a spent budget (docs/usage.md); see Retry-After and x-ratelimit-*.',
   502: 'The engine failed or its stream was cut; the turn is marked failed.',
   503: 'No engine replica is available; the turn is marked failed.',
   504: 'The engine did not answer in time; the turn is marked failed.',

@@ -20,6 +20,15 @@ export const PROBLEM_STATUS: Record<string, number> = {
   PayloadTooLarge: 413,
   Unauthorized: 401,
   Forbidden: 403,
+  ScopeMissing: 403,
+  ModelNotAllowed: 403,
+  ApiKeyNotFound: 404,
+  TenantNotFound: 404,
+  TenantExists: 409,
+  RateLimitExceeded: 429,
+  BudgetExceeded: 429,
+  RateLimiterUnavailable: 503,
+  AuthUnavailable: 503,
   ConversationNotFound: 404,
   MessageNotFound: 404,
   ConversationBusy: 409,
@@ -153,6 +162,25 @@ export function toProblem(error: unknown, instance: string, requestId: string): 
 }
 
 /**
+ * Headers a problem response carries besides its body: `WWW-Authenticate: Bearer` on every 401
+ * (RFC 6750 §3; `error="invalid_token"` when a key was presented) and `Retry-After` (seconds) when
+ * the problem says when to retry (`retryAfterSeconds`: rate limits, budgets, unavailable dependencies).
+ */
+export function problemHeaders(problem: ProblemBody, presentedCredentials = false): Record<string, string> {
+  const headers: Record<string, string> = {};
+  if (problem.status === 401) {
+    headers['www-authenticate'] = presentedCredentials
+      ? 'Bearer realm="kvchat", error="invalid_token"'
+      : 'Bearer realm="kvchat"';
+  }
+  const retryAfter = problem.retryAfterSeconds;
+  if (typeof retryAfter === 'number' && Number.isFinite(retryAfter)) {
+    headers['retry-after'] = String(Math.max(1, Math.ceil(retryAfter)));
+  }
+  return headers;
+}
+
+/**
  * The one global exception filter: every error becomes an RFC 9457 problem
  * (`application/problem+json`) with the request id. Unknown errors are logged and leak nothing.
  */
@@ -185,6 +213,10 @@ export class ProblemFilter implements ExceptionFilter {
       // A streaming response already started: the stream writer reports errors as SSE events.
       return;
     }
-    void reply.status(problem.status).header('content-type', 'application/problem+json').send(problem);
+    void reply
+      .status(problem.status)
+      .headers(problemHeaders(problem, typeof request?.headers?.authorization === 'string'))
+      .header('content-type', 'application/problem+json')
+      .send(problem);
   }
 }

@@ -50,6 +50,10 @@ export class SseWriter {
       connection: 'keep-alive',
       'x-accel-buffering': 'no',
       'x-request-id': String(this.reply.request.id),
+      // Set before the handler (the API-key hook's x-ratelimit-*); hijacking drops the reply's own headers.
+      ...Object.fromEntries(
+        Object.entries(this.reply.getHeaders()).filter(([name]) => name.startsWith('x-ratelimit-')),
+      ),
       ...this.extraHeaders,
     });
   }

@@ -3,7 +3,9 @@ import { Body, Controller, Get, HttpCode, Post, Req, Res } from '@nestjs/common'
 import { ApiBearerAuth, ApiOkResponse, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { AuthContext } from '../auth/api-key.service';
-import { Auth } from '../auth/auth.guard';
+import { AccessPolicy } from '../auth/access-policy.service';
+import { Auth, RequireScopes } from '../auth/auth.guard';
+import { RateLimitService } from '../auth/limits/rate-limit.service';
 import { ApiProblems } from '../common/api-problems.decorator';
 import { DomainError } from '../common/domain-error';
 import { toProblem } from '../common/problem.filter';
@@ -61,10 +63,15 @@ function toChatCompletion(done: CompletedChat): ChatCompletionDto {
  */
 @ApiTags('openai')
 @ApiBearerAuth()
-@ApiProblems(401)
+@ApiProblems(401, 403, 429)
+@RequireScopes('completions')
 @Controller('v1')
 export class ChatCompletionsController {
-  constructor(private readonly completions: ChatCompletionsService) {}
+  constructor(
+    private readonly completions: ChatCompletionsService,
+    private readonly access: AccessPolicy,
+    private readonly limits: RateLimitService,
+  ) {}
 
   @Get('models')
   @ApiOperation({ summary: 'List the served model (OpenAI `GET /v1/models`)' })
@@ -101,9 +108,11 @@ export class ChatCompletionsController {
     @Req() request: FastifyRequest,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<ChatCompletionDto | undefined> {
+    this.access.assertModelAllowed(auth, body.model);
     const command = toCommand(body, clientDisconnectSignal(reply));
     if (body.stream !== true) {
       const done = await this.completions.complete(auth, command);
+      await this.limits.chargeTokens(auth, engineTokens(done));
       void reply.header('x-kvchat-cache', cacheHeader(done));
       return toChatCompletion(done);
     }
@@ -139,6 +148,7 @@ export class ChatCompletionsController {
           sse.sendData(chunk([{ index: 0, delta: { content: delta }, logprobs: null, finish_reason: null }]));
         },
       });
+      await this.limits.chargeTokens(auth, engineTokens(done));
       open();
       sse.sendData(
         chunk([{ index: 0, delta: {}, logprobs: null, finish_reason: done.finishReason }], {
@@ -166,6 +176,11 @@ export class ChatCompletionsController {
       return undefined;
     }
   }
+}
+
+/** Tokens the engine processed for the answer: none for a response-cache hit (tpm and token budgets count these). */
+function engineTokens(done: CompletedChat): number {
+  return done.cache?.hit ? 0 : done.usage.total_tokens;
 }
 
 function cacheHeader(done: CompletedChat): string {

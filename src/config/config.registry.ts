@@ -1,5 +1,6 @@
 import { AgentsConfig } from './agents.config';
 import { AppConfig } from './app.config';
+import { AuthConfig } from './auth.config';
 import { CachingConfig, EmbeddingsConfig } from './caching.config';
 import { ContextConfig } from './context.config';
 import { DatabaseConfig } from './database.config';
@@ -11,6 +12,7 @@ import { MetricsConfig } from './metrics.config';
 import { ProcessConfig } from './process.config';
 import { QueuesConfig } from './queues.config';
 import { RedisConfig } from './redis.config';
+import { UsageConfig } from './usage.config';
 
 /**
  * Every configuration class, one per concern. A module that adds a concern adds its class here;
@@ -31,4 +33,6 @@ export const CONFIG_CLASSES = [
   ProcessConfig,
   HealthConfig,
   KnowledgeConfig,
+  AuthConfig,
+  UsageConfig,
 ] as const;

@@ -24,6 +24,16 @@ const NON_DEFAULTS: Record<string, { raw: string; expected: unknown; env?: Env }
   SERVER_SECRET: { raw: 'a-server-secret-of-32-characters', expected: 'a-server-secret-of-32-characters' },
   API_KEY_CACHE_SECONDS: { raw: '0', expected: 0 },
   RATE_LIMIT_PER_MINUTE: { raw: '120', expected: 120 },
+  API_KEY_ROTATION_GRACE_SECONDS: { raw: '60', expected: 60 },
+  RATE_LIMIT_REDIS_URL: { raw: 'redis://limiter:6380', expected: 'redis://limiter:6380' },
+  RATE_LIMIT_REDIS_TIMEOUT_MS: { raw: '40', expected: 40 },
+  RATE_LIMIT_FAIL_OPEN: { raw: 'false', expected: false },
+  RATE_LIMIT_IP_PER_MINUTE: { raw: '0', expected: 0 },
+  USAGE_BATCH_SIZE: { raw: '50', expected: 50 },
+  USAGE_FLUSH_MS: { raw: '20', expected: 20 },
+  USAGE_BUFFER_MAX: { raw: '5000', expected: 5000 },
+  USAGE_ROLLUP_INTERVAL_SECONDS: { raw: '5', expected: 5 },
+  USAGE_PRICES: { raw: '{"m":{"input":1,"output":2}}', expected: '{"m":{"input":1,"output":2}}' },
   DOCS_ENABLED: { raw: 'false', expected: false },
   CORS_ORIGINS: {
     raw: 'https://app.example.com, http://localhost:5173',
@@ -137,6 +147,11 @@ const NON_DEFAULTS: Record<string, { raw: string; expected: unknown; env?: Env }
   KNOWLEDGE_RERANK_TIMEOUT_MS: { raw: '900', expected: 900 },
   REDIS_URL: { raw: 'redis://cache:6380/2', expected: 'redis://cache:6380/2' },
   REDIS_KEY_PREFIX: { raw: 'tenant-x:', expected: 'tenant-x:' },
+  LOG_PROBE_REQUESTS: { raw: 'true', expected: true },
+  KVCHAT_ROLE: { raw: 'worker', expected: 'worker', env: { DATABASE_URL: 'postgres://u:p@db:5432/kv' } },
+  SHUTDOWN_DRAIN_MS: { raw: '5000', expected: 5000 },
+  HEALTH_READY_MIN_ENGINES: { raw: '2', expected: 2 },
+  HEALTH_CHECK_TIMEOUT_MS: { raw: '750', expected: 750 },
 };
 
 const classes = CONFIG_CLASSES as readonly (new () => object)[];

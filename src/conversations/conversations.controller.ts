@@ -22,7 +22,7 @@ import {
 } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { AuthContext } from '../auth/api-key.service';
-import { Auth } from '../auth/auth.guard';
+import { Auth, RequireScopes } from '../auth/auth.guard';
 import { ApiProblems } from '../common/api-problems.decorator';
 import { toProblem } from '../common/problem.filter';
 import { clientDisconnectSignal, SseWriter } from '../common/sse';
@@ -54,7 +54,8 @@ export function toTurnResponse(record: TurnRecord): TurnResponseDto {
 
 @ApiTags('conversations')
 @ApiBearerAuth()
-@ApiProblems(401, 429)
+@ApiProblems(401, 403, 429)
+@RequireScopes('chat')
 @Controller('v1/conversations')
 export class ConversationsController {
   constructor(private readonly conversations: ConversationsService) {}

@@ -7,6 +7,8 @@ import { Ingestion } from '../knowledge/ingestion.entity';
 import { KnowledgeBase } from '../knowledge/knowledge-base.entity';
 import { KnowledgeChunk } from '../knowledge/knowledge-chunk.entity';
 import { KnowledgeDocument } from '../knowledge/knowledge-document.entity';
+import { UsageDaily, UsageRollupState } from '../usage/usage-daily.entity';
+import { UsageRecord } from '../usage/usage-record.entity';
 
 /**
  * The schema's composition root: every entity, listed once for the ORM, the CLI and
@@ -22,4 +24,7 @@ export const ENTITIES = [
   KnowledgeDocument,
   Ingestion,
   KnowledgeChunk,
+  UsageRecord,
+  UsageDaily,
+  UsageRollupState,
 ];

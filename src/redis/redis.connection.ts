@@ -73,3 +73,21 @@ export async function connectRedisOrFail(url: string, timeoutMs = 3000): Promise
   client.off('error', swallow);
   return client;
 }
+
+/**
+ * A connection for request-path calls that must fail fast rather than wait for Redis: no offline
+ * queue (a command while disconnected fails at once), no per-command retries, reconnection in the
+ * background every ≤ 1 s. Used by the rate limiter, which fails open or closed on such a failure.
+ * Errors are logged by the caller through `onError` (throttled there); never unhandled.
+ */
+export function createFailFastConnection(url: string, name: string, onError: (e: Error) => void): Redis {
+  const client = new Redis(url, {
+    connectionName: `kvchat:${name}`,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    connectTimeout: 1000,
+    retryStrategy: (times) => Math.min(times * 100, 1000),
+  });
+  client.on('error', onError);
+  return client;
+}

@@ -3,6 +3,7 @@ import type { ModuleMetadata } from '@nestjs/common';
 import { createApp, type RunningApp } from '../../src/app.factory';
 import { ApiKeyService } from '../../src/auth/api-key.service';
 import type { Env } from '../../src/config/config.loader';
+import { deleteRedisPrefix } from './redis';
 
 /** A kvchat booted for a test on real ports, with two tenants' keys. */
 export interface TestApp {
@@ -20,11 +21,12 @@ export interface TestApp {
 
 /**
  * Boots the whole app on port 0 with in-memory PGlite (unless `env.DATABASE_URL`), the local
- * Redis under a unique key prefix, and the engine given by `env.INFERENCE_ENDPOINTS` (tests pass a
+ * Redis under a unique key prefix (deleted by `close()` unless `env.REDIS_KEY_PREFIX` names one), and the engine given by `env.INFERENCE_ENDPOINTS` (tests pass a
  * simulator they control) or an in-process simulator with no sleeping. `imports` adds modules
  * (e.g. one listing a test `@Agent`).
  */
 export async function startTestApp(env: Env = {}, imports: ModuleMetadata['imports'] = []): Promise<TestApp> {
+  const prefix = `kvchat-test-${randomUUID()}:`;
   const running = await createApp(
     {
       DATA_DIR: 'memory://',
@@ -34,7 +36,7 @@ export async function startTestApp(env: Env = {}, imports: ModuleMetadata['impor
       NODE_ENV: 'test',
       SIMULATOR_TIME_SCALE: '0',
       API_KEY_CACHE_SECONDS: '0',
-      REDIS_KEY_PREFIX: `kvchat-test-${randomUUID()}:`,
+      REDIS_KEY_PREFIX: prefix,
       ...env,
     },
     { port: 0, host: '127.0.0.1', imports },
@@ -51,7 +53,11 @@ export async function startTestApp(env: Env = {}, imports: ModuleMetadata['impor
     tenantA: a.tenantId,
     tenantB: b.tenantId,
     keys,
-    close: () => running.close(),
+    close: async () => {
+      await running.close();
+      // A prefix the test chose may be shared with another instance it still needs: the test deletes it.
+      if (env.REDIS_KEY_PREFIX === undefined) await deleteRedisPrefix(prefix);
+    },
   };
 }
 
