@@ -123,11 +123,6 @@ const NON_DEFAULTS: Record<string, { raw: string; expected: unknown; env?: Env }
   QUEUE_JOB_BACKOFF_MS: { raw: '0', expected: 0 },
   QUEUE_KEEP_COMPLETED: { raw: '0', expected: 0 },
   QUEUE_STALL_SECONDS: { raw: '30', expected: 30 },
-  LOG_PROBE_REQUESTS: { raw: 'true', expected: true },
-  KVCHAT_ROLE: { raw: 'worker', expected: 'worker', env: { DATABASE_URL: 'postgres://u:p@db:5432/kv' } },
-  SHUTDOWN_DRAIN_MS: { raw: '5000', expected: 5000 },
-  HEALTH_READY_MIN_ENGINES: { raw: '0', expected: 0 },
-  HEALTH_CHECK_TIMEOUT_MS: { raw: '750', expected: 750 },
   KNOWLEDGE_MAX_DOCUMENT_BYTES: { raw: '2048', expected: 2048 },
   KNOWLEDGE_MAX_FILES_PER_UPLOAD: { raw: '3', expected: 3 },
   KNOWLEDGE_URL_ALLOWLIST: {
