@@ -55,6 +55,7 @@ export const PROBLEM_STATUS: Record<string, number> = {
   IngestionQueueUnavailable: 503,
   QueryEmbeddingMismatch: 400,
   DependencyUnavailable: 503,
+  Overloaded: 503,
 };
 
 /** Detail of a 413 for a body over Fastify's limit: the limit's variable, and the way around it. */

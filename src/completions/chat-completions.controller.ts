@@ -10,6 +10,7 @@ import { ApiProblems } from '../common/api-problems.decorator';
 import { DomainError } from '../common/domain-error';
 import { toProblem } from '../common/problem.filter';
 import { clientDisconnectSignal, SseWriter } from '../common/sse';
+import { AdmittedAsTurn } from '../lifecycle/turn-admission.hook';
 import {
   ChatCompletionsService,
   type ChatCompletionCommand,
@@ -83,6 +84,7 @@ export class ChatCompletionsController {
   }
 
   @Post('chat/completions')
+  @AdmittedAsTurn()
   @HttpCode(200)
   @ApiOperation({
     summary: 'Create a chat completion (OpenAI-compatible, stateless, response-cached)',

@@ -26,6 +26,7 @@ import { Auth, RequireScopes } from '../auth/auth.guard';
 import { ApiProblems } from '../common/api-problems.decorator';
 import { toProblem } from '../common/problem.filter';
 import { clientDisconnectSignal, SseWriter } from '../common/sse';
+import { AdmittedAsTurn } from '../lifecycle/turn-admission.hook';
 import { ConversationsService, type TurnRecord } from './conversations.service';
 import {
   ConversationDto,
@@ -108,6 +109,7 @@ export class ConversationsController {
   }
 
   @Post(':id/turns')
+  @AdmittedAsTurn()
   @ApiOperation({
     summary: 'Post a user turn and get the answer',
     description:
