@@ -1,13 +1,14 @@
 import { Module } from '@nestjs/common';
 import { AgentsModule } from '../agents/agents.module';
 import { AuthModule } from '../auth/auth.module';
+import { IdempotencyModule } from '../idempotency/idempotency.module';
 import { ConversationsController } from './conversations.controller';
 import { ConversationsService } from './conversations.service';
 import { TurnLockService } from './turn-lock.service';
 
 /** Conversations, messages and turns. */
 @Module({
-  imports: [AgentsModule, AuthModule],
+  imports: [AgentsModule, AuthModule, IdempotencyModule],
   controllers: [ConversationsController],
   providers: [ConversationsService, TurnLockService],
   exports: [ConversationsService],
