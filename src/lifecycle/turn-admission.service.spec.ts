@@ -1,13 +1,9 @@
 import { AdmissionConfig } from '../config/admission.config';
-import { MetricsConfig } from '../config/metrics.config';
-import { MetricsService } from '../observability/metrics.service';
 import { Overloaded } from './lifecycle.errors';
 import { type Admission, TurnAdmission } from './turn-admission.service';
 
-function build(limits: Partial<AdmissionConfig>): { sut: TurnAdmission; metrics: MetricsService } {
-  const config = Object.assign(new AdmissionConfig(), limits);
-  const metrics = new MetricsService(Object.assign(new MetricsConfig(), { METRICS_PROCESS: false }));
-  return { sut: new TurnAdmission(config, metrics), metrics };
+function build(limits: Partial<AdmissionConfig>): { sut: TurnAdmission } {
+  return { sut: new TurnAdmission(Object.assign(new AdmissionConfig(), limits)) };
 }
 
 const admitted = (a: Admission): (() => void) => {
@@ -42,7 +38,7 @@ describe('TurnAdmission', () => {
   });
 
   it('should refuse a turn with Overloaded when slots and queue are full', async () => {
-    const { sut, metrics } = build({
+    const { sut } = build({
       TURNS_MAX_IN_FLIGHT: 1,
       TURNS_MAX_QUEUED: 1,
       TURN_SHED_RETRY_AFTER_SECONDS: 3,
@@ -57,9 +53,7 @@ describe('TurnAdmission', () => {
     await expect(refused).rejects.toMatchObject({
       extensions: { reason: 'queue_full', retryAfterSeconds: 3 },
     });
-    expect(await metrics.registry.getSingleMetricAsString('kvchat_turns_shed_total')).toContain(
-      'kvchat_turns_shed_total{reason="queue_full"} 1',
-    );
+    expect(sut.shedTotal).toEqual({ queue_full: 1, queue_timeout: 0 });
   });
 
   it('should shed a queued turn that waited past TURN_QUEUE_TIMEOUT_MS and free its queue place', async () => {
@@ -86,6 +80,7 @@ describe('TurnAdmission', () => {
     client.abort();
 
     expect(await waiting).toEqual({ admitted: false });
+    expect(sut.abandonedInQueueTotal).toBe(1);
     expect(sut.queued).toBe(1);
     running();
     const release = admitted(await next);

@@ -1,12 +1,11 @@
 import { Injectable } from '@nestjs/common';
 import pLimit from 'p-limit';
-import { Counter, Gauge } from 'prom-client';
 import { AdmissionConfig } from '../config/admission.config';
-import { MetricsService } from '../observability/metrics.service';
 import { Overloaded } from './lifecycle.errors';
 
 /** Why a turn was shed: no room in flight nor in the queue, or it waited in the queue too long. */
 export type ShedReason = 'queue_full' | 'queue_timeout';
+export const SHED_REASONS: readonly ShedReason[] = ['queue_full', 'queue_timeout'];
 
 /** Ends a turn's hold on its slot; idempotent. */
 export type ReleaseSlot = () => void;
@@ -21,51 +20,22 @@ export type Admission = { admitted: true; release: ReleaseSlot } | { admitted: f
  * while the process still has time for the turns it took, rather than every turn slowing down together.
  * A queued turn whose client goes away leaves the queue and never starts.
  *
- * Metrics: `kvchat_turns_shed_total{reason}`, `kvchat_turns_abandoned_in_queue_total`,
- * `kvchat_turns_in_flight`, `kvchat_turns_queued`.
+ * Its counts are read at scrape time by src/observability/admission-metrics.collector.ts
+ * (`kvchat_turns_shed_total{reason}`, `kvchat_turns_abandoned_in_queue_total`, `kvchat_turns_in_flight`,
+ * `kvchat_turns_queued`).
  */
 @Injectable()
 export class TurnAdmission {
   private readonly limit: pLimit.Limit;
   /** Turns admitted to the queue that have not started, timed out or been abandoned. */
   private waiting = 0;
-  private readonly shed: Counter<'reason'>;
-  private readonly abandoned: Counter;
+  /** Turns refused so far, by reason (since the process started). */
+  readonly shedTotal: Record<ShedReason, number> = { queue_full: 0, queue_timeout: 0 };
+  /** Queued turns whose client went away before they started (since the process started). */
+  abandonedInQueueTotal = 0;
 
-  constructor(
-    private readonly config: AdmissionConfig,
-    metrics: MetricsService,
-  ) {
+  constructor(private readonly config: AdmissionConfig) {
     this.limit = pLimit(config.TURNS_MAX_IN_FLIGHT);
-    this.shed = new Counter({
-      name: 'kvchat_turns_shed_total',
-      help: 'Turns refused with 503 Overloaded by admission control, by reason (queue_full, queue_timeout).',
-      labelNames: ['reason'],
-      registers: [metrics.registry],
-    });
-    this.abandoned = new Counter({
-      name: 'kvchat_turns_abandoned_in_queue_total',
-      help: 'Queued turns whose client went away before a slot was free; they never started.',
-      registers: [metrics.registry],
-    });
-    const inFlight = (): number => this.inFlight;
-    const queued = (): number => this.queued;
-    new Gauge({
-      name: 'kvchat_turns_in_flight',
-      help: 'Turns holding an admission slot in this process (TURNS_MAX_IN_FLIGHT bounds it).',
-      registers: [metrics.registry],
-      collect() {
-        this.set(inFlight());
-      },
-    });
-    new Gauge({
-      name: 'kvchat_turns_queued',
-      help: 'Turns waiting for an admission slot in this process (TURNS_MAX_QUEUED bounds it).',
-      registers: [metrics.registry],
-      collect() {
-        this.set(queued());
-      },
-    });
   }
 
   /** Turns holding a slot now. */
@@ -101,7 +71,7 @@ export class TurnAdmission {
       };
       const onAbort = (): void => {
         if (!leave()) return;
-        this.abandoned.inc();
+        this.abandonedInQueueTotal++;
         resolve({ admitted: false });
       };
       const timer = queued
@@ -130,7 +100,7 @@ export class TurnAdmission {
   }
 
   private refuse(reason: ShedReason): Overloaded {
-    this.shed.inc({ reason });
+    this.shedTotal[reason]++;
     const detail =
       reason === 'queue_full'
         ? `This replica is at its limit of turns (${this.config.TURNS_MAX_IN_FLIGHT} running, ${this.config.TURNS_MAX_QUEUED} queued); retry shortly.`
