@@ -271,8 +271,12 @@ export class LoadLab {
     const url = `http://127.0.0.1:${port}`;
     const child = spawn(
       process.execPath,
-      [join(dir, 'node_modules/@portkey-ai/gateway/build/start-server.js'), '--port', String(port)],
-      { cwd: dir, stdio: ['ignore', this.log('portkey'), this.log('portkey')] },
+      [join(dir, 'node_modules/@portkey-ai/gateway/build/start-server.js'), `--port=${port}`, '--headless'],
+      {
+        cwd: dir,
+        env: { ...process.env, NODE_ENV: 'production' },
+        stdio: ['ignore', this.log('portkey'), this.log('portkey')],
+      },
     );
     this.processes.push({ name: 'portkey', role: 'gateway', url, pid: child.pid, child, rssMbMax: 0 });
     await waitFor('portkey gateway', async () => (await request(`${url}/`)).statusCode < 500, 60_000);

@@ -27,9 +27,10 @@ import { LoadLab, type LabProcess, type ProcSample } from './load-lab';
  * Turns go round-robin over the api processes (as a load balancer spreads them), so the turn lock and
  * the conversation state are shared through PostgreSQL and Redis, never a process.
  *
- * `--mode completions` drives the stateless `POST /v1/chat/completions` (streamed) instead, against the
- * simulator directly, kvchat, and Portkey's gateway (`--portkey-dir`, an `npm i @portkey-ai/gateway`
- * directory) one after another with the same load, and reports each.
+ * `--mode completions` drives the stateless `POST /v1/chat/completions` instead (not streamed unless
+ * `--stream`; TTFT is then the whole answer), against the simulator directly, kvchat, and Portkey's gateway
+ * (`--portkey-dir`, an `npm i @portkey-ai/gateway` directory) one after another with the same load, and
+ * reports each: requests/s, TTFT, gateway CPU ms per request (/proc).
  *
  * Figures (JSON `summary`; docs/scaling.md reads them):
  * - `turnsPerSecondOffered`: turns the clients started / measured seconds; `turnsPerSecondServed`: turns
@@ -68,6 +69,7 @@ interface Options {
   cpuProf?: string;
   data?: string;
   seed: number;
+  stream: boolean;
   out: string;
 }
 
@@ -220,13 +222,17 @@ class Client {
     return sample;
   }
 
-  /** Posts one streamed OpenAI chat completion and reads it to `[DONE]`. */
+  /**
+   * Posts one OpenAI chat completion: streamed (read to `[DONE]`, TTFT = first content delta) or not
+   * (TTFT = the whole answer).
+   */
   async chat(
     target: string,
     url: string,
     headers: Record<string, string>,
     body: Record<string, unknown>,
     giveUpMs: number,
+    stream: boolean,
   ): Promise<Sample> {
     const started = performance.now();
     const sample: Sample = { target, startedAt: Date.now(), endedAt: 0, status: 0, outcome: 'error' };
@@ -236,13 +242,19 @@ class Client {
         method: 'POST',
         dispatcher: this.dispatcher,
         headers: { 'content-type': 'application/json', ...headers },
-        body: JSON.stringify({ ...body, stream: true }),
+        body: JSON.stringify({ ...body, stream }),
         signal,
       });
       sample.status = res.statusCode;
-      if (res.statusCode !== 200) {
+      if (res.statusCode !== 200 || !stream) {
         const text = await res.body.text();
         sample.firstAnswerMs = performance.now() - started;
+        if (res.statusCode === 200) {
+          sample.ttftMs = sample.firstAnswerMs;
+          sample.outcome = text.includes('"choices"') ? 'ok' : 'error';
+          if (sample.outcome === 'error') sample.code = 'NoChoices';
+          return sample;
+        }
         sample.code = problemCode(text) ?? `HTTP${res.statusCode}`;
         sample.outcome = sample.code === SHED_CODE ? 'shed' : 'error';
         return sample;
@@ -578,6 +590,7 @@ async function runCompletions(opts: Options, lab: LoadLab, client: Client): Prom
             target.headers,
             { model, messages, max_tokens: opts.maxTokens },
             opts.giveUpSeconds * 1000,
+            opts.stream,
           );
           samples.push(sample);
           history.push({ role: 'user', content: question }, { role: 'assistant', content: 'answer' });
@@ -599,7 +612,7 @@ async function runCompletions(opts: Options, lab: LoadLab, client: Client): Prom
       loadAverage: { start: load0.map((x) => round(x, 2)), end: loadavg().map((x) => round(x, 2)) },
     };
     results[target.name] = figures;
-    summary[`${target.name}CpuMsPerRequest`] = figures.gatewayCpuMsPerRequest;
+    if (target.process) summary[`${target.name}CpuMsPerRequest`] = figures.gatewayCpuMsPerRequest;
     summary[`${target.name}RequestsPerSecond`] = figures.requestsPerSecondServed;
     summary[`${target.name}TtftP99Ms`] = figures.ttftP99Ms;
   }
@@ -638,6 +651,11 @@ async function main(): Promise<void> {
     .option('--cpu-prof <dir>', 'write a V8 CPU profile of the first api process into this directory')
     .option('--data <jsonl>', 'user messages from dialogues, one {messages:[{role,content}]} per line')
     .option('--seed <n>', 'seed of think times and message picks', count, 1)
+    .option(
+      '--stream',
+      'completions mode: streamed requests (Portkey 1.15.2 on Node fails them: its streamed responses keep fetch’s immutable headers)',
+      false,
+    )
     .requiredOption('--out <json>', 'report path')
     .parse();
   const opts = program.opts<Options>();
