@@ -678,7 +678,8 @@ async function main(): Promise<void> {
     simulatorArgs: ['--time-scale', String(opts.timeScale), '--max-num-seqs', '1024'],
     portkeyDir: opts.mode === 'completions' ? opts.portkeyDir : undefined,
   });
-  const client = new Client(opts.connections);
+  // A burst opens one connection per turn, as that many clients would (the client must not queue them itself).
+  const client = new Client(Math.max(opts.connections, opts.burst ?? 0));
   let report: Record<string, unknown>;
   try {
     await lab.start();
