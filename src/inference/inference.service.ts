@@ -39,11 +39,40 @@ export class InferenceService {
     return this.model;
   }
 
+  /** The first model a replica lists; an unreachable replica is skipped (like tokenize, without marking it). */
   private async discoverModel(): Promise<string> {
-    const replica = this.router.pickAny();
-    const [first] = await this.engine.models(replica, 5000);
+    const [models, replica] = await this.onAnyReplica((r) => this.engine.models(r, 5000));
+    const first = models[0];
     if (!first) throw new EngineError(`Replica ${replica.id} lists no model; set INFERENCE_MODEL.`);
     return first;
+  }
+
+  /**
+   * Runs a side request every replica answers alike (models, tokenize) on the least-loaded replica, asking
+   * another when one is unavailable, up to 1 + ROUTER_RETRIES replicas. Health is not touched: a side
+   * request goes to whichever replica is idle, not the one a turn's chat is routed to; marking from here
+   * would clear that replica's prefix index on a side request's error. Chats (which fail over) and the
+   * probes keep health.
+   */
+  private async onAnyReplica<T>(call: (replica: Replica) => Promise<T>): Promise<[T, Replica]> {
+    const tried = new Set<string>();
+    let lastError: unknown;
+    for (let attempt = 1; attempt <= 1 + this.config.ROUTER_RETRIES; attempt++) {
+      let replica: Replica;
+      try {
+        replica = this.router.pickAny(tried);
+      } catch (e) {
+        throw lastError ?? e;
+      }
+      try {
+        return [await call(replica), replica];
+      } catch (e) {
+        if (!(e instanceof EngineUnavailable)) throw e;
+        tried.add(replica.id);
+        lastError = e;
+      }
+    }
+    throw lastError;
   }
 
   /**
@@ -99,29 +128,10 @@ export class InferenceService {
    */
   async tokenize(input: TokenizeInput): Promise<number[]> {
     const model = await this.modelName();
-    const tried = new Set<string>();
-    let lastError: unknown;
-    for (let attempt = 1; attempt <= 1 + this.config.ROUTER_RETRIES; attempt++) {
-      let replica: Replica;
-      try {
-        replica = this.router.pickAny(tried);
-      } catch (e) {
-        throw lastError ?? e;
-      }
-      try {
-        return await this.engine.tokenize(replica, model, input, 10_000);
-      } catch (e) {
-        // Any replica tokenizes the same way: an unreachable one is skipped for this call and another
-        // asked, but not marked unhealthy. Tokenize goes to whichever replica is idle, not the one the
-        // turn's chat is routed to; marking from here would clear that replica's prefix index on a side
-        // request's error and decide, by which replica was idle, whether the chat finds the failure
-        // itself. Health is left to chats (which retry elsewhere) and the probes.
-        if (!(e instanceof EngineUnavailable)) throw e;
-        tried.add(replica.id);
-        lastError = e;
-      }
-    }
-    throw lastError;
+    const [tokens] = await this.onAnyReplica((replica) =>
+      this.engine.tokenize(replica, model, input, 10_000),
+    );
+    return tokens;
   }
 
   private async chatOn(replica: Replica, model: string, request: ChatRequest): Promise<ChatResult> {
