@@ -9,6 +9,15 @@ import type {
 import { EngineTokenizeUnsupported, EngineUnreachable } from '../../src/inference/inference.errors';
 import type { ChatUsage, TokenizeInput } from '../../src/inference/inference.types';
 
+/** Placeholder id of the fake chat template's framing tokens. */
+const FRAME = 0;
+
+/**
+ * The fake engine's tokenizer: one token per character (its code point); its chat template adds
+ * `perMessage` tokens around each message and `generationPrompt` tokens after the last.
+ */
+export const FAKE_TEMPLATE = { perMessage: 3, generationPrompt: 2 } as const;
+
 /** One step of a scripted chat stream. */
 export type FakeChatStep =
   | { delta: string }
@@ -138,8 +147,12 @@ export class FakeEngineAdapter implements EngineAdapter {
         new EngineTokenizeUnsupported(`The engine at ${endpoint.id} has no /tokenize endpoint.`),
       );
     }
-    const text = 'prompt' in input ? input.prompt : input.messages.map((m) => m.content).join(' ');
-    return Promise.resolve([...text].map((c) => c.charCodeAt(0)));
+    const ids = (text: string): number[] => [...text].map((c) => c.codePointAt(0) ?? 0);
+    if ('prompt' in input) return Promise.resolve(ids(input.prompt));
+    // A ChatML-like template: FAKE_TEMPLATE.perMessage framing tokens per message, then the generation prompt.
+    const out = input.messages.flatMap((m) => [FRAME, ...ids(m.content), FRAME, FRAME]);
+    if (input.addGenerationPrompt ?? true) out.push(FRAME, FRAME);
+    return Promise.resolve(out);
   }
 
   models(endpoint: EngineEndpoint): Promise<string[]> {
