@@ -75,7 +75,7 @@ export function cacheCountersOf(samples: readonly PromSample[]): EngineCacheCoun
  */
 @Injectable()
 export class VllmEngineAdapter implements EngineAdapter {
-  readonly name = 'vllm';
+  readonly name: string = 'vllm';
   private readonly logger = new Logger('Inference');
   private readonly clients = new Map<string, OpenAI>();
 
