@@ -1,7 +1,7 @@
 import type { CacheControl } from '../caching/response-cache.types';
+import type { MessageCacheReport } from '../context/cache-report';
+import type { ConversationContextState } from '../context/context-policy';
 import type { HistoryMessage } from '../context/prompt.types';
-import type { ConversationContextState } from '../conversations/conversation.entity';
-import type { MessageCacheReport } from '../conversations/message.entity';
 import type { ChatResult } from '../inference/inference.types';
 import type { TurnTrace } from '../observability/turn-trace';
 
