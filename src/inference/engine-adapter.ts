@@ -70,7 +70,8 @@ export interface EngineCacheCounters {
  * - `EngineUnreachable` (a connection could not be made; the caller marks the replica unhealthy and
  *   tries another), `EngineUnavailable` (overloaded: 429/503), `EngineBadRequest` (400/422),
  *   `EngineTimeout`, `EngineStreamCut` (the stream broke after deltas), `EngineError` (anything else).
- * Cancellation: every method stops when its `signal` fires; the caller decides what the abort means.
+ * Cancellation: every call stops when its `signal` fires (a chat stream ends early without `finish`, or
+ * rejects); the caller decides what the abort means.
  */
 export interface EngineAdapter {
   /** Name for logs and docs, e.g. `vllm`. */
