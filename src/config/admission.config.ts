@@ -11,9 +11,9 @@ export class AdmissionConfig {
    * Turns running at once in this process. Size it as the turns/s one process serves × the p99 turn
    * duration in seconds (a streamed answer mostly waits on the engine), with headroom; see docs/scaling.md.
    */
-  @IsInt() @Min(1) TURNS_MAX_IN_FLIGHT: number = 256;
+  @IsInt() @Min(1) TURNS_MAX_IN_FLIGHT: number = 64;
   /** Turns waiting for a slot; beyond this a turn is shed at once (503 `Overloaded`). 0 = no queue. */
-  @IsInt() @Min(0) TURNS_MAX_QUEUED: number = 256;
+  @IsInt() @Min(0) TURNS_MAX_QUEUED: number = 64;
   /** Longest a turn waits in the queue, ms; then it is shed. Keep it well below clients' own timeouts. */
   @IsInt() @Min(1) @Max(60_000) TURN_QUEUE_TIMEOUT_MS: number = 1000;
   /** `Retry-After` of a shed turn, seconds. */
