@@ -69,6 +69,7 @@ interface Options {
   cpuProf?: string;
   data?: string;
   seed: number;
+  warmupTurns: number;
   stream: boolean;
   out: string;
 }
@@ -429,6 +430,23 @@ async function runTurns(opts: Options, lab: LoadLab, client: Client): Promise<Re
     );
   };
 
+  // Warm-up, outside the measured window: a fresh process compiles its hot paths and loads its local
+  // embedding model on the first turns; a long-running replica has done that long ago.
+  if (opts.warmupTurns > 0) {
+    const spare = await createConversations(client, lab, apis.length);
+    for (let i = 0; i < opts.warmupTurns; i++) {
+      const api = apis[i % apis.length];
+      await client.turn(
+        api.url,
+        lab.apiKey,
+        spare[i % spare.length],
+        `warm-up ${i}`,
+        '',
+        opts.maxTokens,
+        giveUpMs,
+      );
+    }
+  }
   await sleep(2000);
   const idle = lab.snapshot();
   const rssBefore: Record<string, number> = Object.fromEntries(
@@ -472,7 +490,9 @@ async function runTurns(opts: Options, lab: LoadLab, client: Client): Promise<Re
       }),
     );
   }
-  const measuredSeconds = Math.max(opts.durationSeconds, (Date.now() - t0) / 1000);
+  const measuredSeconds = opts.burst
+    ? (Date.now() - t0) / 1000
+    : Math.max(opts.durationSeconds, (Date.now() - t0) / 1000);
   const window = await closeWindow(lab, apis, before);
   const load1 = loadavg();
 
@@ -651,6 +671,12 @@ async function main(): Promise<void> {
     .option('--cpu-prof <dir>', 'write a V8 CPU profile of the first api process into this directory')
     .option('--data <jsonl>', 'user messages from dialogues, one {messages:[{role,content}]} per line')
     .option('--seed <n>', 'seed of think times and message picks', count, 1)
+    .option(
+      '--warmup-turns <n>',
+      'turns before the measured window (spread over the api processes)',
+      count,
+      20,
+    )
     .option(
       '--stream',
       'completions mode: streamed requests (Portkey 1.15.2 on Node fails them: its streamed responses keep fetch’s immutable headers)',
