@@ -296,6 +296,7 @@ interface ProcessWindow {
   rssMbEnd: Record<string, number>;
   eventLoopDelayP99Ms: Record<string, number>;
   shedCounted: number;
+  abandonedInQueueCounted: number;
 }
 
 /** Reads the event-loop histogram once so that the next scrape covers only the window that follows. */
@@ -315,6 +316,7 @@ async function closeWindow(
     rssMbEnd: {},
     eventLoopDelayP99Ms: {},
     shedCounted: 0,
+    abandonedInQueueCounted: 0,
   };
   for (const p of lab.processes) {
     if (after[p.name] && before[p.name])
@@ -326,9 +328,10 @@ async function closeWindow(
     const samples = await lab.scrape(p).catch(() => []);
     const p99 = samples.find((s) => s.name === 'nodejs_eventloop_lag_p99_seconds');
     if (p99) window.eventLoopDelayP99Ms[p.name] = round(p99.value * 1000, 1);
-    window.shedCounted += samples
-      .filter((s) => s.name === 'kvchat_turns_shed_total')
-      .reduce((sum, s) => sum + s.value, 0);
+    const total = (name: string): number =>
+      samples.filter((s) => s.name === name).reduce((sum, s) => sum + s.value, 0);
+    window.shedCounted += total('kvchat_turns_shed_total');
+    window.abandonedInQueueCounted += total('kvchat_turns_abandoned_in_queue_total');
   }
   return window;
 }
@@ -508,7 +511,8 @@ async function runTurns(opts: Options, lab: LoadLab, client: Client): Promise<Re
   }
   const answered = await answeredTags(lab, runTag);
   const abandoned = samples.filter((s) => s.outcome === 'abandoned');
-  const storedAfterAbandon = abandoned.filter((s) => s.tag && answered.has(s.tag)).length;
+  const storedAbandoned = abandoned.filter((s) => s.tag && answered.has(s.tag));
+  const storedAfterAbandon = storedAbandoned.length;
 
   const ok = samples.filter((s) => s.outcome === 'ok');
   const apiCpuMs = apis.reduce((sum, p) => sum + (window.cpuMs[p.name] ?? 0), 0);
@@ -541,6 +545,10 @@ async function runTurns(opts: Options, lab: LoadLab, client: Client): Promise<Re
       shedByStatus: byStatus(samples, 'shed'),
       abandonedByStatus: byStatus(samples, 'abandoned'),
       shedCountedByServers: window.shedCounted,
+      abandonedInQueueCountedByServers: window.abandonedInQueueCounted,
+      // Of the turns stored after their client gave up: how many had streamed a first token by then
+      // (the client left during the answer or the final write) and how many had not.
+      storedAfterAbandonWithFirstToken: storedAbandoned.filter((s) => s.ttftMs !== undefined).length,
       answeredOrShedP99Ms: round(quantile(answeredOrShed, 0.99), 1),
       answeredOrShedMaxMs: round(maxOf(answeredOrShed), 1),
       answeredOrShedWithin2s: answeredOrShed.filter((x) => x <= 2000).length,
