@@ -32,6 +32,7 @@ interface Options {
   out: string;
   pinned?: string;
   quiet: boolean;
+  printSql?: number;
 }
 
 /** One measured turn. */
@@ -151,6 +152,7 @@ async function main(): Promise<void> {
     )
     .option('--pinned <agent>', 'pin the conversation to an agent (default: unpinned, routed by intent)')
     .option('--quiet', 'print only every 10th turn', false)
+    .option('--print-sql <turn>', 'print the SQL statements of this turn', (v) => parseInt(v, 10))
     .option('--out <json>', 'report path', 'bench/reports/turn.json')
     .parse()
     .opts<Options>();
@@ -172,8 +174,10 @@ async function main(): Promise<void> {
   const logger = orm.config.getLogger();
   const logQuery = logger.logQuery.bind(logger);
   let sql = 0;
+  let printing = false;
   logger.logQuery = (context) => {
     sql++;
+    if (printing) console.log(`  sql: ${(context.query ?? '').replace(/\s+/g, ' ').slice(0, 200)}`);
     logQuery(context);
   };
   const outgoing = new OutgoingRequests(new URL(instance.url).origin);
@@ -195,6 +199,7 @@ async function main(): Promise<void> {
     for (let t = 0; t < messages.length; t++) {
       outgoing.take(performance.now());
       sql = 0;
+      printing = opts.printSql === t + 1;
       const started = performance.now();
       let response: TurnResponse | null = null;
       let error: string | undefined;

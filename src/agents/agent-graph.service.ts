@@ -1,5 +1,7 @@
 import { END, type Runtime, START, StateGraph } from '@langchain/langgraph';
 import { Injectable, type OnModuleInit } from '@nestjs/common';
+import { DomainError } from '../common/domain-error';
+import { RequestAborted } from '../inference/inference.errors';
 import { NOOP_TURN_TRACE } from '../observability/turn-trace';
 import { AgentRegistry } from './agent-registry.service';
 import {
@@ -13,7 +15,7 @@ import {
   type TurnStateValue,
 } from './agent-graph.state';
 import { AgentNotFound } from './agents.errors';
-import type { TurnInput, TurnOutput } from './agents.types';
+import type { AgentTurnSink, TurnInput, TurnOutput } from './agents.types';
 import { AnswerService } from './answer.service';
 import type { RegisteredAgent } from './chat-agent';
 import { AgentRouter } from './routing/agent-router.service';
@@ -26,10 +28,10 @@ type TurnNode = (state: TurnStateValue, runtime: Runtime<TurnRuntime>) => Promis
  * ```
  * START -> router --(route.agent)--> agent_<name> -> answer -> END
  * ```
- * `router` decides the agent (pinned, intent classifier, fallback) and records a `route` span;
- * the conditional edge goes to that agent's node, which builds its PromptSpec; `answer` runs the
- * shared AnswerService (context window, response cache, engine) and streams token deltas to
- * `TurnInput.onToken`. No checkpointer: the conversation tables are the store.
+ * `router` decides the agent (pinned, intent classifier, fallback), records a `route` span and emits
+ * the `route` event; the conditional edge goes to that agent's node, which builds its PromptSpec;
+ * `answer` runs the shared AnswerService (context window, response cache, engine), which emits the
+ * `cache`, `token` and `usage` events. No checkpointer: the conversation tables are the store.
  */
 @Injectable()
 export class AgentGraph implements OnModuleInit {
@@ -47,22 +49,32 @@ export class AgentGraph implements OnModuleInit {
   }
 
   /**
-   * Runs one turn through the graph.
-   * @throws whatever a node throws (Engine* errors, RequestAborted, ContextLengthExceeded, ...), unchanged
+   * Runs one turn through the graph, sending its progress events to `sink`.
+   * @throws whatever a node throws (Engine* errors, ContextLengthExceeded, ...), unchanged;
+   *   RequestAborted when `sink.signal` fired
    */
-  async run(input: TurnInput): Promise<TurnOutput> {
-    const final = await this.graph().invoke(
-      {
-        conversation: {
-          tenantId: input.tenantId,
-          conversationId: input.conversationId,
-          pinnedAgent: input.pinnedAgent,
+  async run(input: TurnInput, sink: AgentTurnSink): Promise<TurnOutput> {
+    let final;
+    try {
+      final = await this.graph().invoke(
+        {
+          conversation: {
+            tenantId: input.tenantId,
+            conversationId: input.conversationId,
+            pinnedAgent: input.pinnedAgent,
+          },
+          messages: input.history,
+          userMessage: input.userMessage,
         },
-        messages: input.history,
-        userMessage: input.userMessage,
-      },
-      { context: { input } },
-    );
+        { context: { input, sink }, signal: sink.signal },
+      );
+    } catch (e) {
+      // LangGraph stops between nodes with its own abort error; the turn's callers expect the domain one.
+      if (sink.signal.aborted && !(e instanceof DomainError)) {
+        throw new RequestAborted('The client disconnected; the turn was aborted.');
+      }
+      throw e;
+    }
     if (!final.output) throw new Error('the agent graph ended without an answer');
     return final.output;
   }
@@ -107,20 +119,23 @@ export class AgentGraph implements OnModuleInit {
     return agentNode(name);
   }
 
-  private async routeNode(state: TurnStateValue, { input }: TurnRuntime): Promise<TurnStateUpdate> {
+  private async routeNode(state: TurnStateValue, { input, sink }: TurnRuntime): Promise<TurnStateUpdate> {
     const span = (input.trace ?? NOOP_TURN_TRACE).span('route', {
       pinnedAgent: state.conversation.pinnedAgent,
     });
     try {
-      const route = await this.router.route({
-        pinnedAgent: state.conversation.pinnedAgent,
-        userMessage: state.userMessage,
-        cacheSalt: input.cacheSalt,
-        routingKey: input.conversationId,
-        signal: input.signal,
-      });
+      const { route, embedding } = await this.router.route(
+        {
+          pinnedAgent: state.conversation.pinnedAgent,
+          userMessage: state.userMessage,
+          cacheSalt: input.cacheSalt,
+          routingKey: input.conversationId,
+        },
+        sink.signal,
+      );
       span.end(route);
-      return { route };
+      sink.emit({ type: 'route', route });
+      return { route, embedding };
     } catch (e) {
       span.end({ error: e instanceof Error ? e.message : String(e) });
       throw e;
@@ -134,15 +149,17 @@ export class AgentGraph implements OnModuleInit {
       messages: state.messages,
       userMessage: state.userMessage,
       route: state.route,
-      retrieved: state.retrieved,
     });
     return { prompt };
   }
 
-  private async answerNode(state: TurnStateValue, { input }: TurnRuntime): Promise<TurnStateUpdate> {
+  private async answerNode(state: TurnStateValue, { input, sink }: TurnRuntime): Promise<TurnStateUpdate> {
     if (!state.route || !state.prompt) throw new Error('node answer reached without a route and a prompt');
-    const output = await this.answers.answer({ input, route: state.route, prompt: state.prompt });
-    return { output, usage: output.usage };
+    const output = await this.answers.answer(
+      { input, route: state.route, prompt: state.prompt, messageEmbedding: state.embedding },
+      sink,
+    );
+    return { output };
   }
 }
 
