@@ -1,6 +1,5 @@
 import { END, type Runtime, START, StateGraph } from '@langchain/langgraph';
 import { Injectable, type OnModuleInit } from '@nestjs/common';
-import { DomainError } from '../common/domain-error';
 import { RequestAborted } from '../inference/inference.errors';
 import { NOOP_TURN_TRACE } from '../observability/turn-trace';
 import { AgentRegistry } from './agent-registry.service';
@@ -49,32 +48,25 @@ export class AgentGraph implements OnModuleInit {
   }
 
   /**
-   * Runs one turn through the graph, sending its progress events to `sink`.
-   * @throws whatever a node throws (Engine* errors, ContextLengthExceeded, ...), unchanged;
-   *   RequestAborted when `sink.signal` fired
+   * Runs one turn through the graph, sending its progress events to `sink`. `sink.signal` is the
+   * turn's cancellation: each node checks it before it starts, and the engine and classifier calls
+   * are aborted by it. It is not given to LangGraph's `invoke`, which would end the run with its own
+   * abort error before ours.
+   * @throws whatever a node throws (Engine* errors, ContextLengthExceeded, RequestAborted, ...), unchanged
    */
   async run(input: TurnInput, sink: AgentTurnSink): Promise<TurnOutput> {
-    let final;
-    try {
-      final = await this.graph().invoke(
-        {
-          conversation: {
-            tenantId: input.tenantId,
-            conversationId: input.conversationId,
-            pinnedAgent: input.pinnedAgent,
-          },
-          messages: input.history,
-          userMessage: input.userMessage,
+    const final = await this.graph().invoke(
+      {
+        conversation: {
+          tenantId: input.tenantId,
+          conversationId: input.conversationId,
+          pinnedAgent: input.pinnedAgent,
         },
-        { context: { input, sink }, signal: sink.signal },
-      );
-    } catch (e) {
-      // LangGraph stops between nodes with its own abort error; the turn's callers expect the domain one.
-      if (sink.signal.aborted && !(e instanceof DomainError)) {
-        throw new RequestAborted('The client disconnected; the turn was aborted.');
-      }
-      throw e;
-    }
+        messages: input.history,
+        userMessage: input.userMessage,
+      },
+      { context: { input, sink } },
+    );
     if (!final.output) throw new Error('the agent graph ended without an answer');
     return final.output;
   }
@@ -163,7 +155,11 @@ export class AgentGraph implements OnModuleInit {
   }
 }
 
+/** The run's context; @throws RequestAborted when the turn was cancelled (checked as each node starts). */
 function contextOf(runtime: Runtime<TurnRuntime>): TurnRuntime {
   if (!runtime.context) throw new Error('the agent graph was invoked without its runtime context');
+  if (runtime.context.sink.signal.aborted) {
+    throw new RequestAborted('The client disconnected; the turn was aborted.');
+  }
   return runtime.context;
 }
