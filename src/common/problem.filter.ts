@@ -9,6 +9,7 @@ import {
 } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { clientDetail, clientExtensions } from './client-detail';
+import { dependencyFailure } from './dependency-errors';
 import { DomainError } from './domain-error';
 
 /**
@@ -53,6 +54,7 @@ export const PROBLEM_STATUS: Record<string, number> = {
   DocumentUnreadable: 422,
   IngestionQueueUnavailable: 503,
   QueryEmbeddingMismatch: 400,
+  DependencyUnavailable: 503,
 };
 
 /** Detail of a 413 for a body over Fastify's limit: the limit's variable, and the way around it. */
@@ -95,7 +97,9 @@ function terminusResult(error: unknown): { status: number; body: Record<string, 
 }
 
 /** Builds a problem body (also used for SSE `error` events once headers are sent). */
-export function toProblem(error: unknown, instance: string, requestId: string): ProblemBody {
+export function toProblem(thrown: unknown, instance: string, requestId: string): ProblemBody {
+  // Redis or PostgreSQL not answering is a 503 naming it, whichever layer the raw error came from.
+  const error = dependencyFailure(thrown) ?? thrown;
   if (error instanceof DomainError) {
     const status = PROBLEM_STATUS[error.code] ?? 500;
     return {

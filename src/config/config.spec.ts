@@ -142,6 +142,8 @@ const NON_DEFAULTS: Record<string, { raw: string; expected: unknown; env?: Env }
   KNOWLEDGE_RERANK_TIMEOUT_MS: { raw: '900', expected: 900 },
   REDIS_URL: { raw: 'redis://cache:6380/2', expected: 'redis://cache:6380/2' },
   REDIS_KEY_PREFIX: { raw: 'tenant-x:', expected: 'tenant-x:' },
+  REDIS_COMMAND_TIMEOUT_MS: { raw: '750', expected: 750 },
+  TURN_LOCK_WAIT_MS: { raw: '5000', expected: 5000 },
   LOG_PROBE_REQUESTS: { raw: 'true', expected: true },
   KVCHAT_ROLE: { raw: 'worker', expected: 'worker', env: { DATABASE_URL: 'postgres://u:p@db:5432/kv' } },
   SHUTDOWN_DRAIN_MS: { raw: '5000', expected: 5000 },

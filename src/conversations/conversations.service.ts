@@ -150,8 +150,9 @@ export class ConversationsService {
    * answer is stored, and the stream ends with `error`.
    * @param signal cancels the turn (the client went away): the engine request is aborted and the
    *   stream ends with RequestAborted
-   * @returns events; `error` carries ConversationNotFound, PayloadTooLarge, ConversationBusy, Engine*
-   *   errors, RequestAborted, ...
+   * @returns events; `error` carries ConversationNotFound, PayloadTooLarge, ConversationBusy (409),
+   *   DependencyUnavailable (503), Engine* errors, RequestAborted (also when the client left while the
+   *   turn waited for its conversation), ...
    */
   turn(
     auth: AuthContext,
@@ -176,120 +177,126 @@ export class ConversationsService {
         { limit: this.config.MAX_MESSAGE_CHARS },
       );
     }
-    return this.locks.withConversation(conversationId, async () => {
-      const started = performance.now();
-      const receivedAt = new Date();
-      const em = this.em.fork();
-      const conversation = await this.get(auth, conversationId, em);
-      const droppedThrough = conversation.context?.droppedThroughSequence ?? 0;
-      const history = await this.promptHistory(em, auth.tenantId, conversationId, droppedThrough);
-      const userSequence = conversation.messageCount + 1;
+    return this.locks.withConversation(
+      conversationId,
+      async () => {
+        const started = performance.now();
+        const receivedAt = new Date();
+        const em = this.em.fork();
+        const conversation = await this.get(auth, conversationId, em);
+        const droppedThrough = conversation.context?.droppedThroughSequence ?? 0;
+        const history = await this.promptHistory(em, auth.tenantId, conversationId, droppedThrough);
+        const userSequence = conversation.messageCount + 1;
 
-      const observed = this.telemetry.begin({
-        tenantId: auth.tenantId,
-        conversationId,
-        content: command.content,
-        streamed: command.streamed === true,
-      });
-      let output;
-      try {
-        output = await this.graph.run(
-          {
+        const observed = this.telemetry.begin({
+          tenantId: auth.tenantId,
+          conversationId,
+          content: command.content,
+          streamed: command.streamed === true,
+        });
+        let output;
+        try {
+          output = await this.graph.run(
+            {
+              tenantId: auth.tenantId,
+              conversationId,
+              pinnedAgent: conversation.agent,
+              history,
+              context: conversation.context,
+              userName:
+                typeof conversation.metadata.userName === 'string'
+                  ? conversation.metadata.userName
+                  : undefined,
+              userMessage: command.content,
+              maxTokens: command.maxTokens,
+              temperature: command.temperature,
+              cache: command.cache,
+              cacheSalt: this.salts.saltFor(auth.tenantId),
+              trace: observed.trace,
+            },
+            sink,
+          );
+        } catch (e) {
+          observed.fail(e);
+          // The user message is written once, as failed: kept for the record, left out of later prompts.
+          em.create(Message, {
             tenantId: auth.tenantId,
             conversationId,
-            pinnedAgent: conversation.agent,
-            history,
-            context: conversation.context,
-            userName:
-              typeof conversation.metadata.userName === 'string' ? conversation.metadata.userName : undefined,
-            userMessage: command.content,
-            maxTokens: command.maxTokens,
-            temperature: command.temperature,
-            cache: command.cache,
-            cacheSalt: this.salts.saltFor(auth.tenantId),
-            trace: observed.trace,
-          },
-          sink,
-        );
-      } catch (e) {
-        observed.fail(e);
-        // The user message is written once, as failed: kept for the record, left out of later prompts.
-        em.create(Message, {
+            sequence: userSequence,
+            role: 'user',
+            content: command.content,
+            status: 'failed',
+            error:
+              e instanceof DomainError
+                ? { code: e.code, detail: e.message }
+                : { code: 'InternalError', detail: 'The turn failed unexpectedly.' },
+            createdAt: receivedAt,
+            updatedAt: receivedAt,
+          });
+          conversation.messageCount = userSequence;
+          conversation.lastTurnAt = receivedAt;
+          await em.flush();
+          throw e;
+        }
+
+        const userMessage = em.create(Message, {
           tenantId: auth.tenantId,
           conversationId,
           sequence: userSequence,
           role: 'user',
           content: command.content,
-          status: 'failed',
-          error:
-            e instanceof DomainError
-              ? { code: e.code, detail: e.message }
-              : { code: 'InternalError', detail: 'The turn failed unexpectedly.' },
+          // What the answer step measured (src/context): the message as sent, and its tokens.
+          promptContent:
+            output.userPromptContent !== undefined && output.userPromptContent !== command.content
+              ? output.userPromptContent
+              : null,
+          tokenCount: output.tokenCounts?.user ?? null,
           createdAt: receivedAt,
           updatedAt: receivedAt,
         });
-        conversation.messageCount = userSequence;
+        const assistantMessage = em.create(Message, {
+          tenantId: auth.tenantId,
+          conversationId,
+          sequence: userSequence + 1,
+          role: 'assistant',
+          content: output.content,
+          model: output.model,
+          usage: output.usage,
+          timings: {
+            ttftMs: round(output.timings.ttftMs),
+            totalMs: round(performance.now() - started),
+            ...(output.timings.engineTtftMs !== undefined
+              ? { engineTtftMs: round(output.timings.engineTtftMs) }
+              : {}),
+            ...(output.timings.engineModelPrefillMs !== undefined
+              ? { engineModelPrefillMs: round(output.timings.engineModelPrefillMs) }
+              : {}),
+          },
+          cache: output.cache,
+          route: { ...output.route },
+          templateVersion: output.templateVersion,
+          replica: output.replica,
+          finishReason: output.finishReason,
+          tokenCount: output.tokenCounts?.assistant ?? output.usage.completionTokens,
+        });
+        conversation.messageCount = userSequence + 1;
         conversation.lastTurnAt = receivedAt;
+        if (output.context) conversation.context = output.context;
+        // Messages stored before token counts were kept (or whose count failed) are counted once, here.
+        for (const m of history) {
+          const counted = m.tokenCount == null ? output.tokenCounts?.history?.[m.sequence] : undefined;
+          if (counted !== undefined) em.getReference(Message, m.id).tokenCount = counted;
+        }
+        // One transaction: both messages (one multi-row INSERT) and the conversation's counters.
         await em.flush();
-        throw e;
-      }
-
-      const userMessage = em.create(Message, {
-        tenantId: auth.tenantId,
-        conversationId,
-        sequence: userSequence,
-        role: 'user',
-        content: command.content,
-        // What the answer step measured (src/context): the message as sent, and its tokens.
-        promptContent:
-          output.userPromptContent !== undefined && output.userPromptContent !== command.content
-            ? output.userPromptContent
-            : null,
-        tokenCount: output.tokenCounts?.user ?? null,
-        createdAt: receivedAt,
-        updatedAt: receivedAt,
-      });
-      const assistantMessage = em.create(Message, {
-        tenantId: auth.tenantId,
-        conversationId,
-        sequence: userSequence + 1,
-        role: 'assistant',
-        content: output.content,
-        model: output.model,
-        usage: output.usage,
-        timings: {
-          ttftMs: round(output.timings.ttftMs),
-          totalMs: round(performance.now() - started),
-          ...(output.timings.engineTtftMs !== undefined
-            ? { engineTtftMs: round(output.timings.engineTtftMs) }
-            : {}),
-          ...(output.timings.engineModelPrefillMs !== undefined
-            ? { engineModelPrefillMs: round(output.timings.engineModelPrefillMs) }
-            : {}),
-        },
-        cache: output.cache,
-        route: { ...output.route },
-        templateVersion: output.templateVersion,
-        replica: output.replica,
-        finishReason: output.finishReason,
-        tokenCount: output.tokenCounts?.assistant ?? output.usage.completionTokens,
-      });
-      conversation.messageCount = userSequence + 1;
-      conversation.lastTurnAt = receivedAt;
-      if (output.context) conversation.context = output.context;
-      // Messages stored before token counts were kept (or whose count failed) are counted once, here.
-      for (const m of history) {
-        const counted = m.tokenCount == null ? output.tokenCounts?.history?.[m.sequence] : undefined;
-        if (counted !== undefined) em.getReference(Message, m.id).tokenCount = counted;
-      }
-      // One transaction: both messages (one multi-row INSERT) and the conversation's counters.
-      await em.flush();
-      observed.succeed(output, {
-        totalMs: assistantMessage.timings?.totalMs ?? 0,
-        messageId: assistantMessage.id,
-      });
-      return { conversation, userMessage, assistantMessage };
-    });
+        observed.succeed(output, {
+          totalMs: assistantMessage.timings?.totalMs ?? 0,
+          messageId: assistantMessage.id,
+        });
+        return { conversation, userMessage, assistantMessage };
+      },
+      sink.signal,
+    );
   }
 
   /**
