@@ -175,9 +175,12 @@ async function main(): Promise<void> {
   const logQuery = logger.logQuery.bind(logger);
   let sql = 0;
   let printing = false;
+  let statements: string[] = [];
   logger.logQuery = (context) => {
     sql++;
-    if (printing) console.log(`  sql: ${(context.query ?? '').replace(/\s+/g, ' ').slice(0, 200)}`);
+    const statement = (context.query ?? '').replace(/\s+/g, ' ');
+    statements.push(statement.slice(0, 120));
+    if (printing) console.log(`  sql: ${statement.slice(0, 200)}`);
     logQuery(context);
   };
   const outgoing = new OutgoingRequests(new URL(instance.url).origin);
@@ -188,6 +191,7 @@ async function main(): Promise<void> {
     timeout: 600_000,
   });
   const turns: TurnFigures[] = [];
+  const statementsOf: string[][] = [];
   process.stderr.write(
     `bench:turn: 1 conversation x ${opts.turns} turns, engine simulator (1 replica, time scale 0; answers are synthetic)\n`,
   );
@@ -199,6 +203,7 @@ async function main(): Promise<void> {
     for (let t = 0; t < messages.length; t++) {
       outgoing.take(performance.now());
       sql = 0;
+      statements = [];
       printing = opts.printSql === t + 1;
       const started = performance.now();
       let response: TurnResponse | null = null;
@@ -228,6 +233,7 @@ async function main(): Promise<void> {
         ...(error ? { error } : {}),
       };
       turns.push(figures);
+      statementsOf.push(statements);
       if (!opts.quiet || figures.turn % 10 === 0 || figures.status === 'failed') {
         console.log(
           `turn ${String(figures.turn).padStart(3)}  sql ${String(figures.sql).padStart(3)}  emb ${figures.embeddings}  ` +
@@ -244,6 +250,16 @@ async function main(): Promise<void> {
   }
 
   const ok = turns.filter((t) => t.status === 'ok');
+  // Statements beyond the usual count come from work that is not the turn's own but ran meanwhile (the
+  // usage ledger's queued writes, expiry purges, ...): listed so they can be told apart.
+  const usualSql = median(ok.map((t) => t.sql));
+  const extra = turns
+    .map((t, i) => ({ turn: t.turn, sql: t.sql, statements: statementsOf[i] }))
+    .filter((t) => t.sql > usualSql);
+  for (const t of extra) {
+    console.log(`turn ${t.turn}: ${t.sql} statements (usually ${usualSql}):`);
+    for (const s of t.statements) console.log(`    ${s}`);
+  }
   const mean = (f: (t: TurnFigures) => number): number => ok.reduce((a, t) => a + f(t), 0) / ok.length;
   const appAt = (index: number): number =>
     median(turns.slice(Math.max(0, index - opts.window), index).map((t) => t.appMs));
@@ -290,6 +306,7 @@ async function main(): Promise<void> {
           '/v1/embeddings requests kvchat sent; appMs: client wall time minus the union of kvchat outgoing HTTP ' +
           'request intervals (undici diagnostics channels). appMsAtTurnN: median of the `window` turns ending at N.',
         summary,
+        turnsWithExtraStatements: extra,
         perTurn: turns,
       },
       null,

@@ -9,9 +9,9 @@ import type { CacheControl } from '../caching/response-cache.types';
 import { DomainError, PayloadTooLarge } from '../common/domain-error';
 import { NEVER_ABORTED, type TurnEvent, turnEventStream } from '../common/turn-events';
 import { AppConfig } from '../config/app.config';
-import type { HistoryMessage } from '../context/prompt.types';
 import { TurnTelemetryService } from '../observability/turn-telemetry.service';
 import { Conversation } from './conversation.entity';
+import { loadTurnState } from './conversation.repository';
 import { ConversationNotFound } from './conversation.errors';
 import { Message } from './message.entity';
 import { decodeConversationCursor, decodeMessageCursor, encodeCursor } from './page-cursor';
@@ -42,11 +42,6 @@ export interface ConversationTurnPayloads extends AgentTurnPayloads {
 
 /** One event of a conversation turn's stream. */
 export type ConversationTurnEvent = TurnEvent<ConversationTurnPayloads>;
-
-/** A history message as the turn loads it (its row id, to store a token count counted late). */
-interface PromptHistoryMessage extends HistoryMessage {
-  id: string;
-}
 
 /** A page of results with the cursor of the next one (null at the end). */
 export interface Page<T> {
@@ -143,7 +138,8 @@ export class ConversationsService {
    * then `done` with both stored messages, or `error`. The JSON response, the SSE response and any
    * other consumer read the same stream (`turnResult` drains it to the record).
    *
-   * One pass: the conversation is read once, the history only after the last compaction point (with
+   * One pass: the conversation and its history after the last compaction point are read in one
+   * statement (`loadTurnState`, with
    * the token counts stored per message), and both messages are written once, together, when the
    * answer is complete. Turns of one conversation are serialised (Redis lock), so sequences never
    * collide or skip. On failure the user message is stored with status `failed` and the error, no
@@ -183,9 +179,9 @@ export class ConversationsService {
         const started = performance.now();
         const receivedAt = new Date();
         const em = this.em.fork();
-        const conversation = await this.get(auth, conversationId, em);
-        const droppedThrough = conversation.context?.droppedThroughSequence ?? 0;
-        const history = await this.promptHistory(em, auth.tenantId, conversationId, droppedThrough);
+        const loaded = await loadTurnState(em, auth.tenantId, conversationId);
+        if (!loaded) throw new ConversationNotFound(conversationId);
+        const { conversation, history } = loaded;
         const userSequence = conversation.messageCount + 1;
 
         const observed = this.telemetry.begin({
@@ -297,34 +293,6 @@ export class ConversationsService {
       },
       sink.signal,
     );
-  }
-
-  /**
-   * The complete messages a prompt can still send: those after the last compaction point, oldest first,
-   * as plain rows (no entity tracking), with their stored token counts. Work per turn is bounded by the
-   * context window, not by the conversation's length.
-   */
-  private async promptHistory(
-    em: EntityManager,
-    tenantId: string,
-    conversationId: string,
-    droppedThrough: number,
-  ): Promise<PromptHistoryMessage[]> {
-    const rows = await em
-      .createQueryBuilder(Message, 'm')
-      .select(['id', 'sequence', 'role', 'content', 'promptContent', 'tokenCount'])
-      .where({ tenantId, conversationId, status: 'complete', sequence: { $gt: droppedThrough } })
-      .orderBy({ sequence: 'asc' })
-      .execute<Pick<Message, 'id' | 'sequence' | 'role' | 'content' | 'promptContent' | 'tokenCount'>[]>(
-        'all',
-      );
-    return rows.map((m) => ({
-      id: m.id,
-      role: m.role,
-      content: m.promptContent ?? m.content,
-      sequence: m.sequence,
-      tokenCount: m.tokenCount,
-    }));
   }
 }
 
