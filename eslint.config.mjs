@@ -2,6 +2,49 @@
 import eslint from '@eslint/js';
 import tseslint from 'typescript-eslint';
 import prettier from 'eslint-config-prettier';
+import boundaries from 'eslint-plugin-boundaries';
+
+/**
+ * The layers of src/, top to bottom, written once: a file may import its own module and any module of a
+ * lower layer, never one of its own layer or above (docs/architecture.md draws the same picture). A lower
+ * layer that needs something from a higher one declares a port (an interface and an injection token) that
+ * the higher one implements.
+ */
+const LAYERS = [
+  ['app'], // the composition root: src/*.ts and the command-line entry points (src/*/cli/*.cli.ts)
+  ['conversations', 'completions', 'admin', 'health'],
+  ['agents'],
+  ['knowledge', 'caching', 'context'],
+  ['auth', 'usage', 'idempotency'],
+  ['observability'],
+  ['inference', 'queues'],
+  ['database', 'redis', 'lifecycle'],
+  ['config', 'common'],
+];
+/** The engine simulator is a program of its own: only the composition root starts it, and it uses only `common`. */
+const SIMULATOR = { type: 'simulator', allow: ['common'] };
+
+const modules = LAYERS.slice(1).flat();
+// First match wins: the command-line entry points, then each module's folder, then what is left in src/.
+const boundaryElements = [
+  { type: 'app', pattern: 'src/*/cli', partialMatch: false },
+  ...[SIMULATOR.type, ...modules].map((type) => ({ type, pattern: `src/${type}`, partialMatch: false })),
+  { type: 'app', pattern: 'src', partialMatch: false },
+];
+const layerPolicies = LAYERS.flatMap((layer, index) =>
+  layer.map((type) => ({
+    from: { element: { type } },
+    allow: {
+      to: {
+        element: {
+          types: {
+            anyOf: [type, ...LAYERS.slice(index + 1).flat(), ...(type === 'app' ? [SIMULATOR.type] : [])],
+          },
+        },
+      },
+    },
+  })),
+);
 
 export default tseslint.config(
   {
@@ -23,6 +66,29 @@ export default tseslint.config(
       ],
       '@typescript-eslint/no-extraneous-class': 'off',
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+    },
+  },
+  {
+    files: ['src/**/*.ts'],
+    plugins: { boundaries },
+    settings: {
+      'import/resolver': { node: { extensions: ['.ts', '.js'] } },
+      'boundaries/elements': boundaryElements,
+    },
+    rules: {
+      'boundaries/dependencies': [
+        'error',
+        {
+          default: 'disallow',
+          policies: [
+            ...layerPolicies,
+            {
+              from: { element: { type: SIMULATOR.type } },
+              allow: { to: { element: { types: { anyOf: [SIMULATOR.type, ...SIMULATOR.allow] } } } },
+            },
+          ],
+        },
+      ],
     },
   },
   {

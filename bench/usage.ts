@@ -11,6 +11,7 @@ import { createApp } from '../src/app.factory';
 import { ApiKeyService } from '../src/auth/api-key.service';
 import { mulberry32 } from '../src/common/prng';
 import { buildOrmOptions } from '../src/database/mikro-orm.options';
+import { ENTITIES } from '../src/entities';
 import { UsageLedgerRepository } from '../src/usage/usage-ledger.repository';
 import { UsageRecorder } from '../src/usage/usage-recorder.service';
 import { USAGE_QUEUE } from '../src/usage/usage.queue';
@@ -63,7 +64,9 @@ async function main(): Promise<void> {
     .opts<Options>();
 
   const dbName = `kvchat_bench_usage_${randomBytes(5).toString('hex')}`;
-  const admin = await MikroORM.init(buildOrmOptions(opts.postgresUrl, { pool: { min: 0, max: 1 } }));
+  const admin = await MikroORM.init(
+    buildOrmOptions(opts.postgresUrl, ENTITIES, { pool: { min: 0, max: 1 } }),
+  );
   await admin.em.getConnection().execute(`create database "${dbName}"`);
   const prefix = `kvchat-bench-usage-${process.pid}-${Date.now()}:`;
   const running = await createApp(

@@ -8,8 +8,11 @@ import { CachingModule } from './caching/caching.module';
 import { CompletionsModule } from './completions/completions.module';
 import { type Env } from './config/config.loader';
 import { KvchatConfigModule } from './config/config.module';
+import { ConversationPortsModule } from './conversations/conversation-ports.module';
 import { ConversationsModule } from './conversations/conversations.module';
 import { DatabaseModule } from './database/database.module';
+import { EmbeddedEngineModule } from './embedded-engine.module';
+import { ENTITIES } from './entities';
 import { HealthModule } from './health/health.module';
 import { KnowledgeModule } from './knowledge/knowledge.module';
 import { LifecycleModule } from './lifecycle/lifecycle.module';
@@ -32,15 +35,17 @@ export class AppModule {
         KvchatConfigModule.forRoot(env),
         LoggingModule,
         LifecycleModule,
+        EmbeddedEngineModule,
         ObservabilityModule,
         RedisModule,
-        DatabaseModule,
+        DatabaseModule.forRoot(ENTITIES),
         QueuesModule,
         UsageModule.forRoot(),
         AuthModule,
         AgentsModule,
         ConversationSummarizerModule,
         ConversationsModule,
+        ConversationPortsModule,
         CachingModule,
         CacheStatsModule,
         CompletionsModule,

@@ -6,6 +6,7 @@ import { loadDotEnv } from './config/config.module';
 import { DatabaseConfig } from './config/database.config';
 import { openStandaloneDatabase } from './database/standalone';
 import { buildOrmOptions } from './database/mikro-orm.options';
+import { ENTITIES } from './entities';
 
 /** What `migrate` did. */
 export interface MigrateResult {
@@ -32,12 +33,14 @@ export async function migrate(
   const database = loadConfigClass(DatabaseConfig, env);
   if (!database.DATABASE_URL) {
     // The embedded database: openStandaloneDatabase applies pending migrations as it opens.
-    const db = await openStandaloneDatabase(database);
+    const db = await openStandaloneDatabase(database, ENTITIES);
     await db.close();
     log(`migrated ${db.via}`);
     return { applied: [], pending: [] };
   }
-  const orm = await MikroORM.init(buildOrmOptions(database.DATABASE_URL, { pool: { min: 0, max: 1 } }));
+  const orm = await MikroORM.init(
+    buildOrmOptions(database.DATABASE_URL, ENTITIES, { pool: { min: 0, max: 1 } }),
+  );
   try {
     const migrator = orm.getMigrator();
     if (options.check) {

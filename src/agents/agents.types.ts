@@ -1,8 +1,8 @@
 import type { CacheControl, ResponseCacheReport } from '../caching/response-cache.types';
 import type { TurnSink } from '../common/turn-events';
+import type { MessageCacheReport } from '../context/cache-report';
+import type { ConversationContextState } from '../context/context-policy';
 import type { HistoryMessage } from '../context/prompt.types';
-import type { ConversationContextState } from '../conversations/conversation.entity';
-import type { MessageCacheReport } from '../conversations/message.entity';
 import type { ChatResult, ChatUsage } from '../inference/inference.types';
 import type { TurnTrace } from '../observability/turn-trace';
 

@@ -4,9 +4,10 @@ import { FASTIFY_ROUTE_CONFIG_METADATA } from '@nestjs/platform-fastify/constant
 import { METHOD_METADATA } from '@nestjs/common/constants';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { problemHeaders, toProblem } from '../common/problem.filter';
+import { IS_PUBLIC } from '../common/public.decorator';
 import { ApiKeyService } from './api-key.service';
 import { AuthUnavailable, BudgetExceeded, RateLimitExceeded, Unauthorized } from './auth.errors';
-import { type AuthenticatedRequest, bearerToken, IS_PUBLIC } from './auth.guard';
+import { type AuthenticatedRequest, bearerToken } from './auth.guard';
 import { RateLimitService } from './limits/rate-limit.service';
 
 /** Fastify route config member telling the hook whether a route needs an API key. */

@@ -7,17 +7,14 @@ import {
 } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import type { FastifyRequest } from 'fastify';
+import { IS_PUBLIC } from '../common/public.decorator';
 import { AccessPolicy } from './access-policy.service';
 import { type AuthContext, ApiKeyService } from './api-key.service';
 import { Unauthorized } from './auth.errors';
 import { RateLimitService } from './limits/rate-limit.service';
 import type { Scope } from './scopes';
 
-export const IS_PUBLIC = 'kvchat:public';
 export const REQUIRED_SCOPES = 'kvchat:scopes';
-
-/** Marks a controller or route as reachable without an API key (health, metrics). */
-export const Public = (): MethodDecorator & ClassDecorator => SetMetadata(IS_PUBLIC, true);
 
 /**
  * The scopes a controller or route needs (a key must hold all of them; class and method lists add

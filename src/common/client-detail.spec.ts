@@ -1,5 +1,10 @@
-import { EngineUnavailable } from '../inference/inference.errors';
+import { DomainError } from './domain-error';
 import { toProblem } from './problem.filter';
+
+/** An engine error as inference throws it (common must not import inference). */
+class EngineUnavailable extends DomainError {
+  readonly code = 'EngineUnavailable';
+}
 
 describe('toProblem for engine errors', () => {
   it('should give clients a replica-free detail and drop the replica extension', () => {

@@ -55,6 +55,9 @@ export const PROBLEM_STATUS: Record<string, number> = {
   IngestionQueueUnavailable: 503,
   QueryEmbeddingMismatch: 400,
   DependencyUnavailable: 503,
+  IdempotencyKeyInvalid: 400,
+  IdempotencyKeyInUse: 409,
+  IdempotencyKeyReused: 422,
 };
 
 /** Detail of a 413 for a body over Fastify's limit: the limit's variable, and the way around it. */

@@ -1,6 +1,21 @@
-import type { ConversationContextState } from '../conversations/conversation.entity';
 import type { ChatMessage } from '../inference/inference.types';
 import { ContextLengthExceeded } from './context.errors';
+
+/**
+ * Where the context-window policy left the conversation: which messages are dropped from the
+ * prompt and the rolling summary that stands in for them. Changed only at compaction, so the
+ * prompt prefix stays byte-identical between compactions.
+ */
+export interface ConversationContextState {
+  /** Messages with sequence <= this are not sent verbatim (0 = none dropped). */
+  droppedThroughSequence: number;
+  /** Rolling summary of the dropped messages, placed right after the stable prefix. */
+  summary?: string;
+  /** Sequence the summary covers up to. */
+  summaryThroughSequence?: number;
+  /** How many times the window was compacted. */
+  compactions: number;
+}
 
 /** A history message as a context policy sees it. */
 export interface WindowMessage {

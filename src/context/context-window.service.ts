@@ -1,12 +1,12 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { InferenceConfig } from '../config/inference.config';
-import type { ConversationContextState } from '../conversations/conversation.entity';
-import type { MessageCacheReport } from '../conversations/message.entity';
 import { blockHashChain } from '../inference/block-hash';
 import type { ChatMessage, ChatResult } from '../inference/inference.types';
+import type { MessageCacheReport } from './cache-report';
 import {
   CONTEXT_POLICY,
   type ContextPolicy,
+  type ConversationContextState,
   initialContextState,
   type WindowMessage,
 } from './context-policy';

@@ -1,22 +1,7 @@
 import { Entity, Index, ManyToOne, Property } from '@mikro-orm/core';
 import { Tenant } from '../auth/tenant.entity';
+import type { ConversationContextState } from '../context/context-policy';
 import { BaseEntity } from '../database/base.entity';
-
-/**
- * Where the context-window policy left the conversation: which messages are dropped from the
- * prompt and the rolling summary that stands in for them. Changed only at compaction, so the
- * prompt prefix stays byte-identical between compactions.
- */
-export interface ConversationContextState {
-  /** Messages with sequence <= this are not sent verbatim (0 = none dropped). */
-  droppedThroughSequence: number;
-  /** Rolling summary of the dropped messages, placed right after the stable prefix. */
-  summary?: string;
-  /** Sequence the summary covers up to. */
-  summaryThroughSequence?: number;
-  /** How many times the window was compacted. */
-  compactions: number;
-}
 
 /** A multi-turn conversation owned by one tenant. */
 @Entity({ tableName: 'conversations' })

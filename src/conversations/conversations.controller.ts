@@ -27,6 +27,11 @@ import { ApiProblems } from '../common/api-problems.decorator';
 import { toProblem } from '../common/problem.filter';
 import { clientDisconnectSignal, SseWriter } from '../common/sse';
 import { turnResult } from '../common/turn-events';
+import {
+  Idempotent,
+  type IdempotentRoute,
+  publishIdempotentResult,
+} from '../idempotency/idempotency.interceptor';
 import { ConversationsService, type TurnRecord } from './conversations.service';
 import {
   ConversationDto,
@@ -38,6 +43,21 @@ import { MessageDto, MessagePageDto } from './dto/message.dto';
 import { PostTurnDto, TurnResponseDto } from './dto/turn.dto';
 
 const uuid = new ParseUUIDPipe({ version: undefined });
+
+/** Creating a conversation: JSON only. */
+const CREATE_ROUTE: IdempotentRoute = { wantsStream: () => false, replayStream: () => undefined };
+
+/** A turn: a streamed replay is the whole answer as one `token` event, then the `turn` event. */
+const TURN_ROUTE: IdempotentRoute = {
+  wantsStream: (request) =>
+    (request.body as { stream?: unknown } | undefined)?.stream === true ||
+    (request.headers.accept ?? '').includes('text/event-stream'),
+  replayStream: (sse, response) => {
+    const turn = response.body as TurnResponseDto;
+    sse.send('token', { delta: turn.assistantMessage.content });
+    sse.send('turn', turn);
+  },
+};
 
 /** Maps a stored turn to its response (usage, timings, cache and route are the assistant message's). */
 export function toTurnResponse(record: TurnRecord): TurnResponseDto {
@@ -57,6 +77,7 @@ export class ConversationsController {
   constructor(private readonly conversations: ConversationsService) {}
 
   @Post()
+  @Idempotent(CREATE_ROUTE)
   @ApiOperation({ summary: 'Create a conversation' })
   @ApiCreatedResponse({ type: ConversationDto })
   @ApiProblems(400)
@@ -104,6 +125,7 @@ export class ConversationsController {
   }
 
   @Post(':id/turns')
+  @Idempotent(TURN_ROUTE)
   @ApiOperation({
     summary: 'Post a user turn and get the answer',
     description:
@@ -165,10 +187,13 @@ export class ConversationsController {
         case 'token':
           sse.send('token', { delta: event.delta });
           break;
-        case 'done':
-          sse.send('turn', toTurnResponse(event.result));
+        case 'done': {
+          const response = toTurnResponse(event.result);
+          publishIdempotentResult(request, 201, response);
+          sse.send('turn', response);
           sse.end();
           break;
+        }
         case 'error':
           if (!sse.isStarted) throw event.error;
           sse.send('error', toProblem(event.error, request.url, String(request.id)));

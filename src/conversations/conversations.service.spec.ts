@@ -83,7 +83,10 @@ describe('ConversationsService', () => {
 
   beforeAll(async () => {
     pg = await startEmbeddedPostgres('memory://', 0);
-    orm = await MikroORM.init(buildOrmOptions(pg.url, { pool: { min: 0, max: 2 } }));
+    // The entities this suite touches (the full list lives at the composition root, src/entities.ts).
+    orm = await MikroORM.init(
+      buildOrmOptions(pg.url, [Tenant, Conversation, Message], { pool: { min: 0, max: 2 } }),
+    );
     await orm.getMigrator().up();
     const logger = orm.config.getLogger();
     const logQuery = logger.logQuery.bind(logger);

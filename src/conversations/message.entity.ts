@@ -1,5 +1,6 @@
 import { Entity, Enum, Index, ManyToOne, Property, Unique } from '@mikro-orm/core';
 import { Tenant } from '../auth/tenant.entity';
+import type { MessageCacheReport } from '../context/cache-report';
 import { BaseEntity } from '../database/base.entity';
 import { Conversation } from './conversation.entity';
 
@@ -25,29 +26,6 @@ export interface MessageTimings {
   engineTtftMs?: number;
   /** The engine's modelled prefill time without queueing, before time scaling, when it reports one (the simulator does). */
   engineModelPrefillMs?: number;
-}
-
-/** What each cache layer did for this turn. */
-export interface MessageCacheReport {
-  /** Engine-reported cached prompt tokens. */
-  cachedTokens: number;
-  /** cachedTokens / promptTokens (0..1). */
-  prefixReuse: number;
-  /** Prompt tokens the engine reported (`usage.prompt_tokens`). */
-  promptTokens?: number;
-  /** Backend's own figure: longest common block-aligned token prefix with the previous prompt, in tokens. */
-  backendReusableTokens?: number;
-  /** backendReusableTokens / promptTokens (0..1). */
-  backendPrefixReuse?: number;
-  /** Response cache result, when the response cache was consulted. */
-  response?: {
-    hit: boolean;
-    type?: 'exact' | 'semantic';
-    similarity?: number;
-    entryId?: string;
-    guard?: string;
-  };
-  [extension: string]: unknown;
 }
 
 /** Failure of a turn, as recorded on its user message. */

@@ -2,6 +2,7 @@ import { MikroORM } from '@mikro-orm/core';
 import { MikroOrmModule } from '@mikro-orm/nestjs';
 import { PostgreSqlDriver } from '@mikro-orm/postgresql';
 import {
+  type DynamicModule,
   Global,
   Inject,
   Injectable,
@@ -14,7 +15,7 @@ import { registerDatabaseEndpoint } from '../common/dependency-errors';
 import { DatabaseConfig } from '../config/database.config';
 import { ProcessConfig } from '../config/process.config';
 import { type EmbeddedPostgres, startEmbeddedPostgres } from './embedded-postgres';
-import { buildOrmOptions } from './mikro-orm.options';
+import { buildOrmOptions, type EntityList } from './mikro-orm.options';
 
 /** Where the ORM connects: an external server or the embedded PGlite started for this process. */
 export interface DatabaseEndpoint {
@@ -67,22 +68,31 @@ class DatabaseEndpointModule {}
  * MikroORM over PostgreSQL: DATABASE_URL when set, else embedded PGlite with pgvector.
  * Pending migrations are applied at boot unless DB_MIGRATE_ON_BOOT=false.
  */
-@Module({
-  imports: [
-    DatabaseEndpointModule,
-    MikroOrmModule.forRootAsync({
-      driver: PostgreSqlDriver,
-      inject: [DatabaseConfig, DATABASE_ENDPOINT],
-      useFactory: (config: DatabaseConfig, endpoint: DatabaseEndpoint) =>
-        buildOrmOptions(endpoint.url, {
-          debug: config.DB_DEBUG,
-          pool: { min: 0, max: endpoint.embedded ? 8 : config.DB_POOL_MAX },
-        }),
-    }),
-  ],
-  exports: [DatabaseEndpointModule],
-})
+@Module({})
 export class DatabaseModule implements OnModuleInit {
+  /**
+   * @param entities every entity of the schema: `ENTITIES` from src/entities.ts (the composition root
+   *   lists them, so the database layer imports no feature module)
+   */
+  static forRoot(entities: EntityList): DynamicModule {
+    return {
+      module: DatabaseModule,
+      imports: [
+        DatabaseEndpointModule,
+        MikroOrmModule.forRootAsync({
+          driver: PostgreSqlDriver,
+          inject: [DatabaseConfig, DATABASE_ENDPOINT],
+          useFactory: (config: DatabaseConfig, endpoint: DatabaseEndpoint) =>
+            buildOrmOptions(endpoint.url, entities, {
+              debug: config.DB_DEBUG,
+              pool: { min: 0, max: endpoint.embedded ? 8 : config.DB_POOL_MAX },
+            }),
+        }),
+      ],
+      exports: [DatabaseEndpointModule],
+    };
+  }
+
   private readonly logger = new Logger(DatabaseModule.name);
   constructor(
     private readonly orm: MikroORM,

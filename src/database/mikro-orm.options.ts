@@ -1,20 +1,25 @@
 import { Migrator } from '@mikro-orm/migrations';
 import type { Options } from '@mikro-orm/core';
 import { defineConfig, type PostgreSqlDriver } from '@mikro-orm/postgresql';
-import { ENTITIES } from './entities';
 import { MIGRATIONS } from './migrations.list';
+
+/** The entity classes the ORM maps; the composition root lists them (src/entities.ts). */
+export type EntityList = NonNullable<Options<PostgreSqlDriver>['entities']>;
 
 /**
  * MikroORM options shared by the app, the CLI and the tests.
  * @param clientUrl PostgreSQL URL (an external server, or the embedded PGlite's socket)
+ * @param entities every entity of the schema (`ENTITIES` from src/entities.ts): the database layer
+ *   does not import the modules that own them
  */
 export function buildOrmOptions(
   clientUrl: string,
+  entities: EntityList,
   overrides: Partial<Options<PostgreSqlDriver>> = {},
 ): Options<PostgreSqlDriver> {
   return defineConfig({
     clientUrl,
-    entities: ENTITIES,
+    entities,
     discovery: { warnWhenNoEntities: true },
     extensions: [Migrator],
     migrations: {

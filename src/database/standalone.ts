@@ -2,7 +2,7 @@ import { createConnection } from 'node:net';
 import { MikroORM } from '@mikro-orm/postgresql';
 import type { DatabaseConfig } from '../config/database.config';
 import { startEmbeddedPostgres } from './embedded-postgres';
-import { buildOrmOptions } from './mikro-orm.options';
+import { buildOrmOptions, type EntityList } from './mikro-orm.options';
 
 /** True when something accepts TCP connections on 127.0.0.1:port within `timeoutMs`. */
 export function isPortOpen(port: number, timeoutMs = 500): Promise<boolean> {
@@ -22,10 +22,11 @@ export function isPortOpen(port: number, timeoutMs = 500): Promise<boolean> {
  * Opens the database for a command-line tool, outside the Nest app:
  * DATABASE_URL if set; else the embedded database of a running kvchat (served on EMBEDDED_DB_PORT);
  * else the embedded data directory itself (only safe while no kvchat is running on it).
- * Pending migrations are applied, so a tool works on a fresh data directory.
+ * Pending migrations are applied, so a tool works on a fresh data directory. `entities`: ENTITIES (src/entities.ts).
  */
 export async function openStandaloneDatabase(
   config: DatabaseConfig,
+  entities: EntityList,
 ): Promise<{ orm: MikroORM; via: string; close(): Promise<void> }> {
   let url = config.DATABASE_URL;
   let via = 'DATABASE_URL';
@@ -41,7 +42,7 @@ export async function openStandaloneDatabase(
       closeEmbedded = () => embedded.close();
     }
   }
-  const options = buildOrmOptions(url, { pool: { min: 0, max: 2 } });
+  const options = buildOrmOptions(url, entities, { pool: { min: 0, max: 2 } });
   const orm = await MikroORM.init({ ...options, migrations: { ...options.migrations, silent: true } });
   await orm.getMigrator().up();
   return {

@@ -6,7 +6,7 @@ import {
   HealthCheckService,
   MikroOrmHealthIndicator,
 } from '@nestjs/terminus';
-import { Public } from '../auth/auth.guard';
+import { Public } from '../common/public.decorator';
 import { HealthConfig } from '../config/health.config';
 import { LifecycleService } from '../lifecycle/lifecycle.service';
 import { EngineHealthIndicator } from './engine.health';

@@ -1,6 +1,5 @@
-import { Logger, type Provider } from '@nestjs/common';
+import { type Provider } from '@nestjs/common';
 import { InferenceConfig } from '../config/inference.config';
-import { startEngineSimulatorCluster } from '../simulator/simulator.server';
 
 /** The engine replicas' OpenAI-compatible base URLs, and how to stop them if we started them. */
 export interface EngineEndpoints {
@@ -12,33 +11,32 @@ export interface EngineEndpoints {
 export const ENGINE_ENDPOINTS = Symbol('ENGINE_ENDPOINTS');
 
 /**
- * INFERENCE_ENDPOINTS when set; otherwise the engine simulator, started in-process on loopback
- * ports (SIMULATOR_REPLICAS of them), with a loud log line that answers are synthetic.
+ * Starts a stand-in engine on loopback ports when INFERENCE_ENDPOINTS is unset. Inference owns the
+ * contract; the composition root binds it to the engine simulator (src/embedded-engine.module.ts), so
+ * this layer never imports the simulator.
+ */
+export interface LocalEngine {
+  /** @returns the started replicas' base URLs (`simulated: true`) and how to stop them */
+  start(config: InferenceConfig): Promise<EngineEndpoints>;
+}
+export const LOCAL_ENGINE = Symbol('LOCAL_ENGINE');
+
+/**
+ * INFERENCE_ENDPOINTS when set; otherwise the LOCAL_ENGINE (the simulator, started in-process on
+ * loopback ports, with a loud log line that answers are synthetic). Fails the boot when neither is there.
  */
 export const engineEndpointsProvider: Provider = {
   provide: ENGINE_ENDPOINTS,
-  inject: [InferenceConfig],
-  useFactory: async (config: InferenceConfig): Promise<EngineEndpoints> => {
+  inject: [InferenceConfig, { token: LOCAL_ENGINE, optional: true }],
+  useFactory: async (config: InferenceConfig, local?: LocalEngine): Promise<EngineEndpoints> => {
     if (config.INFERENCE_ENDPOINTS && config.INFERENCE_ENDPOINTS.length > 0) {
       return { baseURLs: config.INFERENCE_ENDPOINTS, simulated: false, close: () => Promise.resolve() };
     }
-    const cluster = await startEngineSimulatorCluster(config.SIMULATOR_REPLICAS, {
-      timing: { timeScale: config.SIMULATOR_TIME_SCALE },
-      repliesFile: config.SIMULATOR_REPLIES_FILE,
-      maxModelLen: config.INFERENCE_MAX_CONTEXT_TOKENS,
-      blockSize: config.INFERENCE_BLOCK_SIZE,
-      enablePrefixCaching: config.SIMULATOR_PREFIX_CACHING,
-      lmcache: { enabled: config.SIMULATOR_LMCACHE },
-    });
-    new Logger('Inference').warn(
-      `INFERENCE_ENDPOINTS is unset: started the ENGINE SIMULATOR in-process (${cluster.replicas
-        .map((r) => r.baseURL)
-        .join(', ')}). ANSWERS ARE SYNTHETIC — set INFERENCE_ENDPOINTS to real vLLM replicas.`,
-    );
-    return {
-      baseURLs: cluster.replicas.map((r) => r.baseURL),
-      simulated: true,
-      close: () => cluster.close(),
-    };
+    if (!local) {
+      throw new Error(
+        'INFERENCE_ENDPOINTS is unset and this process has no local engine: set INFERENCE_ENDPOINTS',
+      );
+    }
+    return local.start(config);
   },
 };

@@ -1,7 +1,7 @@
 import { Controller, Get, Headers, NotFoundException, Res, UnauthorizedException } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
-import { Public } from '../auth/auth.guard';
+import { Public } from '../common/public.decorator';
 import { AppConfig } from '../config/app.config';
 import { MetricsConfig } from '../config/metrics.config';
 import { metricsAuthorized, metricsPlacement } from './metrics-exposure';

@@ -6,6 +6,7 @@ import { Tenant } from '../../src/auth/tenant.entity';
 import type { Env } from '../../src/config/config.loader';
 import { KvchatConfigModule } from '../../src/config/config.module';
 import { DatabaseModule } from '../../src/database/database.module';
+import { ENTITIES } from '../../src/entities';
 import { EmbeddingsUnavailable } from '../../src/inference/embeddings.errors';
 import { EmbeddingsService } from '../../src/inference/embeddings.service';
 import { DocumentsService } from '../../src/knowledge/documents.service';
@@ -107,7 +108,7 @@ export async function startKnowledgeHarness(env: Env = {}): Promise<KnowledgeHar
         INFERENCE_ENDPOINTS: 'http://127.0.0.1:9/v1',
         ...env,
       }),
-      DatabaseModule,
+      DatabaseModule.forRoot(ENTITIES),
       QueuesModule,
       KnowledgeModule,
     ],

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { MikroORM } from '@mikro-orm/postgresql';
 import { buildOrmOptions } from '../../src/database/mikro-orm.options';
+import { ENTITIES } from '../../src/entities';
 
 /** The local PostgreSQL server (trust auth), as CI and every developer machine has it. */
 export const LOCAL_POSTGRES = process.env.TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -16,7 +17,10 @@ export interface ScratchDatabase {
 export async function createScratchDatabase(): Promise<ScratchDatabase> {
   const name = `kvchat_test_${randomBytes(6).toString('hex')}`;
   const admin = await MikroORM.init(
-    buildOrmOptions(LOCAL_POSTGRES, { pool: { min: 0, max: 1 }, discovery: { warnWhenNoEntities: false } }),
+    buildOrmOptions(LOCAL_POSTGRES, ENTITIES, {
+      pool: { min: 0, max: 1 },
+      discovery: { warnWhenNoEntities: false },
+    }),
   );
   await admin.em.getConnection().execute(`create database "${name}"`);
   await admin.close(true);
@@ -25,7 +29,9 @@ export async function createScratchDatabase(): Promise<ScratchDatabase> {
     url,
     name,
     drop: async () => {
-      const orm = await MikroORM.init(buildOrmOptions(LOCAL_POSTGRES, { pool: { min: 0, max: 1 } }));
+      const orm = await MikroORM.init(
+        buildOrmOptions(LOCAL_POSTGRES, ENTITIES, { pool: { min: 0, max: 1 } }),
+      );
       await orm.em.getConnection().execute(`drop database if exists "${name}" with (force)`);
       await orm.close(true);
     },

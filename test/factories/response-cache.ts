@@ -9,6 +9,8 @@ import type { ResponseCacheScope } from '../../src/caching/response-cache.types'
 import type { Env } from '../../src/config/config.loader';
 import { KvchatConfigModule } from '../../src/config/config.module';
 import { DatabaseModule } from '../../src/database/database.module';
+import { EmbeddedEngineModule } from '../../src/embedded-engine.module';
+import { ENTITIES } from '../../src/entities';
 import type { ChatResult } from '../../src/inference/inference.types';
 import { RedisModule } from '../../src/redis/redis.module';
 
@@ -33,7 +35,8 @@ export async function startCachingHarness(env: Env = {}): Promise<CachingHarness
         ...env,
       }),
       RedisModule,
-      DatabaseModule,
+      DatabaseModule.forRoot(ENTITIES),
+      EmbeddedEngineModule,
       CachingModule,
     ],
   }).compile();

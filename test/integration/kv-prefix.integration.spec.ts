@@ -3,14 +3,15 @@ import { randomUUID } from 'node:crypto';
 import { MikroORM } from '@mikro-orm/postgresql';
 import Redis from 'ioredis';
 import { Tenant } from '../../src/auth/tenant.entity';
-import { PrefixStatsSource } from '../../src/caching/prefix-stats.source';
 import type { InferenceConfig } from '../../src/config/inference.config';
 import type { RedisConfig } from '../../src/config/redis.config';
 import { PrefixReuseService } from '../../src/context/prefix-reuse.service';
 import { Conversation } from '../../src/conversations/conversation.entity';
 import { ConversationNotFound } from '../../src/conversations/conversation.errors';
+import { PrefixStatsSource } from '../../src/conversations/prefix-stats.source';
 import { Message } from '../../src/conversations/message.entity';
 import { buildOrmOptions } from '../../src/database/mikro-orm.options';
+import { ENTITIES } from '../../src/entities';
 import { createScratchDatabase, type ScratchDatabase } from '../factories/postgres';
 
 const ids = (n: number, from = 0): number[] => Array.from({ length: n }, (_, i) => from + i);
@@ -60,7 +61,7 @@ describe('PrefixStatsSource (integration, PostgreSQL server)', () => {
 
   beforeAll(async () => {
     db = await createScratchDatabase();
-    orm = await MikroORM.init(buildOrmOptions(db.url, { pool: { min: 0, max: 2 } }));
+    orm = await MikroORM.init(buildOrmOptions(db.url, ENTITIES, { pool: { min: 0, max: 2 } }));
     await orm.getMigrator().up();
     const em = orm.em.fork();
     for (const name of ['a', 'b']) {

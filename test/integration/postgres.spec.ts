@@ -2,6 +2,7 @@ import { MikroORM } from '@mikro-orm/postgresql';
 import { runKeysCli } from '../../src/auth/cli/keys.cli';
 import { hashApiKey } from '../../src/auth/api-key.service';
 import { buildOrmOptions } from '../../src/database/mikro-orm.options';
+import { ENTITIES } from '../../src/entities';
 import { startEngineSimulator, type RunningSimulator } from '../../src/simulator/simulator.server';
 import { createScratchDatabase, type ScratchDatabase } from '../factories/postgres';
 import { api, startTestApp, type TestApp } from '../factories/test-app';
@@ -25,7 +26,7 @@ describe('PostgreSQL server (integration)', () => {
   });
 
   it('should migrate an empty database up and down and up again', async () => {
-    const sut = await MikroORM.init(buildOrmOptions(db.url, { pool: { min: 0, max: 2 } }));
+    const sut = await MikroORM.init(buildOrmOptions(db.url, ENTITIES, { pool: { min: 0, max: 2 } }));
     try {
       const migrator = sut.getMigrator();
       const applied = await migrator.up();
@@ -64,7 +65,7 @@ describe('PostgreSQL server (integration)', () => {
     const key = lines.at(-1) ?? '';
     expect(key).toMatch(/^kvc_[A-Za-z0-9_-]{43}$/);
 
-    const orm = await MikroORM.init(buildOrmOptions(db.url, { pool: { min: 0, max: 1 } }));
+    const orm = await MikroORM.init(buildOrmOptions(db.url, ENTITIES, { pool: { min: 0, max: 1 } }));
     try {
       const rows = await orm.em.getConnection().execute(`select * from api_keys`);
       const serialized = JSON.stringify(rows);

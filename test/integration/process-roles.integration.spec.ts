@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { MikroORM } from '@mikro-orm/postgresql';
 import { buildOrmOptions } from '../../src/database/mikro-orm.options';
+import { ENTITIES } from '../../src/entities';
 import { startEngineSimulator, type RunningSimulator } from '../../src/simulator/simulator.server';
 import { createScratchDatabase, type ScratchDatabase } from '../factories/postgres';
 import {
@@ -35,7 +36,7 @@ describe('process roles (separate processes)', () => {
     return p;
   };
   const summaries = async (): Promise<number> => {
-    const orm = await MikroORM.init(buildOrmOptions(db.url, { pool: { min: 0, max: 1 } }));
+    const orm = await MikroORM.init(buildOrmOptions(db.url, ENTITIES, { pool: { min: 0, max: 1 } }));
     try {
       const [row] = await orm.em
         .getConnection()

@@ -3,6 +3,7 @@ import { MikroORM } from '@mikro-orm/postgresql';
 import { Tenant } from '../../src/auth/tenant.entity';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from '../../src/database/embedded-postgres';
 import { buildOrmOptions } from '../../src/database/mikro-orm.options';
+import { ENTITIES } from '../../src/entities';
 import { PgVectorStore, vectorTableName } from '../../src/database/vector-store';
 
 /** pgvector through MikroORM's connection on the embedded PGlite: tables per model and dimension, filtered search. */
@@ -20,7 +21,7 @@ describe('PgVectorStore (integration, PGlite + pgvector)', () => {
 
   beforeAll(async () => {
     pg = await startEmbeddedPostgres('memory://', 0);
-    orm = await MikroORM.init({ ...buildOrmOptions(pg.url, { pool: { min: 0, max: 4 } }) });
+    orm = await MikroORM.init({ ...buildOrmOptions(pg.url, ENTITIES, { pool: { min: 0, max: 4 } }) });
     await orm.getMigrator().up();
     sut = new PgVectorStore(orm.em);
     const em = orm.em.fork();

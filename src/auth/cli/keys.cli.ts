@@ -4,6 +4,7 @@ import { loadConfigClass } from '../../config/config.loader';
 import { loadDotEnv } from '../../config/config.module';
 import { DatabaseConfig } from '../../config/database.config';
 import { openStandaloneDatabase } from '../../database/standalone';
+import { ENTITIES } from '../../entities';
 import { ApiKeyService } from '../api-key.service';
 import { type Scope, SCOPES } from '../scopes';
 
@@ -66,7 +67,7 @@ export async function runKeysCli(
   const app = loadConfigClass(AppConfig, env);
 
   const withKeys = async (fn: (keys: ApiKeyService) => Promise<void>): Promise<void> => {
-    const db = await openStandaloneDatabase(database);
+    const db = await openStandaloneDatabase(database, ENTITIES);
     try {
       err.write(`using ${db.via}\n`);
       await fn(new ApiKeyService(db.orm.em, app));

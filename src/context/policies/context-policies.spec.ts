@@ -1,11 +1,10 @@
 import type { ContextConfig } from '../../config/context.config';
 import type { InferenceConfig } from '../../config/inference.config';
-import type { ConversationContextState } from '../../conversations/conversation.entity';
 import { EngineTokenizeUnsupported } from '../../inference/inference.errors';
 import type { InferenceService } from '../../inference/inference.service';
 import type { ChatMessage } from '../../inference/inference.types';
 import { ContextLengthExceeded } from '../context.errors';
-import type { ContextPolicy } from '../context-policy';
+import type { ContextPolicy, ConversationContextState } from '../context-policy';
 import { ContextWindowService, type PreparedPrompt } from '../context-window.service';
 import type { PrefixReuseService } from '../prefix-reuse.service';
 import { PromptAssembler } from '../prompt-assembler';

@@ -1,6 +1,5 @@
 import { Entity, Index, ManyToOne, Property, Unique } from '@mikro-orm/core';
 import { Tenant } from '../../auth/tenant.entity';
-import { Conversation } from '../../conversations/conversation.entity';
 import { BaseEntity } from '../../database/base.entity';
 
 /**
@@ -15,7 +14,11 @@ export class ConversationSummary extends BaseEntity<'tokenCount' | 'model'> {
   @ManyToOne(() => Tenant, { mapToPk: true, fieldName: 'tenant_id', deleteRule: 'cascade' })
   tenantId!: string;
 
-  @ManyToOne(() => Conversation, { mapToPk: true, fieldName: 'conversation_id', deleteRule: 'cascade' })
+  /**
+   * The summarised conversation (foreign key, deleted with it). Named by entity name, not by class:
+   * context sits below the conversations module and does not import it.
+   */
+  @ManyToOne('Conversation', { mapToPk: true, fieldName: 'conversation_id', deleteRule: 'cascade' })
   conversationId!: string;
 
   /** Messages with sequence <= this are covered. */

@@ -13,6 +13,8 @@ import { KvchatConfigModule, loadDotEnv } from '../../config/config.module';
 import { DatabaseConfig } from '../../config/database.config';
 import { DatabaseModule } from '../../database/database.module';
 import { isPortOpen } from '../../database/standalone';
+import { EmbeddedEngineModule } from '../../embedded-engine.module';
+import { ENTITIES } from '../../entities';
 import { QueuesModule } from '../../queues/queues.module';
 import { SUPPORTED_EXTENSIONS } from '../document-formats';
 import { DocumentsService } from '../documents.service';
@@ -60,7 +62,13 @@ class IngestCliModule {
   static with(env: Env) {
     return {
       module: IngestCliModule,
-      imports: [KvchatConfigModule.forRoot(env), DatabaseModule, QueuesModule, KnowledgeModule],
+      imports: [
+        KvchatConfigModule.forRoot(env),
+        DatabaseModule.forRoot(ENTITIES),
+        EmbeddedEngineModule,
+        QueuesModule,
+        KnowledgeModule,
+      ],
     };
   }
 }

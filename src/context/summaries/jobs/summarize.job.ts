@@ -5,12 +5,11 @@ import { Inject, Logger } from '@nestjs/common';
 import type { Job } from 'bull';
 import { TenantSaltService } from '../../../auth/tenant-salt.service';
 import { ContextConfig } from '../../../config/context.config';
-import { Conversation } from '../../../conversations/conversation.entity';
-import { Message } from '../../../conversations/message.entity';
 import { CONVERSATION_SUMMARIZER, type ConversationSummarizer } from '../../conversation-summarizer';
 import { TokenizerService } from '../../tokenizer.service';
 import { ConversationSummary } from '../conversation-summary.entity';
 import { SUMMARIES_QUEUE, SUMMARIZE_JOB, type SummarizeJobData } from '../summaries.queue';
+import { SUMMARY_SOURCE, type SummarySource } from '../summary-source';
 
 /** What a finished `summarize` job returns. */
 export interface SummarizeJobResult {
@@ -21,7 +20,8 @@ export interface SummarizeJobResult {
 /**
  * Writes the rolling summary of messages 1..throughSequence: the previous summary plus the messages
  * after it, folded by the CONVERSATION_SUMMARIZER (the `summarizer` agent, with its prompt and
- * template version). Runs in its own EntityManager context. Engine errors fail the attempt; the
+ * template version); the messages come from the SUMMARY_SOURCE (the conversations module). Runs in its
+ * own EntityManager context. Engine errors fail the attempt; the
  * queue retries it with backoff (registerQueue defaults).
  */
 @Processor(SUMMARIES_QUEUE)
@@ -31,6 +31,7 @@ export class SummarizeJob {
   constructor(
     private readonly em: EntityManager,
     @Inject(CONVERSATION_SUMMARIZER) private readonly summarizer: ConversationSummarizer,
+    @Inject(SUMMARY_SOURCE) private readonly source: SummarySource,
     private readonly tokenizer: TokenizerService,
     private readonly salts: TenantSaltService,
     private readonly config: ContextConfig,
@@ -46,29 +47,23 @@ export class SummarizeJob {
       throughSequence: { $gte: throughSequence },
     });
     if (done) return { summaryId: done.id, throughSequence: done.throughSequence };
-    const conversation = await this.em.findOne(Conversation, { id: conversationId, tenantId });
-    if (!conversation) return { summaryId: null, throughSequence };
-
     const base = await this.em.findOne(
       ConversationSummary,
       { tenantId, conversationId, throughSequence: { $lt: throughSequence } },
       { orderBy: { throughSequence: 'desc' } },
     );
-    const messages = await this.em.find(
-      Message,
-      {
-        tenantId,
-        conversationId,
-        status: 'complete',
-        sequence: { $gt: base?.throughSequence ?? 0, $lte: throughSequence },
-      },
-      { orderBy: { sequence: 'asc' } },
+    const messages = await this.source.messagesToSummarize(
+      tenantId,
+      conversationId,
+      base?.throughSequence ?? 0,
+      throughSequence,
     );
+    if (!messages) return { summaryId: null, throughSequence };
     const result = await this.summarizer.summarize({
       tenantId,
       conversationId,
       previousSummary: base?.content ?? null,
-      messages: messages.map((m) => ({ role: m.role, content: m.content })),
+      messages,
       cacheSalt: this.salts.saltFor(tenantId),
       maxTokens: this.config.CONTEXT_SUMMARY_MAX_TOKENS,
     });

@@ -1,7 +1,8 @@
-import { loadConfigClass } from '../config/config.loader';
-import { loadDotEnv } from '../config/config.module';
-import { DatabaseConfig } from '../config/database.config';
-import { buildOrmOptions } from './mikro-orm.options';
+import { loadConfigClass } from './config/config.loader';
+import { loadDotEnv } from './config/config.module';
+import { DatabaseConfig } from './config/database.config';
+import { buildOrmOptions } from './database/mikro-orm.options';
+import { ENTITIES } from './entities';
 
 /**
  * Configuration for the MikroORM CLI (`npx mikro-orm migration:create|up|list`, after `npm run build`).
@@ -11,4 +12,4 @@ loadDotEnv();
 const database = loadConfigClass(DatabaseConfig, process.env);
 const url = database.DATABASE_URL ?? `postgres://postgres@127.0.0.1:${database.EMBEDDED_DB_PORT}/postgres`;
 
-export default buildOrmOptions(url);
+export default buildOrmOptions(url, ENTITIES);

@@ -1,8 +1,8 @@
 import { EntityManager } from '@mikro-orm/postgresql';
 import { Injectable } from '@nestjs/common';
-import { Conversation } from '../conversations/conversation.entity';
-import { ConversationNotFound } from '../conversations/conversation.errors';
-import { CacheStatsSection, type CacheStatsScope, type CacheStatsSource } from './cache-stats.types';
+import { CacheStatsSection, type CacheStatsScope, type CacheStatsSource } from '../caching/cache-stats.types';
+import { Conversation } from './conversation.entity';
+import { ConversationNotFound } from './conversation.errors';
 
 /** Token sums over a set of turns. */
 export interface PrefixTotals {
@@ -62,7 +62,9 @@ function totals(turns: number, prompt: number, cached: number, backend: number):
 
 /**
  * Prefix-reuse aggregates from the turns themselves (each assistant message stores its usage and
- * cache report), per conversation, per tenant, or over every tenant.
+ * cache report), per conversation, per tenant, or over every tenant. The `prefix` section of
+ * `GET /v1/cache/stats`: it lives beside the messages it reads and reaches the stats service through
+ * caching's CacheStatsSource port (discovered by `@CacheStatsSection()`).
  */
 @Injectable()
 @CacheStatsSection()
