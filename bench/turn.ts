@@ -1,24 +1,28 @@
+import { spawn } from 'node:child_process';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
-import { dirname, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { MikroORM } from '@mikro-orm/core';
 import { Command } from 'commander';
 import OpenAI from 'openai';
+import { freePort, waitFor } from './chaos-lab';
 import { readJsonl, round, startBenchInstance } from './harness';
 import { chainSessions, type Dialogue } from './multiturn-report';
 
 /**
  * `npm run bench:turn`: drives ONE conversation to `--turns` turns (200) through the HTTP API against the
- * engine simulator at time scale 0 (its sleeps are skipped, so what is left is kvchat's own work plus the
- * simulator's CPU), and prints per turn index:
+ * engine simulator at time scale 0 (its sleeps are skipped), run as its own process so that this process's
+ * CPU is kvchat's (and its embedded PGlite's), and prints per turn index:
  * - `sql`: SQL statements MikroORM sent while the turn ran (its logger's `logQuery`: every statement,
  *   BEGIN/COMMIT included, logged or not);
  * - `emb`: `/v1/embeddings` requests kvchat sent (embeddings are served by the simulator here:
  *   EMBEDDINGS_PROVIDER=remote, so every request is seen on the wire);
  * - `appMs`: the turn's wall time at the client minus engine time, where engine time is the union of the
  *   intervals of kvchat's outgoing HTTP requests (chat, /tokenize, /v1/embeddings, /v1/models), observed through
- *   undici's diagnostics channels.
+ *   undici's diagnostics channels;
+ * - `cpuMs`: CPU time of this process (kvchat, its embedded database and the small client) during the turn,
+ *   `process.cpuUsage()`: steadier than wall time on a busy shared machine.
  *
  * `summary`: `sqlPerTurn`, `embeddingsPerTurn` (means over all turns), `appMsAtTurn10` / `appMsAtTurn200` (the
  * median app ms of the 10 turns ending at that index, so one GC pause does not decide the figure), and
@@ -45,6 +49,7 @@ interface TurnFigures {
   wallMs: number;
   engineMs: number;
   appMs: number;
+  cpuMs: number;
   promptTokens: number;
   compacted: boolean;
   responseCacheHit: boolean;
@@ -158,18 +163,38 @@ async function main(): Promise<void> {
     .opts<Options>();
   if (opts.turns < 10) throw new Error('--turns must be at least 10 (appMsGrowth compares with turn 10)');
 
+  const loadAtStart = loadavg().map((x) => round(x, 2));
   const [messages] = chainSessions(await readJsonl<Dialogue>(resolve(opts.data)), 1, opts.turns);
+  // The engine simulator in its own process (1 replica, time scale 0), so its CPU is not kvchat's.
+  const simUrl = `http://127.0.0.1:${await freePort()}`;
+  const simulator = spawn(
+    process.execPath,
+    [
+      join(__dirname, '../src/simulator/main.js'),
+      '--port',
+      new URL(simUrl).port,
+      '--time-scale',
+      '0',
+      '--replies',
+      resolve(opts.data),
+    ],
+    { stdio: ['ignore', 'ignore', 'inherit'] },
+  );
+  const stopSimulator = (): void => void simulator.kill('SIGTERM');
+  process.once('exit', stopSimulator);
+  await waitFor('the engine simulator', async () => (await fetch(`${simUrl}/health`)).ok);
   const instance = await startBenchInstance(
     {
       LOG_LEVEL: 'error',
-      SIMULATOR_REPLICAS: '1',
-      SIMULATOR_TIME_SCALE: '0',
-      SIMULATOR_REPLIES_FILE: resolve(opts.data),
+      INFERENCE_ENDPOINTS: `${simUrl}/v1`,
       // Embeddings from the simulator's /v1/embeddings, so each request is counted on the wire.
       EMBEDDINGS_PROVIDER: 'remote',
     },
     'turn',
-  );
+  ).catch((e: unknown) => {
+    stopSimulator();
+    throw e;
+  });
   const orm = instance.running.app.get(MikroORM);
   const logger = orm.config.getLogger();
   const logQuery = logger.logQuery.bind(logger);
@@ -205,6 +230,7 @@ async function main(): Promise<void> {
       sql = 0;
       statements = [];
       printing = opts.printSql === t + 1;
+      const cpuBefore = process.cpuUsage();
       const started = performance.now();
       let response: TurnResponse | null = null;
       let error: string | undefined;
@@ -216,6 +242,7 @@ async function main(): Promise<void> {
         error = e instanceof Error ? e.message : String(e);
       }
       const ended = performance.now();
+      const cpu = process.cpuUsage(cpuBefore);
       const seen = outgoing.take(ended);
       const wallMs = ended - started;
       const figures: TurnFigures = {
@@ -227,6 +254,7 @@ async function main(): Promise<void> {
         wallMs: round(wallMs, 3),
         engineMs: round(seen.engineMs, 3),
         appMs: round(wallMs - seen.engineMs, 3),
+        cpuMs: round((cpu.user + cpu.system) / 1000, 3),
         promptTokens: response?.assistantMessage.usage?.promptTokens ?? 0,
         compacted: response?.assistantMessage.cache?.window?.compacted === true,
         responseCacheHit: response?.assistantMessage.cache?.response?.hit === true,
@@ -239,6 +267,7 @@ async function main(): Promise<void> {
           `turn ${String(figures.turn).padStart(3)}  sql ${String(figures.sql).padStart(3)}  emb ${figures.embeddings}  ` +
             `engine req ${String(figures.engineRequests).padStart(2)}  wall ${figures.wallMs.toFixed(1).padStart(7)} ms  ` +
             `engine ${figures.engineMs.toFixed(1).padStart(7)} ms  app ${figures.appMs.toFixed(1).padStart(7)} ms  ` +
+            `cpu ${figures.cpuMs.toFixed(1).padStart(6)} ms  ` +
             `prompt ${String(figures.promptTokens).padStart(6)} tok${figures.compacted ? '  compacted' : ''}` +
             `${figures.responseCacheHit ? '  cache hit' : ''}${error ? `  FAILED: ${error}` : ''}`,
         );
@@ -247,6 +276,7 @@ async function main(): Promise<void> {
   } finally {
     outgoing.stop();
     await instance.close();
+    stopSimulator();
   }
 
   const ok = turns.filter((t) => t.status === 'ok');
@@ -265,6 +295,8 @@ async function main(): Promise<void> {
     median(turns.slice(Math.max(0, index - opts.window), index).map((t) => t.appMs));
   const appMsAtTurn10 = appAt(10);
   const appMsAtLast = appAt(turns.length);
+  const cpuAt = (index: number): number =>
+    median(turns.slice(Math.max(0, index - opts.window), index).map((t) => t.cpuMs));
   const summary = {
     turns: turns.length,
     failedTurns: turns.length - ok.length,
@@ -279,6 +311,9 @@ async function main(): Promise<void> {
     appMsAtTurn10: round(appMsAtTurn10, 2),
     [`appMsAtTurn${turns.length}`]: round(appMsAtLast, 2),
     appMsGrowth: round(appMsAtLast / appMsAtTurn10, 3),
+    cpuMsAtTurn10: round(cpuAt(10), 2),
+    [`cpuMsAtTurn${turns.length}`]: round(cpuAt(turns.length), 2),
+    cpuMsGrowth: round(cpuAt(turns.length) / cpuAt(10), 3),
     maxSqlPerTurn: Math.max(...ok.map((t) => t.sql)),
     compactions: ok.filter((t) => t.compacted).length,
     responseCacheHits: ok.filter((t) => t.responseCacheHit).length,
@@ -292,14 +327,15 @@ async function main(): Promise<void> {
       {
         command: 'bench:turn',
         data: opts.data,
-        engine: 'engine simulator (in-process, 1 replica, time scale 0): answers are synthetic',
+        engine: 'engine simulator (own process, 1 replica, time scale 0): answers are synthetic',
         parameters: {
           turns: opts.turns,
           window: opts.window,
           pinned: opts.pinned ?? null,
           embeddings: 'remote (the simulator)',
           cpus: cpus().length,
-          loadAverage: loadavg().map((x) => round(x, 2)),
+          loadAverageAtStart: loadAtStart,
+          loadAverageAtEnd: loadavg().map((x) => round(x, 2)),
         },
         measurement:
           'sql: MikroORM logQuery calls during the turn (all statements, BEGIN/COMMIT included); embeddings: ' +
