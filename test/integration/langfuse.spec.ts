@@ -188,7 +188,7 @@ describe('Langfuse tracing (local ingestion receiver)', () => {
       const generation = observation(events, 'generation', 'engine');
       expect(generation.completionStartTime).toBeDefined();
       expect(Date.parse(generation.completionStartTime)).toBeLessThanOrEqual(Date.parse(generation.endTime));
-      expect(generation.usageDetails.output).toBe(final.usage.completionTokens);
+      expect(generation.usageDetails.output).toBe(final.assistantMessage.usage.completionTokens);
     });
 
     it('should trace exact and semantic response-cache hits as a response-cache span and no generation', async () => {

@@ -104,6 +104,25 @@ describe('AgentRouter', () => {
     });
   });
 
+  it('should hand over the message embedding the classifier computed, and none for a pinned agent', async () => {
+    const classifier: IntentClassifier = {
+      classify: () =>
+        Promise.resolve({
+          classifier: 'embedding',
+          scores: [{ agent: 'travel', score: 0.9 }],
+          embedding: [0.6, 0.8],
+        }),
+    };
+    const sut = new AgentRouter(registryOf(sampleAgents()), classifier, config);
+    await expect(sut.route({ pinnedAgent: null, userMessage: 'book a flight' })).resolves.toMatchObject({
+      route: { agent: 'travel' },
+      embedding: [0.6, 0.8],
+    });
+    await expect(sut.route({ pinnedAgent: 'weather', userMessage: 'rain?' })).resolves.toEqual({
+      route: { agent: 'weather', score: 1, classifier: 'pinned' },
+    });
+  });
+
   it('should rethrow the classifier error when the turn was aborted', async () => {
     const { sut } = build(new Error('aborted'));
     const controller = new AbortController();
