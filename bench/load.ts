@@ -714,6 +714,12 @@ async function main(): Promise<void> {
   });
   // A burst opens one connection per turn, as that many clients would (the client must not queue them itself).
   const client = new Client(Math.max(opts.connections, opts.burst ?? 0));
+  // Stopped from outside (Ctrl-C, a timeout): stop the processes the lab started and drop its database.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const)
+    process.once(signal, () => {
+      process.stderr.write(`bench:load: ${signal}, stopping the lab\n`);
+      void lab.close().finally(() => process.exit(130));
+    });
   let report: Record<string, unknown>;
   try {
     await lab.start();
