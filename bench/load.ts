@@ -407,7 +407,7 @@ async function runTurns(opts: Options, lab: LoadLab, client: Client): Promise<Re
   const questions = await loadQuestions(opts.data);
   const random = mulberry32(opts.seed);
   const users = opts.burst ?? opts.users;
-  process.stdout.write(`creating ${users} conversations...\n`);
+  process.stdout.write(`${new Date().toISOString()} creating ${users} conversations...\n`);
   const conversations = await createConversations(client, lab, users);
   const runTag = `load${randomBytes(3).toString('hex')}`;
   const samples: Sample[] = [];
@@ -462,7 +462,9 @@ async function runTurns(opts: Options, lab: LoadLab, client: Client): Promise<Re
   const t0 = Date.now();
   const deadline = t0 + opts.durationSeconds * 1000;
   let clientSaturated = 0;
-  process.stdout.write(`running ${opts.burst ? `a burst of ${opts.burst}` : `${users} users`}...\n`);
+  process.stdout.write(
+    `${new Date().toISOString()} running ${opts.burst ? `a burst of ${opts.burst}` : `${users} users`}...\n`,
+  );
 
   if (opts.burst) {
     await Promise.all(conversations.map((_, user) => postTurn(user)));
@@ -501,7 +503,7 @@ async function runTurns(opts: Options, lab: LoadLab, client: Client): Promise<Re
 
   let rssAfterSettle: Record<string, number> | undefined;
   if (opts.burst) {
-    process.stdout.write(`settling ${opts.settleSeconds} s...\n`);
+    process.stdout.write(`${new Date().toISOString()} settling ${opts.settleSeconds} s...\n`);
     await sleep(opts.settleSeconds * 1000);
     const settled = lab.snapshot();
     rssAfterSettle = Object.fromEntries(apis.map((p) => [p.name, round(settled[p.name]?.rssMb ?? NaN, 1)]));
