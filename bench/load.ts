@@ -488,8 +488,10 @@ async function runTurns(opts: Options, lab: LoadLab, client: Client): Promise<Re
     await Promise.all(
       conversations.map(async (_, user) => {
         for (;;) {
-          await sleep(exponential(random, opts.thinkSeconds * 1000));
-          if (Date.now() >= deadline) return;
+          // A think time that ends past the deadline ends the user (no sleeping past the run).
+          const think = exponential(random, opts.thinkSeconds * 1000);
+          if (Date.now() + think >= deadline) return;
+          await sleep(think);
           await postTurn(user);
         }
       }),
@@ -610,8 +612,9 @@ async function runCompletions(opts: Options, lab: LoadLab, client: Client): Prom
     await Promise.all(
       histories.map(async (history, user) => {
         for (let turn = 0; ; turn++) {
-          await sleep(exponential(random, opts.thinkSeconds * 1000));
-          if (Date.now() >= deadline) return;
+          const think = exponential(random, opts.thinkSeconds * 1000);
+          if (Date.now() + think >= deadline) return;
+          await sleep(think);
           const question = `${questions[Math.floor(random() * questions.length)]} (user ${user}, turn ${turn}, ${target.name})`;
           const messages = [...history.slice(-8), { role: 'user', content: question }];
           const sample = await client.chat(
