@@ -1,13 +1,14 @@
 import { randomUUID } from 'node:crypto';
-import { Body, Controller, Get, HttpCode, Post, Req, Res } from '@nestjs/common';
-import { ApiBearerAuth, ApiOkResponse, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
+import { Controller, Get, HttpCode, Post, Req, Res } from '@nestjs/common';
+import { ApiBearerAuth, ApiBody, ApiOkResponse, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { AuthContext } from '../auth/api-key.service';
 import { AccessPolicy } from '../auth/access-policy.service';
 import { Auth, RequireScopes } from '../auth/auth.guard';
 import { RateLimitService } from '../auth/limits/rate-limit.service';
 import { ApiProblems } from '../common/api-problems.decorator';
-import { DomainError } from '../common/domain-error';
+import { InvalidRequest } from '../common/domain-error';
+import { toOpenAiError } from '../common/openai-error';
 import { toProblem } from '../common/problem.filter';
 import { clientDisconnectSignal, SseWriter } from '../common/sse';
 import {
@@ -21,9 +22,49 @@ import {
   type CompletedChat,
 } from './chat-completions.service';
 import { ChatCompletionDto, ChatCompletionRequestDto, ModelListDto } from './dto/chat-completion.dto';
+import { OpenAiBody } from './openai-body.decorator';
 
-/** The command for a validated request body. */
-function toCommand(body: ChatCompletionRequestDto, signal: AbortSignal): ChatCompletionCommand {
+/**
+ * Top-level request fields kvchat maps itself; every other field the client sent (validated in the DTO or
+ * not: `tools`, `response_format`, `n`, `logprobs`, vendor fields) is passed to the engine as given.
+ */
+const MAPPED_FIELDS = new Set([
+  'model',
+  'messages',
+  'stream',
+  'stream_options',
+  'temperature',
+  'top_p',
+  'max_tokens',
+  'max_completion_tokens',
+  'stop',
+  'seed',
+  'presence_penalty',
+  'frequency_penalty',
+  'cache',
+]);
+
+/**
+ * The fields passed to the engine as the client sent them (see MAPPED_FIELDS).
+ * @throws InvalidRequest for `cache_salt`: the server derives it from the tenant, a client never sets it
+ */
+export function extraFields(raw: unknown): Record<string, unknown> | undefined {
+  if (typeof raw !== 'object' || raw === null) return undefined;
+  const extra = Object.fromEntries(
+    Object.entries(raw as Record<string, unknown>).filter(
+      ([k, v]) => !MAPPED_FIELDS.has(k) && v !== undefined,
+    ),
+  );
+  if ('cache_salt' in extra) {
+    throw new InvalidRequest('cache_salt is set by the server from the tenant; remove it from the request.', {
+      field: 'cache_salt',
+    });
+  }
+  return Object.keys(extra).length > 0 ? extra : undefined;
+}
+
+/** The command for a validated request body (`raw`: the body as parsed, with the fields the DTO does not know). */
+function toCommand(body: ChatCompletionRequestDto, raw: unknown, signal: AbortSignal): ChatCompletionCommand {
   const sampling = {
     ...(body.top_p !== undefined ? { top_p: body.top_p } : {}),
     ...(body.stop !== undefined ? { stop: body.stop } : {}),
@@ -37,6 +78,7 @@ function toCommand(body: ChatCompletionRequestDto, signal: AbortSignal): ChatCom
     temperature: body.temperature,
     maxTokens: body.max_completion_tokens ?? body.max_tokens,
     sampling: Object.keys(sampling).length > 0 ? sampling : undefined,
+    extra: extraFields(raw),
     cache: body.cache,
     signal,
   };
@@ -49,14 +91,17 @@ function toChatCompletion(done: CompletedChat): ChatCompletionDto {
     object: 'chat.completion',
     created: done.created,
     model: done.model,
-    choices: [
-      {
-        index: 0,
-        message: { role: 'assistant', content: done.content, refusal: null },
-        logprobs: null,
-        finish_reason: done.finishReason,
+    choices: done.choices.map((c) => ({
+      index: c.index,
+      message: {
+        role: 'assistant',
+        content: c.toolCalls.length > 0 && c.content === '' ? null : c.content,
+        refusal: null,
+        ...(c.toolCalls.length > 0 ? { tool_calls: c.toolCalls } : {}),
       },
-    ],
+      logprobs: c.logprobs ? { content: c.logprobs } : null,
+      finish_reason: c.finishReason,
+    })),
     usage: done.usage,
     ...(done.cache ? { kvchat: kvchatExtension(done) } : {}),
   };
@@ -67,7 +112,6 @@ const COMPLETION_ROUTE: IdempotentRoute = {
   wantsStream: (request) => (request.body as { stream?: unknown } | undefined)?.stream === true,
   replayStream: (sse, response) => {
     const done = response.body as ChatCompletionDto;
-    const choice = done.choices[0];
     const chunk = (choices: unknown[], extra: Record<string, unknown> = {}): string =>
       JSON.stringify({
         id: done.id,
@@ -77,13 +121,20 @@ const COMPLETION_ROUTE: IdempotentRoute = {
         choices,
         ...extra,
       });
-    sse.sendData(
-      chunk([{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }]),
-    );
-    sse.sendData(
-      chunk([{ index: 0, delta: { content: choice.message.content }, logprobs: null, finish_reason: null }]),
-    );
-    sse.sendData(chunk([{ index: 0, delta: {}, logprobs: null, finish_reason: choice.finish_reason }]));
+    for (const choice of done.choices) {
+      const { index, message } = choice;
+      sse.sendData(
+        chunk([{ index, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }]),
+      );
+      const delta = {
+        ...(message.content ? { content: message.content } : {}),
+        ...(message.tool_calls
+          ? { tool_calls: message.tool_calls.map((call, i) => ({ index: i, ...call })) }
+          : {}),
+      };
+      sse.sendData(chunk([{ index, delta, logprobs: choice.logprobs, finish_reason: null }]));
+      sse.sendData(chunk([{ index, delta: {}, logprobs: null, finish_reason: choice.finish_reason }]));
+    }
     sse.sendData(chunk([], { usage: done.usage }));
     sse.sendData('[DONE]');
   },
@@ -127,6 +178,7 @@ export class ChatCompletionsController {
       'cached_tokens` = prompt tokens, the `x-kvchat-cache` header (non-streamed) and `kvchat.cache.response`. ' +
       'kvchat extension: `cache: {mode, maxAgeSeconds}`.',
   })
+  @ApiBody({ type: ChatCompletionRequestDto })
   @ApiProduces('application/json', 'text/event-stream')
   @ApiOkResponse({
     type: ChatCompletionDto,
@@ -137,12 +189,12 @@ export class ChatCompletionsController {
   @ApiProblems(400, 404, 413, 502, 503, 504)
   async create(
     @Auth() auth: AuthContext,
-    @Body() body: ChatCompletionRequestDto,
+    @OpenAiBody() body: ChatCompletionRequestDto,
     @Req() request: FastifyRequest,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<ChatCompletionDto | undefined> {
     this.access.assertModelAllowed(auth, body.model);
-    const command = toCommand(body, clientDisconnectSignal(reply));
+    const command = toCommand(body, request.body, clientDisconnectSignal(reply));
     if (body.stream !== true) {
       const done = await this.completions.complete(auth, command);
       await this.limits.chargeTokens(auth, engineTokens(done));
@@ -165,30 +217,54 @@ export class ChatCompletionsController {
         ...(includeUsage ? { usage: null } : {}),
         ...extra,
       });
-    let opened = false;
-    const open = (): void => {
-      if (opened) return;
-      opened = true;
+    const opened = new Set<number>();
+    const open = (index: number): void => {
+      if (opened.has(index)) return;
+      opened.add(index);
       sse.sendData(
-        chunk([{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }]),
+        chunk([{ index, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }]),
       );
     };
     try {
       const done = await this.completions.complete(auth, {
         ...command,
-        onToken: (delta) => {
-          open();
-          sse.sendData(chunk([{ index: 0, delta: { content: delta }, logprobs: null, finish_reason: null }]));
+        onDelta: (delta) => {
+          // Finish reasons go out once every choice is done, below.
+          if (delta.type === 'finish') return;
+          open(delta.choice);
+          const piece =
+            delta.type === 'content'
+              ? {
+                  delta: delta.text ? { content: delta.text } : {},
+                  logprobs: delta.logprobs ? { content: delta.logprobs } : null,
+                }
+              : {
+                  delta: {
+                    tool_calls: [
+                      {
+                        index: delta.index,
+                        ...(delta.id ? { id: delta.id, type: 'function' } : {}),
+                        function: { ...(delta.name ? { name: delta.name } : {}), arguments: delta.arguments },
+                      },
+                    ],
+                  },
+                  logprobs: null,
+                };
+          sse.sendData(chunk([{ index: delta.choice, ...piece, finish_reason: null }]));
         },
       });
       await this.limits.chargeTokens(auth, engineTokens(done));
       publishIdempotentResult(request, 200, { ...toChatCompletion(done), id, created, model });
-      open();
-      sse.sendData(
-        chunk([{ index: 0, delta: {}, logprobs: null, finish_reason: done.finishReason }], {
-          ...(done.cache ? { kvchat: kvchatExtension(done) } : {}),
-        }),
-      );
+      for (const choice of done.choices) {
+        open(choice.index);
+        sse.sendData(
+          chunk([{ index: choice.index, delta: {}, logprobs: null, finish_reason: choice.finishReason }], {
+            ...(done.cache && choice.index === done.choices.length - 1
+              ? { kvchat: kvchatExtension(done) }
+              : {}),
+          }),
+        );
+      }
       if (includeUsage) sse.sendData(chunk([], { usage: done.usage }));
       sse.sendData('[DONE]');
       sse.end();
@@ -196,16 +272,7 @@ export class ChatCompletionsController {
     } catch (e) {
       if (!sse.isStarted) throw e;
       // OpenAI streams report a failure as a data event with an `error` member; the SDK raises it.
-      const problem = toProblem(e, request.url, String(request.id));
-      sse.sendData(
-        JSON.stringify({
-          error: {
-            message: problem.detail,
-            type: e instanceof DomainError ? e.code : 'InternalError',
-            code: problem.code,
-          },
-        }),
-      );
+      sse.sendData(JSON.stringify(toOpenAiError(toProblem(e, request.url, String(request.id)))));
       sse.end();
       return undefined;
     }

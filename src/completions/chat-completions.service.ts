@@ -4,12 +4,12 @@ import type { AuthContext } from '../auth/api-key.service';
 import { TenantSaltService } from '../auth/tenant-salt.service';
 import { ResponseCache } from '../caching/response-cache.service';
 import type { CacheControl, ResponseCacheReport, ResponseCacheScope } from '../caching/response-cache.types';
-import { contextFingerprint } from '../caching/scope';
+import { canonicalJson, contextFingerprint } from '../caching/scope';
 import { PayloadTooLarge } from '../common/domain-error';
 import { AppConfig } from '../config/app.config';
 import { InferenceConfig } from '../config/inference.config';
 import { InferenceService } from '../inference/inference.service';
-import type { ChatMessage, ChatRequest } from '../inference/inference.types';
+import type { ChatChoice, ChatRequest, ChoiceDelta, WireChatMessage } from '../inference/inference.types';
 import { ModelNotFound } from './completions.errors';
 
 /** The agent name under which stateless chat completions are cached. */
@@ -24,31 +24,83 @@ export const CHAT_COMPLETIONS_TEMPLATE = 'openai-chat@1';
 export function chatCompletionsScope(
   tenantId: string,
   model: string,
-  messages: readonly ChatMessage[],
-  params: { temperature?: number; maxTokens: number; sampling?: ChatRequest['sampling'] },
+  messages: readonly WireChatMessage[],
+  params: {
+    temperature?: number;
+    maxTokens: number;
+    sampling?: ChatRequest['sampling'];
+    extra?: ChatRequest['extra'];
+  },
 ): ResponseCacheScope {
   return {
     tenantId,
     agent: CHAT_COMPLETIONS_AGENT,
     model,
     templateVersion: CHAT_COMPLETIONS_TEMPLATE,
-    params: { temperature: params.temperature ?? null, maxTokens: params.maxTokens, ...params.sampling },
-    context: contextFingerprint({ history: messages.slice(0, -1) }),
+    params: {
+      temperature: params.temperature ?? null,
+      maxTokens: params.maxTokens,
+      ...params.sampling,
+      // Every other field that can change the answer: the tool set, tool_choice, response_format, ...
+      ...answerShapingFields(params.extra),
+    },
+    context: contextFingerprint({
+      history: messages.slice(0, -1).map((m) => ({
+        role: m.role,
+        // A tool call or a tool's answer is part of the context the answer depends on.
+        content:
+          m.tool_calls?.length || m.tool_call_id
+            ? `${m.content}\u0000${canonicalJson({ calls: m.tool_calls ?? null, id: m.tool_call_id ?? null })}`
+            : m.content,
+      })),
+    }),
   };
+}
+
+/** Extra request fields that never change the answer, so they stay out of the cache scope. */
+const NOT_ANSWER_SHAPING = new Set(['user', 'metadata', 'store']);
+
+/** The extra request fields that change the answer (all but `user`, `metadata`, `store`). */
+function answerShapingFields(extra: ChatRequest['extra']): Record<string, unknown> {
+  if (!extra) return {};
+  return Object.fromEntries(Object.entries(extra).filter(([k]) => !NOT_ANSWER_SHAPING.has(k)));
+}
+
+/**
+ * Why a chat request must not be answered from, nor stored in, the response cache (null when it may):
+ * a replay carries one choice, the text and finish reason only, so `n` > 1 and `logprobs` are never
+ * replayed; and only an answer to a user message is cached (not the answer after a tool's result).
+ * See docs/response-cache.md, "OpenAI-compatible endpoint".
+ */
+export function uncacheableReason(
+  messages: readonly WireChatMessage[],
+  extra: ChatRequest['extra'],
+): string | null {
+  const n = extra?.n;
+  if (typeof n === 'number' && n > 1) return 'n > 1';
+  if (extra?.logprobs === true) return 'logprobs';
+  if (messages[messages.length - 1]?.role !== 'user') return 'last message not from the user';
+  return null;
 }
 
 /** A stateless chat request, already validated. */
 export interface ChatCompletionCommand {
   model: string;
   messages: {
-    role: 'system' | 'developer' | 'user' | 'assistant';
-    content: string | { type: 'text'; text: string }[];
+    role: 'system' | 'developer' | 'user' | 'assistant' | 'tool';
+    content?: string | { type: 'text'; text: string }[] | null;
+    name?: string;
+    tool_calls?: WireChatMessage['tool_calls'];
+    tool_call_id?: string;
   }[];
   temperature?: number;
   maxTokens?: number;
   sampling?: ChatRequest['sampling'];
+  /** Other OpenAI and vendor fields, passed to the engine (ChatRequest.extra). */
+  extra?: ChatRequest['extra'];
   cache?: CacheControl;
-  onToken?: (delta: string) => void;
+  /** Every streamed piece of every choice (a cached answer is replayed as choice 0's content). */
+  onDelta?: (delta: ChoiceDelta) => void;
   signal?: AbortSignal;
 }
 
@@ -68,6 +120,8 @@ export interface CompletedChat {
   model: string;
   content: string;
   finishReason: string;
+  /** Every choice (one on a response-cache hit). */
+  choices: ChatChoice[];
   usage: OpenAiUsage;
   /** What the response cache did (undefined when it is disabled). */
   cache?: ResponseCacheReport;
@@ -116,7 +170,7 @@ export class ChatCompletionsService {
    * Bounds a prompt before anything counts, embeds or sends it.
    * @throws PayloadTooLarge naming `messages[i].content` past MAX_MESSAGE_CHARS, or `messages` past MAX_PROMPT_CHARS
    */
-  checkLength(messages: readonly ChatMessage[]): void {
+  checkLength(messages: readonly { content: string }[]): void {
     const { MAX_MESSAGE_CHARS: perMessage, MAX_PROMPT_CHARS: total } = this.limits;
     let sum = 0;
     for (const [i, m] of messages.entries()) {
@@ -142,26 +196,38 @@ export class ChatCompletionsService {
    */
   async complete(auth: AuthContext, command: ChatCompletionCommand): Promise<CompletedChat> {
     const messages = command.messages.map(
-      (m): ChatMessage => ({
+      (m): WireChatMessage => ({
         role: m.role === 'developer' ? 'system' : m.role,
-        content: typeof m.content === 'string' ? m.content : m.content.map((p) => p.text).join('\n'),
+        content:
+          m.content === undefined || m.content === null
+            ? ''
+            : typeof m.content === 'string'
+              ? m.content
+              : m.content.map((p) => p.text).join('\n'),
+        ...(m.name !== undefined ? { name: m.name } : {}),
+        ...(m.tool_calls?.length ? { tool_calls: m.tool_calls } : {}),
+        ...(m.tool_call_id !== undefined ? { tool_call_id: m.tool_call_id } : {}),
       }),
     );
     this.checkLength(messages);
     const model = await this.resolveModel(command.model);
     const last = messages[messages.length - 1];
     const maxTokens = command.maxTokens ?? this.config.INFERENCE_DEFAULT_MAX_TOKENS;
-    const control: CacheControl = last.role === 'user' ? (command.cache ?? {}) : { mode: 'bypass' };
+    const control: CacheControl =
+      uncacheableReason(messages, command.extra) === null ? (command.cache ?? {}) : { mode: 'bypass' };
+    const onDelta = command.onDelta;
     const served = await this.cache.serve(
       {
         scope: chatCompletionsScope(auth.tenantId, model, messages, {
           temperature: command.temperature,
           maxTokens,
           sampling: command.sampling,
+          extra: command.extra,
         }),
         question: last.content,
         control,
-        onToken: command.onToken,
+        // Only replays of cached answers reach onToken; the engine's pieces go to onChoiceDelta.
+        onToken: onDelta ? (text) => onDelta({ type: 'content', choice: 0, text }) : undefined,
         signal: command.signal,
       },
       () =>
@@ -170,9 +236,10 @@ export class ChatCompletionsService {
           maxTokens,
           temperature: command.temperature,
           sampling: command.sampling,
+          ...(command.extra ? { extra: command.extra } : {}),
           cacheSalt: this.salts.saltFor(auth.tenantId),
           signal: command.signal,
-          onToken: command.onToken,
+          onChoiceDelta: onDelta,
         }),
     );
     // A response-cache hit served every prompt token from a cache: report them as cached.
@@ -185,6 +252,17 @@ export class ChatCompletionsService {
       model,
       content: served.result.content,
       finishReason: served.result.finishReason,
+      choices: served.result.choices?.length
+        ? served.result.choices
+        : [
+            {
+              index: 0,
+              content: served.result.content,
+              toolCalls: [],
+              logprobs: null,
+              finishReason: served.result.finishReason,
+            },
+          ],
       usage: {
         prompt_tokens: usage.promptTokens,
         completion_tokens: usage.completionTokens,
