@@ -11,6 +11,8 @@ export interface OpenAiErrorBody {
     type: string;
     param: string | null;
     code: string | null;
+    /** kvchat's problem code, request id and extensions (`missingScopes`, `limit`, ...); SDKs ignore it. */
+    kvchat: Record<string, unknown>;
   };
 }
 
@@ -94,6 +96,20 @@ export function toOpenAiError(problem: ProblemBody): OpenAiErrorBody {
         field ??
         (errors.length > 0 ? paramOf(errors[0]) : problem.status === 400 ? paramOf(problem.detail) : null),
       code: openAiCode(problem.status, problem.code),
+      kvchat: kvchatMember(problem),
     },
   };
+}
+
+/** The problem's code, request id and extension members (not the RFC 9457 members the error restates). */
+function kvchatMember(problem: ProblemBody): Record<string, unknown> {
+  const {
+    type: _type,
+    title: _title,
+    status: _status,
+    detail: _detail,
+    instance: _instance,
+    ...rest
+  } = problem;
+  return rest;
 }

@@ -194,7 +194,10 @@ export class ChatCompletionsController {
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<ChatCompletionDto | undefined> {
     this.access.assertModelAllowed(auth, body.model);
-    const command = toCommand(body, request.body, clientDisconnectSignal(reply));
+    const command = {
+      ...toCommand(body, request.body, clientDisconnectSignal(reply)),
+      requestId: String(request.id),
+    };
     if (body.stream !== true) {
       const done = await this.completions.complete(auth, command);
       await this.limits.chargeTokens(auth, engineTokens(done));

@@ -9,7 +9,18 @@ import { PayloadTooLarge } from '../common/domain-error';
 import { AppConfig } from '../config/app.config';
 import { InferenceConfig } from '../config/inference.config';
 import { InferenceService } from '../inference/inference.service';
-import type { ChatChoice, ChatRequest, ChoiceDelta, WireChatMessage } from '../inference/inference.types';
+import type {
+  ChatChoice,
+  ChatRequest,
+  ChatResult,
+  ChatUsage,
+  ChoiceDelta,
+  WireChatMessage,
+} from '../inference/inference.types';
+import { EngineEmbeddingsClient } from '../inference/engine-embeddings.client';
+import { type ObservedTurn, TurnTelemetryService } from '../observability/turn-telemetry.service';
+import type { TurnTrace } from '../observability/turn-trace';
+import { UsageRecorder } from '../usage/usage-recorder.service';
 import { ModelNotFound } from './completions.errors';
 
 /** The agent name under which stateless chat completions are cached. */
@@ -99,6 +110,8 @@ export interface ChatCompletionCommand {
   /** Other OpenAI and vendor fields, passed to the engine (ChatRequest.extra). */
   extra?: ChatRequest['extra'];
   cache?: CacheControl;
+  /** The HTTP request id (usage record, logs). */
+  requestId?: string;
   /** Every streamed piece of every choice (a cached answer is replayed as choice 0's content). */
   onDelta?: (delta: ChoiceDelta) => void;
   signal?: AbortSignal;
@@ -143,11 +156,16 @@ export class ChatCompletionsService {
     private readonly salts: TenantSaltService,
     private readonly config: InferenceConfig,
     private readonly limits: AppConfig,
+    private readonly embeddings: EngineEmbeddingsClient,
+    private readonly telemetry: TurnTelemetryService,
+    private readonly usage: UsageRecorder,
   ) {}
 
-  /** Ids of the models served (the engine's chat model). */
+  /** Ids of the models served: the engine's chat model, then its embedding models (when it lists any). */
   async models(): Promise<string[]> {
-    return [await this.inference.modelName()];
+    const chat = await this.inference.modelName();
+    const embedding = await this.embeddings.models().catch((): string[] => []);
+    return [chat, ...embedding.filter((id) => id !== chat)];
   }
 
   /**
@@ -212,6 +230,78 @@ export class ChatCompletionsService {
     this.checkLength(messages);
     const model = await this.resolveModel(command.model);
     const last = messages[messages.length - 1];
+    const started = performance.now();
+    const observed = this.telemetry.begin({
+      tenantId: auth.tenantId,
+      kind: 'chat.completions',
+      content: last.content,
+      streamed: command.onDelta !== undefined,
+    });
+    try {
+      const done = await this.answer(auth, command, model, messages, observed.trace);
+      this.record(auth, command, done, observed, performance.now() - started);
+      return done.completed;
+    } catch (e) {
+      observed.fail(e);
+      throw e;
+    }
+  }
+
+  /** Reports a finished request: Prometheus and Langfuse (TurnTelemetryService), then the usage ledger. */
+  private record(
+    auth: AuthContext,
+    command: ChatCompletionCommand,
+    done: { completed: CompletedChat; result: ChatResult; engineUsage: ChatUsage },
+    observed: ObservedTurn,
+    totalMs: number,
+  ): void {
+    const { completed, result, engineUsage } = done;
+    const response = completed.cache;
+    observed.succeed(
+      {
+        content: completed.content,
+        model: completed.model,
+        replica: result.replica,
+        finishReason: completed.finishReason,
+        usage: engineUsage,
+        timings: result.timings,
+        ...(response ? { cache: { response } } : {}),
+      },
+      { totalMs },
+    );
+    const hit = response?.hit === true;
+    this.usage.record({
+      tenantId: auth.tenantId,
+      keyId: auth.keyId,
+      requestId: command.requestId ?? completed.id,
+      endpoint: 'chat.completions',
+      model: completed.model,
+      deployment: result.replica,
+      promptTokens: engineUsage.promptTokens,
+      cachedTokens: engineUsage.cachedTokens,
+      completionTokens: engineUsage.completionTokens,
+      ...(hit
+        ? {
+            cacheLayer: response?.type ?? 'exact',
+            replaced: {
+              promptTokens: completed.usage.prompt_tokens,
+              completionTokens: completed.usage.completion_tokens,
+            },
+          }
+        : {}),
+      latencyMs: totalMs,
+      ttftMs: result.timings.ttftMs,
+    });
+  }
+
+  private async answer(
+    auth: AuthContext,
+    command: ChatCompletionCommand,
+    model: string,
+    messages: WireChatMessage[],
+    trace: TurnTrace,
+  ): Promise<{ completed: CompletedChat; result: ChatResult; engineUsage: ChatUsage }> {
+    const last = messages[messages.length - 1];
     const maxTokens = command.maxTokens ?? this.config.INFERENCE_DEFAULT_MAX_TOKENS;
     const control: CacheControl =
       uncacheableReason(messages, command.extra) === null ? (command.cache ?? {}) : { mode: 'bypass' };
@@ -229,24 +319,44 @@ export class ChatCompletionsService {
         // Only replays of cached answers reach onToken; the engine's pieces go to onChoiceDelta.
         onToken: onDelta ? (text) => onDelta({ type: 'content', choice: 0, text }) : undefined,
         signal: command.signal,
+        trace,
       },
-      () =>
-        this.inference.chat({
-          messages,
-          maxTokens,
-          temperature: command.temperature,
-          sampling: command.sampling,
-          ...(command.extra ? { extra: command.extra } : {}),
-          cacheSalt: this.salts.saltFor(auth.tenantId),
-          signal: command.signal,
-          onChoiceDelta: onDelta,
-        }),
+      async () => {
+        const generation = trace.generation('engine', messages, { model });
+        let first = true;
+        try {
+          const result = await this.inference.chat({
+            messages,
+            maxTokens,
+            temperature: command.temperature,
+            sampling: command.sampling,
+            ...(command.extra ? { extra: command.extra } : {}),
+            cacheSalt: this.salts.saltFor(auth.tenantId),
+            signal: command.signal,
+            onChoiceDelta: (delta) => {
+              if (first) generation.firstToken();
+              first = false;
+              onDelta?.(delta);
+            },
+          });
+          generation.end({
+            output: result.choices?.length ? result.choices : result.content,
+            model: result.model,
+            usage: result.usage,
+            metadata: { replica: result.replica },
+          });
+          return result;
+        } catch (e) {
+          generation.end({ error: e instanceof Error ? e.message : String(e) });
+          throw e;
+        }
+      },
     );
     // A response-cache hit served every prompt token from a cache: report them as cached.
     const usage = served.cached
       ? { ...served.cached.usage, cachedTokens: served.cached.usage.promptTokens }
       : served.result.usage;
-    return {
+    const completed: CompletedChat = {
       id: `chatcmpl-${randomUUID().replace(/-/g, '')}`,
       created: Math.floor(Date.now() / 1000),
       model,
@@ -272,5 +382,7 @@ export class ChatCompletionsService {
       cache: served.report,
       ...(served.storedEntryId ? { storedEntryId: served.storedEntryId } : {}),
     };
+    // What the engine processed: nothing on a response-cache hit (its usage is zero).
+    return { completed, result: served.result, engineUsage: served.result.usage };
   }
 }
