@@ -55,6 +55,9 @@ export function extraFields(raw: unknown): Record<string, unknown> | undefined {
       ([k, v]) => !MAPPED_FIELDS.has(k) && v !== undefined,
     ),
   );
+  if (extra.top_logprobs !== undefined && extra.top_logprobs !== null && extra.logprobs !== true) {
+    throw new InvalidRequest('top_logprobs needs logprobs: true.', { field: 'top_logprobs' });
+  }
   if ('cache_salt' in extra) {
     throw new InvalidRequest('cache_salt is set by the server from the tenant; remove it from the request.', {
       field: 'cache_salt',

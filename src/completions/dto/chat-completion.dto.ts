@@ -407,12 +407,17 @@ export class ChatCompletionRequestDto {
   @Type(() => ResponseFormatDto)
   response_format?: ResponseFormatDto;
 
-  @ApiPropertyOptional({ description: 'Return log probabilities of the output tokens.', example: false })
+  @ApiPropertyOptional({ description: 'Return log probabilities of the output tokens.', example: true })
   @IsOptional()
   @IsBoolean()
   logprobs?: boolean;
 
-  @ApiPropertyOptional({ minimum: 0, maximum: 20, description: 'With `logprobs`: alternatives per token.' })
+  @ApiPropertyOptional({
+    minimum: 0,
+    maximum: 20,
+    description: 'Alternatives per token; needs `logprobs: true`.',
+    example: 2,
+  })
   @IsOptional()
   @IsInt()
   @Min(0)
@@ -517,7 +522,10 @@ export class ModelListDto {
 
 /** `POST /v1/embeddings` (OpenAI-compatible). */
 export class EmbeddingRequestDto {
-  @ApiProperty({ description: 'The embedding model (GET /v1/models).', example: 'kvchat-sim-embed' })
+  @ApiProperty({
+    description: 'The embedding model (GET /v1/models).',
+    example: 'kvchat-sim-lexical-embedding',
+  })
   @IsString()
   @MaxLength(300)
   model!: string;
