@@ -11,6 +11,7 @@ import { InvalidRequest } from '../common/domain-error';
 import { toOpenAiError } from '../common/openai-error';
 import { toProblem } from '../common/problem.filter';
 import { clientDisconnectSignal, SseWriter } from '../common/sse';
+import { turnResult } from '../common/turn-events';
 import {
   Idempotent,
   type IdempotentRoute,
@@ -67,7 +68,7 @@ export function extraFields(raw: unknown): Record<string, unknown> | undefined {
 }
 
 /** The command for a validated request body (`raw`: the body as parsed, with the fields the DTO does not know). */
-function toCommand(body: ChatCompletionRequestDto, raw: unknown, signal: AbortSignal): ChatCompletionCommand {
+function toCommand(body: ChatCompletionRequestDto, raw: unknown): ChatCompletionCommand {
   const sampling = {
     ...(body.top_p !== undefined ? { top_p: body.top_p } : {}),
     ...(body.stop !== undefined ? { stop: body.stop } : {}),
@@ -83,7 +84,7 @@ function toCommand(body: ChatCompletionRequestDto, raw: unknown, signal: AbortSi
     sampling: Object.keys(sampling).length > 0 ? sampling : undefined,
     extra: extraFields(raw),
     cache: body.cache,
-    signal,
+    streamed: body.stream === true,
   };
 }
 
@@ -197,12 +198,10 @@ export class ChatCompletionsController {
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<ChatCompletionDto | undefined> {
     this.access.assertModelAllowed(auth, body.model);
-    const command = {
-      ...toCommand(body, request.body, clientDisconnectSignal(reply)),
-      requestId: String(request.id),
-    };
+    const command = { ...toCommand(body, request.body), requestId: String(request.id) };
+    const signal = clientDisconnectSignal(reply);
     if (body.stream !== true) {
-      const done = await this.completions.complete(auth, command);
+      const done = await turnResult(this.completions.complete(auth, command, signal));
       await this.limits.chargeTokens(auth, engineTokens(done));
       void reply.header('x-kvchat-cache', cacheHeader(done));
       return toChatCompletion(done);
@@ -232,32 +231,38 @@ export class ChatCompletionsController {
       );
     };
     try {
-      const done = await this.completions.complete(auth, {
-        ...command,
-        onDelta: (delta) => {
-          // Finish reasons go out once every choice is done, below.
-          if (delta.type === 'finish') return;
-          open(delta.choice);
-          const piece =
-            delta.type === 'content'
-              ? {
-                  delta: delta.text ? { content: delta.text } : {},
-                  logprobs: delta.logprobs ? { content: delta.logprobs } : null,
-                }
-              : {
-                  delta: {
-                    tool_calls: [
-                      {
-                        index: delta.index,
-                        ...(delta.id ? { id: delta.id, type: 'function' } : {}),
-                        function: { ...(delta.name ? { name: delta.name } : {}), arguments: delta.arguments },
-                      },
-                    ],
-                  },
-                  logprobs: null,
-                };
-          sse.sendData(chunk([{ index: delta.choice, ...piece, finish_reason: null }]));
-        },
+      const done = await turnResult(this.completions.complete(auth, command, signal), (event) => {
+        if (event.type === 'token') {
+          open(0);
+          sse.sendData(
+            chunk([{ index: 0, delta: { content: event.delta }, logprobs: null, finish_reason: null }]),
+          );
+          return;
+        }
+        if (event.type !== 'choice') return;
+        const delta = event.choice;
+        // Finish reasons go out once every choice is done, below.
+        if (delta.type === 'finish') return;
+        open(delta.choice);
+        const piece =
+          delta.type === 'content'
+            ? {
+                delta: delta.text ? { content: delta.text } : {},
+                logprobs: delta.logprobs ? { content: delta.logprobs } : null,
+              }
+            : {
+                delta: {
+                  tool_calls: [
+                    {
+                      index: delta.index,
+                      ...(delta.id ? { id: delta.id, type: 'function' } : {}),
+                      function: { ...(delta.name ? { name: delta.name } : {}), arguments: delta.arguments },
+                    },
+                  ],
+                },
+                logprobs: null,
+              };
+        sse.sendData(chunk([{ index: delta.choice, ...piece, finish_reason: null }]));
       });
       await this.limits.chargeTokens(auth, engineTokens(done));
       publishIdempotentResult(request, 200, { ...toChatCompletion(done), id, created, model });

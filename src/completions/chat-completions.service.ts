@@ -2,10 +2,12 @@ import { randomUUID } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
 import type { AuthContext } from '../auth/api-key.service';
 import { TenantSaltService } from '../auth/tenant-salt.service';
+import { replayDeltas } from '../caching/replay';
 import { ResponseCache } from '../caching/response-cache.service';
 import type { CacheControl, ResponseCacheReport, ResponseCacheScope } from '../caching/response-cache.types';
 import { canonicalJson, contextFingerprint } from '../caching/scope';
 import { PayloadTooLarge } from '../common/domain-error';
+import { NEVER_ABORTED, type TurnEvent, type TurnSink, turnEventStream } from '../common/turn-events';
 import { AppConfig } from '../config/app.config';
 import { InferenceConfig } from '../config/inference.config';
 import { InferenceService } from '../inference/inference.service';
@@ -112,10 +114,25 @@ export interface ChatCompletionCommand {
   cache?: CacheControl;
   /** The HTTP request id (usage record, logs). */
   requestId?: string;
-  /** Every streamed piece of every choice (a cached answer is replayed as choice 0's content). */
-  onDelta?: (delta: ChoiceDelta) => void;
-  signal?: AbortSignal;
+  /** The client reads the answer as a stream (telemetry). */
+  streamed?: boolean;
 }
+
+/**
+ * The payloads of a chat completion's events (see TurnEvent; no `route`: nothing is routed). `token`
+ * carries the first choice's text; `choice` the other pieces of an OpenAI answer (tool-call fragments,
+ * the text of choices past the first, logprobs).
+ */
+export interface ChatCompletionPayloads {
+  route: never;
+  cache: ResponseCacheReport;
+  usage: ChatUsage;
+  choice: ChoiceDelta;
+  done: CompletedChat;
+}
+
+/** One event of a chat completion's stream. */
+export type ChatCompletionEvent = TurnEvent<ChatCompletionPayloads>;
 
 /** OpenAI `usage`, tokens. */
 export interface OpenAiUsage {
@@ -209,10 +226,27 @@ export class ChatCompletionsService {
   }
 
   /**
-   * Answers a chat request, from the response cache when possible (a hit is replayed to `onToken`).
-   * @throws PayloadTooLarge, ModelNotFound, Engine* errors, RequestAborted
+   * Answers a chat request as one stream of events (as a conversation turn does, without `route`):
+   * `cache` (when the response cache is on), `token` (the first choice's text, live or a cached answer
+   * replayed) and `choice` (tool-call fragments, other choices, logprobs), `usage`, then `done` with the
+   * completed chat, or `error`. Counted like a turn: Prometheus and Langfuse (TurnTelemetryService,
+   * kind `chat.completions`) and a usage record (endpoint `chat.completions`).
+   * @param signal cancels the request (the client went away): the engine request is aborted
+   * @returns events; `error` carries PayloadTooLarge, ModelNotFound, Engine* errors, RequestAborted
    */
-  async complete(auth: AuthContext, command: ChatCompletionCommand): Promise<CompletedChat> {
+  complete(
+    auth: AuthContext,
+    command: ChatCompletionCommand,
+    signal: AbortSignal = NEVER_ABORTED,
+  ): AsyncGenerator<ChatCompletionEvent, void, undefined> {
+    return turnEventStream<ChatCompletionPayloads>(signal, (sink) => this.run(auth, command, sink));
+  }
+
+  private async run(
+    auth: AuthContext,
+    command: ChatCompletionCommand,
+    sink: TurnSink<ChatCompletionPayloads>,
+  ): Promise<CompletedChat> {
     const messages = command.messages.map(
       (m): WireChatMessage => ({
         role: m.role === 'developer' ? 'system' : m.role,
@@ -235,10 +269,10 @@ export class ChatCompletionsService {
       tenantId: auth.tenantId,
       kind: 'chat.completions',
       content: last.content,
-      streamed: command.onDelta !== undefined,
+      streamed: command.streamed === true,
     });
     try {
-      const done = await this.answer(auth, command, model, messages, observed.trace);
+      const done = await this.answer(auth, command, model, messages, observed.trace, sink);
       this.record(auth, command, done, observed, performance.now() - started);
       return done.completed;
     } catch (e) {
@@ -300,12 +334,12 @@ export class ChatCompletionsService {
     model: string,
     messages: WireChatMessage[],
     trace: TurnTrace,
+    sink: TurnSink<ChatCompletionPayloads>,
   ): Promise<{ completed: CompletedChat; result: ChatResult; engineUsage: ChatUsage }> {
     const last = messages[messages.length - 1];
     const maxTokens = command.maxTokens ?? this.config.INFERENCE_DEFAULT_MAX_TOKENS;
     const control: CacheControl =
       uncacheableReason(messages, command.extra) === null ? (command.cache ?? {}) : { mode: 'bypass' };
-    const onDelta = command.onDelta;
     const served = await this.cache.serve(
       {
         scope: chatCompletionsScope(auth.tenantId, model, messages, {
@@ -316,14 +350,16 @@ export class ChatCompletionsService {
         }),
         question: last.content,
         control,
-        // Only replays of cached answers reach onToken; the engine's pieces go to onChoiceDelta.
-        onToken: onDelta ? (text) => onDelta({ type: 'content', choice: 0, text }) : undefined,
-        signal: command.signal,
         trace,
       },
-      async () => {
+      async (miss) => {
+        if (miss) sink.emit({ type: 'cache', cache: miss });
         const generation = trace.generation('engine', messages, { model });
         let first = true;
+        const firstToken = (): void => {
+          if (first) generation.firstToken();
+          first = false;
+        };
         try {
           const result = await this.inference.chat({
             messages,
@@ -332,11 +368,17 @@ export class ChatCompletionsService {
             sampling: command.sampling,
             ...(command.extra ? { extra: command.extra } : {}),
             cacheSalt: this.salts.saltFor(auth.tenantId),
-            signal: command.signal,
+            signal: sink.signal,
+            onToken: (delta) => {
+              firstToken();
+              sink.emit({ type: 'token', delta });
+            },
             onChoiceDelta: (delta) => {
-              if (first) generation.firstToken();
-              first = false;
-              onDelta?.(delta);
+              // The first choice's text went out as `token`; finish reasons come with `done`.
+              if (delta.type === 'finish') return;
+              if (delta.type === 'content' && delta.choice === 0 && !delta.logprobs) return;
+              firstToken();
+              sink.emit({ type: 'choice', choice: delta });
             },
           });
           generation.end({
@@ -351,7 +393,12 @@ export class ChatCompletionsService {
           throw e;
         }
       },
+      sink.signal,
     );
+    if (served.cached && served.report) {
+      sink.emit({ type: 'cache', cache: served.report });
+      for (const delta of replayDeltas(served.result.content)) sink.emit({ type: 'token', delta });
+    }
     // A response-cache hit served every prompt token from a cache: report them as cached.
     const usage = served.cached
       ? { ...served.cached.usage, cachedTokens: served.cached.usage.promptTokens }
@@ -382,6 +429,7 @@ export class ChatCompletionsService {
       cache: served.report,
       ...(served.storedEntryId ? { storedEntryId: served.storedEntryId } : {}),
     };
+    sink.emit({ type: 'usage', usage });
     // What the engine processed: nothing on a response-cache hit (its usage is zero).
     return { completed, result: served.result, engineUsage: served.result.usage };
   }

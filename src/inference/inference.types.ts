@@ -77,6 +77,11 @@ export interface ChatRequest {
   routingKey?: string;
   /** Prompt token ids when known, for prefix-aware routing. */
   promptTokenIds?: readonly number[];
+  /**
+   * `blockHashChain(promptTokenIds, INFERENCE_BLOCK_SIZE, cacheSalt)` when the caller already computed it
+   * (a turn hashes its prompt once), so prefix routing does not hash the prompt again.
+   */
+  promptBlockHashes?: readonly string[];
   /** Called with each content delta of the first choice as it arrives (streaming). */
   onToken?: (delta: string) => void;
   /** Called with every piece of every choice (content, tool-call fragments, finish) as it arrives. */
