@@ -161,7 +161,9 @@ export class ChatCompletionsController {
   ) {}
 
   @Get('models')
-  @ApiOperation({ summary: 'List the served model (OpenAI `GET /v1/models`)' })
+  @ApiOperation({
+    summary: 'List the served models: the chat model, then the embedding models (OpenAI `GET /v1/models`)',
+  })
   @ApiOkResponse({ type: ModelListDto })
   async models(): Promise<ModelListDto> {
     const created = Math.floor(Date.now() / 1000);
@@ -175,12 +177,15 @@ export class ChatCompletionsController {
   @ApiOperation({
     summary: 'Create a chat completion (OpenAI-compatible, stateless, response-cached)',
     description:
-      'The OpenAI chat completions API (text messages; one choice). With `stream: true` the answer streams as ' +
+      'The OpenAI chat completions API as its reference defines it: tools and tool messages, `tool_choice`, ' +
+      '`response_format`, `n`, `logprobs`, `user`, `metadata`; other fields are passed to the engine as sent ' +
+      '(docs/api.md, OpenAI compatibility). With `stream: true` the answer streams as ' +
       'OpenAI `chat.completion.chunk` events ending with `data: [DONE]`; `stream_options.include_usage` adds the ' +
       'usage chunk. Repeated and paraphrased questions (same system prompt, history and parameters) are answered ' +
       'from the response cache — replayed as a stream when one is asked for — with `usage.prompt_tokens_details.' +
       'cached_tokens` = prompt tokens, the `x-kvchat-cache` header (non-streamed) and `kvchat.cache.response`. ' +
-      'kvchat extension: `cache: {mode, maxAgeSeconds}`.',
+      'kvchat extension: `cache: {mode, maxAgeSeconds}`. Errors are OpenAI error objects (`{error: {message, type, ' +
+      'param, code}}`).',
   })
   @ApiBody({ type: ChatCompletionRequestDto })
   @ApiProduces('application/json', 'text/event-stream')
