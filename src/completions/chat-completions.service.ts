@@ -81,8 +81,9 @@ function answerShapingFields(extra: ChatRequest['extra']): Record<string, unknow
 
 /**
  * Why a chat request must not be answered from, nor stored in, the response cache (null when it may):
- * a replay carries one choice, the text and finish reason only, so `n` > 1 and `logprobs` are never
- * replayed; and only an answer to a user message is cached (not the answer after a tool's result).
+ * a replay carries one choice (its text, or its tool calls) and its finish reason only, so `n` > 1 and
+ * `logprobs` are never replayed; and only an answer to a user message is cached (not the answer after a
+ * tool's result). Tool calls replay only to the identical tool set: it is in the scope fingerprint.
  * See docs/response-cache.md, "OpenAI-compatible endpoint".
  */
 export function uncacheableReason(
@@ -395,9 +396,28 @@ export class ChatCompletionsService {
       },
       sink.signal,
     );
+    let choices = served.result.choices;
     if (served.cached && served.report) {
       sink.emit({ type: 'cache', cache: served.report });
       for (const delta of replayDeltas(served.result.content)) sink.emit({ type: 'token', delta });
+      // A replayed tool call gets fresh ids: the client matches its tool messages to them.
+      choices = choices?.map((c) => ({
+        ...c,
+        toolCalls: c.toolCalls.map((call) => ({ ...call, id: `call_${randomUUID().replace(/-/g, '')}` })),
+      }));
+      for (const [index, call] of (choices?.[0]?.toolCalls ?? []).entries()) {
+        sink.emit({
+          type: 'choice',
+          choice: {
+            type: 'tool_call',
+            choice: 0,
+            index,
+            id: call.id,
+            name: call.function.name,
+            arguments: call.function.arguments,
+          },
+        });
+      }
     }
     // A response-cache hit served every prompt token from a cache: report them as cached.
     const usage = served.cached
@@ -409,8 +429,8 @@ export class ChatCompletionsService {
       model,
       content: served.result.content,
       finishReason: served.result.finishReason,
-      choices: served.result.choices?.length
-        ? served.result.choices
+      choices: choices?.length
+        ? choices
         : [
             {
               index: 0,

@@ -161,7 +161,7 @@ describe('OpenAI SDK against kvchat (e2e)', () => {
     expect(JSON.parse(toolCall.function.arguments)).toEqual({ zone: 'Tokyo' });
   });
 
-  it('should cache a text answer only for the identical tool set, and never a tool call', async () => {
+  it('should replay text and tool calls only to the identical tool set, tool calls with fresh ids', async () => {
     const ask = (tools: OpenAI.ChatCompletionTool[]) =>
       client.chat.completions
         .create({ model, messages: [{ role: 'user', content: 'Say hello to the team' }], tools })
@@ -170,16 +170,35 @@ describe('OpenAI SDK against kvchat (e2e)', () => {
     expect((await ask([weather])).response.headers.get('x-kvchat-cache')).toBe('hit-exact');
     expect((await ask([weather, clock])).response.headers.get('x-kvchat-cache')).toBe('miss');
 
-    const callWeather = () =>
-      client.chat.completions.create({
-        model,
-        messages: [{ role: 'user', content: 'Use get_weather for Oslo' }],
-        tools: [weather],
-      });
-    await callWeather();
+    const callWeather = (tools: OpenAI.ChatCompletionTool[]) =>
+      client.chat.completions
+        .create({ model, messages: [{ role: 'user', content: 'Use get_weather for Oslo' }], tools })
+        .withResponse();
+    const live = await callWeather([weather]);
+    expect(live.response.headers.get('x-kvchat-cache')).toBe('miss');
     const before = engineRequests();
-    const again = await callWeather();
-    expect(again.choices[0].finish_reason).toBe('tool_calls');
+    const replayed = await callWeather([weather]);
+    expect(engineRequests()).toBe(before);
+    expect(replayed.response.headers.get('x-kvchat-cache')).toBe('hit-exact');
+    expect(replayed.data.choices[0].finish_reason).toBe('tool_calls');
+    const [liveCall] = live.data.choices[0].message
+      .tool_calls as OpenAI.ChatCompletionMessageFunctionToolCall[];
+    const [replayedCall] = replayed.data.choices[0].message
+      .tool_calls as OpenAI.ChatCompletionMessageFunctionToolCall[];
+    expect(replayedCall.function).toEqual(liveCall.function);
+    expect(replayedCall.id).not.toBe(liveCall.id);
+
+    // Streamed, the replay is the same kind of stream the SDK assembles.
+    const streamed = await client.chat.completions
+      .stream({ model, messages: [{ role: 'user', content: 'Use get_weather for Oslo' }], tools: [weather] })
+      .finalChatCompletion();
+    expect(
+      (streamed.choices[0].message.tool_calls?.[0] as OpenAI.ChatCompletionMessageFunctionToolCall).function,
+    ).toEqual(liveCall.function);
+    expect(engineRequests()).toBe(before);
+
+    // Another tool set is another scope: the engine answers.
+    expect((await callWeather([weather, clock])).response.headers.get('x-kvchat-cache')).toBe('miss');
     expect(engineRequests()).toBe(before + 1);
   });
 
