@@ -15,7 +15,7 @@ const LAYERS = [
   ['conversations', 'completions', 'admin', 'health'],
   ['agents'],
   ['knowledge', 'caching', 'context'],
-  ['auth', 'usage'],
+  ['auth', 'usage', 'idempotency'],
   ['observability'],
   ['inference', 'queues'],
   ['database', 'redis', 'lifecycle'],

@@ -6,16 +6,17 @@ import { PROBLEM_STATUSES } from './common/problem-statuses';
 import { ApiKeyNotFound } from './auth/auth.errors';
 import { EngineTokenizeUnsupported, RequestAborted } from './inference/inference.errors';
 
-/** Every `*.errors.ts` file under src/, and common's domain-error.ts. */
+/** Every source file under src/ that declares a domain error (`extends DomainError`), specs left out. */
 function errorModules(dir = __dirname): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
     const path = join(dir, entry.name);
     if (entry.isDirectory()) return errorModules(path);
-    return entry.name.endsWith('.errors.ts') || entry.name === 'domain-error.ts' ? [path] : [];
+    const source = entry.name.endsWith('.ts') && !entry.name.endsWith('.spec.ts');
+    return source && readFileSync(path, 'utf8').includes('extends DomainError') ? [path] : [];
   });
 }
 
-/** The codes the error classes of each errors module declare (`readonly code = '...'`). */
+/** The codes those files declare (`readonly code = '...'`). */
 function declaredErrorCodes(): { file: string; code: string }[] {
   return errorModules().flatMap((path) =>
     [...readFileSync(path, 'utf8').matchAll(/readonly code = '(\w+)'/g)].map((m) => ({

@@ -149,7 +149,7 @@ export async function hardenHttp(app: NestFastifyApplication, options: HttpHarde
       origin: options.corsOrigins.includes('*') ? '*' : [...options.corsOrigins],
       methods: ['GET', 'POST', 'DELETE', 'OPTIONS'],
       allowedHeaders: ['authorization', 'content-type', 'accept', 'x-request-id', 'idempotency-key'],
-      exposedHeaders: ['x-request-id', 'x-kvchat-cache', 'retry-after'],
+      exposedHeaders: ['x-request-id', 'x-kvchat-cache', 'retry-after', 'idempotent-replayed'],
       maxAge: 600,
     });
   }

@@ -45,6 +45,10 @@ export const PROBLEM_STATUSES = {
   DocumentUnreadable: 422,
   IngestionQueueUnavailable: 503,
   QueryEmbeddingMismatch: 400,
+  DependencyUnavailable: 503,
+  IdempotencyKeyInvalid: 400,
+  IdempotencyKeyInUse: 409,
+  IdempotencyKeyReused: 422,
 } as const satisfies Record<string, number>;
 
 /** Every domain error code (`ConversationNotFound`, `EngineUnavailable`, ...). */

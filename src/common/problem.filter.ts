@@ -9,6 +9,7 @@ import {
 } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { clientDetail, clientExtensions } from './client-detail';
+import { dependencyFailure } from './dependency-errors';
 import { DomainError } from './domain-error';
 import { PROBLEM_STATUSES } from './problem-statuses';
 
@@ -59,7 +60,9 @@ function terminusResult(error: unknown): { status: number; body: Record<string, 
 }
 
 /** Builds a problem body (also used for SSE `error` events once headers are sent). */
-export function toProblem(error: unknown, instance: string, requestId: string): ProblemBody {
+export function toProblem(thrown: unknown, instance: string, requestId: string): ProblemBody {
+  // Redis or PostgreSQL not answering is a 503 naming it, whichever layer the raw error came from.
+  const error = dependencyFailure(thrown) ?? thrown;
   if (error instanceof DomainError) {
     // Typed over every code; the fallback guards errors built outside TypeScript's view (a cast, plain JS).
     const status: number = PROBLEM_STATUSES[error.code] ?? 500;

@@ -11,6 +11,11 @@ import { DomainError } from '../common/domain-error';
 import { toProblem } from '../common/problem.filter';
 import { clientDisconnectSignal, SseWriter } from '../common/sse';
 import {
+  Idempotent,
+  type IdempotentRoute,
+  publishIdempotentResult,
+} from '../idempotency/idempotency.interceptor';
+import {
   ChatCompletionsService,
   type ChatCompletionCommand,
   type CompletedChat,
@@ -57,6 +62,33 @@ function toChatCompletion(done: CompletedChat): ChatCompletionDto {
   };
 }
 
+/** A streamed replay of a stored `chat.completion`: the role, the whole content, the finish, usage, `[DONE]`. */
+const COMPLETION_ROUTE: IdempotentRoute = {
+  wantsStream: (request) => (request.body as { stream?: unknown } | undefined)?.stream === true,
+  replayStream: (sse, response) => {
+    const done = response.body as ChatCompletionDto;
+    const choice = done.choices[0];
+    const chunk = (choices: unknown[], extra: Record<string, unknown> = {}): string =>
+      JSON.stringify({
+        id: done.id,
+        object: 'chat.completion.chunk',
+        created: done.created,
+        model: done.model,
+        choices,
+        ...extra,
+      });
+    sse.sendData(
+      chunk([{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }]),
+    );
+    sse.sendData(
+      chunk([{ index: 0, delta: { content: choice.message.content }, logprobs: null, finish_reason: null }]),
+    );
+    sse.sendData(chunk([{ index: 0, delta: {}, logprobs: null, finish_reason: choice.finish_reason }]));
+    sse.sendData(chunk([], { usage: done.usage }));
+    sse.sendData('[DONE]');
+  },
+};
+
 /**
  * OpenAI-compatible, stateless: point an OpenAI SDK's `baseURL` at `<kvchat>/v1` with a kvchat API
  * key and it gets the same response cache as turns, with no code change.
@@ -84,6 +116,7 @@ export class ChatCompletionsController {
 
   @Post('chat/completions')
   @HttpCode(200)
+  @Idempotent(COMPLETION_ROUTE)
   @ApiOperation({
     summary: 'Create a chat completion (OpenAI-compatible, stateless, response-cached)',
     description:
@@ -149,6 +182,7 @@ export class ChatCompletionsController {
         },
       });
       await this.limits.chargeTokens(auth, engineTokens(done));
+      publishIdempotentResult(request, 200, { ...toChatCompletion(done), id, created, model });
       open();
       sse.sendData(
         chunk([{ index: 0, delta: {}, logprobs: null, finish_reason: done.finishReason }], {

@@ -5,6 +5,7 @@ import { CachingConfig, EmbeddingsConfig } from './caching.config';
 import { ContextConfig } from './context.config';
 import { DatabaseConfig } from './database.config';
 import { HealthConfig } from './health.config';
+import { IdempotencyConfig } from './idempotency.config';
 import { InferenceConfig } from './inference.config';
 import { KnowledgeConfig } from './knowledge.config';
 import { LangfuseConfig } from './langfuse.config';
@@ -35,4 +36,5 @@ export const CONFIG_CLASSES = [
   KnowledgeConfig,
   AuthConfig,
   UsageConfig,
+  IdempotencyConfig,
 ] as const;

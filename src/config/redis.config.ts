@@ -1,9 +1,20 @@
-import { IsString, Matches } from 'class-validator';
+import { IsInt, IsString, Matches, Max, Min } from 'class-validator';
 
-/** Redis: response cache, turn locks and Bull queues share one server. */
+/** Redis (src/redis): the shared client, key prefix, and how long the request path waits for it. */
 export class RedisConfig {
   @Matches(/^rediss?:\/\//, { message: 'must be a redis:// or rediss:// URL' })
   REDIS_URL = 'redis://127.0.0.1:6379';
   /** Prefix of every key kvchat writes (several deployments can share one Redis). */
   @IsString() REDIS_KEY_PREFIX = 'kvchat:';
+  /**
+   * Longest a request-path Redis command waits, ms. While Redis is down, commands fail at once
+   * (no offline queue); a command that hangs fails after this, and the request answers
+   * 503 `DependencyUnavailable` naming `redis` with `Retry-After`.
+   */
+  @IsInt() @Min(50) @Max(60_000) REDIS_COMMAND_TIMEOUT_MS: number = 2000;
+  /**
+   * Longest a turn waits for its conversation while another turn holds it, ms; then 409
+   * `ConversationBusy` with `Retry-After`. Only real contention waits: a Redis failure is a 503 at once.
+   */
+  @IsInt() @Min(0) @Max(600_000) TURN_LOCK_WAIT_MS: number = 30_000;
 }

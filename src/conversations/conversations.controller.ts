@@ -26,6 +26,11 @@ import { Auth, RequireScopes } from '../auth/auth.guard';
 import { ApiProblems } from '../common/api-problems.decorator';
 import { toProblem } from '../common/problem.filter';
 import { clientDisconnectSignal, SseWriter } from '../common/sse';
+import {
+  Idempotent,
+  type IdempotentRoute,
+  publishIdempotentResult,
+} from '../idempotency/idempotency.interceptor';
 import { ConversationsService, type TurnRecord } from './conversations.service';
 import {
   ConversationDto,
@@ -37,6 +42,21 @@ import { MessageDto, MessagePageDto } from './dto/message.dto';
 import { PostTurnDto, TurnResponseDto } from './dto/turn.dto';
 
 const uuid = new ParseUUIDPipe({ version: undefined });
+
+/** Creating a conversation: JSON only. */
+const CREATE_ROUTE: IdempotentRoute = { wantsStream: () => false, replayStream: () => undefined };
+
+/** A turn: a streamed replay is the whole answer as one `token` event, then the `turn` event. */
+const TURN_ROUTE: IdempotentRoute = {
+  wantsStream: (request) =>
+    (request.body as { stream?: unknown } | undefined)?.stream === true ||
+    (request.headers.accept ?? '').includes('text/event-stream'),
+  replayStream: (sse, response) => {
+    const turn = response.body as TurnResponseDto;
+    sse.send('token', { delta: turn.assistantMessage.content });
+    sse.send('turn', turn);
+  },
+};
 
 /** Maps a stored turn to its response. */
 export function toTurnResponse(record: TurnRecord): TurnResponseDto {
@@ -61,6 +81,7 @@ export class ConversationsController {
   constructor(private readonly conversations: ConversationsService) {}
 
   @Post()
+  @Idempotent(CREATE_ROUTE)
   @ApiOperation({ summary: 'Create a conversation' })
   @ApiCreatedResponse({ type: ConversationDto })
   @ApiProblems(400)
@@ -108,6 +129,7 @@ export class ConversationsController {
   }
 
   @Post(':id/turns')
+  @Idempotent(TURN_ROUTE)
   @ApiOperation({
     summary: 'Post a user turn and get the answer',
     description:
@@ -163,7 +185,9 @@ export class ConversationsController {
         ...command,
         onToken: (delta) => sse.send('token', { delta }),
       });
-      sse.send('turn', toTurnResponse(record));
+      const response = toTurnResponse(record);
+      publishIdempotentResult(request, 201, response);
+      sse.send('turn', response);
       sse.end();
       return undefined;
     } catch (e) {

@@ -141,109 +141,113 @@ export class ConversationsService {
     }
     // Fail fast (outside the lock) for an unknown id.
     await this.get(auth, conversationId);
-    return this.locks.withConversation(conversationId, async () => {
-      const started = performance.now();
-      const em = this.em.fork();
-      const conversation = await this.get(auth, conversationId, em);
-      const history = await em.find(
-        Message,
-        { tenantId: auth.tenantId, conversationId, status: 'complete' },
-        { orderBy: { sequence: 'asc' } },
-      );
-      const userMessage = em.create(Message, {
-        tenantId: auth.tenantId,
-        conversationId,
-        sequence: conversation.messageCount + 1,
-        role: 'user',
-        content: command.content,
-      });
-      conversation.messageCount += 1;
-      conversation.lastTurnAt = new Date();
-      await em.flush();
-
-      const observed = this.telemetry.begin({
-        tenantId: auth.tenantId,
-        conversationId,
-        content: command.content,
-        streamed: command.onToken !== undefined,
-      });
-      let output;
-      try {
-        output = await this.graph.run({
+    return this.locks.withConversation(
+      conversationId,
+      async () => {
+        const started = performance.now();
+        const em = this.em.fork();
+        const conversation = await this.get(auth, conversationId, em);
+        const history = await em.find(
+          Message,
+          { tenantId: auth.tenantId, conversationId, status: 'complete' },
+          { orderBy: { sequence: 'asc' } },
+        );
+        const userMessage = em.create(Message, {
           tenantId: auth.tenantId,
           conversationId,
-          pinnedAgent: conversation.agent,
-          history: history.map(
-            (m): HistoryMessage => ({
-              role: m.role,
-              content: m.promptContent ?? m.content,
-              sequence: m.sequence,
-              tokenCount: m.tokenCount,
-            }),
-          ),
-          context: conversation.context,
-          userName:
-            typeof conversation.metadata.userName === 'string' ? conversation.metadata.userName : undefined,
-          userMessage: command.content,
-          maxTokens: command.maxTokens,
-          temperature: command.temperature,
-          cache: command.cache,
-          cacheSalt: this.salts.saltFor(auth.tenantId),
-          onToken: command.onToken,
-          signal: command.signal,
-          trace: observed.trace,
+          sequence: conversation.messageCount + 1,
+          role: 'user',
+          content: command.content,
         });
-      } catch (e) {
-        observed.fail(e);
-        userMessage.status = 'failed';
-        userMessage.error =
-          e instanceof DomainError
-            ? { code: e.code, detail: e.message }
-            : { code: 'InternalError', detail: 'The turn failed unexpectedly.' };
+        conversation.messageCount += 1;
+        conversation.lastTurnAt = new Date();
         await em.flush();
-        throw e;
-      }
 
-      const assistantMessage = em.create(Message, {
-        tenantId: auth.tenantId,
-        conversationId,
-        sequence: conversation.messageCount + 1,
-        role: 'assistant',
-        content: output.content,
-        model: output.model,
-        usage: output.usage,
-        timings: {
-          ttftMs: round(output.timings.ttftMs),
-          totalMs: round(performance.now() - started),
-          ...(output.timings.engineTtftMs !== undefined
-            ? { engineTtftMs: round(output.timings.engineTtftMs) }
-            : {}),
-          ...(output.timings.engineModelPrefillMs !== undefined
-            ? { engineModelPrefillMs: round(output.timings.engineModelPrefillMs) }
-            : {}),
-        },
-        cache: output.cache,
-        route: { ...output.route },
-        templateVersion: output.templateVersion,
-        replica: output.replica,
-        finishReason: output.finishReason,
-        tokenCount: output.tokenCounts?.assistant ?? output.usage.completionTokens,
-      });
-      conversation.messageCount += 1;
-      // What the answer step measured (src/context): the window state, the user message as sent, token counts.
-      if (output.context) conversation.context = output.context;
-      if (output.userPromptContent !== undefined && output.userPromptContent !== userMessage.content) {
-        userMessage.promptContent = output.userPromptContent;
-      }
-      if (output.tokenCounts?.user !== undefined) userMessage.tokenCount = output.tokenCounts.user;
-      for (const m of history) m.tokenCount ??= output.tokenCounts?.history?.[m.sequence] ?? null;
-      await em.flush();
-      observed.succeed(output, {
-        totalMs: assistantMessage.timings?.totalMs ?? 0,
-        messageId: assistantMessage.id,
-      });
-      return { conversation, userMessage, assistantMessage };
-    });
+        const observed = this.telemetry.begin({
+          tenantId: auth.tenantId,
+          conversationId,
+          content: command.content,
+          streamed: command.onToken !== undefined,
+        });
+        let output;
+        try {
+          output = await this.graph.run({
+            tenantId: auth.tenantId,
+            conversationId,
+            pinnedAgent: conversation.agent,
+            history: history.map(
+              (m): HistoryMessage => ({
+                role: m.role,
+                content: m.promptContent ?? m.content,
+                sequence: m.sequence,
+                tokenCount: m.tokenCount,
+              }),
+            ),
+            context: conversation.context,
+            userName:
+              typeof conversation.metadata.userName === 'string' ? conversation.metadata.userName : undefined,
+            userMessage: command.content,
+            maxTokens: command.maxTokens,
+            temperature: command.temperature,
+            cache: command.cache,
+            cacheSalt: this.salts.saltFor(auth.tenantId),
+            onToken: command.onToken,
+            signal: command.signal,
+            trace: observed.trace,
+          });
+        } catch (e) {
+          observed.fail(e);
+          userMessage.status = 'failed';
+          userMessage.error =
+            e instanceof DomainError
+              ? { code: e.code, detail: e.message }
+              : { code: 'InternalError', detail: 'The turn failed unexpectedly.' };
+          await em.flush();
+          throw e;
+        }
+
+        const assistantMessage = em.create(Message, {
+          tenantId: auth.tenantId,
+          conversationId,
+          sequence: conversation.messageCount + 1,
+          role: 'assistant',
+          content: output.content,
+          model: output.model,
+          usage: output.usage,
+          timings: {
+            ttftMs: round(output.timings.ttftMs),
+            totalMs: round(performance.now() - started),
+            ...(output.timings.engineTtftMs !== undefined
+              ? { engineTtftMs: round(output.timings.engineTtftMs) }
+              : {}),
+            ...(output.timings.engineModelPrefillMs !== undefined
+              ? { engineModelPrefillMs: round(output.timings.engineModelPrefillMs) }
+              : {}),
+          },
+          cache: output.cache,
+          route: { ...output.route },
+          templateVersion: output.templateVersion,
+          replica: output.replica,
+          finishReason: output.finishReason,
+          tokenCount: output.tokenCounts?.assistant ?? output.usage.completionTokens,
+        });
+        conversation.messageCount += 1;
+        // What the answer step measured (src/context): the window state, the user message as sent, token counts.
+        if (output.context) conversation.context = output.context;
+        if (output.userPromptContent !== undefined && output.userPromptContent !== userMessage.content) {
+          userMessage.promptContent = output.userPromptContent;
+        }
+        if (output.tokenCounts?.user !== undefined) userMessage.tokenCount = output.tokenCounts.user;
+        for (const m of history) m.tokenCount ??= output.tokenCounts?.history?.[m.sequence] ?? null;
+        await em.flush();
+        observed.succeed(output, {
+          totalMs: assistantMessage.timings?.totalMs ?? 0,
+          messageId: assistantMessage.id,
+        });
+        return { conversation, userMessage, assistantMessage };
+      },
+      command.signal,
+    );
   }
 }
 

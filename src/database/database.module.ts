@@ -11,6 +11,7 @@ import {
   type OnApplicationShutdown,
   type OnModuleInit,
 } from '@nestjs/common';
+import { registerDatabaseEndpoint } from '../common/dependency-errors';
 import { DatabaseConfig } from '../config/database.config';
 import { ProcessConfig } from '../config/process.config';
 import { type EmbeddedPostgres, startEmbeddedPostgres } from './embedded-postgres';
@@ -39,7 +40,10 @@ export class EmbeddedDatabaseLifecycle implements OnApplicationShutdown {
       provide: DATABASE_ENDPOINT,
       inject: [DatabaseConfig, ProcessConfig],
       useFactory: async (config: DatabaseConfig, process: ProcessConfig): Promise<DatabaseEndpoint> => {
-        if (config.DATABASE_URL) return { url: config.DATABASE_URL, embedded: null };
+        if (config.DATABASE_URL) {
+          registerDatabaseEndpoint(config.DATABASE_URL);
+          return { url: config.DATABASE_URL, embedded: null };
+        }
         // The embedded database lives inside one process; an api and its workers must share one server.
         if (process.KVCHAT_ROLE !== 'all')
           throw new Error(
@@ -50,6 +54,7 @@ export class EmbeddedDatabaseLifecycle implements OnApplicationShutdown {
         new Logger('Database').log(
           `embedded PostgreSQL (PGlite + pgvector) on ${embedded.dataDir}, served at 127.0.0.1:${embedded.port}`,
         );
+        registerDatabaseEndpoint(embedded.url);
         return { url: embedded.url, embedded };
       },
     },

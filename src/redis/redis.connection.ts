@@ -49,14 +49,24 @@ export function createRedisConnection(
 }
 
 /**
- * Opens a client and proves it answers PING within `timeoutMs`.
+ * Opens the shared request-path client and proves it answers PING within `timeoutMs`. It fails
+ * fast rather than wait for Redis: no offline queue (a command while disconnected fails at once),
+ * one retry of a command cut by a dropped connection, every command bounded by `commandTimeoutMs`;
+ * reconnection goes on in the background every <= 2 s. Callers map such failures to 503
+ * `DependencyUnavailable` (src/common/dependency-errors.ts).
  * @throws RedisUnreachable naming the URL
  */
-export async function connectRedisOrFail(url: string, timeoutMs = 3000): Promise<Redis> {
+export async function connectRedisOrFail(
+  url: string,
+  timeoutMs = 3000,
+  commandTimeoutMs = 2000,
+): Promise<Redis> {
   const client = new Redis(url, {
     connectionName: 'kvchat:client',
     lazyConnect: true,
-    maxRetriesPerRequest: 3,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    commandTimeout: commandTimeoutMs,
     connectTimeout: timeoutMs,
     retryStrategy: (times) => Math.min(times * 200, 2000),
   });

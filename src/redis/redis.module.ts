@@ -8,7 +8,7 @@ export const REDIS = Symbol('REDIS');
 
 /**
  * Global module exporting the shared ioredis client (`@Inject(REDIS)`). Boot fails with the
- * URL named when Redis does not answer.
+ * URL named when Redis does not answer; afterwards its commands fail fast (see connectRedisOrFail).
  */
 @Global()
 @Module({
@@ -16,7 +16,8 @@ export const REDIS = Symbol('REDIS');
     {
       provide: REDIS,
       inject: [RedisConfig],
-      useFactory: (config: RedisConfig): Promise<Redis> => connectRedisOrFail(config.REDIS_URL),
+      useFactory: (config: RedisConfig): Promise<Redis> =>
+        connectRedisOrFail(config.REDIS_URL, 3000, config.REDIS_COMMAND_TIMEOUT_MS),
     },
   ],
   exports: [REDIS],

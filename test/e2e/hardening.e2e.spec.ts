@@ -3,11 +3,15 @@ import { sample as sampleSchema } from 'openapi-sampler';
 import { runFuzz } from '../../bench/fuzz-core';
 import { api, startTestApp, type TestApp } from '../factories/test-app';
 
-/** Sends raw bytes and returns the raw response (status line, headers, body) once the server closes. */
+/**
+ * Sends raw bytes and returns the raw response (status line, headers, body) once the server closes
+ * (every request says `Connection: close`). The socket stays open for writing, as HTTP clients keep it:
+ * a half-close would make Node's server abort a request still in its asynchronous hooks.
+ */
 function rawHttp(url: string, text: string): Promise<{ status: number; head: string; body: string }> {
   const { hostname, port } = new URL(url);
   return new Promise((resolve, reject) => {
-    const socket = connect(Number(port), hostname, () => socket.end(text));
+    const socket = connect(Number(port), hostname, () => socket.write(text));
     let out = '';
     socket.on('data', (d: Buffer) => (out += d.toString('utf8')));
     socket.on('error', reject);
@@ -34,6 +38,9 @@ describe('hardening (e2e)', () => {
   let sut: TestApp;
   let conversationId: string;
   let knowledgeBaseId: string;
+  let adminKey: string;
+  let adminKeyId: string;
+  let spareTenant: string;
 
   beforeAll(async () => {
     sut = await startTestApp({ MAX_MESSAGE_CHARS: '2000', MAX_PROMPT_CHARS: '5000' });
@@ -42,6 +49,12 @@ describe('hardening (e2e)', () => {
     knowledgeBaseId = (
       await api(`${sut.url}/v1/knowledge-bases`, { key: sut.keyA, body: { name: 'hardening' } })
     ).body.id as string;
+    // Admin routes need the `admin` scope: a platform admin, as `npm run keys:create -- --platform-admin` makes.
+    const admin = await sut.keys.create(`ops-${conversationId.slice(0, 8)}`, { admin: true });
+    adminKey = admin.key;
+    const spare = await sut.keys.create(`spare-${conversationId.slice(0, 8)}`);
+    adminKeyId = spare.keyId;
+    spareTenant = spare.tenantName;
   });
 
   afterAll(async () => {
@@ -188,11 +201,21 @@ describe('hardening (e2e)', () => {
       for (const [method, op] of Object.entries(item)) {
         const schema = op.requestBody?.content['application/json']?.schema;
         if (!schema) continue;
-        const body = sampleSchema(schema as never, { skipReadOnly: true }, doc as never);
-        const id = path.startsWith('/v1/knowledge-bases/') ? knowledgeBaseId : conversationId;
-        const res = await api(`${sut.url}${path.replace('{id}', id)}`, {
+        const body = sampleSchema(schema as never, { skipReadOnly: true }, doc as never) as Record<
+          string,
+          unknown
+        >;
+        // A tenant named in an admin example must exist: the spare tenant stands in for it.
+        if (path.startsWith('/v1/admin/keys') && 'tenant' in body) body.tenant = spareTenant;
+        const isAdmin = path.startsWith('/v1/admin/');
+        const id = path.startsWith('/v1/knowledge-bases/')
+          ? knowledgeBaseId
+          : path.startsWith('/v1/admin/keys/')
+            ? adminKeyId
+            : conversationId;
+        const res = await api(`${sut.url}${path.replace('{id}', id).replace('{tenant}', spareTenant)}`, {
           method: method.toUpperCase(),
-          key: sut.keyA,
+          key: isAdmin ? adminKey : sut.keyA,
           body: body as object,
         });
         posted.push(`${method} ${path}`);

@@ -1,39 +1,7 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { createServer } from 'node:net';
-import Redis from 'ioredis';
+import { freePort, startOwnRedis } from '../factories/redis';
 import { api, startTestApp, type TestApp } from '../factories/test-app';
-
-/** A free TCP port on the loopback interface (nothing listens on it once this returns). */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : 0;
-  server.close();
-  await once(server, 'close');
-  return port;
-}
-
-/** A redis-server of this test's own, on a free port, without persistence. */
-async function startOwnRedis(): Promise<{ url: string; process: ChildProcess }> {
-  const port = await freePort();
-  const child = spawn(
-    'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-    {
-      stdio: 'ignore',
-    },
-  );
-  const url = `redis://127.0.0.1:${port}`;
-  // The offline queue holds the PING until the server accepts connections.
-  const probe = new Redis(url, { maxRetriesPerRequest: null, retryStrategy: () => 50 });
-  probe.on('error', () => undefined);
-  await probe.ping();
-  probe.disconnect();
-  return { url, process: child };
-}
 
 describe('rate limiter when its Redis fails (e2e)', () => {
   describe('failing open (the default)', () => {

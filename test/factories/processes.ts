@@ -1,5 +1,5 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { cp, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -21,6 +21,8 @@ export async function buildApp(): Promise<Build> {
   await run(join(REPO, 'node_modules', '.bin', 'swc'), ['src', '-d', dir, '--copy-files', '--quiet'], {
     cwd: REPO,
   });
+  // Plain CommonJS helpers the app requires at run time (the word-vector table builder), as `npm run build` ships them.
+  await cp(join(REPO, 'scripts'), join(dir, 'scripts'), { recursive: true });
   return {
     dir,
     entry: (path) => join(dir, path),

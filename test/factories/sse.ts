@@ -14,14 +14,15 @@ export async function postSse(
   url: string,
   key: string,
   body: unknown,
-  options: { signal?: AbortSignal; onEvent?: (e: SseEvent) => void } = {},
-): Promise<{ status: number; contentType: string; events: SseEvent[]; text: string }> {
+  options: { signal?: AbortSignal; onEvent?: (e: SseEvent) => void; headers?: Record<string, string> } = {},
+): Promise<{ status: number; contentType: string; headers: Headers; events: SseEvent[]; text: string }> {
   const response = await fetch(url, {
     method: 'POST',
     headers: {
       'content-type': 'application/json',
       accept: 'text/event-stream',
       authorization: `Bearer ${key}`,
+      ...options.headers,
     },
     body: JSON.stringify(body),
     signal: options.signal,
@@ -49,5 +50,11 @@ export async function postSse(
       parser.feed(s);
     }
   }
-  return { status: response.status, contentType: response.headers.get('content-type') ?? '', events, text };
+  return {
+    status: response.status,
+    contentType: response.headers.get('content-type') ?? '',
+    headers: response.headers,
+    events,
+    text,
+  };
 }

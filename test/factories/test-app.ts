@@ -36,6 +36,8 @@ export async function startTestApp(env: Env = {}, imports: ModuleMetadata['impor
       NODE_ENV: 'test',
       SIMULATOR_TIME_SCALE: '0',
       API_KEY_CACHE_SECONDS: '0',
+      // A loaded CI machine can stall the event loop past the 2 s default; outage suites set their own bound.
+      REDIS_COMMAND_TIMEOUT_MS: '10000',
       REDIS_KEY_PREFIX: prefix,
       ...env,
     },
