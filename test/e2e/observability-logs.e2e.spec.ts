@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { BenchInstance } from '../../bench/harness';
 import { startEngineSimulator, type RunningSimulator } from '../../src/simulator/simulator.server';
 import { bootApp, call, newConversation, turn } from '../factories/observability-app';
+import { until } from '../factories/until';
 
 /** One JSON log line. */
 type LogLine = Record<string, any>;
@@ -20,15 +21,6 @@ function linesSince(start: number): LogLine[] {
     .split('\n')
     .filter((l) => l.startsWith('{'))
     .map((l) => JSON.parse(l) as LogLine);
-}
-
-/** Resolves once `check` holds; polls every 10 ms, fails after `timeoutMs`. */
-async function until(check: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 /**
