@@ -8,10 +8,13 @@ import { ResponseCacheAdmin } from './response-cache-admin.service';
 import { ResponseCacheController } from './response-cache.controller';
 import { RESPONSE_CACHE_GUARDS, ResponseCache } from './response-cache.service';
 import { ResponseCacheStats } from './response-cache.stats';
-import { ResponseCacheStore } from './response-cache.store';
+import { PgVectorIndex } from './pgvector.index';
+import { RedisResponseCacheStore } from './redis-response-cache.store';
+import { RESPONSE_CACHE_STORE } from './response-cache.store';
 import { ResponseStatsSource } from './response-stats.source';
 import { SemanticIndex } from './semantic-index';
 import { SingleFlight } from './single-flight';
+import { VECTOR_INDEX } from './vector-index';
 import { verifierProvider } from './verifier';
 
 /**
@@ -31,7 +34,8 @@ const guardsProvider: Provider = {
 };
 
 /**
- * The response cache: exact (Redis) and semantic (embeddings + pgvector) lookups with guards and an
+ * The response cache: exact (RESPONSE_CACHE_STORE: Redis) and semantic (embeddings + VECTOR_INDEX:
+ * pgvector) lookups with guards and an
  * optional verifier, single flight, per-tenant bounds, invalidation (`DELETE /v1/cache`) and the
  * `response` section of `GET /v1/cache/stats` (discovered by the cache-stats module).
  */
@@ -40,7 +44,9 @@ const guardsProvider: Provider = {
   controllers: [ResponseCacheController],
   providers: [
     PgVectorStore,
-    ResponseCacheStore,
+    // The exact store and the vector index: register another implementation here (docs/architecture.md).
+    { provide: RESPONSE_CACHE_STORE, useClass: RedisResponseCacheStore },
+    { provide: VECTOR_INDEX, useClass: PgVectorIndex },
     ResponseCacheStats,
     SemanticIndex,
     SingleFlight,

@@ -1,11 +1,11 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { AuthContext } from '../auth/api-key.service';
 import { Forbidden } from '../auth/auth.errors';
 import { InvalidRequest } from '../common/domain-error';
-import { PgVectorStore } from '../database/vector-store';
 import { type ResponseCacheCounts, ResponseCacheStats } from './response-cache.stats';
-import { ResponseCacheStore } from './response-cache.store';
-import { RESPONSE_CACHE_COLLECTION, SemanticIndex, type SemanticStatus } from './semantic-index';
+import { RESPONSE_CACHE_STORE, type ResponseCacheStore } from './response-cache.store';
+import { SemanticIndex, type SemanticStatus } from './semantic-index';
+import { VECTOR_INDEX, type VectorIndex } from './vector-index';
 
 /** What to invalidate. Fields combine (agent AND template version); none but the tenant = the whole tenant. */
 export interface InvalidationRequest {
@@ -40,10 +40,10 @@ export class ResponseCacheAdmin {
   private readonly logger = new Logger('ResponseCache');
 
   constructor(
-    private readonly store: ResponseCacheStore,
+    @Inject(RESPONSE_CACHE_STORE) private readonly store: ResponseCacheStore,
     private readonly stats: ResponseCacheStats,
     private readonly semantic: SemanticIndex,
-    private readonly vectors: PgVectorStore,
+    @Inject(VECTOR_INDEX) private readonly vectors: VectorIndex,
   ) {}
 
   /**
@@ -93,17 +93,17 @@ export class ResponseCacheAdmin {
   }
 
   private async removeVectors(tenantId: string, request: InvalidationRequest, ids: string[]): Promise<void> {
-    if (!(await this.vectors.support()).available) return;
+    if (!(await this.vectors.availability()).available) return;
     try {
       if (request.entryId) {
-        await this.vectors.deleteEverywhere(RESPONSE_CACHE_COLLECTION, { tenantId, ids: [request.entryId] });
+        await this.vectors.deleteEverywhere({ tenantId, ids: [request.entryId] });
       } else if (request.agent || request.templateVersion) {
         const attributes: Record<string, string> = {};
         if (request.agent) attributes.agent = request.agent;
         if (request.templateVersion) attributes.templateVersion = request.templateVersion;
-        await this.vectors.deleteEverywhere(RESPONSE_CACHE_COLLECTION, { tenantId, attributes });
+        await this.vectors.deleteEverywhere({ tenantId, attributes });
       } else {
-        await this.vectors.deleteEverywhere(RESPONSE_CACHE_COLLECTION, { tenantId });
+        await this.vectors.deleteEverywhere({ tenantId });
       }
     } catch (e) {
       // Vectors without an entry are never served (their entry is looked up first) and are dropped when met.

@@ -7,7 +7,7 @@ import { firstRejection, type ResponseCacheGuard } from './cache-guards';
 import { analyzeQuestion } from './question-features';
 import { replayDeltas } from './replay';
 import { ResponseCacheStats } from './response-cache.stats';
-import { ResponseCacheStore } from './response-cache.store';
+import { type FlightLock, RESPONSE_CACHE_STORE, type ResponseCacheStore } from './response-cache.store';
 import type {
   CachedAnswer,
   CacheControl,
@@ -81,7 +81,7 @@ export class ResponseCache {
 
   constructor(
     private readonly config: CachingConfig,
-    private readonly store: ResponseCacheStore,
+    @Inject(RESPONSE_CACHE_STORE) private readonly store: ResponseCacheStore,
     private readonly semantic: SemanticIndex,
     private readonly stats: ResponseCacheStats,
     private readonly flights: SingleFlight,
@@ -338,7 +338,6 @@ export class ResponseCache {
     const { scope, question } = request;
     const fingerprint = scopeFingerprint(scope);
     const qhash = questionHash(question);
-    const lockKey = this.store.flightKey(scope.tenantId, fingerprint, qhash);
     const freshExact = async (): Promise<CachedAnswer | null> => {
       const entry = await this.store.getExact(scope.tenantId, fingerprint, qhash);
       return entry &&
@@ -347,13 +346,20 @@ export class ResponseCache {
         ? entry
         : null;
     };
-    let lock = await this.flights.acquire(lockKey).catch(() => null);
+    const acquire = (): Promise<FlightLock | null> =>
+      this.store.acquireFlight(scope.tenantId, fingerprint, qhash).catch(() => null);
+    let lock = await acquire();
     if (!lock) {
       const entry = await this.flights
-        .waitFor(lockKey, freshExact, this.config.RESPONSE_CACHE_SINGLE_FLIGHT_WAIT_MS, request.signal)
+        .waitFor(
+          freshExact,
+          () => this.store.flightHeld(scope.tenantId, fingerprint, qhash),
+          this.config.RESPONSE_CACHE_SINGLE_FLIGHT_WAIT_MS,
+          request.signal,
+        )
         .catch(() => null);
       if (entry) return { entry };
-      lock = await this.flights.acquire(lockKey).catch(() => null);
+      lock = await acquire();
     } else {
       // Double check: the previous leader may have stored the answer between our lookup and the lock.
       const entry = await freshExact().catch(() => null);

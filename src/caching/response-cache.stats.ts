@@ -1,7 +1,5 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import type Redis from 'ioredis';
-import { RedisConfig } from '../config/redis.config';
-import { REDIS } from '../redis/redis.module';
+import { RESPONSE_CACHE_STORE, type ResponseCacheStore } from './response-cache.store';
 
 /** Events the response cache counts, per tenant. */
 export type ResponseCacheEvent =
@@ -39,57 +37,36 @@ export interface ResponseCacheCounts {
 }
 
 /**
- * Hit/miss/guard counters in Redis (a hash per tenant), so every API replica adds to the same
- * figures. Counting never fails a request: Redis errors are logged and dropped.
+ * Hit/miss/guard counters, kept by the ResponseCacheStore (Redis: a hash per tenant) so that every API
+ * replica adds to the same figures. Counting never fails a request: store errors are logged and dropped.
  */
 @Injectable()
 export class ResponseCacheStats {
   private readonly logger = new Logger(ResponseCacheStats.name);
-  private readonly prefix: string;
 
-  constructor(
-    @Inject(REDIS) private readonly redis: Redis,
-    config: RedisConfig,
-  ) {
-    this.prefix = `${config.REDIS_KEY_PREFIX}rc:`;
-  }
-
-  private key(tenantId: string): string {
-    return `${this.prefix}{${tenantId}}:stats`;
-  }
+  constructor(@Inject(RESPONSE_CACHE_STORE) private readonly store: ResponseCacheStore) {}
 
   /** Adds `by` to a tenant's counter (fire and forget). */
   count(tenantId: string, event: ResponseCacheEvent, by = 1): void {
     if (by === 0) return;
-    this.redis.hincrby(this.key(tenantId), event, by).catch((e: unknown) => {
+    this.store.count(tenantId, event, by).catch((e: unknown) => {
       this.logger.warn(`cannot count ${event}: ${e instanceof Error ? e.message : String(e)}`);
     });
   }
 
   /** A tenant's counters. */
   async forTenant(tenantId: string): Promise<ResponseCacheCounts> {
-    return toCounts(await this.redis.hgetall(this.key(tenantId)));
+    return toCounts(await this.store.counters(tenantId));
   }
 
   /** Counters summed over every tenant (admin). */
   async forAllTenants(): Promise<ResponseCacheCounts> {
-    const sum: Record<string, string> = {};
-    let cursor = '0';
-    do {
-      const [next, keys] = await this.redis.scan(cursor, 'MATCH', `${this.prefix}{*}:stats`, 'COUNT', 500);
-      cursor = next;
-      for (const key of keys) {
-        for (const [field, value] of Object.entries(await this.redis.hgetall(key))) {
-          sum[field] = String(Number(sum[field] ?? 0) + Number(value));
-        }
-      }
-    } while (cursor !== '0');
-    return toCounts(sum);
+    return toCounts(await this.store.counters('*'));
   }
 }
 
-function toCounts(raw: Record<string, string>): ResponseCacheCounts {
-  const n = (field: string): number => Number(raw[field] ?? 0);
+function toCounts(raw: Record<string, number>): ResponseCacheCounts {
+  const n = (field: string): number => raw[field] ?? 0;
   const guardRejections: Record<string, number> = {};
   for (const [field, value] of Object.entries(raw)) {
     if (field.startsWith('guard:')) guardRejections[field.slice('guard:'.length)] = Number(value);

@@ -1,10 +1,14 @@
-import { Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import {
+  Inject,
+  Injectable,
+  Logger,
+  type OnApplicationBootstrap,
+  type OnApplicationShutdown,
+} from '@nestjs/common';
 import { CachingConfig } from '../config/caching.config';
-import { PgVectorStore, type VectorCollection, type VectorMatch } from '../database/vector-store';
+import type { VectorMatch } from '../database/vector-store';
 import { EmbeddingsService } from '../inference/embeddings.service';
-
-/** Name of the response cache's vector collections. */
-export const RESPONSE_CACHE_COLLECTION = 'response_cache';
+import { VECTOR_INDEX, type VectorIndex, type VectorSpace } from './vector-index';
 
 /** Why semantic lookups are on or off. */
 export interface SemanticStatus {
@@ -21,21 +25,21 @@ const PURGE_EVERY_MS = 15 * 60_000;
 
 /**
  * The semantic side of the response cache: embeds questions and finds the nearest cached question
- * of the same scope in pgvector. It switches itself off, with one clear log line, when the
- * database has no pgvector (for good) or the embeddings server does not answer (retried later);
+ * of the same scope in the VectorIndex (VECTOR_INDEX; pgvector today). It switches itself off, with one
+ * clear log line, when the index is unavailable (for good) or the embeddings server does not answer (retried later);
  * the exact cache works either way.
  */
 @Injectable()
 export class SemanticIndex implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger('ResponseCache');
-  private ready?: Promise<VectorCollection | null>;
+  private ready?: Promise<VectorSpace | null>;
   private retryAt = 0;
   private purgeTimer?: NodeJS.Timeout;
   private status: SemanticStatus = { enabled: false, reason: 'not initialised yet' };
 
   constructor(
     private readonly config: CachingConfig,
-    private readonly vectors: PgVectorStore,
+    @Inject(VECTOR_INDEX) private readonly vectors: VectorIndex,
     private readonly embeddings: EmbeddingsService,
   ) {}
 
@@ -67,7 +71,7 @@ export class SemanticIndex implements OnApplicationBootstrap, OnApplicationShutd
   }
 
   /** The collection of the current embedding model, or null while semantic lookups are off. */
-  collection(): Promise<VectorCollection | null> {
+  collection(): Promise<VectorSpace | null> {
     if (
       this.ready === undefined ||
       (this.status.enabled === false && this.retryAt > 0 && Date.now() >= this.retryAt)
@@ -78,26 +82,23 @@ export class SemanticIndex implements OnApplicationBootstrap, OnApplicationShutd
     return this.ready;
   }
 
-  private async initialise(): Promise<VectorCollection | null> {
+  private async initialise(): Promise<VectorSpace | null> {
     if (!this.config.RESPONSE_CACHE_ENABLED || !this.config.RESPONSE_CACHE_SEMANTIC) {
       this.status = { enabled: false, reason: 'RESPONSE_CACHE_SEMANTIC=false' };
       return null;
     }
-    const support = await this.vectors.support();
-    if (!support.available) {
-      this.status = { enabled: false, reason: support.reason };
-      this.logger.warn(
-        `semantic response cache is OFF: ${support.reason}. Exact caching still works; ` +
-          'use PostgreSQL with pgvector (or the embedded database) for semantic hits.',
-      );
+    const availability = await this.vectors.availability();
+    if (!availability.available) {
+      this.status = { enabled: false, reason: availability.reason };
+      this.logger.warn(`semantic response cache is OFF: ${availability.reason}. Exact caching still works.`);
       return null;
     }
     try {
       const { model, dimension } = await this.embeddings.describe();
-      const collection = await this.vectors.collection({ name: RESPONSE_CACHE_COLLECTION, model, dimension });
+      const collection = await this.vectors.open(model, dimension);
       this.status = { enabled: true, model, dimension };
       this.logger.log(
-        `semantic response cache on: ${model} (${dimension} dimensions), pgvector ${support.version}, ` +
+        `semantic response cache on: ${model} (${dimension} dimensions), ${availability.description}, ` +
           `similarity threshold ${this.config.RESPONSE_CACHE_SIMILARITY_THRESHOLD}`,
       );
       return collection;

@@ -1,3 +1,4 @@
+import { FakeEngineAdapter } from '../../test/fakes/fake-engine-adapter';
 import type { InferenceConfig } from '../config/inference.config';
 import { EndpointRouter, type Replica } from './endpoint-router';
 import type { EngineEndpoints } from './engine-endpoints.provider';
@@ -8,19 +9,24 @@ const URLS = ['http://r0:8000/v1', 'http://r1:8000/v1', 'http://r2:8000/v1', 'ht
 function router(
   policy: InferenceConfig['ROUTER_POLICY'],
   overrides: Partial<InferenceConfig> = {},
+  engine = new FakeEngineAdapter(),
 ): EndpointRouter {
   const endpoints: EngineEndpoints = { baseURLs: URLS, simulated: true, close: () => Promise.resolve() };
-  return new EndpointRouter(endpoints, {
-    ROUTER_POLICY: policy,
-    ROUTER_SPILL_THRESHOLD: 4,
-    ROUTER_PREFIX_MIN_MATCH_TOKENS: 64,
-    ROUTER_PREFIX_LOAD_WEIGHT: 0.1,
-    ROUTER_PREFIX_CAPACITY_BLOCKS: 10_000,
-    ROUTER_HEALTH_INTERVAL_SECONDS: 5,
-    INFERENCE_BLOCK_SIZE: 16,
-    INFERENCE_TIMEOUT_MS: 1000,
-    ...overrides,
-  } as InferenceConfig);
+  return new EndpointRouter(
+    endpoints,
+    {
+      ROUTER_POLICY: policy,
+      ROUTER_SPILL_THRESHOLD: 4,
+      ROUTER_PREFIX_MIN_MATCH_TOKENS: 64,
+      ROUTER_PREFIX_LOAD_WEIGHT: 0.1,
+      ROUTER_PREFIX_CAPACITY_BLOCKS: 10_000,
+      ROUTER_HEALTH_INTERVAL_SECONDS: 5,
+      INFERENCE_BLOCK_SIZE: 16,
+      INFERENCE_TIMEOUT_MS: 1000,
+      ...overrides,
+    } as InferenceConfig,
+    engine,
+  );
 }
 
 /** A prompt of `n` tokens: a shared system part then conversation-specific tokens. */
@@ -61,13 +67,15 @@ describe('EndpointRouter', () => {
     });
 
     it('should skip a dead replica and use it again once a probe finds it healthy', async () => {
-      const sut = router('session');
+      const engine = new FakeEngineAdapter();
+      const sut = router('session', {}, engine);
       const home = sut.pick({ routingKey: 'conv-9' });
-      sut.markUnhealthy(home, 'connection refused');
+      engine.takeDown(home.id);
+      expect(await sut.probe(home)).toBe(false);
 
       const moved = sut.pick({ routingKey: 'conv-9' });
-      jest.spyOn(home.client.models, 'list').mockResolvedValue({ data: [] } as never);
-      await sut.probe(home);
+      engine.bringUp(home.id);
+      expect(await sut.probe(home)).toBe(true);
 
       expect(moved.id).not.toBe(home.id);
       expect(sut.pick({ routingKey: 'conv-9' }).id).toBe(home.id);

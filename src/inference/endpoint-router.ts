@@ -1,21 +1,14 @@
 import { createHash } from 'node:crypto';
 import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { LRUCache } from 'lru-cache';
-import OpenAI from 'openai';
 import { InferenceConfig } from '../config/inference.config';
 import { blockHashChain } from './block-hash';
+import { ENGINE_ADAPTER, type EngineAdapter, type EngineEndpoint } from './engine-adapter';
 import { ENGINE_ENDPOINTS, type EngineEndpoints } from './engine-endpoints.provider';
 import { EngineUnavailable } from './inference.errors';
 
-/** One engine replica as the router sees it. */
-export interface Replica {
-  /** Stable id: the replica's base URL. */
-  id: string;
-  /** OpenAI-compatible base URL, e.g. `http://vllm-0:8000/v1`. */
-  baseURL: string;
-  /** The server root (base URL without `/v1`), where vLLM serves `/tokenize`, `/metrics`, `/health`. */
-  rootURL: string;
-  client: OpenAI;
+/** One engine replica as the router sees it (the EngineAdapter addresses it as an EngineEndpoint). */
+export interface Replica extends EngineEndpoint {
   /** Requests currently in flight on this replica. */
   inFlight: number;
   healthy: boolean;
@@ -50,11 +43,6 @@ export interface RoutingDecision {
 /** rendezvous (highest-random-weight) score of `key` on `replicaId`: a 52-bit integer. */
 export function rendezvousScore(key: string, replicaId: string): number {
   return parseInt(createHash('sha256').update(`${key}\u0000${replicaId}`).digest('hex').slice(0, 13), 16);
-}
-
-/** `http://host:8000/v1` -> `http://host:8000`. */
-export function rootUrlOf(baseURL: string): string {
-  return baseURL.replace(/\/+$/, '').replace(/\/v1$/, '');
 }
 
 /**
@@ -115,18 +103,12 @@ export class EndpointRouter implements OnModuleInit, OnApplicationShutdown {
   constructor(
     @Inject(ENGINE_ENDPOINTS) endpoints: EngineEndpoints,
     private readonly config: InferenceConfig,
+    @Inject(ENGINE_ADAPTER) private readonly engine: EngineAdapter,
   ) {
     this.spillThreshold = config.ROUTER_SPILL_THRESHOLD;
     this.replicas = endpoints.baseURLs.map((baseURL) => ({
       id: baseURL,
       baseURL,
-      rootURL: rootUrlOf(baseURL),
-      client: new OpenAI({
-        baseURL,
-        apiKey: config.INFERENCE_API_KEY ?? 'unused',
-        timeout: config.INFERENCE_TIMEOUT_MS,
-        maxRetries: 0,
-      }),
       inFlight: 0,
       healthy: true,
       lastFailureAt: 0,
@@ -280,10 +262,10 @@ export class EndpointRouter implements OnModuleInit, OnApplicationShutdown {
     this.prefixIndex.get(replica.id)?.clear();
   }
 
-  /** Probes one replica (`GET /v1/models`) and updates its health. */
+  /** Probes one replica (the adapter's `health`; vLLM: `GET /v1/models`) and updates its health. */
   async probe(replica: Replica, timeoutMs = 2000): Promise<boolean> {
     try {
-      await replica.client.models.list({ timeout: timeoutMs, maxRetries: 0 });
+      await this.engine.health(replica, timeoutMs);
       if (!replica.healthy) this.logger.log(`replica ${replica.id} is healthy again`);
       replica.healthy = true;
       return true;

@@ -34,3 +34,9 @@ export class RequestAborted extends DomainError {
 export class EngineTokenizeUnsupported extends DomainError {
   readonly code = 'EngineTokenizeUnsupported';
 }
+
+/**
+ * No connection could be made to one replica (refused, reset before any byte, DNS). Same code and status
+ * as EngineUnavailable; the distinction tells InferenceService to mark that replica unhealthy and try another.
+ */
+export class EngineUnreachable extends EngineUnavailable {}

@@ -1,4 +1,4 @@
-import { cacheCountersOf } from './engine-metrics.service';
+import { cacheCountersOf } from './adapters/vllm.adapter';
 import { parsePrometheusText, sumCounter } from './prometheus-text';
 
 /** An excerpt in the shape vLLM (prometheus_client) and LMCache serve. */

@@ -4,7 +4,8 @@ import type { AddressInfo } from 'node:net';
 import type Redis from 'ioredis';
 import { ResponseCacheAdmin } from '../../src/caching/response-cache-admin.service';
 import { ResponseCacheStats } from '../../src/caching/response-cache.stats';
-import { ResponseCacheStore } from '../../src/caching/response-cache.store';
+import type { RedisResponseCacheStore } from '../../src/caching/redis-response-cache.store';
+import { RESPONSE_CACHE_STORE } from '../../src/caching/response-cache.store';
 import { questionHash, scopeFingerprint } from '../../src/caching/scope';
 import { SemanticIndex } from '../../src/caching/semantic-index';
 import { SingleFlight } from '../../src/caching/single-flight';
@@ -225,7 +226,7 @@ describe('response cache (integration)', () => {
   it('should wait for another replica answering the same question (single flight through Redis)', async () => {
     const scope = scopeFor(tenant);
     const question = 'What is rendezvous hashing?';
-    const store = h.app.get(ResponseCacheStore);
+    const store = h.app.get<RedisResponseCacheStore>(RESPONSE_CACHE_STORE);
     const redis = h.app.get<Redis>(REDIS);
     // Another replica holds the lock for this question and is calling the engine.
     const lockKey = store.flightKey(tenant, scopeFingerprint(scope), questionHash(question));
@@ -249,7 +250,7 @@ describe('response cache (integration)', () => {
     const scope = scopeFor(tenant);
     const question = 'What is a cache salt?';
     const lockKey = h.app
-      .get(ResponseCacheStore)
+      .get<RedisResponseCacheStore>(RESPONSE_CACHE_STORE)
       .flightKey(tenant, scopeFingerprint(scope), questionHash(question));
     const redis = h.app.get<Redis>(REDIS);
     await redis.set(lockKey, 'other-replica', 'PX', 10_000);
@@ -348,7 +349,7 @@ describe('response cache size bound (integration)', () => {
     await ask('three');
     expect((await ask('one')).hit).toBe(true); // "one" is now the most recently used
     await ask('four'); // evicts "two"
-    expect(await h.app.get(ResponseCacheStore).size(tenant)).toBe(3);
+    expect(await h.app.get<RedisResponseCacheStore>(RESPONSE_CACHE_STORE).size(tenant)).toBe(3);
     expect((await ask('two')).hit).toBe(false);
     expect((await ask('one')).hit).toBe(true);
     const stats = await h.app.get(ResponseCacheStats).forTenant(tenant);

@@ -1,3 +1,4 @@
+import { fakeSummaries } from '../../../test/fakes/fake-summaries';
 import type { ContextConfig } from '../../config/context.config';
 import type { InferenceConfig } from '../../config/inference.config';
 import { EngineTokenizeUnsupported } from '../../inference/inference.errors';
@@ -9,9 +10,6 @@ import { ContextWindowService, type PreparedPrompt } from '../context-window.ser
 import type { PrefixReuseService } from '../prefix-reuse.service';
 import { PromptAssembler } from '../prompt-assembler';
 import type { HistoryMessage } from '../prompt.types';
-import type { ConversationSummary } from '../summaries/conversation-summary.entity';
-import type { SummariesService } from '../summaries/summaries.service';
-import type { SummarizeJobData } from '../summaries/summaries.queue';
 import { TokenizerService } from '../tokenizer.service';
 import { CompactPolicy } from './compact.policy';
 import { SlidingWindowPolicy } from './sliding.policy';
@@ -41,33 +39,6 @@ const noTokenizeEngine = {
 const noReuse = {
   record: () => Promise.resolve({ reusableTokens: 0, previousPromptTokens: null }),
 } as unknown as PrefixReuseService;
-
-/** Summaries made on request; `instant: false` never finishes one (the job is too slow). */
-function fakeSummaries(instant: boolean): SummariesService & { requested: number[] } {
-  const rows: ConversationSummary[] = [];
-  const make = (data: SummarizeJobData): void => {
-    if (rows.some((r) => r.throughSequence === data.throughSequence)) return;
-    rows.push({
-      throughSequence: data.throughSequence,
-      content: `Summary of messages 1-${data.throughSequence}: topics a, b and c.`,
-    } as ConversationSummary);
-  };
-  const requested: number[] = [];
-  return {
-    requested,
-    latest: () => Promise.resolve(rows.at(-1) ?? null),
-    request: (data: SummarizeJobData) => {
-      requested.push(data.throughSequence);
-      if (instant) make(data);
-      return Promise.resolve();
-    },
-    requestAndWait: (data: SummarizeJobData) => {
-      requested.push(data.throughSequence);
-      if (instant) make(data);
-      return Promise.resolve(instant);
-    },
-  } as unknown as SummariesService & { requested: number[] };
-}
 
 const WORDS =
   'cache block token prefix engine replica latency memory window context history answer question'.split(' ');

@@ -1,0 +1,272 @@
+import { Injectable, Logger } from '@nestjs/common';
+import OpenAI, { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
+import type { ChatCompletionChunk } from 'openai/resources/chat/completions';
+import { InferenceConfig } from '../../config/inference.config';
+import type {
+  EngineAdapter,
+  EngineCacheCounters,
+  EngineChatEvent,
+  EngineChatRequest,
+  EngineChatStream,
+  EngineEndpoint,
+} from '../engine-adapter';
+import {
+  EngineBadRequest,
+  EngineError,
+  EngineStreamCut,
+  EngineTimeout,
+  EngineTokenizeUnsupported,
+  EngineUnavailable,
+  EngineUnreachable,
+} from '../inference.errors';
+import type { TokenizeInput } from '../inference.types';
+import { type PromSample, parsePrometheusText, sumCounter } from '../prometheus-text';
+
+/** vLLM's `/tokenize` response (also the simulator's). */
+interface TokenizeResponse {
+  count: number;
+  max_model_len?: number;
+  tokens: number[];
+}
+
+/** vLLM extensions to the OpenAI chat request body. */
+interface VllmChatExtensions {
+  /** Mixed into the first KV block's hash so tenants never share cached blocks (vLLM >= 0.9). */
+  cache_salt?: string;
+}
+
+/** `http://host:8000/v1` -> `http://host:8000`: where vLLM serves `/tokenize`, `/metrics`, `/health`. */
+export function rootUrlOf(baseURL: string): string {
+  return baseURL.replace(/\/+$/, '').replace(/\/v1$/, '');
+}
+
+/** Reads the cache counters kvchat uses from a replica's Prometheus exposition (vLLM and LMCache names). */
+export function cacheCountersOf(samples: readonly PromSample[]): EngineCacheCounters {
+  const queried = sumCounter(samples, 'vllm:prefix_cache_queries') ?? 0;
+  const hits = sumCounter(samples, 'vllm:prefix_cache_hits') ?? 0;
+  const requested = sumCounter(samples, 'lmcache:num_requested_tokens');
+  const lmHits = sumCounter(samples, 'lmcache:num_hit_tokens');
+  return {
+    prefixCacheQueriedTokens: queried,
+    prefixCacheHitTokens: hits,
+    prefixCacheHitRate: queried > 0 ? hits / queried : null,
+    promptTokens: sumCounter(samples, 'vllm:prompt_tokens') ?? null,
+    lmcache:
+      requested === undefined && lmHits === undefined
+        ? null
+        : {
+            requestedTokens: requested ?? 0,
+            hitTokens: lmHits ?? 0,
+            hitRate: requested ? (lmHits ?? 0) / requested : null,
+            storedTokens: sumCounter(samples, 'lmcache:num_stored_tokens') ?? null,
+          },
+  };
+}
+
+/**
+ * vLLM (and any OpenAI-compatible server) through the `openai` SDK, one client per endpoint:
+ * - chat: always streamed with `stream_options.include_usage`, so the caller measures TTFT at the first
+ *   delta and reads `usage.prompt_tokens_details.cached_tokens` (vLLM `--enable-prompt-tokens-details`);
+ *   `cache_salt` (vLLM >= 0.9) carries the tenant's salt;
+ * - tokenize: vLLM's `POST /tokenize` at the server root (404/405 = unsupported);
+ * - models and health: `GET /v1/models` (every OpenAI-compatible server has it, not all have `/health`);
+ * - metrics: `GET /metrics` (Prometheus text), `vllm:prefix_cache_*` and `lmcache:*` counters.
+ * See https://docs.vllm.ai/en/latest/serving/openai_compatible_server.html.
+ */
+@Injectable()
+export class VllmEngineAdapter implements EngineAdapter {
+  readonly name: string = 'vllm';
+  private readonly logger = new Logger('Inference');
+  private readonly clients = new Map<string, OpenAI>();
+
+  constructor(private readonly config: InferenceConfig) {}
+
+  private client(endpoint: EngineEndpoint): OpenAI {
+    let client = this.clients.get(endpoint.baseURL);
+    if (!client) {
+      client = new OpenAI({
+        baseURL: endpoint.baseURL,
+        apiKey: this.config.INFERENCE_API_KEY ?? 'unused',
+        timeout: this.config.INFERENCE_TIMEOUT_MS,
+        maxRetries: 0,
+      });
+      this.clients.set(endpoint.baseURL, client);
+    }
+    return client;
+  }
+
+  async chatStream(
+    endpoint: EngineEndpoint,
+    request: EngineChatRequest,
+    signal: AbortSignal,
+  ): Promise<EngineChatStream> {
+    const body: OpenAI.ChatCompletionCreateParamsStreaming & VllmChatExtensions = {
+      model: request.model,
+      messages: request.messages,
+      stream: true,
+      stream_options: { include_usage: true },
+      max_tokens: request.maxTokens,
+      ...(request.temperature !== undefined ? { temperature: request.temperature } : {}),
+      ...request.sampling,
+      ...(request.cacheSalt ? { cache_salt: request.cacheSalt } : {}),
+    };
+    try {
+      const { data: stream, response } = await this.client(endpoint)
+        .chat.completions.create(body, { signal })
+        .withResponse();
+      const engineTtftMs = numericHeader(response.headers, 'x-kvchat-engine-ttft-ms');
+      const engineModelPrefillMs = numericHeader(response.headers, 'x-kvchat-engine-model-prefill-ms');
+      return {
+        engineTimings: {
+          ...(engineTtftMs !== undefined ? { engineTtftMs } : {}),
+          ...(engineModelPrefillMs !== undefined ? { engineModelPrefillMs } : {}),
+        },
+        events: this.events(stream, endpoint),
+      };
+    } catch (e) {
+      throw this.translate(e, endpoint, 0);
+    }
+  }
+
+  private async *events(
+    stream: AsyncIterable<ChatCompletionChunk>,
+    endpoint: EngineEndpoint,
+  ): AsyncGenerator<EngineChatEvent> {
+    let received = 0;
+    try {
+      for await (const chunk of stream) {
+        if (chunk.usage) {
+          const cached = chunk.usage.prompt_tokens_details?.cached_tokens;
+          yield {
+            type: 'usage',
+            usage: {
+              promptTokens: chunk.usage.prompt_tokens,
+              completionTokens: chunk.usage.completion_tokens,
+              ...(cached !== undefined && cached !== null ? { cachedTokens: cached } : {}),
+            },
+          };
+        }
+        const choice = chunk.choices[0];
+        if (!choice) continue;
+        const delta = choice.delta?.content ?? '';
+        if (delta.length > 0) {
+          received++;
+          yield { type: 'delta', text: delta };
+        }
+        if (choice.finish_reason) yield { type: 'finish', reason: choice.finish_reason };
+      }
+    } catch (e) {
+      throw this.translate(e, endpoint, received);
+    }
+  }
+
+  async tokenize(
+    endpoint: EngineEndpoint,
+    model: string,
+    input: TokenizeInput,
+    timeoutMs: number,
+  ): Promise<number[]> {
+    const body =
+      'messages' in input
+        ? { model, messages: input.messages, add_generation_prompt: input.addGenerationPrompt ?? true }
+        : { model, prompt: input.prompt, add_special_tokens: false };
+    let response: TokenizeResponse;
+    try {
+      response = await this.client(endpoint).post<TokenizeResponse>(
+        `${rootUrlOf(endpoint.baseURL)}/tokenize`,
+        {
+          body,
+          timeout: timeoutMs,
+          maxRetries: 0,
+        },
+      );
+    } catch (e) {
+      if (e instanceof APIError && (e.status === 404 || e.status === 405)) {
+        throw new EngineTokenizeUnsupported(`The engine at ${endpoint.id} has no /tokenize endpoint.`, {
+          replica: endpoint.id,
+        });
+      }
+      throw this.translate(e, endpoint, undefined);
+    }
+    if (!Array.isArray(response.tokens)) {
+      throw new EngineError(`Replica ${endpoint.id} answered /tokenize without tokens.`);
+    }
+    return response.tokens;
+  }
+
+  async models(endpoint: EngineEndpoint, timeoutMs: number): Promise<string[]> {
+    try {
+      const page = await this.client(endpoint).models.list({ timeout: timeoutMs, maxRetries: 0 });
+      return page.data.map((m) => m.id);
+    } catch (e) {
+      throw this.translate(e, endpoint, undefined);
+    }
+  }
+
+  async health(endpoint: EngineEndpoint, timeoutMs: number): Promise<void> {
+    await this.client(endpoint).models.list({ timeout: timeoutMs, maxRetries: 0 });
+  }
+
+  /** Plain `fetch`: the exposition is text, not an OpenAI API the SDK client models. */
+  async scrapeMetrics(endpoint: EngineEndpoint, timeoutMs: number): Promise<EngineCacheCounters> {
+    const response = await fetch(`${rootUrlOf(endpoint.baseURL)}/metrics`, {
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    if (!response.ok) throw new Error(`GET /metrics answered ${response.status}`);
+    return cacheCountersOf(parsePrometheusText(await response.text()));
+  }
+
+  /** Maps SDK and network errors to domain errors (see EngineAdapter). */
+  private translate(e: unknown, endpoint: EngineEndpoint, receivedTokens: number | undefined): Error {
+    if (e instanceof EngineStreamCut || e instanceof EngineError || e instanceof EngineUnavailable) return e;
+    const ext = { replica: endpoint.id };
+    if (e instanceof APIConnectionTimeoutError) {
+      return new EngineTimeout(
+        `The engine at ${endpoint.id} did not answer within ${this.config.INFERENCE_TIMEOUT_MS} ms.`,
+        ext,
+      );
+    }
+    if (e instanceof APIUserAbortError)
+      return new EngineTimeout(`The request to ${endpoint.id} was aborted.`, ext);
+    if (e instanceof APIConnectionError) {
+      if (receivedTokens !== undefined && receivedTokens > 0) {
+        return new EngineStreamCut(
+          `The connection to ${endpoint.id} broke after ${receivedTokens} tokens.`,
+          ext,
+        );
+      }
+      return new EngineUnreachable(`The engine at ${endpoint.id} is unreachable: ${e.message}`, ext);
+    }
+    if (e instanceof APIError) {
+      const status: number = typeof e.status === 'number' ? e.status : 0;
+      if (status === 400 || status === 422)
+        return new EngineBadRequest(`The engine rejected the request: ${e.message}`, ext);
+      if (status === 503 || status === 429)
+        return new EngineUnavailable(
+          `The engine at ${endpoint.id} is overloaded or unavailable (${status}).`,
+          ext,
+        );
+      return new EngineError(
+        `The engine at ${endpoint.id} failed with ${status || 'an error'}: ${e.message}`,
+        ext,
+      );
+    }
+    // undici reports a connection cut mid-body as `TypeError: terminated` (cause UND_ERR_SOCKET). It may come
+    // from another realm (jest's vm), so test the shape, not `instanceof Error`.
+    const message =
+      typeof (e as { message?: unknown })?.message === 'string' ? (e as { message: string }).message : '';
+    if (/terminated|ECONNRESET|socket|premature/i.test(message)) {
+      return new EngineStreamCut(`The stream from ${endpoint.id} broke: ${message}`, ext);
+    }
+    this.logger.error({ err: e }, 'unexpected engine error');
+    return new EngineError(`Unexpected engine error from ${endpoint.id}.`, ext);
+  }
+}
+
+/** A numeric response header (the simulator reports its own timings this way), or undefined. */
+function numericHeader(headers: Headers, name: string): number | undefined {
+  const raw = headers.get(name);
+  if (raw === null) return undefined;
+  const value = Number(raw);
+  return Number.isFinite(value) ? value : undefined;
+}

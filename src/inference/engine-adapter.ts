@@ -1,0 +1,113 @@
+import type { ChatMessage, ChatRequest, ChatUsage, TokenizeInput } from './inference.types';
+
+/**
+ * Injection token of the engine adapter: the one object that speaks an engine's wire protocol.
+ * InferenceService (replica choice, failover, TTFT), EndpointRouter (health probes) and
+ * EngineMetricsService (scrapes) reach engines only through it. Bound in inference.module.ts.
+ */
+export const ENGINE_ADAPTER = Symbol('ENGINE_ADAPTER');
+
+/** One engine endpoint (a replica) as an adapter addresses it. */
+export interface EngineEndpoint {
+  /** Stable id (the base URL). */
+  id: string;
+  /** OpenAI-style base URL, e.g. `http://vllm-0:8000/v1`. */
+  baseURL: string;
+}
+
+/** One chat completion as sent to an engine (the adapter maps it onto its wire format). */
+export interface EngineChatRequest {
+  model: string;
+  messages: ChatMessage[];
+  /** Completion budget, tokens. */
+  maxTokens: number;
+  temperature?: number;
+  sampling?: ChatRequest['sampling'];
+  /** Server-derived per-tenant salt for the engine's prefix cache (vLLM `cache_salt`); never client-supplied. */
+  cacheSalt?: string;
+}
+
+/** What a chat stream yields, in order: deltas, a finish reason, usage (any order of the last two). */
+export type EngineChatEvent =
+  | { type: 'delta'; text: string }
+  | { type: 'finish'; reason: string }
+  | { type: 'usage'; usage: Partial<ChatUsage> };
+
+/** An engine's open chat stream. */
+export interface EngineChatStream {
+  /** The engine's own timings when it reports them (the simulator sends headers), ms. */
+  engineTimings: { engineTtftMs?: number; engineModelPrefillMs?: number };
+  events: AsyncIterable<EngineChatEvent>;
+}
+
+/** Prefix-cache counters of one replica since it started, in tokens. */
+export interface EngineCacheCounters {
+  /** vLLM `vllm:prefix_cache_queries`: prompt tokens looked up in the GPU prefix cache. */
+  prefixCacheQueriedTokens: number;
+  /** vLLM `vllm:prefix_cache_hits`: of those, tokens found in the GPU prefix cache. */
+  prefixCacheHitTokens: number;
+  /** hits / queries (0..1), null before the first query. */
+  prefixCacheHitRate: number | null;
+  /** vLLM `vllm:prompt_tokens`: prompt tokens processed. */
+  promptTokens: number | null;
+  /** LMCache counters, when the replica runs the LMCache connector. */
+  lmcache: {
+    /** `lmcache:num_requested_tokens`: tokens asked of LMCache for retrieval. */
+    requestedTokens: number;
+    /** `lmcache:num_hit_tokens`: tokens LMCache served (CPU, disk or remote tier). */
+    hitTokens: number;
+    /** hitTokens / requestedTokens (0..1), null before the first request. */
+    hitRate: number | null;
+    /** `lmcache:num_stored_tokens`: tokens LMCache stored. */
+    storedTokens: number | null;
+  } | null;
+}
+
+/**
+ * How kvchat talks to one kind of engine. An adapter is stateless about routing: it is handed the
+ * endpoint of the replica InferenceService chose, and maps the engine's failures to the domain errors
+ * of inference.errors.ts so that failover and status codes work the same for every engine:
+ * - `EngineUnreachable` (a connection could not be made; the caller marks the replica unhealthy and
+ *   tries another), `EngineUnavailable` (overloaded: 429/503), `EngineBadRequest` (400/422),
+ *   `EngineTimeout`, `EngineStreamCut` (the stream broke after deltas), `EngineError` (anything else).
+ * Cancellation: every call stops when its `signal` fires (a chat stream ends early without `finish`, or
+ * rejects); the caller decides what the abort means.
+ */
+export interface EngineAdapter {
+  /** Name for logs and docs, e.g. `vllm`. */
+  readonly name: string;
+
+  /**
+   * Starts one streamed chat completion on `endpoint`. Resolves once the engine accepted the request
+   * (headers received); the events then arrive as the engine produces them. The caller measures TTFT
+   * at the first `delta`, and treats a stream without a `finish` event as cut.
+   */
+  chatStream(
+    endpoint: EngineEndpoint,
+    request: EngineChatRequest,
+    signal: AbortSignal,
+  ): Promise<EngineChatStream>;
+
+  /**
+   * Token ids from the engine's own tokenizer (`prompt` without special tokens; `messages` through its
+   * chat template). @throws EngineTokenizeUnsupported when the engine cannot tokenize
+   */
+  tokenize(
+    endpoint: EngineEndpoint,
+    model: string,
+    input: TokenizeInput,
+    timeoutMs: number,
+  ): Promise<number[]>;
+
+  /** Ids of the models the endpoint serves, in the engine's order. */
+  models(endpoint: EngineEndpoint, timeoutMs: number): Promise<string[]>;
+
+  /** Resolves when the endpoint can serve requests; rejects (any error) when it cannot. */
+  health(endpoint: EngineEndpoint, timeoutMs: number): Promise<void>;
+
+  /**
+   * The endpoint's prefix-cache counters, read from whatever the engine exposes (vLLM: Prometheus
+   * `/metrics`). Rejects when it exposes none or cannot be reached.
+   */
+  scrapeMetrics(endpoint: EngineEndpoint, timeoutMs: number): Promise<EngineCacheCounters>;
+}
