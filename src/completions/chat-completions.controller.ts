@@ -10,6 +10,7 @@ import { ApiProblems } from '../common/api-problems.decorator';
 import { DomainError } from '../common/domain-error';
 import { toProblem } from '../common/problem.filter';
 import { clientDisconnectSignal, SseWriter } from '../common/sse';
+import { turnResult } from '../common/turn-events';
 import {
   Idempotent,
   type IdempotentRoute,
@@ -23,7 +24,7 @@ import {
 import { ChatCompletionDto, ChatCompletionRequestDto, ModelListDto } from './dto/chat-completion.dto';
 
 /** The command for a validated request body. */
-function toCommand(body: ChatCompletionRequestDto, signal: AbortSignal): ChatCompletionCommand {
+function toCommand(body: ChatCompletionRequestDto): ChatCompletionCommand {
   const sampling = {
     ...(body.top_p !== undefined ? { top_p: body.top_p } : {}),
     ...(body.stop !== undefined ? { stop: body.stop } : {}),
@@ -38,7 +39,6 @@ function toCommand(body: ChatCompletionRequestDto, signal: AbortSignal): ChatCom
     maxTokens: body.max_completion_tokens ?? body.max_tokens,
     sampling: Object.keys(sampling).length > 0 ? sampling : undefined,
     cache: body.cache,
-    signal,
   };
 }
 
@@ -142,9 +142,10 @@ export class ChatCompletionsController {
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<ChatCompletionDto | undefined> {
     this.access.assertModelAllowed(auth, body.model);
-    const command = toCommand(body, clientDisconnectSignal(reply));
+    const command = toCommand(body);
+    const signal = clientDisconnectSignal(reply);
     if (body.stream !== true) {
-      const done = await this.completions.complete(auth, command);
+      const done = await turnResult(this.completions.complete(auth, command, signal));
       await this.limits.chargeTokens(auth, engineTokens(done));
       void reply.header('x-kvchat-cache', cacheHeader(done));
       return toChatCompletion(done);
@@ -174,12 +175,12 @@ export class ChatCompletionsController {
       );
     };
     try {
-      const done = await this.completions.complete(auth, {
-        ...command,
-        onToken: (delta) => {
-          open();
-          sse.sendData(chunk([{ index: 0, delta: { content: delta }, logprobs: null, finish_reason: null }]));
-        },
+      const done = await turnResult(this.completions.complete(auth, command, signal), (event) => {
+        if (event.type !== 'token') return;
+        open();
+        sse.sendData(
+          chunk([{ index: 0, delta: { content: event.delta }, logprobs: null, finish_reason: null }]),
+        );
       });
       await this.limits.chargeTokens(auth, engineTokens(done));
       publishIdempotentResult(request, 200, { ...toChatCompletion(done), id, created, model });
