@@ -55,6 +55,7 @@ export interface ChatCompletionCommand {
 /** The payloads of a chat completion's events (see TurnEvent; no `route`: nothing is routed). */
 export interface ChatCompletionPayloads {
   route: never;
+  citations: never;
   cache: ResponseCacheReport;
   usage: ChatUsage;
   done: CompletedChat;
