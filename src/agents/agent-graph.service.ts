@@ -123,6 +123,10 @@ export class AgentGraph implements OnModuleInit {
         {
           pinnedAgent: state.conversation.pinnedAgent,
           userMessage: state.userMessage,
+          ineligible: this.registry
+            .list()
+            .filter((a) => a.instance.routableFor?.(state.conversation) === false)
+            .map((a) => a.name),
           cacheSalt: input.cacheSalt,
           routingKey: input.conversationId,
         },

@@ -46,6 +46,13 @@ import { SummarizerAgent } from './summarizer.agent';
     KnowledgeAgent,
     KnowledgeCacheInvalidation,
   ],
-  exports: [AgentGraph, AgentRegistry, AgentRouter, EmbeddingIntentClassifier, SummarizerAgent],
+  exports: [
+    AgentGraph,
+    AgentRegistry,
+    AgentRouter,
+    EmbeddingIntentClassifier,
+    SummarizerAgent,
+    KnowledgeAgent,
+  ],
 })
 export class AgentsModule {}

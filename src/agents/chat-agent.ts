@@ -81,6 +81,12 @@ export interface AgentTurn {
  */
 export interface ChatAgent {
   /**
+   * Whether intent routing may pick this agent in this conversation (default: yes). Pinning ignores it.
+   * The knowledge agent says no in conversations bound to no knowledge base, so general questions
+   * there are not taken for questions about documents.
+   */
+  routableFor?(conversation: TurnConversation): boolean;
+  /**
    * Retrieves passages for this turn before the prompt is built. The graph emits their citations
    * as the turn's `citations` event, hands them to `prompt` as `turn.retrieved`, stores them on the
    * assistant message, and files a cached answer under the documents they cite.

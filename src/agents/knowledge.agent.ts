@@ -4,11 +4,18 @@ import { RetrievalService, type RetrievedPassage as KnowledgePassage } from '../
 import { EmbeddingsUnavailable } from '../inference/embeddings.errors';
 import { EmbeddingsService } from '../inference/embeddings.service';
 import { Agent } from './agent.decorator';
-import type { ChatAgent, RetrievalOutcome, RetrievalTurn, RetrievedPassage } from './chat-agent';
+import type {
+  ChatAgent,
+  RetrievalOutcome,
+  RetrievalTurn,
+  RetrievedPassage,
+  TurnConversation,
+} from './chat-agent';
 
 /**
  * Answers from the tenant's knowledge bases with citations. Reached by intent (questions about the
- * documentation, manuals, policies) or pinned (`POST /v1/conversations { agent: "knowledge" }`).
+ * documentation, manuals, policies) in conversations bound to knowledge bases, or pinned
+ * (`POST /v1/conversations { agent: "knowledge" }`).
  *
  * Each turn it retrieves the best KNOWLEDGE_SEARCH_K passages (hybrid retrieval, RetrievalService)
  * from the knowledge bases the conversation is bound to (all the tenant's when it is bound to none),
@@ -42,6 +49,11 @@ export class KnowledgeAgent implements ChatAgent {
     private readonly knowledgeBases: KnowledgeBasesService,
     private readonly embeddings: EmbeddingsService,
   ) {}
+
+  /** Routed to by intent only in conversations bound to knowledge bases (pinning works in any). */
+  routableFor(conversation: TurnConversation): boolean {
+    return conversation.knowledgeBaseIds.length > 0;
+  }
 
   /**
    * The passages for this turn, best first, each with its citation.
