@@ -85,7 +85,7 @@ async function main(): Promise<void> {
     .option('--docs <dir>', 'folder of documents', '../shared/data/rag/contoso_manuals')
     .option('--qa <jsonl>', 'questions ({doc, question})', '../shared/data/rag/contoso_faq_qa.jsonl')
     .option('--conversations <n>', 'conversations per layout', '6')
-    .option('--turns <n>', 'turns per conversation', '6')
+    .option('--turns <n>', 'turns per conversation (the FAQ file has 5 questions for most documents)', '5')
     .option('--out <file>', 'JSON report', 'bench/reports/rag-turns.json')
     .parse()
     .opts<{ docs: string; qa: string; conversations: string; turns: string; out: string }>();
