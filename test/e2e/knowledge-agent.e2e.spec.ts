@@ -160,6 +160,19 @@ describe('knowledge agent (e2e)', () => {
     expect(await entries()).toBe(before - 1);
   });
 
+  it('should describe the binding, the citations and the citations event in the OpenAPI document', async () => {
+    const doc = (await api(`${sut.url}/docs-json`)).body;
+    expect(doc.components.schemas.CreateConversationDto.properties.knowledgeBaseIds).toMatchObject({
+      type: 'array',
+    });
+    expect(doc.components.schemas.MessageDto.properties.citations).toBeDefined();
+    expect(doc.components.schemas.CitationDto.required).toEqual(
+      expect.arrayContaining(['documentId', 'version', 'headingPath', 'start', 'end', 'score']),
+    );
+    const turn = doc.paths['/v1/conversations/{id}/turns'].post;
+    expect(turn.description).toContain('`citations` event');
+  });
+
   it('should route a question about the documentation to the knowledge agent when nothing is pinned', async () => {
     const created = await conversation({ knowledgeBaseIds: [kb] });
     const { events } = await postSse(`${sut.url}/v1/conversations/${created.body.id}/turns`, sut.keyA, {
