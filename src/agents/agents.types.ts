@@ -82,6 +82,8 @@ export interface AgentTurnPayloads {
   citations: Citation[];
   cache: ResponseCacheReport;
   usage: ChatUsage;
+  /** A turn's answer is text only (`token` events). */
+  choice: never;
 }
 
 /** Where the graph sends a turn's events, with the turn's cancellation. */

@@ -1,3 +1,4 @@
+import { UniqueConstraintViolationException } from '@mikro-orm/core';
 import { EntityManager } from '@mikro-orm/postgresql';
 import { Injectable, Logger } from '@nestjs/common';
 import type { AuthContext } from '../auth/api-key.service';
@@ -14,7 +15,7 @@ import { AppConfig } from '../config/app.config';
 import { TurnTelemetryService } from '../observability/turn-telemetry.service';
 import { Conversation } from './conversation.entity';
 import { loadTurnState } from './conversation.repository';
-import { ConversationNotFound } from './conversation.errors';
+import { ConversationBusy, ConversationNotFound } from './conversation.errors';
 import { Message } from './message.entity';
 import { decodeConversationCursor, decodeMessageCursor, encodeCursor } from './page-cursor';
 import { TurnLockService } from './turn-lock.service';
@@ -251,7 +252,7 @@ export class ConversationsService {
           });
           conversation.messageCount = userSequence;
           conversation.lastTurnAt = receivedAt;
-          await em.flush();
+          await flushTurn(em, conversationId);
           throw e;
         }
 
@@ -305,7 +306,7 @@ export class ConversationsService {
           if (counted !== undefined) em.getReference(Message, m.id).tokenCount = counted;
         }
         // One transaction: both messages (one multi-row INSERT) and the conversation's counters.
-        await em.flush();
+        await flushTurn(em, conversationId);
         observed.succeed(output, {
           totalMs: assistantMessage.timings?.totalMs ?? 0,
           messageId: assistantMessage.id,
@@ -318,3 +319,22 @@ export class ConversationsService {
 }
 
 const round = (ms: number): number => Math.round(ms * 100) / 100;
+
+/**
+ * Writes a turn. The (conversation, sequence) key fences it: should the conversation's lock have been
+ * lost (Redis failed over, or this process stalled past the lock's lifetime) and another turn taken
+ * the same sequence, nothing is written and the client gets a retryable 409, never a 500.
+ * @throws ConversationBusy on a sequence already taken
+ */
+async function flushTurn(em: EntityManager, conversationId: string): Promise<void> {
+  try {
+    await em.flush();
+  } catch (e) {
+    if (e instanceof UniqueConstraintViolationException) {
+      throw new ConversationBusy(`Conversation ${conversationId} took another turn meanwhile; try again.`, {
+        retryAfterSeconds: 1,
+      });
+    }
+    throw e;
+  }
+}
