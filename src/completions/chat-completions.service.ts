@@ -126,6 +126,7 @@ export interface ChatCompletionCommand {
  */
 export interface ChatCompletionPayloads {
   route: never;
+  citations: never;
   cache: ResponseCacheReport;
   usage: ChatUsage;
   choice: ChoiceDelta;
