@@ -33,6 +33,7 @@ export const PROBLEM_STATUS: Record<string, number> = {
   ConversationNotFound: 404,
   MessageNotFound: 404,
   ConversationBusy: 409,
+  TurnInterrupted: 503,
   ContextLengthExceeded: 400,
   EngineBadRequest: 400,
   EngineError: 502,

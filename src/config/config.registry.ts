@@ -13,6 +13,7 @@ import { MetricsConfig } from './metrics.config';
 import { ProcessConfig } from './process.config';
 import { QueuesConfig } from './queues.config';
 import { RedisConfig } from './redis.config';
+import { TurnsConfig } from './turns.config';
 import { UsageConfig } from './usage.config';
 
 /**
@@ -37,4 +38,5 @@ export const CONFIG_CLASSES = [
   AuthConfig,
   UsageConfig,
   IdempotencyConfig,
+  TurnsConfig,
 ] as const;

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { EntityManager } from '@mikro-orm/postgresql';
 import { Injectable, Logger } from '@nestjs/common';
 import type { AuthContext } from '../auth/api-key.service';
@@ -7,13 +8,16 @@ import { AgentRegistry } from '../agents/agent-registry.service';
 import type { AgentTurnPayloads, AgentTurnSink } from '../agents/agents.types';
 import type { CacheControl } from '../caching/response-cache.types';
 import { DomainError, PayloadTooLarge } from '../common/domain-error';
+import { PROBLEM_STATUS } from '../common/problem.filter';
 import { NEVER_ABORTED, type TurnEvent, turnEventStream } from '../common/turn-events';
 import { AppConfig } from '../config/app.config';
+import { LifecycleService } from '../lifecycle/lifecycle.service';
 import { TurnTelemetryService } from '../observability/turn-telemetry.service';
 import { Conversation } from './conversation.entity';
 import { loadTurnState } from './conversation.repository';
-import { ConversationNotFound } from './conversation.errors';
-import { Message } from './message.entity';
+import { ConversationNotFound, TurnInterrupted } from './conversation.errors';
+import { InFlightTurns } from './in-flight-turns';
+import { Message, type MessageError } from './message.entity';
 import { decodeConversationCursor, decodeMessageCursor, encodeCursor } from './page-cursor';
 import { TurnLockService } from './turn-lock.service';
 
@@ -65,6 +69,8 @@ export class ConversationsService {
     private readonly config: AppConfig,
     private readonly telemetry: TurnTelemetryService,
     private readonly agents: AgentRegistry,
+    private readonly inFlight: InFlightTurns,
+    private readonly lifecycle: LifecycleService,
   ) {}
 
   /** @throws AgentNotFound when `agent` names no registered agent */
@@ -143,12 +149,20 @@ export class ConversationsService {
    * the token counts stored per message), and both messages are written once, together, when the
    * answer is complete. Turns of one conversation are serialised (Redis lock), so sequences never
    * collide or skip. On failure the user message is stored with status `failed` and the error, no
-   * answer is stored, and the stream ends with `error`.
+   * answer is stored, and the stream ends with `error`. A request rejected before the engine answers
+   * (any 4xx: context length, model not allowed, a bad parameter) stores nothing.
+   *
+   * Crash-safe without a second write: while the turn runs it is recorded in Redis (InFlightTurns:
+   * tenant, conversation, content, deadline), and the record is removed once the turn's messages are
+   * stored (or there is nothing to store). If the process dies in between, or the database does not
+   * take the write, the record stays and the sweeper (TurnSweeper) stores the user message as `failed`
+   * with reason `interrupted` after the deadline. The turn is aborted at TURN_DEADLINE_MS, and when a
+   * shutdown's drain time runs out (stored `failed`, reason `shutdown`/`deadline`; TurnInterrupted).
    * @param signal cancels the turn (the client went away): the engine request is aborted and the
    *   stream ends with RequestAborted
    * @returns events; `error` carries ConversationNotFound, PayloadTooLarge, ConversationBusy (409),
-   *   DependencyUnavailable (503), Engine* errors, RequestAborted (also when the client left while the
-   *   turn waited for its conversation), ...
+   *   DependencyUnavailable (503), TurnInterrupted (503), Engine* errors, RequestAborted (also when the
+   *   client left while the turn waited for its conversation), ...
    */
   turn(
     auth: AuthContext,
@@ -173,127 +187,186 @@ export class ConversationsService {
         { limit: this.config.MAX_MESSAGE_CHARS },
       );
     }
+    const lockSignal = AbortSignal.any([sink.signal, this.lifecycle.drainExpired]);
     return this.locks.withConversation(
       conversationId,
-      async () => {
-        const started = performance.now();
-        const receivedAt = new Date();
-        const em = this.em.fork();
-        const loaded = await loadTurnState(em, auth.tenantId, conversationId);
-        if (!loaded) throw new ConversationNotFound(conversationId);
-        const { conversation, history } = loaded;
-        const userSequence = conversation.messageCount + 1;
+      () => this.runLocked(auth, conversationId, command, sink),
+      lockSignal,
+    );
+  }
 
-        const observed = this.telemetry.begin({
-          tenantId: auth.tenantId,
-          conversationId,
-          content: command.content,
-          streamed: command.streamed === true,
-        });
-        let output;
-        try {
-          output = await this.graph.run(
-            {
-              tenantId: auth.tenantId,
-              conversationId,
-              pinnedAgent: conversation.agent,
-              history,
-              context: conversation.context,
-              userName:
-                typeof conversation.metadata.userName === 'string'
-                  ? conversation.metadata.userName
-                  : undefined,
-              userMessage: command.content,
-              maxTokens: command.maxTokens,
-              temperature: command.temperature,
-              cache: command.cache,
-              cacheSalt: this.salts.saltFor(auth.tenantId),
-              trace: observed.trace,
-            },
-            sink,
-          );
-        } catch (e) {
-          observed.fail(e);
-          // The user message is written once, as failed: kept for the record, left out of later prompts.
-          em.create(Message, {
+  /** The turn, holding its conversation's lock: load, record in flight, run, store once. */
+  private async runLocked(
+    auth: AuthContext,
+    conversationId: string,
+    command: TurnCommand,
+    sink: AgentTurnSink,
+  ): Promise<TurnRecord> {
+    const started = performance.now();
+    const receivedAt = new Date();
+    const em = this.em.fork();
+    const loaded = await loadTurnState(em, auth.tenantId, conversationId);
+    if (!loaded) throw new ConversationNotFound(conversationId);
+    const { conversation, history } = loaded;
+    const userSequence = conversation.messageCount + 1;
+
+    // The turn's id is its user message's id: the sweeper can tell whether it was stored.
+    const turnId = randomUUID();
+    const deadline = AbortSignal.timeout(this.inFlight.deadlineMs);
+    await this.inFlight.begin({
+      id: turnId,
+      tenantId: auth.tenantId,
+      conversationId,
+      content: command.content,
+      receivedAt: receivedAt.getTime(),
+      deadline: receivedAt.getTime() + this.inFlight.deadlineMs,
+    });
+    // Set once the turn's outcome is stored (or there is none to store): only then is its record removed.
+    let settled = false;
+    const turnSink: AgentTurnSink = {
+      signal: AbortSignal.any([sink.signal, this.lifecycle.drainExpired, deadline]),
+      emit: (event) => sink.emit(event),
+    };
+    try {
+      const observed = this.telemetry.begin({
+        tenantId: auth.tenantId,
+        conversationId,
+        content: command.content,
+        streamed: command.streamed === true,
+      });
+      let output;
+      try {
+        output = await this.graph.run(
+          {
             tenantId: auth.tenantId,
             conversationId,
-            sequence: userSequence,
-            role: 'user',
-            content: command.content,
-            status: 'failed',
-            error:
-              e instanceof DomainError
-                ? { code: e.code, detail: e.message }
-                : { code: 'InternalError', detail: 'The turn failed unexpectedly.' },
-            createdAt: receivedAt,
-            updatedAt: receivedAt,
-          });
-          conversation.messageCount = userSequence;
-          conversation.lastTurnAt = receivedAt;
-          await em.flush();
-          throw e;
+            pinnedAgent: conversation.agent,
+            history,
+            context: conversation.context,
+            userName:
+              typeof conversation.metadata.userName === 'string' ? conversation.metadata.userName : undefined,
+            userMessage: command.content,
+            maxTokens: command.maxTokens,
+            temperature: command.temperature,
+            cache: command.cache,
+            cacheSalt: this.salts.saltFor(auth.tenantId),
+            trace: observed.trace,
+          },
+          turnSink,
+        );
+      } catch (caught) {
+        observed.fail(caught);
+        if (isRejection(caught)) {
+          // Rejected before the engine answered (bad parameters, context length, model not allowed): nothing to keep.
+          settled = true;
+          throw caught;
         }
-
-        const userMessage = em.create(Message, {
+        const stopped = this.lifecycle.drainExpired.aborted
+          ? 'shutdown'
+          : deadline.aborted
+            ? 'deadline'
+            : null;
+        const e = stopped && !sink.signal.aborted ? new TurnInterrupted(stopped) : caught;
+        // The user message is written once, as failed: kept for the record, left out of later prompts.
+        em.create(Message, {
+          id: turnId,
           tenantId: auth.tenantId,
           conversationId,
           sequence: userSequence,
           role: 'user',
           content: command.content,
-          // What the answer step measured (src/context): the message as sent, and its tokens.
-          promptContent:
-            output.userPromptContent !== undefined && output.userPromptContent !== command.content
-              ? output.userPromptContent
-              : null,
-          tokenCount: output.tokenCounts?.user ?? null,
+          status: 'failed',
+          error: failureOf(e),
           createdAt: receivedAt,
           updatedAt: receivedAt,
         });
-        const assistantMessage = em.create(Message, {
-          tenantId: auth.tenantId,
-          conversationId,
-          sequence: userSequence + 1,
-          role: 'assistant',
-          content: output.content,
-          model: output.model,
-          usage: output.usage,
-          timings: {
-            ttftMs: round(output.timings.ttftMs),
-            totalMs: round(performance.now() - started),
-            ...(output.timings.engineTtftMs !== undefined
-              ? { engineTtftMs: round(output.timings.engineTtftMs) }
-              : {}),
-            ...(output.timings.engineModelPrefillMs !== undefined
-              ? { engineModelPrefillMs: round(output.timings.engineModelPrefillMs) }
-              : {}),
-          },
-          cache: output.cache,
-          route: { ...output.route },
-          templateVersion: output.templateVersion,
-          replica: output.replica,
-          finishReason: output.finishReason,
-          tokenCount: output.tokenCounts?.assistant ?? output.usage.completionTokens,
-        });
-        conversation.messageCount = userSequence + 1;
+        conversation.messageCount = userSequence;
         conversation.lastTurnAt = receivedAt;
-        if (output.context) conversation.context = output.context;
-        // Messages stored before token counts were kept (or whose count failed) are counted once, here.
-        for (const m of history) {
-          const counted = m.tokenCount == null ? output.tokenCounts?.history?.[m.sequence] : undefined;
-          if (counted !== undefined) em.getReference(Message, m.id).tokenCount = counted;
-        }
-        // One transaction: both messages (one multi-row INSERT) and the conversation's counters.
         await em.flush();
-        observed.succeed(output, {
-          totalMs: assistantMessage.timings?.totalMs ?? 0,
-          messageId: assistantMessage.id,
-        });
-        return { conversation, userMessage, assistantMessage };
-      },
-      sink.signal,
-    );
+        settled = true;
+        throw e;
+      }
+
+      const userMessage = em.create(Message, {
+        id: turnId,
+        tenantId: auth.tenantId,
+        conversationId,
+        sequence: userSequence,
+        role: 'user',
+        content: command.content,
+        // What the answer step measured (src/context): the message as sent, and its tokens.
+        promptContent:
+          output.userPromptContent !== undefined && output.userPromptContent !== command.content
+            ? output.userPromptContent
+            : null,
+        tokenCount: output.tokenCounts?.user ?? null,
+        createdAt: receivedAt,
+        updatedAt: receivedAt,
+      });
+      const assistantMessage = em.create(Message, {
+        tenantId: auth.tenantId,
+        conversationId,
+        sequence: userSequence + 1,
+        role: 'assistant',
+        content: output.content,
+        model: output.model,
+        usage: output.usage,
+        timings: {
+          ttftMs: round(output.timings.ttftMs),
+          totalMs: round(performance.now() - started),
+          ...(output.timings.engineTtftMs !== undefined
+            ? { engineTtftMs: round(output.timings.engineTtftMs) }
+            : {}),
+          ...(output.timings.engineModelPrefillMs !== undefined
+            ? { engineModelPrefillMs: round(output.timings.engineModelPrefillMs) }
+            : {}),
+        },
+        cache: output.cache,
+        route: { ...output.route },
+        templateVersion: output.templateVersion,
+        replica: output.replica,
+        finishReason: output.finishReason,
+        tokenCount: output.tokenCounts?.assistant ?? output.usage.completionTokens,
+      });
+      conversation.messageCount = userSequence + 1;
+      conversation.lastTurnAt = receivedAt;
+      if (output.context) conversation.context = output.context;
+      // Messages stored before token counts were kept (or whose count failed) are counted once, here.
+      for (const m of history) {
+        const counted = m.tokenCount == null ? output.tokenCounts?.history?.[m.sequence] : undefined;
+        if (counted !== undefined) em.getReference(Message, m.id).tokenCount = counted;
+      }
+      // One transaction: both messages (one multi-row INSERT) and the conversation's counters.
+      await em.flush();
+      settled = true;
+      observed.succeed(output, {
+        totalMs: assistantMessage.timings?.totalMs ?? 0,
+        messageId: assistantMessage.id,
+      });
+      return { conversation, userMessage, assistantMessage };
+    } finally {
+      // Not settled (the database did not take the write): the record stays for the sweeper.
+      if (settled) this.inFlight.end(turnId);
+    }
   }
+}
+
+/**
+ * Was the turn rejected before the engine produced an answer, for a reason of the request's own (a
+ * 4xx: bad parameters, context length, model not allowed, rate limit)? Such a request leaves no message.
+ */
+function isRejection(e: unknown): boolean {
+  if (!(e instanceof DomainError)) return false;
+  const status = PROBLEM_STATUS[e.code];
+  return status !== undefined && status >= 400 && status < 500;
+}
+
+/** The error recorded on a failed user message. */
+function failureOf(e: unknown): MessageError {
+  if (e instanceof TurnInterrupted) return { code: e.code, detail: e.message, reason: e.reason };
+  return e instanceof DomainError
+    ? { code: e.code, detail: e.message }
+    : { code: 'InternalError', detail: 'The turn failed unexpectedly.' };
 }
 
 const round = (ms: number): number => Math.round(ms * 100) / 100;
