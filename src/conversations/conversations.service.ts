@@ -12,6 +12,7 @@ import { PROBLEM_STATUS } from '../common/problem.filter';
 import { NEVER_ABORTED, type TurnEvent, turnEventStream } from '../common/turn-events';
 import { AppConfig } from '../config/app.config';
 import { LifecycleService } from '../lifecycle/lifecycle.service';
+import { RequestAborted } from '../inference/inference.errors';
 import { TurnTelemetryService } from '../observability/turn-telemetry.service';
 import { Conversation } from './conversation.entity';
 import { loadTurnState } from './conversation.repository';
@@ -236,23 +237,28 @@ export class ConversationsService {
       });
       let output;
       try {
-        output = await this.graph.run(
-          {
-            tenantId: auth.tenantId,
-            conversationId,
-            pinnedAgent: conversation.agent,
-            history,
-            context: conversation.context,
-            userName:
-              typeof conversation.metadata.userName === 'string' ? conversation.metadata.userName : undefined,
-            userMessage: command.content,
-            maxTokens: command.maxTokens,
-            temperature: command.temperature,
-            cache: command.cache,
-            cacheSalt: this.salts.saltFor(auth.tenantId),
-            trace: observed.trace,
-          },
-          turnSink,
+        output = await untilAborted(
+          this.graph.run(
+            {
+              tenantId: auth.tenantId,
+              conversationId,
+              pinnedAgent: conversation.agent,
+              history,
+              context: conversation.context,
+              userName:
+                typeof conversation.metadata.userName === 'string'
+                  ? conversation.metadata.userName
+                  : undefined,
+              userMessage: command.content,
+              maxTokens: command.maxTokens,
+              temperature: command.temperature,
+              cache: command.cache,
+              cacheSalt: this.salts.saltFor(auth.tenantId),
+              trace: observed.trace,
+            },
+            turnSink,
+          ),
+          turnSink.signal,
         );
       } catch (caught) {
         observed.fail(caught);
@@ -349,6 +355,23 @@ export class ConversationsService {
       if (settled) this.inFlight.end(turnId);
     }
   }
+}
+
+/**
+ * `work`, or RequestAborted as soon as `signal` aborts: a turn stopped by a shutdown or its deadline is
+ * recorded at once, whatever step it is waiting in (a stalled engine, tokenizer or embedder). The graph
+ * stops at its next step (its nodes and the engine request read the same signal); its late outcome is dropped.
+ */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) {
+    work.catch(() => undefined);
+    return Promise.reject(new RequestAborted('The turn was aborted.'));
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(new RequestAborted('The turn was aborted.'));
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
 }
 
 /**
