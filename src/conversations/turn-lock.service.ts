@@ -23,9 +23,14 @@ export class TurnLockService {
   private readonly redlock: Redlock;
   /** Longest a turn waits for the conversation, ms (TURN_LOCK_WAIT_MS). */
   readonly waitMs: number;
-  /** Lock lifetime, ms; extended every `lockMs - extendBeforeMs` while the turn runs. */
-  private static readonly lockMs = 15_000;
-  private static readonly extendBeforeMs = 5_000;
+  /**
+   * Lock lifetime, ms; extended every `lockMs - extendBeforeMs` while the turn runs. Short, because it
+   * is also how long the conversation stays locked after its process was killed mid-turn (SIGKILL,
+   * OOM): the next turn waits that long (bench:chaos `sigkill-load`). Counting tokens never blocks the
+   * event loop for more than a few ms (src/common/cl100k.ts), so the 2.5 s margin covers extension.
+   */
+  private static readonly lockMs = 5_000;
+  private static readonly extendBeforeMs = 2_500;
   private static readonly retryDelayMs = 40;
 
   constructor(
