@@ -24,13 +24,13 @@ export class TurnLockService {
   /** Longest a turn waits for the conversation, ms (TURN_LOCK_WAIT_MS). */
   readonly waitMs: number;
   /**
-   * Lock lifetime, ms; extended every `lockMs - extendBeforeMs` while the turn runs. Short, because it
-   * is also how long the conversation stays locked after its process was killed mid-turn (SIGKILL,
-   * OOM): the next turn waits that long (bench:chaos `sigkill-load`). Counting tokens never blocks the
-   * event loop for more than a few ms (src/common/cl100k.ts), so the 2.5 s margin covers extension.
+   * Lock lifetime, ms; extended every `lockMs - extendBeforeMs` while the turn runs. It is also how long
+   * a conversation stays locked after its process was killed mid-turn (bench:chaos `sigkill-load`). A
+   * 5 s lifetime was tried: on a loaded 2-core machine (load average 24) timers fired > 2.5 s late, the
+   * lock expired under running turns and two turns of one conversation collided (unique violation).
    */
-  private static readonly lockMs = 5_000;
-  private static readonly extendBeforeMs = 2_500;
+  private static readonly lockMs = 15_000;
+  private static readonly extendBeforeMs = 5_000;
   private static readonly retryDelayMs = 40;
 
   constructor(
