@@ -11,6 +11,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { clientDetail, clientExtensions } from './client-detail';
 import { dependencyFailure } from './dependency-errors';
 import { DomainError } from './domain-error';
+import { isOpenAiPath, toOpenAiError } from './openai-error';
 
 /**
  * HTTP status for each domain error code. A module that adds a code adds its status here —
@@ -190,7 +191,9 @@ export function problemHeaders(problem: ProblemBody, presentedCredentials = fals
 
 /**
  * The one global exception filter: every error becomes an RFC 9457 problem
- * (`application/problem+json`) with the request id. Unknown errors are logged and leak nothing.
+ * (`application/problem+json`) with the request id — or, on the OpenAI-compatible paths
+ * (`isOpenAiPath`), the same status with OpenAI's error object (`application/json`), so OpenAI SDKs
+ * show the server's text. Unknown errors are logged and leak nothing.
  */
 @Catch()
 export class ProblemFilter implements ExceptionFilter {
@@ -221,10 +224,23 @@ export class ProblemFilter implements ExceptionFilter {
       // A streaming response already started: the stream writer reports errors as SSE events.
       return;
     }
-    void reply
-      .status(problem.status)
-      .headers(problemHeaders(problem, typeof request?.headers?.authorization === 'string'))
-      .header('content-type', 'application/problem+json')
-      .send(problem);
+    sendProblem(reply, problem, request?.url ?? '', typeof request?.headers?.authorization === 'string');
   }
+}
+
+/**
+ * Writes a problem with its headers: as `application/problem+json`, or in OpenAI's error shape on the
+ * OpenAI-compatible paths (the request id stays in the `x-request-id` header).
+ */
+export function sendProblem(
+  reply: FastifyReply,
+  problem: ProblemBody,
+  url: string,
+  presentedCredentials: boolean,
+): FastifyReply {
+  void reply.status(problem.status).headers(problemHeaders(problem, presentedCredentials));
+  if (isOpenAiPath(url)) {
+    return reply.header('content-type', 'application/json; charset=utf-8').send(toOpenAiError(problem));
+  }
+  return reply.header('content-type', 'application/problem+json').send(problem);
 }

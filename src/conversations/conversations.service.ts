@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { UniqueConstraintViolationException } from '@mikro-orm/core';
 import { EntityManager } from '@mikro-orm/postgresql';
 import { Injectable, Logger } from '@nestjs/common';
 import type { AuthContext } from '../auth/api-key.service';
@@ -16,7 +17,7 @@ import { RequestAborted } from '../inference/inference.errors';
 import { TurnTelemetryService } from '../observability/turn-telemetry.service';
 import { Conversation } from './conversation.entity';
 import { loadTurnState } from './conversation.repository';
-import { ConversationNotFound, TurnInterrupted } from './conversation.errors';
+import { ConversationBusy, ConversationNotFound, TurnInterrupted } from './conversation.errors';
 import { InFlightTurns } from './in-flight-turns';
 import { Message, type MessageError } from './message.entity';
 import { decodeConversationCursor, decodeMessageCursor, encodeCursor } from './page-cursor';
@@ -224,6 +225,16 @@ export class ConversationsService {
     });
     // Set once the turn's outcome is stored (or there is none to store): only then is its record removed.
     let settled = false;
+    const write = async (): Promise<void> => {
+      try {
+        await flushTurn(em, conversationId);
+        settled = true;
+      } catch (e) {
+        // Its sequence was taken (a lost lock): nothing stored, the client retries; nothing for the sweeper.
+        if (e instanceof ConversationBusy) settled = true;
+        throw e;
+      }
+    };
     const turnSink: AgentTurnSink = {
       signal: AbortSignal.any([sink.signal, this.lifecycle.drainExpired, deadline]),
       emit: (event) => sink.emit(event),
@@ -288,8 +299,7 @@ export class ConversationsService {
         });
         conversation.messageCount = userSequence;
         conversation.lastTurnAt = receivedAt;
-        await em.flush();
-        settled = true;
+        await write();
         throw e;
       }
 
@@ -343,8 +353,7 @@ export class ConversationsService {
         if (counted !== undefined) em.getReference(Message, m.id).tokenCount = counted;
       }
       // One transaction: both messages (one multi-row INSERT) and the conversation's counters.
-      await em.flush();
-      settled = true;
+      await write();
       observed.succeed(output, {
         totalMs: assistantMessage.timings?.totalMs ?? 0,
         messageId: assistantMessage.id,
@@ -393,3 +402,22 @@ function failureOf(e: unknown): MessageError {
 }
 
 const round = (ms: number): number => Math.round(ms * 100) / 100;
+
+/**
+ * Writes a turn. The (conversation, sequence) key fences it: should the conversation's lock have been
+ * lost (Redis failed over, or this process stalled past the lock's lifetime) and another turn taken
+ * the same sequence, nothing is written and the client gets a retryable 409, never a 500.
+ * @throws ConversationBusy on a sequence already taken
+ */
+async function flushTurn(em: EntityManager, conversationId: string): Promise<void> {
+  try {
+    await em.flush();
+  } catch (e) {
+    if (e instanceof UniqueConstraintViolationException) {
+      throw new ConversationBusy(`Conversation ${conversationId} took another turn meanwhile; try again.`, {
+        retryAfterSeconds: 1,
+      });
+    }
+    throw e;
+  }
+}

@@ -24,13 +24,11 @@ export class TurnLockService {
   /** Longest a turn waits for the conversation, ms (TURN_LOCK_WAIT_MS). */
   readonly waitMs: number;
   /**
-   * Lock lifetime, ms; extended every `lockMs - extendBeforeMs` while the turn runs. It is also how long
-   * a conversation stays locked after its process was killed mid-turn (bench:chaos `sigkill-load`). A
-   * 5 s lifetime was tried: on a loaded 2-core machine (load average 24) timers fired > 2.5 s late, the
-   * lock expired under running turns and two turns of one conversation collided (unique violation).
+   * Lock lifetime, ms; extended every `lockMs - extendBeforeMs` (10 s) while the turn runs, so an event
+   * loop stalled for up to 20 s (a starved CPU) still extends it in time.
    */
-  private static readonly lockMs = 15_000;
-  private static readonly extendBeforeMs = 5_000;
+  private static readonly lockMs = 30_000;
+  private static readonly extendBeforeMs = 20_000;
   private static readonly retryDelayMs = 40;
 
   constructor(

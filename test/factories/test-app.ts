@@ -31,7 +31,7 @@ export async function startTestApp(env: Env = {}, imports: ModuleMetadata['impor
     {
       DATA_DIR: 'memory://',
       EMBEDDED_DB_PORT: '0',
-      LOG_LEVEL: 'silent',
+      LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
       LOG_FORMAT: 'json',
       NODE_ENV: 'test',
       SIMULATOR_TIME_SCALE: '0',
