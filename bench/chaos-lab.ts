@@ -7,6 +7,8 @@ import { promisify } from 'node:util';
 import { request } from 'undici';
 
 const run = promisify(execFile);
+/** Key prefix of the kvchat under test in the lab's own Redis. */
+const CHAOS_KEY_PREFIX = 'kvchat-chaos:';
 /** PostgreSQL 15 server binaries (Debian layout). */
 export const PG_BIN = process.env.PG_BIN ?? '/usr/lib/postgresql/15/bin';
 
@@ -120,6 +122,21 @@ export class ChaosLab {
     );
   }
 
+  /** Turns kvchat records as running (InFlightTurns: the sorted set under its key prefix); -1 while Redis is down. */
+  async inFlightTurns(): Promise<number> {
+    try {
+      const { stdout } = await run('redis-cli', [
+        '-p',
+        String(this.redisPort),
+        'zcard',
+        `${CHAOS_KEY_PREFIX}turns:in-flight`,
+      ]);
+      return Number(stdout.trim());
+    } catch {
+      return -1;
+    }
+  }
+
   /** Stops Redis the way a crash or a failover does: the process is gone (its data too: no persistence). */
   async stopRedis(): Promise<void> {
     const redis = this.redis;
@@ -228,7 +245,11 @@ export class ChaosLab {
       PORT: String(this.appPort),
       DATABASE_URL: this.databaseUrl,
       REDIS_URL: `redis://127.0.0.1:${this.redisPort}`,
-      REDIS_KEY_PREFIX: 'kvchat-chaos:',
+      REDIS_KEY_PREFIX: CHAOS_KEY_PREFIX,
+      // A turn runs at most 25 s (the stalled engine of sigterm-streams is aborted by the 20 s drain
+      // first); the sweeper looks every 2 s, so a SIGKILLed turn is stored within a scenario's audit.
+      TURN_DEADLINE_MS: '25000',
+      TURN_SWEEP_INTERVAL_SECONDS: '2',
       INFERENCE_ENDPOINTS: `${this.simUrl}/v1`,
       DATA_DIR: join(this.dir, 'data'),
       SERVER_SECRET: 'chaos-benchmark-server-secret',

@@ -23,6 +23,9 @@ import { ChaosLab, sleep } from './chaos-lab';
  * - `orphaned`: user messages of the scenario with no answer after them and not `failed` (a prompt
  *   would include them as if answered).
  * - `storedReportedFailed`: stored whole, yet the client got an error or no answer (an untruthful report).
+ * - `interrupted`: user messages stored `failed` because their turn was stopped (reason `interrupted`:
+ *   swept after a crash; `shutdown`: the drain time ran out; `deadline`): kept, not lost, not in prompts.
+ * - `leftInFlight`: turns still recorded as running in Redis at the audit (after waiting for the sweeper).
  * - `maxWaitPastOutageMs`: longest a request that started before the end of the outage waited past that
  *   end (the end = the broken component is back: restarted, or kvchat live again), ms.
  */
@@ -72,6 +75,8 @@ export interface ChaosScenarioReport {
   duplicated: number;
   orphaned: number;
   storedReportedFailed: number;
+  interrupted: number;
+  leftInFlight: number;
   maxWaitPastOutageMs: number;
   /** Client-side outcomes by status (`0` = no response). */
   byStatus: Record<string, number>;
@@ -173,8 +178,23 @@ async function audit(
   outageEnd: number,
   notes: string[],
 ): Promise<ChaosScenarioReport> {
-  const rows = await lab.query<{ c: string; s: number; r: string; st: string; x: string }>(
-    `select m.conversation_id as c, m.sequence as s, m.role as r, m.status as st, m.content as x
+  // Turns left in flight (their process died) are stored by the sweeper once their deadline passes.
+  const sweepDeadline = Date.now() + 60_000;
+  let leftInFlight = await lab.inFlightTurns();
+  while (leftInFlight !== 0 && Date.now() < sweepDeadline) {
+    await sleep(500);
+    leftInFlight = await lab.inFlightTurns();
+  }
+  const rows = await lab.query<{
+    c: string;
+    s: number;
+    r: string;
+    st: string;
+    x: string;
+    why: string | null;
+  }>(
+    `select m.conversation_id as c, m.sequence as s, m.role as r, m.status as st, m.content as x,
+            m.error ->> 'reason' as why
        from messages m join conversations v on v.id = m.conversation_id
       where v.title = '${tag}' order by 1, 2`,
   );
@@ -200,6 +220,8 @@ async function audit(
     duplicated: [...copies.values()].reduce((n, list) => n + Math.max(0, list.length - 1), 0),
     orphaned: userRows.filter((r) => r.st !== 'failed' && !answered(r)).length,
     storedReportedFailed: stored.filter((a) => !a.ok).length,
+    interrupted: userRows.filter((r) => r.st === 'failed' && r.why !== null).length,
+    leftInFlight,
     maxWaitPastOutageMs: Math.max(0, ...waits),
     byStatus,
     notes,

@@ -20,6 +20,7 @@ export const PROBLEM_STATUSES = {
   AuthUnavailable: 503,
   ConversationNotFound: 404,
   ConversationBusy: 409,
+  TurnInterrupted: 503,
   ContextLengthExceeded: 400,
   EngineBadRequest: 400,
   EngineError: 502,

@@ -14,6 +14,7 @@ import { MetricsConfig } from './metrics.config';
 import { ProcessConfig } from './process.config';
 import { QueuesConfig } from './queues.config';
 import { RedisConfig } from './redis.config';
+import { TurnsConfig } from './turns.config';
 import { UsageConfig } from './usage.config';
 
 /**
@@ -39,4 +40,5 @@ export const CONFIG_CLASSES = [
   AuthConfig,
   UsageConfig,
   IdempotencyConfig,
+  TurnsConfig,
 ] as const;

@@ -144,6 +144,8 @@ const NON_DEFAULTS: Record<string, { raw: string; expected: unknown; env?: Env }
   REDIS_KEY_PREFIX: { raw: 'tenant-x:', expected: 'tenant-x:' },
   REDIS_COMMAND_TIMEOUT_MS: { raw: '750', expected: 750 },
   TURN_LOCK_WAIT_MS: { raw: '5000', expected: 5000 },
+  TURN_DEADLINE_MS: { raw: '20000', expected: 20000 },
+  TURN_SWEEP_INTERVAL_SECONDS: { raw: '5', expected: 5 },
   IDEMPOTENCY_TTL_SECONDS: { raw: '3600', expected: 3600 },
   IDEMPOTENCY_RUNNING_TTL_SECONDS: { raw: '120', expected: 120 },
   LOG_PROBE_REQUESTS: { raw: 'true', expected: true },

@@ -9,15 +9,19 @@ import type { TenantSaltService } from '../auth/tenant-salt.service';
 import { PayloadTooLarge } from '../common/domain-error';
 import { turnResult } from '../common/turn-events';
 import { AppConfig } from '../config/app.config';
+import { ProcessConfig } from '../config/process.config';
+import { ContextLengthExceeded } from '../context/context.errors';
 import { type EmbeddedPostgres, startEmbeddedPostgres } from '../database/embedded-postgres';
 import { buildOrmOptions } from '../database/mikro-orm.options';
 import { EngineUnavailable, RequestAborted } from '../inference/inference.errors';
 import type { KnowledgeBasesService } from '../knowledge/knowledge-bases.service';
+import { LifecycleService } from '../lifecycle/lifecycle.service';
 import { NOOP_TURN_TRACE } from '../observability/turn-trace';
 import type { TurnTelemetryService } from '../observability/turn-telemetry.service';
 import { Conversation } from './conversation.entity';
-import { ConversationNotFound } from './conversation.errors';
+import { ConversationNotFound, TurnInterrupted } from './conversation.errors';
 import { type ConversationTurnEvent, ConversationsService } from './conversations.service';
+import type { InFlightTurn, InFlightTurns } from './in-flight-turns';
 import { Message } from './message.entity';
 import type { TurnLockService } from './turn-lock.service';
 
@@ -71,6 +75,20 @@ const inProcessLocks = {
     signal?.aborted ? Promise.reject(new RequestAborted('gone')) : routine(),
 } as unknown as TurnLockService;
 
+/** InFlightTurns in memory: the records of the turns running now, by id. */
+function inMemoryInFlight() {
+  const records = new Map<string, InFlightTurn>();
+  const inFlight = {
+    deadlineMs: 60_000,
+    begin: (turn: InFlightTurn) => {
+      records.set(turn.id, turn);
+      return Promise.resolve();
+    },
+    end: (id: string) => void records.delete(id),
+  } as unknown as InFlightTurns;
+  return { inFlight, records };
+}
+
 const noTelemetry = {
   begin: () => ({ trace: NOOP_TURN_TRACE, succeed: () => undefined, fail: () => undefined }),
 } as unknown as TurnTelemetryService;
@@ -107,6 +125,8 @@ describe('ConversationsService', () => {
 
   const build = () => {
     const { graph, inputs, state } = scriptedGraph();
+    const { inFlight, records } = inMemoryInFlight();
+    const lifecycle = new LifecycleService(Object.assign(new ProcessConfig(), { SHUTDOWN_DRAIN_MS: 0 }));
     const sut = new ConversationsService(
       orm.em,
       graph,
@@ -118,8 +138,10 @@ describe('ConversationsService', () => {
       {
         requireOwned: (_: string, ids: string[]) => Promise.resolve(ids),
       } as unknown as KnowledgeBasesService,
+      inFlight,
+      lifecycle,
     );
-    return { sut, inputs, state };
+    return { sut, inputs, state, records, lifecycle };
   };
 
   const collect = async (events: AsyncIterable<ConversationTurnEvent>): Promise<ConversationTurnEvent[]> => {
@@ -264,6 +286,62 @@ describe('ConversationsService', () => {
     );
     expect(inputs).toHaveLength(0);
     expect(await storedMessages(conversation.id)).toHaveLength(0);
+  });
+
+  it('should record the turn in flight while it runs, under its user message id, and remove the record once stored', async () => {
+    const { sut, state, records } = build();
+    state.pauseUntilAborted = true;
+    const conversation = await sut.create(auth, {});
+    const controller = new AbortController();
+    const events = sut.turn(auth, conversation.id, { content: 'in flight' }, controller.signal);
+    await events.next();
+    expect([...records.values()]).toEqual([
+      expect.objectContaining({
+        tenantId: auth.tenantId,
+        conversationId: conversation.id,
+        content: 'in flight',
+      }),
+    ]);
+    const [record] = [...records.values()];
+    expect(record.deadline - record.receivedAt).toBe(60_000);
+    controller.abort();
+    await collect({ [Symbol.asyncIterator]: () => events });
+    expect(records.size).toBe(0);
+    const [stored] = await storedMessages(conversation.id);
+    expect(stored.id).toBe(record.id);
+
+    state.pauseUntilAborted = false;
+    const done = await turnResult(sut.turn(auth, conversation.id, { content: 'answered' }));
+    expect(records.size).toBe(0);
+    expect(done.userMessage.status).toBe('complete');
+  });
+
+  it('should store nothing for a turn rejected before the engine (context length), and drop its record', async () => {
+    const { sut, state, records } = build();
+    state.failure = new ContextLengthExceeded('maxTokens 32768 leaves no room for the prompt');
+    const conversation = await sut.create(auth, {});
+    await expect(turnResult(sut.turn(auth, conversation.id, { content: 'too long' }))).rejects.toBeInstanceOf(
+      ContextLengthExceeded,
+    );
+    expect(await storedMessages(conversation.id)).toHaveLength(0);
+    expect(records.size).toBe(0);
+    expect((await orm.em.fork().findOneOrFail(Conversation, conversation.id)).messageCount).toBe(0);
+  });
+
+  it('should abort a running turn when the drain time runs out and store it failed with reason shutdown', async () => {
+    const { sut, state, records, lifecycle } = build();
+    state.pauseUntilAborted = true;
+    const conversation = await sut.create(auth, {});
+    const events = sut.turn(auth, conversation.id, { content: 'still running at shutdown' });
+    await events.next();
+    lifecycle.beginDrain('SIGTERM'); // SHUTDOWN_DRAIN_MS=0: the drain time runs out at once
+    const rest = await collect({ [Symbol.asyncIterator]: () => events });
+    expect(rest.at(-1)).toMatchObject({ type: 'error', error: expect.any(TurnInterrupted) as unknown });
+    const stored = await storedMessages(conversation.id);
+    expect(stored.map((m) => [m.status, m.error?.code, m.error?.reason])).toEqual([
+      ['failed', 'TurnInterrupted', 'shutdown'],
+    ]);
+    expect(records.size).toBe(0);
   });
 
   it('should count a history message stored without a token count once, when the turn measured it', async () => {

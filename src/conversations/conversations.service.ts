@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { UniqueConstraintViolationException } from '@mikro-orm/core';
 import { EntityManager } from '@mikro-orm/postgresql';
 import { Injectable, Logger } from '@nestjs/common';
@@ -8,15 +9,19 @@ import { AgentRegistry } from '../agents/agent-registry.service';
 import type { AgentTurnPayloads, AgentTurnSink } from '../agents/agents.types';
 import type { CacheControl } from '../caching/response-cache.types';
 import { DomainError, InvalidRequest, PayloadTooLarge } from '../common/domain-error';
+import { PROBLEM_STATUSES } from '../common/problem-statuses';
 import { KnowledgeBasesService } from '../knowledge/knowledge-bases.service';
 import { KnowledgeBaseNotFound } from '../knowledge/knowledge.errors';
 import { NEVER_ABORTED, type TurnEvent, turnEventStream } from '../common/turn-events';
 import { AppConfig } from '../config/app.config';
+import { LifecycleService } from '../lifecycle/lifecycle.service';
+import { RequestAborted } from '../inference/inference.errors';
 import { TurnTelemetryService } from '../observability/turn-telemetry.service';
 import { Conversation } from './conversation.entity';
 import { loadTurnState } from './conversation.repository';
-import { ConversationBusy, ConversationNotFound } from './conversation.errors';
-import { Message } from './message.entity';
+import { ConversationBusy, ConversationNotFound, TurnInterrupted } from './conversation.errors';
+import { InFlightTurns } from './in-flight-turns';
+import { Message, type MessageError } from './message.entity';
 import { decodeConversationCursor, decodeMessageCursor, encodeCursor } from './page-cursor';
 import { TurnLockService } from './turn-lock.service';
 
@@ -69,6 +74,8 @@ export class ConversationsService {
     private readonly telemetry: TurnTelemetryService,
     private readonly agents: AgentRegistry,
     private readonly knowledgeBases: KnowledgeBasesService,
+    private readonly inFlight: InFlightTurns,
+    private readonly lifecycle: LifecycleService,
   ) {}
 
   /**
@@ -163,12 +170,20 @@ export class ConversationsService {
    * the token counts stored per message), and both messages are written once, together, when the
    * answer is complete. Turns of one conversation are serialised (Redis lock), so sequences never
    * collide or skip. On failure the user message is stored with status `failed` and the error, no
-   * answer is stored, and the stream ends with `error`.
+   * answer is stored, and the stream ends with `error`. A request rejected before the engine answers
+   * (any 4xx: context length, model not allowed, a bad parameter) stores nothing.
+   *
+   * Crash-safe without a second write: while the turn runs it is recorded in Redis (InFlightTurns:
+   * tenant, conversation, content, deadline), and the record is removed once the turn's messages are
+   * stored (or there is nothing to store). If the process dies in between, or the database does not
+   * take the write, the record stays and the sweeper (TurnSweeper) stores the user message as `failed`
+   * with reason `interrupted` after the deadline. The turn is aborted at TURN_DEADLINE_MS, and when a
+   * shutdown's drain time runs out (stored `failed`, reason `shutdown`/`deadline`; TurnInterrupted).
    * @param signal cancels the turn (the client went away): the engine request is aborted and the
    *   stream ends with RequestAborted
    * @returns events; `error` carries ConversationNotFound, PayloadTooLarge, ConversationBusy (409),
-   *   DependencyUnavailable (503), Engine* errors, RequestAborted (also when the client left while the
-   *   turn waited for its conversation), ...
+   *   DependencyUnavailable (503), TurnInterrupted (503), Engine* errors, RequestAborted (also when the
+   *   client left while the turn waited for its conversation), ...
    */
   turn(
     auth: AuthContext,
@@ -193,26 +208,67 @@ export class ConversationsService {
         { limit: this.config.MAX_MESSAGE_CHARS },
       );
     }
+    const lockSignal = AbortSignal.any([sink.signal, this.lifecycle.drainExpired]);
     return this.locks.withConversation(
       conversationId,
-      async () => {
-        const started = performance.now();
-        const receivedAt = new Date();
-        const em = this.em.fork();
-        const loaded = await loadTurnState(em, auth.tenantId, conversationId);
-        if (!loaded) throw new ConversationNotFound(conversationId);
-        const { conversation, history } = loaded;
-        const userSequence = conversation.messageCount + 1;
+      () => this.runLocked(auth, conversationId, command, sink),
+      lockSignal,
+    );
+  }
 
-        const observed = this.telemetry.begin({
-          tenantId: auth.tenantId,
-          conversationId,
-          content: command.content,
-          streamed: command.streamed === true,
-        });
-        let output;
-        try {
-          output = await this.graph.run(
+  /** The turn, holding its conversation's lock: load, record in flight, run, store once. */
+  private async runLocked(
+    auth: AuthContext,
+    conversationId: string,
+    command: TurnCommand,
+    sink: AgentTurnSink,
+  ): Promise<TurnRecord> {
+    const started = performance.now();
+    const receivedAt = new Date();
+    const em = this.em.fork();
+    const loaded = await loadTurnState(em, auth.tenantId, conversationId);
+    if (!loaded) throw new ConversationNotFound(conversationId);
+    const { conversation, history } = loaded;
+    const userSequence = conversation.messageCount + 1;
+
+    // The turn's id is its user message's id: the sweeper can tell whether it was stored.
+    const turnId = randomUUID();
+    const deadline = AbortSignal.timeout(this.inFlight.deadlineMs);
+    await this.inFlight.begin({
+      id: turnId,
+      tenantId: auth.tenantId,
+      conversationId,
+      content: command.content,
+      receivedAt: receivedAt.getTime(),
+      deadline: receivedAt.getTime() + this.inFlight.deadlineMs,
+    });
+    // Set once the turn's outcome is stored (or there is none to store): only then is its record removed.
+    let settled = false;
+    const write = async (): Promise<void> => {
+      try {
+        await flushTurn(em, conversationId);
+        settled = true;
+      } catch (e) {
+        // Its sequence was taken (a lost lock): nothing stored, the client retries; nothing for the sweeper.
+        if (e instanceof ConversationBusy) settled = true;
+        throw e;
+      }
+    };
+    const turnSink: AgentTurnSink = {
+      signal: AbortSignal.any([sink.signal, this.lifecycle.drainExpired, deadline]),
+      emit: (event) => sink.emit(event),
+    };
+    try {
+      const observed = this.telemetry.begin({
+        tenantId: auth.tenantId,
+        conversationId,
+        content: command.content,
+        streamed: command.streamed === true,
+      });
+      let output;
+      try {
+        output = await untilAborted(
+          this.graph.run(
             {
               tenantId: auth.tenantId,
               conversationId,
@@ -231,91 +287,140 @@ export class ConversationsService {
               cacheSalt: this.salts.saltFor(auth.tenantId),
               trace: observed.trace,
             },
-            sink,
-          );
-        } catch (e) {
-          observed.fail(e);
-          // The user message is written once, as failed: kept for the record, left out of later prompts.
-          em.create(Message, {
-            tenantId: auth.tenantId,
-            conversationId,
-            sequence: userSequence,
-            role: 'user',
-            content: command.content,
-            status: 'failed',
-            error:
-              e instanceof DomainError
-                ? { code: e.code, detail: e.message }
-                : { code: 'InternalError', detail: 'The turn failed unexpectedly.' },
-            createdAt: receivedAt,
-            updatedAt: receivedAt,
-          });
-          conversation.messageCount = userSequence;
-          conversation.lastTurnAt = receivedAt;
-          await flushTurn(em, conversationId);
-          throw e;
+            turnSink,
+          ),
+          turnSink.signal,
+        );
+      } catch (caught) {
+        observed.fail(caught);
+        if (isRejection(caught)) {
+          // Rejected before the engine answered (bad parameters, context length, model not allowed): nothing to keep.
+          settled = true;
+          throw caught;
         }
-
-        const userMessage = em.create(Message, {
+        const stopped = this.lifecycle.drainExpired.aborted
+          ? 'shutdown'
+          : deadline.aborted
+            ? 'deadline'
+            : null;
+        const e = stopped && !sink.signal.aborted ? new TurnInterrupted(stopped) : caught;
+        // The user message is written once, as failed: kept for the record, left out of later prompts.
+        em.create(Message, {
+          id: turnId,
           tenantId: auth.tenantId,
           conversationId,
           sequence: userSequence,
           role: 'user',
           content: command.content,
-          // What the answer step measured (src/context): the message as sent, and its tokens.
-          promptContent:
-            output.userPromptContent !== undefined && output.userPromptContent !== command.content
-              ? output.userPromptContent
-              : null,
-          tokenCount: output.tokenCounts?.user ?? null,
+          status: 'failed',
+          error: failureOf(e),
           createdAt: receivedAt,
           updatedAt: receivedAt,
         });
-        const assistantMessage = em.create(Message, {
-          tenantId: auth.tenantId,
-          conversationId,
-          sequence: userSequence + 1,
-          role: 'assistant',
-          content: output.content,
-          model: output.model,
-          usage: output.usage,
-          timings: {
-            ttftMs: round(output.timings.ttftMs),
-            totalMs: round(performance.now() - started),
-            ...(output.timings.engineTtftMs !== undefined
-              ? { engineTtftMs: round(output.timings.engineTtftMs) }
-              : {}),
-            ...(output.timings.engineModelPrefillMs !== undefined
-              ? { engineModelPrefillMs: round(output.timings.engineModelPrefillMs) }
-              : {}),
-          },
-          cache: output.cache,
-          route: { ...output.route },
-          citations: output.citations ?? null,
-          templateVersion: output.templateVersion,
-          replica: output.replica,
-          finishReason: output.finishReason,
-          tokenCount: output.tokenCounts?.assistant ?? output.usage.completionTokens,
-        });
-        conversation.messageCount = userSequence + 1;
+        conversation.messageCount = userSequence;
         conversation.lastTurnAt = receivedAt;
-        if (output.context) conversation.context = output.context;
-        // Messages stored before token counts were kept (or whose count failed) are counted once, here.
-        for (const m of history) {
-          const counted = m.tokenCount == null ? output.tokenCounts?.history?.[m.sequence] : undefined;
-          if (counted !== undefined) em.getReference(Message, m.id).tokenCount = counted;
-        }
-        // One transaction: both messages (one multi-row INSERT) and the conversation's counters.
-        await flushTurn(em, conversationId);
-        observed.succeed(output, {
-          totalMs: assistantMessage.timings?.totalMs ?? 0,
-          messageId: assistantMessage.id,
-        });
-        return { conversation, userMessage, assistantMessage };
-      },
-      sink.signal,
-    );
+        await write();
+        throw e;
+      }
+
+      const userMessage = em.create(Message, {
+        id: turnId,
+        tenantId: auth.tenantId,
+        conversationId,
+        sequence: userSequence,
+        role: 'user',
+        content: command.content,
+        // What the answer step measured (src/context): the message as sent, and its tokens.
+        promptContent:
+          output.userPromptContent !== undefined && output.userPromptContent !== command.content
+            ? output.userPromptContent
+            : null,
+        tokenCount: output.tokenCounts?.user ?? null,
+        createdAt: receivedAt,
+        updatedAt: receivedAt,
+      });
+      const assistantMessage = em.create(Message, {
+        tenantId: auth.tenantId,
+        conversationId,
+        sequence: userSequence + 1,
+        role: 'assistant',
+        content: output.content,
+        model: output.model,
+        usage: output.usage,
+        timings: {
+          ttftMs: round(output.timings.ttftMs),
+          totalMs: round(performance.now() - started),
+          ...(output.timings.engineTtftMs !== undefined
+            ? { engineTtftMs: round(output.timings.engineTtftMs) }
+            : {}),
+          ...(output.timings.engineModelPrefillMs !== undefined
+            ? { engineModelPrefillMs: round(output.timings.engineModelPrefillMs) }
+            : {}),
+        },
+        cache: output.cache,
+        route: { ...output.route },
+        citations: output.citations ?? null,
+        templateVersion: output.templateVersion,
+        replica: output.replica,
+        finishReason: output.finishReason,
+        tokenCount: output.tokenCounts?.assistant ?? output.usage.completionTokens,
+      });
+      conversation.messageCount = userSequence + 1;
+      conversation.lastTurnAt = receivedAt;
+      if (output.context) conversation.context = output.context;
+      // Messages stored before token counts were kept (or whose count failed) are counted once, here.
+      for (const m of history) {
+        const counted = m.tokenCount == null ? output.tokenCounts?.history?.[m.sequence] : undefined;
+        if (counted !== undefined) em.getReference(Message, m.id).tokenCount = counted;
+      }
+      // One transaction: both messages (one multi-row INSERT) and the conversation's counters.
+      await write();
+      observed.succeed(output, {
+        totalMs: assistantMessage.timings?.totalMs ?? 0,
+        messageId: assistantMessage.id,
+      });
+      return { conversation, userMessage, assistantMessage };
+    } finally {
+      // Not settled (the database did not take the write): the record stays for the sweeper.
+      if (settled) this.inFlight.end(turnId);
+    }
   }
+}
+
+/**
+ * `work`, or RequestAborted as soon as `signal` aborts: a turn stopped by a shutdown or its deadline is
+ * recorded at once, whatever step it is waiting in (a stalled engine, tokenizer or embedder). The graph
+ * stops at its next step (its nodes and the engine request read the same signal); its late outcome is dropped.
+ */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) {
+    work.catch(() => undefined);
+    return Promise.reject(new RequestAborted('The turn was aborted.'));
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(new RequestAborted('The turn was aborted.'));
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
+
+/**
+ * Was the turn rejected before the engine produced an answer, for a reason of the request's own (a
+ * 4xx: bad parameters, context length, model not allowed, rate limit)? Such a request leaves no message.
+ */
+function isRejection(e: unknown): boolean {
+  if (!(e instanceof DomainError)) return false;
+  const status: number | undefined = PROBLEM_STATUSES[e.code];
+  // 499 is the client going away mid-turn, not a rejection: that turn is stored failed.
+  return status !== undefined && status >= 400 && status < 499;
+}
+
+/** The error recorded on a failed user message. */
+function failureOf(e: unknown): MessageError {
+  if (e instanceof TurnInterrupted) return { code: e.code, detail: e.message, reason: e.reason };
+  return e instanceof DomainError
+    ? { code: e.code, detail: e.message }
+    : { code: 'InternalError', detail: 'The turn failed unexpectedly.' };
 }
 
 const round = (ms: number): number => Math.round(ms * 100) / 100;

@@ -33,7 +33,15 @@ export interface MessageTimings {
 export interface MessageError {
   code: string;
   detail: string;
+  /**
+   * Why a turn stopped without an error of its own: `interrupted` (its process died mid-turn; stored
+   * by the sweeper), `shutdown` (the drain time ran out), `deadline` (past TURN_DEADLINE_MS).
+   */
+  reason?: TurnStopReason;
 }
+
+/** Why a turn stopped before its answer (see MessageError.reason). */
+export type TurnStopReason = 'interrupted' | 'shutdown' | 'deadline';
 
 /** One message of a conversation. `sequence` is dense and unique per conversation (1, 2, 3, ...). */
 @Entity({ tableName: 'messages' })

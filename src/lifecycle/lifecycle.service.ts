@@ -120,6 +120,25 @@ export class LifecycleService implements OnApplicationShutdown {
     });
   }
 
+  /**
+   * Resolves true once nothing tracked is in flight, or false after `timeoutMs`. After the drain time
+   * ran out, shutdown gives the aborted work this long to record its failure before closing.
+   */
+  idleWithin(timeoutMs: number): Promise<boolean> {
+    if (this.inFlight === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.idleWaiters.delete(onIdle);
+        resolve(false);
+      }, timeoutMs);
+      const onIdle = (): void => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      this.idleWaiters.add(onIdle);
+    });
+  }
+
   onApplicationShutdown(): void {
     clearTimeout(this.expiryTimer);
   }

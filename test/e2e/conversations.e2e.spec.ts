@@ -223,6 +223,25 @@ describe('conversations (e2e)', () => {
     expect(conversation.body.messageCount).toBe(0);
   });
 
+  it('should store nothing for a turn rejected before the engine: validation, context length', async () => {
+    const id = await createConversation();
+    const invalid = await api(`${sut.url}/v1/conversations/${id}/turns`, {
+      key: sut.keyA,
+      body: { content: 'hello', temperature: 9 },
+    });
+    expect(invalid.status).toBe(400);
+    // Swagger's old default body: more answer tokens than the context window holds.
+    const tooLong = await api(`${sut.url}/v1/conversations/${id}/turns`, {
+      key: sut.keyA,
+      body: { content: 'hello', maxTokens: 32768 },
+    });
+    expect(tooLong.status).toBe(400);
+    const messages = await api(`${sut.url}/v1/conversations/${id}/messages`, { key: sut.keyA });
+    expect(messages.body.data).toEqual([]);
+    const conversation = await api(`${sut.url}/v1/conversations/${id}`, { key: sut.keyA });
+    expect(conversation.body.messageCount).toBe(0);
+  });
+
   it('should keep the conversation consistent when the engine fails, and continue after it recovers', async () => {
     const id = await createConversation();
     await api(`${sut.url}/v1/conversations/${id}/turns`, {

@@ -67,6 +67,13 @@ export class CacheReportDto {
 export class MessageErrorDto {
   @ApiProperty({ example: 'EngineUnavailable' }) code!: string;
   @ApiProperty() detail!: string;
+  @ApiPropertyOptional({
+    enum: ['interrupted', 'shutdown', 'deadline'],
+    description:
+      'Why the turn stopped without an error of its own: `interrupted` (the server died mid-turn), ' +
+      '`shutdown` (it shut down before the turn finished), `deadline` (past TURN_DEADLINE_MS).',
+  })
+  reason?: string;
 }
 
 /** A stored message as the API returns it. */
@@ -110,7 +117,13 @@ export class MessageDto {
       role: m.role,
       content: m.content,
       status: m.status,
-      error: m.error ? { code: m.error.code, detail: clientDetail(m.error.detail) } : null,
+      error: m.error
+        ? {
+            code: m.error.code,
+            detail: clientDetail(m.error.detail),
+            ...(m.error.reason ? { reason: m.error.reason } : {}),
+          }
+        : null,
       tokenCount: m.tokenCount,
       model: m.model,
       usage: m.usage,
