@@ -64,7 +64,10 @@ export function toTurnResponse(record: TurnRecord): TurnResponseDto {
   return {
     conversationId: record.conversation.id,
     userMessage: MessageDto.from(record.userMessage),
-    assistantMessage: MessageDto.from(record.assistantMessage),
+    assistantMessage: {
+      ...MessageDto.from(record.assistantMessage),
+      ...(record.savings ? { savings: record.savings } : {}),
+    },
   };
 }
 
@@ -171,6 +174,7 @@ export class ConversationsController {
         temperature: body.temperature,
         cache: body.cache,
         streamed: wantsStream,
+        requestId: String(request.id),
       },
       clientDisconnectSignal(reply),
     );

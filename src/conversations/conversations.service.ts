@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { EntityManager } from '@mikro-orm/postgresql';
 import { Injectable, Logger } from '@nestjs/common';
 import type { AuthContext } from '../auth/api-key.service';
@@ -10,11 +11,13 @@ import { DomainError, PayloadTooLarge } from '../common/domain-error';
 import { NEVER_ABORTED, type TurnEvent, turnEventStream } from '../common/turn-events';
 import { AppConfig } from '../config/app.config';
 import { TurnTelemetryService } from '../observability/turn-telemetry.service';
+import type { UsageSavings } from '../usage/usage-savings';
 import { Conversation } from './conversation.entity';
 import { loadTurnState } from './conversation.repository';
 import { ConversationNotFound } from './conversation.errors';
 import { Message } from './message.entity';
 import { decodeConversationCursor, decodeMessageCursor, encodeCursor } from './page-cursor';
+import { TurnBilling } from './turn-billing.service';
 import { TurnLockService } from './turn-lock.service';
 
 /** A turn to run. */
@@ -26,6 +29,8 @@ export interface TurnCommand {
   cache?: CacheControl;
   /** Whether the client reads the answer as a stream (recorded on the trace). */
   streamed?: boolean;
+  /** The HTTP request id, for the usage ledger (default: a fresh UUID). */
+  requestId?: string;
 }
 
 /** A completed turn: both stored messages. */
@@ -33,6 +38,8 @@ export interface TurnRecord {
   conversation: Conversation;
   userMessage: Message;
   assistantMessage: Message;
+  /** What each cache layer saved this turn, and its cost (from its usage-ledger record). */
+  savings?: UsageSavings;
 }
 
 /** The payloads of a conversation turn's events (see TurnEvent). */
@@ -65,6 +72,7 @@ export class ConversationsService {
     private readonly config: AppConfig,
     private readonly telemetry: TurnTelemetryService,
     private readonly agents: AgentRegistry,
+    private readonly billing: TurnBilling,
   ) {}
 
   /** @throws AgentNotFound when `agent` names no registered agent */
@@ -173,6 +181,8 @@ export class ConversationsService {
         { limit: this.config.MAX_MESSAGE_CHARS },
       );
     }
+    // The key's model allow-list (ModelNotAllowed, 403) before anything is read or locked.
+    await this.billing.admit(auth);
     return this.locks.withConversation(
       conversationId,
       async () => {
@@ -285,11 +295,19 @@ export class ConversationsService {
         }
         // One transaction: both messages (one multi-row INSERT) and the conversation's counters.
         await em.flush();
+        // Billed once stored: one usage record (queued, never awaited), then the tokens charged to limits.
+        const { row, savings } = await this.billing.bill(auth, {
+          requestId: command.requestId ?? randomUUID(),
+          conversationId,
+          output,
+          latencyMs: assistantMessage.timings?.totalMs ?? 0,
+        });
         observed.succeed(output, {
           totalMs: assistantMessage.timings?.totalMs ?? 0,
           messageId: assistantMessage.id,
+          cost: { usd: row.cost, avoidedUsd: row.costAvoided },
         });
-        return { conversation, userMessage, assistantMessage };
+        return { conversation, userMessage, assistantMessage, savings };
       },
       sink.signal,
     );
