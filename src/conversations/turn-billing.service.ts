@@ -9,8 +9,8 @@ import { UsageRecorder } from '../usage/usage-recorder.service';
 import { savingsOf, type UsageSavings } from '../usage/usage-savings';
 import type { UsageRow } from '../usage/usage.types';
 
-/** The replica a response-cache hit reports (no engine was called). */
-const RESPONSE_CACHE_REPLICA = 'response-cache';
+/** The provider recorded for a response-cache hit (no engine was called; docs/usage.md). */
+const CACHE_PROVIDER = 'cache';
 
 /** A completed turn as the ledger sees it. */
 export interface BilledTurn {
@@ -62,7 +62,7 @@ export class TurnBilling {
       conversationId: turn.conversationId,
       endpoint: 'turn',
       model: output.model,
-      provider: hit ? RESPONSE_CACHE_REPLICA : this.engine.name,
+      provider: hit ? CACHE_PROVIDER : this.engine.name,
       deployment: output.replica,
       promptTokens: output.usage.promptTokens,
       cachedTokens: output.usage.cachedTokens,

@@ -21,7 +21,7 @@ export interface UsageSavings {
 }
 
 /** Providers whose cached tokens come from an engine kvchat runs (its prefix cache). */
-const SELF_HOSTED = new Set(['vllm', 'response-cache']);
+const SELF_HOSTED = new Set(['vllm', 'cache']);
 
 /** The savings of one ledger row. */
 export function savingsOf(row: UsageRow): UsageSavings {

@@ -216,7 +216,7 @@ describe('API keys, scopes, limits and budgets (e2e, two replicas)', () => {
     expect(Number(second.headers.get('retry-after'))).toBeGreaterThan(0);
   });
 
-  it('should hold one model, 3 rpm and a tiny token budget on turns, charged from the turn\'s real usage', async () => {
+  it("should hold one model, 3 rpm and a tiny token budget on turns, charged from the turn's real usage", async () => {
     const created = await api(`${a.url}/v1/admin/keys`, {
       key: tenantAdminKey,
       body: { name: 'turns', scopes: ['chat'], models: [model], rpm: 3, budgets: { tokensPerDay: 5 } },
@@ -227,7 +227,10 @@ describe('API keys, scopes, limits and budgets (e2e, two replicas)', () => {
     expect(conversation.status).toBe(201);
     expect(conversation.headers.get('x-ratelimit-remaining-requests')).toBe('2');
     const turn = (url: string, content: string, k = key) =>
-      api(`${url}/v1/conversations/${conversation.body.id}/turns`, { key: k, body: { content, maxTokens: 16 } });
+      api(`${url}/v1/conversations/${conversation.body.id}/turns`, {
+        key: k,
+        body: { content, maxTokens: 16 },
+      });
 
     const first = await turn(b.url, 'What is a prefix cache?');
     expect(first.status).toBe(201);
@@ -246,7 +249,12 @@ describe('API keys, scopes, limits and budgets (e2e, two replicas)', () => {
     // The turn's tokens were charged after it: the day's budget is spent, on every replica.
     const second = await turn(a.url, 'And a KV block?');
     expect(second.status).toBe(429);
-    expect(second.body).toMatchObject({ code: 'BudgetExceeded', budget: 'tokensPerDay', holder: 'key', used });
+    expect(second.body).toMatchObject({
+      code: 'BudgetExceeded',
+      budget: 'tokensPerDay',
+      holder: 'key',
+      used,
+    });
     expect(Number(second.headers.get('retry-after'))).toBeGreaterThan(0);
 
     // A key allowed another model may not run turns on the served one.

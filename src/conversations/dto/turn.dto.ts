@@ -86,9 +86,14 @@ export class TurnSavingsDto {
   cacheLayer!: 'exact' | 'semantic' | 'engine-prefix' | 'none';
   @ApiProperty({ type: LayerSavingsDto, description: 'Response cache: the engine call a hit replaced.' })
   responseCache!: LayerSavingsDto;
-  @ApiProperty({ type: LayerSavingsDto, description: 'Engine prefix cache: cached prompt tokens, prefill spared.' })
+  @ApiProperty({
+    type: LayerSavingsDto,
+    description: 'Engine prefix cache: cached prompt tokens, prefill spared.',
+  })
   enginePrefix!: LayerSavingsDto;
-  @ApiProperty({ description: 'Prompt tokens a hosted provider reported cached (0 for a self-hosted engine).' })
+  @ApiProperty({
+    description: 'Prompt tokens a hosted provider reported cached (0 for a self-hosted engine).',
+  })
   providerCachedTokens!: number;
 }
 
