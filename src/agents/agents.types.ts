@@ -81,6 +81,8 @@ export interface AgentTurnPayloads {
   route: RouteDecision;
   cache: ResponseCacheReport;
   usage: ChatUsage;
+  /** A turn's answer is text only (`token` events). */
+  choice: never;
 }
 
 /** Where the graph sends a turn's events, with the turn's cancellation. */

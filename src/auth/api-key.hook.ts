@@ -3,7 +3,7 @@ import { DiscoveryService, HttpAdapterHost, MetadataScanner, Reflector } from '@
 import { FASTIFY_ROUTE_CONFIG_METADATA } from '@nestjs/platform-fastify/constants';
 import { METHOD_METADATA } from '@nestjs/common/constants';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { problemHeaders, toProblem } from '../common/problem.filter';
+import { sendProblem, toProblem } from '../common/problem.filter';
 import { IS_PUBLIC } from '../common/public.decorator';
 import { ApiKeyService } from './api-key.service';
 import { AuthUnavailable, BudgetExceeded, RateLimitExceeded, Unauthorized } from './auth.errors';
@@ -21,7 +21,7 @@ const UNCOUNTED_PATHS = ['/health', '/metrics'];
  * read or parsed — so a request with a missing, bad or over-limit key costs a hash and a cache
  * lookup, not the parsing of a megabyte of JSON. Sets `request.auth` for the guard and the
  * `x-ratelimit-*` headers on the response. Answers 401 (with `WWW-Authenticate: Bearer`) and 429
- * itself, as problem+json.
+ * itself, as problem+json (OpenAI's error object on the OpenAI-compatible paths).
  *
  * Which routes need a key is decided from Nest's own metadata: at construction (before Nest
  * registers routes with Fastify) every controller route without @Public() gets
@@ -87,11 +87,8 @@ export class ApiKeyHook implements OnModuleInit {
       const hasBody =
         Number(request.headers['content-length'] ?? 0) > 0 || 'transfer-encoding' in request.headers;
       if (hasBody) void reply.header('connection', 'close');
-      return reply
-        .status(problem.status)
-        .headers(problemHeaders(problem, typeof request.headers.authorization === 'string'))
-        .header('content-type', 'application/problem+json')
-        .send(problem);
+      // OpenAI-compatible paths answer in OpenAI's error shape (sendProblem), the rest as problem+json.
+      return sendProblem(reply, problem, request.url, typeof request.headers.authorization === 'string');
     }
   }
 }

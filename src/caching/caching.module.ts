@@ -4,6 +4,7 @@ import { PgVectorStore } from '../database/vector-store';
 import { InferenceModule } from '../inference/inference.module';
 import { sharedWordVectors, type WordSimilarity } from '../inference/word-vectors';
 import { guardsByName, type ResponseCacheGuard } from './cache-guards';
+import { EmbeddingCache } from './embedding-cache';
 import { ResponseCacheAdmin } from './response-cache-admin.service';
 import { ResponseCacheController } from './response-cache.controller';
 import { RESPONSE_CACHE_GUARDS, ResponseCache } from './response-cache.service';
@@ -58,7 +59,8 @@ const guardsProvider: Provider = {
     ResponseCacheAdmin,
     ResponseStatsSource,
     SavingsStatsSource,
+    EmbeddingCache,
   ],
-  exports: [ResponseCache, ResponseCacheAdmin],
+  exports: [ResponseCache, ResponseCacheAdmin, EmbeddingCache],
 })
 export class CachingModule {}

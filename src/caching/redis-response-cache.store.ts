@@ -136,7 +136,7 @@ export class RedisResponseCacheStore implements ResponseCacheStore {
   /** An entry by id (null once expired or evicted). */
   async get(tenantId: string, entryId: string): Promise<CachedAnswer | null> {
     const h = await this.redis.hgetall(this.entryPrefix(tenantId) + entryId);
-    if (!h.answer || h.tenant !== tenantId) return null;
+    if (h.answer === undefined || h.tenant !== tenantId) return null;
     return {
       entryId,
       tenantId,
@@ -147,6 +147,7 @@ export class RedisResponseCacheStore implements ResponseCacheStore {
       question: h.question,
       content: h.answer,
       finishReason: h.finish,
+      ...(h.tools ? { toolCalls: JSON.parse(h.tools) as NonNullable<CachedAnswer['toolCalls']> } : {}),
       usage: JSON.parse(h.usage) as CachedAnswer['usage'],
       createdAt: Number(h.created),
     };
@@ -198,6 +199,7 @@ export class RedisResponseCacheStore implements ResponseCacheStore {
       answer: entry.content,
       finish: entry.finishReason,
       usage: JSON.stringify(entry.usage),
+      ...(entry.toolCalls?.length ? { tools: JSON.stringify(entry.toolCalls) } : {}),
       created: String(entry.createdAt),
       xkey,
       hits: '0',

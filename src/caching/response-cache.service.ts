@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import { CachingConfig } from '../config/caching.config';
-import type { ChatResult } from '../inference/inference.types';
+import type { ChatResult, ToolCall } from '../inference/inference.types';
 import { MetricsService } from '../observability/metrics.service';
 import { NOOP_TURN_TRACE, type TurnTrace } from '../observability/turn-trace';
 import { firstRejection, type ResponseCacheGuard } from './cache-guards';
@@ -298,7 +298,8 @@ export class ResponseCache {
   }
 
   /**
-   * Stores a complete answer (finish reason `stop`, non-empty) and indexes its question.
+   * Stores a complete answer (finish reason `stop`, non-empty; or one choice that finished with
+   * `tool_calls` and made them) and indexes its question.
    * @returns the entry, or null when the answer is not cacheable or storing failed
    */
   async storeAnswer(
@@ -307,7 +308,8 @@ export class ResponseCache {
     result: ChatResult,
     embedding?: readonly number[],
   ): Promise<CachedAnswer | null> {
-    if (result.finishReason !== 'stop' || result.content.trim().length === 0) return null;
+    const toolCalls = cacheableToolCalls(result);
+    if (!toolCalls && (result.finishReason !== 'stop' || result.content.trim().length === 0)) return null;
     try {
       const fingerprint = scopeFingerprint(scope);
       const { entry, removed } = await this.store.put(
@@ -320,6 +322,7 @@ export class ResponseCache {
           question,
           content: result.content,
           finishReason: result.finishReason,
+          ...(toolCalls ? { toolCalls } : {}),
           usage: result.usage,
         },
         questionHash(question),
@@ -413,6 +416,19 @@ export class ResponseCache {
       result: {
         content: answer.content,
         finishReason: answer.finishReason,
+        ...(answer.toolCalls?.length
+          ? {
+              choices: [
+                {
+                  index: 0,
+                  content: answer.content,
+                  toolCalls: answer.toolCalls,
+                  logprobs: null,
+                  finishReason: answer.finishReason,
+                },
+              ],
+            }
+          : {}),
         model: answer.model,
         usage: { promptTokens: 0, completionTokens: 0, cachedTokens: 0 },
         replica: RESPONSE_CACHE_REPLICA,
@@ -468,3 +484,21 @@ export class ResponseCache {
 }
 
 const round4 = (x: number): number => Math.round(x * 10_000) / 10_000;
+
+/** The tool calls of an answer that is exactly one complete tool-calling choice, else undefined. */
+function cacheableToolCalls(result: ChatResult): ToolCall[] | undefined {
+  const choices = result.choices ?? [];
+  const calls = choices[0]?.toolCalls ?? [];
+  if (result.finishReason !== 'tool_calls' || choices.length !== 1 || calls.length === 0) return undefined;
+  const complete = calls.every((c) => c.function.name !== '' && isJson(c.function.arguments));
+  return complete ? calls : undefined;
+}
+
+function isJson(text: string): boolean {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
+}

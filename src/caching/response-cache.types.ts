@@ -1,4 +1,4 @@
-import type { ChatUsage } from '../inference/inference.types';
+import type { ChatUsage, ToolCall } from '../inference/inference.types';
 
 /**
  * Per-request cache control, in the spirit of HTTP's Cache-Control:
@@ -48,6 +48,11 @@ export interface CachedAnswer {
   question: string;
   content: string;
   finishReason: string;
+  /**
+   * The tool calls the answer made (`finishReason` `tool_calls`; the OpenAI-compatible endpoint, whose
+   * scope fingerprint holds the tool set, so they replay only to the identical tool set).
+   */
+  toolCalls?: ToolCall[];
   /** Usage of the engine call that produced it, tokens. */
   usage: ChatUsage;
   /** When it was stored, ms since the epoch. */

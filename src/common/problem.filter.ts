@@ -11,54 +11,8 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { clientDetail, clientExtensions } from './client-detail';
 import { dependencyFailure } from './dependency-errors';
 import { DomainError } from './domain-error';
-
-/**
- * HTTP status for each domain error code. A module that adds a code adds its status here —
- * the mapping is an HTTP concern, so it lives beside the filter, not in the services.
- */
-export const PROBLEM_STATUS: Record<string, number> = {
-  InvalidRequest: 400,
-  PayloadTooLarge: 413,
-  Unauthorized: 401,
-  Forbidden: 403,
-  ScopeMissing: 403,
-  ModelNotAllowed: 403,
-  ApiKeyNotFound: 404,
-  TenantNotFound: 404,
-  TenantExists: 409,
-  RateLimitExceeded: 429,
-  BudgetExceeded: 429,
-  RateLimiterUnavailable: 503,
-  AuthUnavailable: 503,
-  ConversationNotFound: 404,
-  MessageNotFound: 404,
-  ConversationBusy: 409,
-  ContextLengthExceeded: 400,
-  EngineBadRequest: 400,
-  EngineError: 502,
-  EngineStreamCut: 502,
-  EngineUnavailable: 503,
-  EngineTimeout: 504,
-  ModelNotFound: 404,
-  EmbeddingsUnavailable: 503,
-  AgentNotFound: 400,
-  KnowledgeBaseNotFound: 404,
-  KnowledgeBaseExists: 409,
-  DocumentNotFound: 404,
-  IngestionNotFound: 404,
-  DocumentTooLarge: 413,
-  UnsupportedDocumentType: 415,
-  InvalidDocument: 400,
-  DocumentUrlNotAllowed: 403,
-  DocumentFetchFailed: 502,
-  DocumentUnreadable: 422,
-  IngestionQueueUnavailable: 503,
-  QueryEmbeddingMismatch: 400,
-  DependencyUnavailable: 503,
-  IdempotencyKeyInvalid: 400,
-  IdempotencyKeyInUse: 409,
-  IdempotencyKeyReused: 422,
-};
+import { isOpenAiPath, toOpenAiError } from './openai-error';
+import { PROBLEM_STATUSES } from './problem-statuses';
 
 /** Detail of a 413 for a body over Fastify's limit: the limit's variable, and the way around it. */
 const BODY_TOO_LARGE =
@@ -76,8 +30,15 @@ export interface ProblemBody {
   [extension: string]: unknown;
 }
 
+/** Reason phrases of the statuses outside the IANA registry that kvchat answers with. */
+const UNREGISTERED_TITLES: Record<number, string> = {
+  // nginx's code for "the client closed the connection before the response was sent".
+  499: 'Client Closed Request',
+};
+
 /** Maps a status code to its reason phrase. */
 function titleFor(status: number): string {
+  if (UNREGISTERED_TITLES[status]) return UNREGISTERED_TITLES[status];
   const name = HttpStatus[status];
   return typeof name === 'string'
     ? name
@@ -104,7 +65,8 @@ export function toProblem(thrown: unknown, instance: string, requestId: string):
   // Redis or PostgreSQL not answering is a 503 naming it, whichever layer the raw error came from.
   const error = dependencyFailure(thrown) ?? thrown;
   if (error instanceof DomainError) {
-    const status = PROBLEM_STATUS[error.code] ?? 500;
+    // Typed over every code; the fallback guards errors built outside TypeScript's view (a cast, plain JS).
+    const status: number = PROBLEM_STATUSES[error.code] ?? 500;
     return {
       ...clientExtensions(error.extensions),
       type: `https://kvchat.dev/problems/${error.code}`,
@@ -189,7 +151,9 @@ export function problemHeaders(problem: ProblemBody, presentedCredentials = fals
 
 /**
  * The one global exception filter: every error becomes an RFC 9457 problem
- * (`application/problem+json`) with the request id. Unknown errors are logged and leak nothing.
+ * (`application/problem+json`) with the request id — or, on the OpenAI-compatible paths
+ * (`isOpenAiPath`), the same status with OpenAI's error object (`application/json`), so OpenAI SDKs
+ * show the server's text. Unknown errors are logged and leak nothing.
  */
 @Catch()
 export class ProblemFilter implements ExceptionFilter {
@@ -220,10 +184,23 @@ export class ProblemFilter implements ExceptionFilter {
       // A streaming response already started: the stream writer reports errors as SSE events.
       return;
     }
-    void reply
-      .status(problem.status)
-      .headers(problemHeaders(problem, typeof request?.headers?.authorization === 'string'))
-      .header('content-type', 'application/problem+json')
-      .send(problem);
+    sendProblem(reply, problem, request?.url ?? '', typeof request?.headers?.authorization === 'string');
   }
+}
+
+/**
+ * Writes a problem with its headers: as `application/problem+json`, or in OpenAI's error shape on the
+ * OpenAI-compatible paths (the request id stays in the `x-request-id` header).
+ */
+export function sendProblem(
+  reply: FastifyReply,
+  problem: ProblemBody,
+  url: string,
+  presentedCredentials: boolean,
+): FastifyReply {
+  void reply.status(problem.status).headers(problemHeaders(problem, presentedCredentials));
+  if (isOpenAiPath(url)) {
+    return reply.header('content-type', 'application/json; charset=utf-8').send(toOpenAiError(problem));
+  }
+  return reply.header('content-type', 'application/problem+json').send(problem);
 }

@@ -5,6 +5,11 @@ export interface TurnProgressPayloads {
   route: unknown;
   cache: unknown;
   usage: unknown;
+  /**
+   * Pieces of an answer besides its text (`token`): tool-call fragments, further choices, logprobs
+   * (the OpenAI-compatible endpoint); `never` for a conversation turn.
+   */
+  choice: unknown;
 }
 
 /** The payload types of a turn's events: its progress and its result. */
@@ -17,6 +22,8 @@ export type TurnProgressEvent<P extends TurnProgressPayloads> =
   | { type: 'route'; route: P['route'] }
   | { type: 'cache'; cache: P['cache'] }
   | { type: 'token'; delta: string }
+  // Only streams with pieces besides text have `choice` events (a turn's `choice` is never).
+  | ([P['choice']] extends [never] ? never : { type: 'choice'; choice: P['choice'] })
   | { type: 'usage'; usage: P['usage'] };
 
 /**

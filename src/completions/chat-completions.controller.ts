@@ -1,13 +1,14 @@
 import { randomUUID } from 'node:crypto';
-import { Body, Controller, Get, HttpCode, Post, Req, Res } from '@nestjs/common';
-import { ApiBearerAuth, ApiOkResponse, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
+import { Controller, Get, HttpCode, Post, Req, Res } from '@nestjs/common';
+import { ApiBearerAuth, ApiBody, ApiOkResponse, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { AuthContext } from '../auth/api-key.service';
 import { AccessPolicy } from '../auth/access-policy.service';
 import { Auth, RequireScopes } from '../auth/auth.guard';
 import { RateLimitService } from '../auth/limits/rate-limit.service';
 import { ApiProblems } from '../common/api-problems.decorator';
-import { DomainError } from '../common/domain-error';
+import { InvalidRequest } from '../common/domain-error';
+import { toOpenAiError } from '../common/openai-error';
 import { toProblem } from '../common/problem.filter';
 import { clientDisconnectSignal, SseWriter } from '../common/sse';
 import { turnResult } from '../common/turn-events';
@@ -22,9 +23,52 @@ import {
   type CompletedChat,
 } from './chat-completions.service';
 import { ChatCompletionDto, ChatCompletionRequestDto, ModelListDto } from './dto/chat-completion.dto';
+import { OpenAiBody } from './openai-body.decorator';
 
-/** The command for a validated request body. */
-function toCommand(body: ChatCompletionRequestDto): ChatCompletionCommand {
+/**
+ * Top-level request fields kvchat maps itself; every other field the client sent (validated in the DTO or
+ * not: `tools`, `response_format`, `n`, `logprobs`, vendor fields) is passed to the engine as given.
+ */
+const MAPPED_FIELDS = new Set([
+  'model',
+  'messages',
+  'stream',
+  'stream_options',
+  'temperature',
+  'top_p',
+  'max_tokens',
+  'max_completion_tokens',
+  'stop',
+  'seed',
+  'presence_penalty',
+  'frequency_penalty',
+  'cache',
+]);
+
+/**
+ * The fields passed to the engine as the client sent them (see MAPPED_FIELDS).
+ * @throws InvalidRequest for `cache_salt`: the server derives it from the tenant, a client never sets it
+ */
+export function extraFields(raw: unknown): Record<string, unknown> | undefined {
+  if (typeof raw !== 'object' || raw === null) return undefined;
+  const extra = Object.fromEntries(
+    Object.entries(raw as Record<string, unknown>).filter(
+      ([k, v]) => !MAPPED_FIELDS.has(k) && v !== undefined,
+    ),
+  );
+  if (extra.top_logprobs !== undefined && extra.top_logprobs !== null && extra.logprobs !== true) {
+    throw new InvalidRequest('top_logprobs needs logprobs: true.', { field: 'top_logprobs' });
+  }
+  if ('cache_salt' in extra) {
+    throw new InvalidRequest('cache_salt is set by the server from the tenant; remove it from the request.', {
+      field: 'cache_salt',
+    });
+  }
+  return Object.keys(extra).length > 0 ? extra : undefined;
+}
+
+/** The command for a validated request body (`raw`: the body as parsed, with the fields the DTO does not know). */
+function toCommand(body: ChatCompletionRequestDto, raw: unknown): ChatCompletionCommand {
   const sampling = {
     ...(body.top_p !== undefined ? { top_p: body.top_p } : {}),
     ...(body.stop !== undefined ? { stop: body.stop } : {}),
@@ -38,7 +82,9 @@ function toCommand(body: ChatCompletionRequestDto): ChatCompletionCommand {
     temperature: body.temperature,
     maxTokens: body.max_completion_tokens ?? body.max_tokens,
     sampling: Object.keys(sampling).length > 0 ? sampling : undefined,
+    extra: extraFields(raw),
     cache: body.cache,
+    streamed: body.stream === true,
   };
 }
 
@@ -49,14 +95,17 @@ function toChatCompletion(done: CompletedChat): ChatCompletionDto {
     object: 'chat.completion',
     created: done.created,
     model: done.model,
-    choices: [
-      {
-        index: 0,
-        message: { role: 'assistant', content: done.content, refusal: null },
-        logprobs: null,
-        finish_reason: done.finishReason,
+    choices: done.choices.map((c) => ({
+      index: c.index,
+      message: {
+        role: 'assistant',
+        content: c.toolCalls.length > 0 && c.content === '' ? null : c.content,
+        refusal: null,
+        ...(c.toolCalls.length > 0 ? { tool_calls: c.toolCalls } : {}),
       },
-    ],
+      logprobs: c.logprobs ? { content: c.logprobs } : null,
+      finish_reason: c.finishReason,
+    })),
     usage: done.usage,
     ...(done.cache ? { kvchat: kvchatExtension(done) } : {}),
   };
@@ -67,7 +116,6 @@ const COMPLETION_ROUTE: IdempotentRoute = {
   wantsStream: (request) => (request.body as { stream?: unknown } | undefined)?.stream === true,
   replayStream: (sse, response) => {
     const done = response.body as ChatCompletionDto;
-    const choice = done.choices[0];
     const chunk = (choices: unknown[], extra: Record<string, unknown> = {}): string =>
       JSON.stringify({
         id: done.id,
@@ -77,13 +125,20 @@ const COMPLETION_ROUTE: IdempotentRoute = {
         choices,
         ...extra,
       });
-    sse.sendData(
-      chunk([{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }]),
-    );
-    sse.sendData(
-      chunk([{ index: 0, delta: { content: choice.message.content }, logprobs: null, finish_reason: null }]),
-    );
-    sse.sendData(chunk([{ index: 0, delta: {}, logprobs: null, finish_reason: choice.finish_reason }]));
+    for (const choice of done.choices) {
+      const { index, message } = choice;
+      sse.sendData(
+        chunk([{ index, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }]),
+      );
+      const delta = {
+        ...(message.content ? { content: message.content } : {}),
+        ...(message.tool_calls
+          ? { tool_calls: message.tool_calls.map((call, i) => ({ index: i, ...call })) }
+          : {}),
+      };
+      sse.sendData(chunk([{ index, delta, logprobs: choice.logprobs, finish_reason: null }]));
+      sse.sendData(chunk([{ index, delta: {}, logprobs: null, finish_reason: choice.finish_reason }]));
+    }
     sse.sendData(chunk([], { usage: done.usage }));
     sse.sendData('[DONE]');
   },
@@ -106,7 +161,9 @@ export class ChatCompletionsController {
   ) {}
 
   @Get('models')
-  @ApiOperation({ summary: 'List the served model (OpenAI `GET /v1/models`)' })
+  @ApiOperation({
+    summary: 'List the served models: the chat model, then the embedding models (OpenAI `GET /v1/models`)',
+  })
   @ApiOkResponse({ type: ModelListDto })
   async models(): Promise<ModelListDto> {
     const created = Math.floor(Date.now() / 1000);
@@ -120,13 +177,17 @@ export class ChatCompletionsController {
   @ApiOperation({
     summary: 'Create a chat completion (OpenAI-compatible, stateless, response-cached)',
     description:
-      'The OpenAI chat completions API (text messages; one choice). With `stream: true` the answer streams as ' +
+      'The OpenAI chat completions API as its reference defines it: tools and tool messages, `tool_choice`, ' +
+      '`response_format`, `n`, `logprobs`, `user`, `metadata`; other fields are passed to the engine as sent ' +
+      '(docs/api.md, OpenAI compatibility). With `stream: true` the answer streams as ' +
       'OpenAI `chat.completion.chunk` events ending with `data: [DONE]`; `stream_options.include_usage` adds the ' +
       'usage chunk. Repeated and paraphrased questions (same system prompt, history and parameters) are answered ' +
       'from the response cache — replayed as a stream when one is asked for — with `usage.prompt_tokens_details.' +
       'cached_tokens` = prompt tokens, the `x-kvchat-cache` header (non-streamed) and `kvchat.cache.response`. ' +
-      'kvchat extension: `cache: {mode, maxAgeSeconds}`.',
+      'kvchat extension: `cache: {mode, maxAgeSeconds}`. Errors are OpenAI error objects (`{error: {message, type, ' +
+      'param, code}}`).',
   })
+  @ApiBody({ type: ChatCompletionRequestDto })
   @ApiProduces('application/json', 'text/event-stream')
   @ApiOkResponse({
     type: ChatCompletionDto,
@@ -137,12 +198,12 @@ export class ChatCompletionsController {
   @ApiProblems(400, 404, 413, 502, 503, 504)
   async create(
     @Auth() auth: AuthContext,
-    @Body() body: ChatCompletionRequestDto,
+    @OpenAiBody() body: ChatCompletionRequestDto,
     @Req() request: FastifyRequest,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<ChatCompletionDto | undefined> {
     this.access.assertModelAllowed(auth, body.model);
-    const command = toCommand(body);
+    const command = { ...toCommand(body, request.body), requestId: String(request.id) };
     const signal = clientDisconnectSignal(reply);
     if (body.stream !== true) {
       const done = await turnResult(this.completions.complete(auth, command, signal));
@@ -166,30 +227,60 @@ export class ChatCompletionsController {
         ...(includeUsage ? { usage: null } : {}),
         ...extra,
       });
-    let opened = false;
-    const open = (): void => {
-      if (opened) return;
-      opened = true;
+    const opened = new Set<number>();
+    const open = (index: number): void => {
+      if (opened.has(index)) return;
+      opened.add(index);
       sse.sendData(
-        chunk([{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }]),
+        chunk([{ index, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }]),
       );
     };
     try {
       const done = await turnResult(this.completions.complete(auth, command, signal), (event) => {
-        if (event.type !== 'token') return;
-        open();
-        sse.sendData(
-          chunk([{ index: 0, delta: { content: event.delta }, logprobs: null, finish_reason: null }]),
-        );
+        if (event.type === 'token') {
+          open(0);
+          sse.sendData(
+            chunk([{ index: 0, delta: { content: event.delta }, logprobs: null, finish_reason: null }]),
+          );
+          return;
+        }
+        if (event.type !== 'choice') return;
+        const delta = event.choice;
+        // Finish reasons go out once every choice is done, below.
+        if (delta.type === 'finish') return;
+        open(delta.choice);
+        const piece =
+          delta.type === 'content'
+            ? {
+                delta: delta.text ? { content: delta.text } : {},
+                logprobs: delta.logprobs ? { content: delta.logprobs } : null,
+              }
+            : {
+                delta: {
+                  tool_calls: [
+                    {
+                      index: delta.index,
+                      ...(delta.id ? { id: delta.id, type: 'function' } : {}),
+                      function: { ...(delta.name ? { name: delta.name } : {}), arguments: delta.arguments },
+                    },
+                  ],
+                },
+                logprobs: null,
+              };
+        sse.sendData(chunk([{ index: delta.choice, ...piece, finish_reason: null }]));
       });
       await this.limits.chargeTokens(auth, engineTokens(done));
       publishIdempotentResult(request, 200, { ...toChatCompletion(done), id, created, model });
-      open();
-      sse.sendData(
-        chunk([{ index: 0, delta: {}, logprobs: null, finish_reason: done.finishReason }], {
-          ...(done.cache ? { kvchat: kvchatExtension(done) } : {}),
-        }),
-      );
+      for (const choice of done.choices) {
+        open(choice.index);
+        sse.sendData(
+          chunk([{ index: choice.index, delta: {}, logprobs: null, finish_reason: choice.finishReason }], {
+            ...(done.cache && choice.index === done.choices.length - 1
+              ? { kvchat: kvchatExtension(done) }
+              : {}),
+          }),
+        );
+      }
       if (includeUsage) sse.sendData(chunk([], { usage: done.usage }));
       sse.sendData('[DONE]');
       sse.end();
@@ -197,16 +288,7 @@ export class ChatCompletionsController {
     } catch (e) {
       if (!sse.isStarted) throw e;
       // OpenAI streams report a failure as a data event with an `error` member; the SDK raises it.
-      const problem = toProblem(e, request.url, String(request.id));
-      sse.sendData(
-        JSON.stringify({
-          error: {
-            message: problem.detail,
-            type: e instanceof DomainError ? e.code : 'InternalError',
-            code: problem.code,
-          },
-        }),
-      );
+      sse.sendData(JSON.stringify(toOpenAiError(toProblem(e, request.url, String(request.id)))));
       sse.end();
       return undefined;
     }

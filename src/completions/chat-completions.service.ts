@@ -5,13 +5,24 @@ import { TenantSaltService } from '../auth/tenant-salt.service';
 import { replayDeltas } from '../caching/replay';
 import { ResponseCache } from '../caching/response-cache.service';
 import type { CacheControl, ResponseCacheReport, ResponseCacheScope } from '../caching/response-cache.types';
-import { contextFingerprint } from '../caching/scope';
+import { canonicalJson, contextFingerprint } from '../caching/scope';
 import { PayloadTooLarge } from '../common/domain-error';
 import { NEVER_ABORTED, type TurnEvent, type TurnSink, turnEventStream } from '../common/turn-events';
 import { AppConfig } from '../config/app.config';
 import { InferenceConfig } from '../config/inference.config';
 import { InferenceService } from '../inference/inference.service';
-import type { ChatMessage, ChatRequest, ChatUsage } from '../inference/inference.types';
+import type {
+  ChatChoice,
+  ChatRequest,
+  ChatResult,
+  ChatUsage,
+  ChoiceDelta,
+  WireChatMessage,
+} from '../inference/inference.types';
+import { EngineEmbeddingsClient } from '../inference/engine-embeddings.client';
+import { type ObservedTurn, TurnTelemetryService } from '../observability/turn-telemetry.service';
+import type { TurnTrace } from '../observability/turn-trace';
+import { UsageRecorder } from '../usage/usage-recorder.service';
 import { ModelNotFound } from './completions.errors';
 
 /** The agent name under which stateless chat completions are cached. */
@@ -26,37 +37,98 @@ export const CHAT_COMPLETIONS_TEMPLATE = 'openai-chat@1';
 export function chatCompletionsScope(
   tenantId: string,
   model: string,
-  messages: readonly ChatMessage[],
-  params: { temperature?: number; maxTokens: number; sampling?: ChatRequest['sampling'] },
+  messages: readonly WireChatMessage[],
+  params: {
+    temperature?: number;
+    maxTokens: number;
+    sampling?: ChatRequest['sampling'];
+    extra?: ChatRequest['extra'];
+  },
 ): ResponseCacheScope {
   return {
     tenantId,
     agent: CHAT_COMPLETIONS_AGENT,
     model,
     templateVersion: CHAT_COMPLETIONS_TEMPLATE,
-    params: { temperature: params.temperature ?? null, maxTokens: params.maxTokens, ...params.sampling },
-    context: contextFingerprint({ history: messages.slice(0, -1) }),
+    params: {
+      temperature: params.temperature ?? null,
+      maxTokens: params.maxTokens,
+      ...params.sampling,
+      // Every other field that can change the answer: the tool set, tool_choice, response_format, ...
+      ...answerShapingFields(params.extra),
+    },
+    context: contextFingerprint({
+      history: messages.slice(0, -1).map((m) => ({
+        role: m.role,
+        // A tool call or a tool's answer is part of the context the answer depends on.
+        content:
+          m.tool_calls?.length || m.tool_call_id
+            ? `${m.content}\u0000${canonicalJson({ calls: m.tool_calls ?? null, id: m.tool_call_id ?? null })}`
+            : m.content,
+      })),
+    }),
   };
+}
+
+/** Extra request fields that never change the answer, so they stay out of the cache scope. */
+const NOT_ANSWER_SHAPING = new Set(['user', 'metadata', 'store']);
+
+/** The extra request fields that change the answer (all but `user`, `metadata`, `store`). */
+function answerShapingFields(extra: ChatRequest['extra']): Record<string, unknown> {
+  if (!extra) return {};
+  return Object.fromEntries(Object.entries(extra).filter(([k]) => !NOT_ANSWER_SHAPING.has(k)));
+}
+
+/**
+ * Why a chat request must not be answered from, nor stored in, the response cache (null when it may):
+ * a replay carries one choice (its text, or its tool calls) and its finish reason only, so `n` > 1 and
+ * `logprobs` are never replayed; and only an answer to a user message is cached (not the answer after a
+ * tool's result). Tool calls replay only to the identical tool set: it is in the scope fingerprint.
+ * See docs/response-cache.md, "OpenAI-compatible endpoint".
+ */
+export function uncacheableReason(
+  messages: readonly WireChatMessage[],
+  extra: ChatRequest['extra'],
+): string | null {
+  const n = extra?.n;
+  if (typeof n === 'number' && n > 1) return 'n > 1';
+  if (extra?.logprobs === true) return 'logprobs';
+  if (messages[messages.length - 1]?.role !== 'user') return 'last message not from the user';
+  return null;
 }
 
 /** A stateless chat request, already validated. */
 export interface ChatCompletionCommand {
   model: string;
   messages: {
-    role: 'system' | 'developer' | 'user' | 'assistant';
-    content: string | { type: 'text'; text: string }[];
+    role: 'system' | 'developer' | 'user' | 'assistant' | 'tool';
+    content?: string | { type: 'text'; text: string }[] | null;
+    name?: string;
+    tool_calls?: WireChatMessage['tool_calls'];
+    tool_call_id?: string;
   }[];
   temperature?: number;
   maxTokens?: number;
   sampling?: ChatRequest['sampling'];
+  /** Other OpenAI and vendor fields, passed to the engine (ChatRequest.extra). */
+  extra?: ChatRequest['extra'];
   cache?: CacheControl;
+  /** The HTTP request id (usage record, logs). */
+  requestId?: string;
+  /** The client reads the answer as a stream (telemetry). */
+  streamed?: boolean;
 }
 
-/** The payloads of a chat completion's events (see TurnEvent; no `route`: nothing is routed). */
+/**
+ * The payloads of a chat completion's events (see TurnEvent; no `route`: nothing is routed). `token`
+ * carries the first choice's text; `choice` the other pieces of an OpenAI answer (tool-call fragments,
+ * the text of choices past the first, logprobs).
+ */
 export interface ChatCompletionPayloads {
   route: never;
   cache: ResponseCacheReport;
   usage: ChatUsage;
+  choice: ChoiceDelta;
   done: CompletedChat;
 }
 
@@ -79,6 +151,8 @@ export interface CompletedChat {
   model: string;
   content: string;
   finishReason: string;
+  /** Every choice (one on a response-cache hit). */
+  choices: ChatChoice[];
   usage: OpenAiUsage;
   /** What the response cache did (undefined when it is disabled). */
   cache?: ResponseCacheReport;
@@ -100,11 +174,16 @@ export class ChatCompletionsService {
     private readonly salts: TenantSaltService,
     private readonly config: InferenceConfig,
     private readonly limits: AppConfig,
+    private readonly embeddings: EngineEmbeddingsClient,
+    private readonly telemetry: TurnTelemetryService,
+    private readonly usage: UsageRecorder,
   ) {}
 
-  /** Ids of the models served (the engine's chat model). */
+  /** Ids of the models served: the engine's chat model, then its embedding models (when it lists any). */
   async models(): Promise<string[]> {
-    return [await this.inference.modelName()];
+    const chat = await this.inference.modelName();
+    const embedding = await this.embeddings.models().catch((): string[] => []);
+    return [chat, ...embedding.filter((id) => id !== chat)];
   }
 
   /**
@@ -127,7 +206,7 @@ export class ChatCompletionsService {
    * Bounds a prompt before anything counts, embeds or sends it.
    * @throws PayloadTooLarge naming `messages[i].content` past MAX_MESSAGE_CHARS, or `messages` past MAX_PROMPT_CHARS
    */
-  checkLength(messages: readonly ChatMessage[]): void {
+  checkLength(messages: readonly { content: string }[]): void {
     const { MAX_MESSAGE_CHARS: perMessage, MAX_PROMPT_CHARS: total } = this.limits;
     let sum = 0;
     for (const [i, m] of messages.entries()) {
@@ -149,8 +228,10 @@ export class ChatCompletionsService {
 
   /**
    * Answers a chat request as one stream of events (as a conversation turn does, without `route`):
-   * `cache` (when the response cache is on), `token` (live, or a cached answer replayed), `usage`,
-   * then `done` with the completed chat, or `error`.
+   * `cache` (when the response cache is on), `token` (the first choice's text, live or a cached answer
+   * replayed) and `choice` (tool-call fragments, other choices, logprobs), `usage`, then `done` with the
+   * completed chat, or `error`. Counted like a turn: Prometheus and Langfuse (TurnTelemetryService,
+   * kind `chat.completions`) and a usage record (endpoint `chat.completions`).
    * @param signal cancels the request (the client went away): the engine request is aborted
    * @returns events; `error` carries PayloadTooLarge, ModelNotFound, Engine* errors, RequestAborted
    */
@@ -168,55 +249,197 @@ export class ChatCompletionsService {
     sink: TurnSink<ChatCompletionPayloads>,
   ): Promise<CompletedChat> {
     const messages = command.messages.map(
-      (m): ChatMessage => ({
+      (m): WireChatMessage => ({
         role: m.role === 'developer' ? 'system' : m.role,
-        content: typeof m.content === 'string' ? m.content : m.content.map((p) => p.text).join('\n'),
+        content:
+          m.content === undefined || m.content === null
+            ? ''
+            : typeof m.content === 'string'
+              ? m.content
+              : m.content.map((p) => p.text).join('\n'),
+        ...(m.name !== undefined ? { name: m.name } : {}),
+        ...(m.tool_calls?.length ? { tool_calls: m.tool_calls } : {}),
+        ...(m.tool_call_id !== undefined ? { tool_call_id: m.tool_call_id } : {}),
       }),
     );
     this.checkLength(messages);
     const model = await this.resolveModel(command.model);
     const last = messages[messages.length - 1];
+    const started = performance.now();
+    const observed = this.telemetry.begin({
+      tenantId: auth.tenantId,
+      kind: 'chat.completions',
+      content: last.content,
+      streamed: command.streamed === true,
+    });
+    try {
+      const done = await this.answer(auth, command, model, messages, observed.trace, sink);
+      this.record(auth, command, done, observed, performance.now() - started);
+      return done.completed;
+    } catch (e) {
+      observed.fail(e);
+      throw e;
+    }
+  }
+
+  /** Reports a finished request: Prometheus and Langfuse (TurnTelemetryService), then the usage ledger. */
+  private record(
+    auth: AuthContext,
+    command: ChatCompletionCommand,
+    done: { completed: CompletedChat; result: ChatResult; engineUsage: ChatUsage },
+    observed: ObservedTurn,
+    totalMs: number,
+  ): void {
+    const { completed, result, engineUsage } = done;
+    const response = completed.cache;
+    observed.succeed(
+      {
+        content: completed.content,
+        model: completed.model,
+        replica: result.replica,
+        finishReason: completed.finishReason,
+        usage: engineUsage,
+        timings: result.timings,
+        ...(response ? { cache: { response } } : {}),
+      },
+      { totalMs },
+    );
+    const hit = response?.hit === true;
+    this.usage.record({
+      tenantId: auth.tenantId,
+      keyId: auth.keyId,
+      requestId: command.requestId ?? completed.id,
+      endpoint: 'chat.completions',
+      model: completed.model,
+      deployment: result.replica,
+      promptTokens: engineUsage.promptTokens,
+      cachedTokens: engineUsage.cachedTokens,
+      completionTokens: engineUsage.completionTokens,
+      ...(hit
+        ? {
+            cacheLayer: response?.type ?? 'exact',
+            replaced: {
+              promptTokens: completed.usage.prompt_tokens,
+              completionTokens: completed.usage.completion_tokens,
+            },
+          }
+        : {}),
+      latencyMs: totalMs,
+      ttftMs: result.timings.ttftMs,
+    });
+  }
+
+  private async answer(
+    auth: AuthContext,
+    command: ChatCompletionCommand,
+    model: string,
+    messages: WireChatMessage[],
+    trace: TurnTrace,
+    sink: TurnSink<ChatCompletionPayloads>,
+  ): Promise<{ completed: CompletedChat; result: ChatResult; engineUsage: ChatUsage }> {
+    const last = messages[messages.length - 1];
     const maxTokens = command.maxTokens ?? this.config.INFERENCE_DEFAULT_MAX_TOKENS;
-    const control: CacheControl = last.role === 'user' ? (command.cache ?? {}) : { mode: 'bypass' };
+    const control: CacheControl =
+      uncacheableReason(messages, command.extra) === null ? (command.cache ?? {}) : { mode: 'bypass' };
     const served = await this.cache.serve(
       {
         scope: chatCompletionsScope(auth.tenantId, model, messages, {
           temperature: command.temperature,
           maxTokens,
           sampling: command.sampling,
+          extra: command.extra,
         }),
         question: last.content,
         control,
+        trace,
       },
-      (miss) => {
+      async (miss) => {
         if (miss) sink.emit({ type: 'cache', cache: miss });
-        return this.inference.chat({
-          messages,
-          maxTokens,
-          temperature: command.temperature,
-          sampling: command.sampling,
-          cacheSalt: this.salts.saltFor(auth.tenantId),
-          signal: sink.signal,
-          onToken: (delta) => sink.emit({ type: 'token', delta }),
-        });
+        const generation = trace.generation('engine', messages, { model });
+        let first = true;
+        const firstToken = (): void => {
+          if (first) generation.firstToken();
+          first = false;
+        };
+        try {
+          const result = await this.inference.chat({
+            messages,
+            maxTokens,
+            temperature: command.temperature,
+            sampling: command.sampling,
+            ...(command.extra ? { extra: command.extra } : {}),
+            cacheSalt: this.salts.saltFor(auth.tenantId),
+            signal: sink.signal,
+            onToken: (delta) => {
+              firstToken();
+              sink.emit({ type: 'token', delta });
+            },
+            onChoiceDelta: (delta) => {
+              // The first choice's text went out as `token`; finish reasons come with `done`.
+              if (delta.type === 'finish') return;
+              if (delta.type === 'content' && delta.choice === 0 && !delta.logprobs) return;
+              firstToken();
+              sink.emit({ type: 'choice', choice: delta });
+            },
+          });
+          generation.end({
+            output: result.choices?.length ? result.choices : result.content,
+            model: result.model,
+            usage: result.usage,
+            metadata: { replica: result.replica },
+          });
+          return result;
+        } catch (e) {
+          generation.end({ error: e instanceof Error ? e.message : String(e) });
+          throw e;
+        }
       },
       sink.signal,
     );
+    let choices = served.result.choices;
     if (served.cached && served.report) {
       sink.emit({ type: 'cache', cache: served.report });
       for (const delta of replayDeltas(served.result.content)) sink.emit({ type: 'token', delta });
+      // A replayed tool call gets fresh ids: the client matches its tool messages to them.
+      choices = choices?.map((c) => ({
+        ...c,
+        toolCalls: c.toolCalls.map((call) => ({ ...call, id: `call_${randomUUID().replace(/-/g, '')}` })),
+      }));
+      for (const [index, call] of (choices?.[0]?.toolCalls ?? []).entries()) {
+        sink.emit({
+          type: 'choice',
+          choice: {
+            type: 'tool_call',
+            choice: 0,
+            index,
+            id: call.id,
+            name: call.function.name,
+            arguments: call.function.arguments,
+          },
+        });
+      }
     }
     // A response-cache hit served every prompt token from a cache: report them as cached.
     const usage = served.cached
       ? { ...served.cached.usage, cachedTokens: served.cached.usage.promptTokens }
       : served.result.usage;
-    sink.emit({ type: 'usage', usage });
-    return {
+    const completed: CompletedChat = {
       id: `chatcmpl-${randomUUID().replace(/-/g, '')}`,
       created: Math.floor(Date.now() / 1000),
       model,
       content: served.result.content,
       finishReason: served.result.finishReason,
+      choices: choices?.length
+        ? choices
+        : [
+            {
+              index: 0,
+              content: served.result.content,
+              toolCalls: [],
+              logprobs: null,
+              finishReason: served.result.finishReason,
+            },
+          ],
       usage: {
         prompt_tokens: usage.promptTokens,
         completion_tokens: usage.completionTokens,
@@ -226,5 +449,8 @@ export class ChatCompletionsService {
       cache: served.report,
       ...(served.storedEntryId ? { storedEntryId: served.storedEntryId } : {}),
     };
+    sink.emit({ type: 'usage', usage });
+    // What the engine processed: nothing on a response-cache hit (its usage is zero).
+    return { completed, result: served.result, engineUsage: served.result.usage };
   }
 }

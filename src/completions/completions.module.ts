@@ -5,11 +5,16 @@ import { CachingModule } from '../caching/caching.module';
 import { InferenceModule } from '../inference/inference.module';
 import { ChatCompletionsController } from './chat-completions.controller';
 import { ChatCompletionsService } from './chat-completions.service';
+import { EmbeddingsController } from './embeddings.controller';
+import { EmbeddingsProxyService } from './embeddings.service';
 
-/** OpenAI-compatible `POST /v1/chat/completions` and `GET /v1/models`, stateless, with the response cache. */
+/**
+ * OpenAI-compatible `POST /v1/chat/completions`, `POST /v1/embeddings` and `GET /v1/models`, stateless,
+ * with the response cache and the embeddings cache; errors in OpenAI's shape.
+ */
 @Module({
   imports: [InferenceModule, CachingModule, AuthModule, IdempotencyModule],
-  controllers: [ChatCompletionsController],
-  providers: [ChatCompletionsService],
+  controllers: [ChatCompletionsController, EmbeddingsController],
+  providers: [ChatCompletionsService, EmbeddingsProxyService],
 })
 export class CompletionsModule {}

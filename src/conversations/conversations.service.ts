@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { UniqueConstraintViolationException } from '@mikro-orm/core';
 import { EntityManager } from '@mikro-orm/postgresql';
 import { Injectable, Logger } from '@nestjs/common';
 import type { AuthContext } from '../auth/api-key.service';
@@ -14,7 +15,7 @@ import { TurnTelemetryService } from '../observability/turn-telemetry.service';
 import type { UsageSavings } from '../usage/usage-savings';
 import { Conversation } from './conversation.entity';
 import { loadTurnState } from './conversation.repository';
-import { ConversationNotFound } from './conversation.errors';
+import { ConversationBusy, ConversationNotFound } from './conversation.errors';
 import { Message } from './message.entity';
 import { decodeConversationCursor, decodeMessageCursor, encodeCursor } from './page-cursor';
 import { TurnBilling } from './turn-billing.service';
@@ -241,7 +242,7 @@ export class ConversationsService {
           });
           conversation.messageCount = userSequence;
           conversation.lastTurnAt = receivedAt;
-          await em.flush();
+          await flushTurn(em, conversationId);
           throw e;
         }
 
@@ -294,7 +295,7 @@ export class ConversationsService {
           if (counted !== undefined) em.getReference(Message, m.id).tokenCount = counted;
         }
         // One transaction: both messages (one multi-row INSERT) and the conversation's counters.
-        await em.flush();
+        await flushTurn(em, conversationId);
         // Billed once stored: one usage record (queued, never awaited), then the tokens charged to limits.
         const { row, savings } = await this.billing.bill(auth, {
           requestId: command.requestId ?? randomUUID(),
@@ -315,3 +316,22 @@ export class ConversationsService {
 }
 
 const round = (ms: number): number => Math.round(ms * 100) / 100;
+
+/**
+ * Writes a turn. The (conversation, sequence) key fences it: should the conversation's lock have been
+ * lost (Redis failed over, or this process stalled past the lock's lifetime) and another turn taken
+ * the same sequence, nothing is written and the client gets a retryable 409, never a 500.
+ * @throws ConversationBusy on a sequence already taken
+ */
+async function flushTurn(em: EntityManager, conversationId: string): Promise<void> {
+  try {
+    await em.flush();
+  } catch (e) {
+    if (e instanceof UniqueConstraintViolationException) {
+      throw new ConversationBusy(`Conversation ${conversationId} took another turn meanwhile; try again.`, {
+        retryAfterSeconds: 1,
+      });
+    }
+    throw e;
+  }
+}

@@ -23,9 +23,12 @@ export class TurnLockService {
   private readonly redlock: Redlock;
   /** Longest a turn waits for the conversation, ms (TURN_LOCK_WAIT_MS). */
   readonly waitMs: number;
-  /** Lock lifetime, ms; extended every `lockMs - extendBeforeMs` while the turn runs. */
-  private static readonly lockMs = 15_000;
-  private static readonly extendBeforeMs = 5_000;
+  /**
+   * Lock lifetime, ms; extended every `lockMs - extendBeforeMs` (10 s) while the turn runs, so an event
+   * loop stalled for up to 20 s (a starved CPU) still extends it in time.
+   */
+  private static readonly lockMs = 30_000;
+  private static readonly extendBeforeMs = 20_000;
   private static readonly retryDelayMs = 40;
 
   constructor(

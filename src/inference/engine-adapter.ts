@@ -1,4 +1,4 @@
-import type { ChatMessage, ChatRequest, ChatUsage, TokenizeInput } from './inference.types';
+import type { ChatRequest, ChatUsage, TokenizeInput, TokenLogprob, WireChatMessage } from './inference.types';
 
 /**
  * Injection token of the engine adapter: the one object that speaks an engine's wire protocol.
@@ -18,19 +18,28 @@ export interface EngineEndpoint {
 /** One chat completion as sent to an engine (the adapter maps it onto its wire format). */
 export interface EngineChatRequest {
   model: string;
-  messages: ChatMessage[];
+  messages: WireChatMessage[];
   /** Completion budget, tokens. */
   maxTokens: number;
   temperature?: number;
   sampling?: ChatRequest['sampling'];
+  /** OpenAI fields beyond the above, as the client sent them (ChatRequest.extra); the adapter maps what it supports. */
+  extra?: ChatRequest['extra'];
   /** Server-derived per-tenant salt for the engine's prefix cache (vLLM `cache_salt`); never client-supplied. */
   cacheSalt?: string;
 }
 
-/** What a chat stream yields, in order: deltas, a finish reason, usage (any order of the last two). */
+/**
+ * What a chat stream yields, in order: deltas, a finish reason, usage (any order of the last two).
+ * `choice` is the OpenAI choice index (absent = 0; several only with `n` > 1); `tool_call` is a fragment
+ * of a tool call (`id` and `name` on its first fragment, `arguments` text appended); `logprobs` are the
+ * log probabilities of the tokens of the delta before it.
+ */
 export type EngineChatEvent =
-  | { type: 'delta'; text: string }
-  | { type: 'finish'; reason: string }
+  | { type: 'delta'; text: string; choice?: number }
+  | { type: 'tool_call'; choice?: number; index: number; id?: string; name?: string; arguments: string }
+  | { type: 'logprobs'; choice?: number; content: TokenLogprob[] }
+  | { type: 'finish'; reason: string; choice?: number }
   | { type: 'usage'; usage: Partial<ChatUsage> };
 
 /** An engine's open chat stream. */

@@ -1,6 +1,7 @@
 import { Inject, Module, type OnApplicationShutdown } from '@nestjs/common';
 import { VllmEngineAdapter } from './adapters/vllm.adapter';
 import { EmbeddingsService } from './embeddings.service';
+import { EngineEmbeddingsClient } from './engine-embeddings.client';
 import { EndpointRouter } from './endpoint-router';
 import { ENGINE_ADAPTER } from './engine-adapter';
 import { ENGINE_ENDPOINTS, type EngineEndpoints, engineEndpointsProvider } from './engine-endpoints.provider';
@@ -19,6 +20,7 @@ import { InferenceService } from './inference.service';
     InferenceService,
     EngineMetricsService,
     EmbeddingsService,
+    EngineEmbeddingsClient,
   ],
   exports: [
     InferenceService,
@@ -26,6 +28,7 @@ import { InferenceService } from './inference.service';
     ENGINE_ADAPTER,
     EngineMetricsService,
     EmbeddingsService,
+    EngineEmbeddingsClient,
     ENGINE_ENDPOINTS,
   ],
 })

@@ -10,7 +10,7 @@ import {
   EngineUnreachable,
   RequestAborted,
 } from './inference.errors';
-import type { ChatRequest, ChatResult, ChatUsage, TokenizeInput } from './inference.types';
+import type { ChatChoice, ChatRequest, ChatResult, ChatUsage, TokenizeInput } from './inference.types';
 
 /**
  * Chat completions against the engine replicas, through the bound EngineAdapter (ENGINE_ADAPTER): picks
@@ -153,6 +153,7 @@ export class InferenceService {
     let content = '';
     let finishReason: string | null = null;
     let usage: Partial<ChatUsage> = {};
+    const choices: ChatChoice[] = [];
     let engineTimings: { engineTtftMs?: number; engineModelPrefillMs?: number } = {};
     try {
       const stream = await this.engine.chatStream(
@@ -163,27 +164,58 @@ export class InferenceService {
           maxTokens: request.maxTokens ?? this.config.INFERENCE_DEFAULT_MAX_TOKENS,
           ...(request.temperature !== undefined ? { temperature: request.temperature } : {}),
           ...(request.sampling ? { sampling: request.sampling } : {}),
+          ...(request.extra ? { extra: request.extra } : {}),
           ...(request.cacheSalt ? { cacheSalt: request.cacheSalt } : {}),
         },
         controller.signal,
       );
       engineTimings = stream.engineTimings;
+      const firstToken = (): void => {
+        const now = performance.now();
+        if (ttftMs === undefined) {
+          ttftMs = now - started;
+          clearTimeout(firstTokenTimer);
+        }
+        lastTokenAt = now;
+        tokens++;
+      };
       for await (const event of stream.events) {
+        const index = 'choice' in event ? (event.choice ?? 0) : 0;
         switch (event.type) {
           case 'delta': {
-            const now = performance.now();
-            if (ttftMs === undefined) {
-              ttftMs = now - started;
-              clearTimeout(firstTokenTimer);
+            firstToken();
+            choiceAt(choices, index).content += event.text;
+            if (index === 0) {
+              content += event.text;
+              request.onToken?.(event.text);
             }
-            lastTokenAt = now;
-            tokens++;
-            content += event.text;
-            request.onToken?.(event.text);
+            request.onChoiceDelta?.({ type: 'content', choice: index, text: event.text });
+            break;
+          }
+          case 'tool_call': {
+            firstToken();
+            const calls = choiceAt(choices, index).toolCalls;
+            const call = (calls[event.index] ??= {
+              id: event.id ?? '',
+              type: 'function',
+              function: { name: event.name ?? '', arguments: '' },
+            });
+            if (event.id) call.id = event.id;
+            if (event.name) call.function.name = event.name;
+            call.function.arguments += event.arguments;
+            request.onChoiceDelta?.({ ...event, choice: index });
+            break;
+          }
+          case 'logprobs': {
+            const choice = choiceAt(choices, index);
+            choice.logprobs = [...(choice.logprobs ?? []), ...event.content];
+            request.onChoiceDelta?.({ type: 'content', choice: index, text: '', logprobs: event.content });
             break;
           }
           case 'finish':
-            finishReason = event.reason;
+            choiceAt(choices, index).finishReason = event.reason;
+            if (index === 0) finishReason = event.reason;
+            request.onChoiceDelta?.({ type: 'finish', choice: index, reason: event.reason });
             break;
           case 'usage':
             usage = { ...usage, ...event.usage };
@@ -217,6 +249,7 @@ export class InferenceService {
     return {
       content,
       finishReason,
+      choices: choices.filter((c) => c !== undefined),
       model,
       replica: replica.id,
       usage: {
@@ -232,4 +265,9 @@ export class InferenceService {
       },
     };
   }
+}
+
+/** The choice at `index`, created on its first event. */
+function choiceAt(choices: ChatChoice[], index: number): ChatChoice {
+  return (choices[index] ??= { index, content: '', toolCalls: [], logprobs: null, finishReason: '' });
 }

@@ -4,9 +4,53 @@ export interface ChatMessage {
   content: string;
 }
 
+/** A tool call of an assistant message (OpenAI `tool_calls[]`); `arguments` is JSON text. */
+export interface ToolCall {
+  id: string;
+  type: 'function';
+  function: { name: string; arguments: string };
+}
+
+/**
+ * A message of the OpenAI wire format: a ChatMessage, or a tool's answer (`role: 'tool'` with
+ * `tool_call_id`), or an assistant message with `tool_calls`. Only the stateless OpenAI-compatible
+ * endpoint sends the wider kinds; turns send ChatMessages.
+ */
+export interface WireChatMessage {
+  role: ChatMessage['role'] | 'tool';
+  content: string;
+  name?: string;
+  tool_calls?: ToolCall[];
+  tool_call_id?: string;
+}
+
+/** One output token's log probability (OpenAI `logprobs.content[]`), natural log. */
+export interface TokenLogprob {
+  token: string;
+  logprob: number;
+  bytes: number[] | null;
+  top_logprobs: { token: string; logprob: number; bytes: number[] | null }[];
+}
+
+/** One choice of a completed answer (OpenAI `choices[]`). */
+export interface ChatChoice {
+  index: number;
+  content: string;
+  toolCalls: ToolCall[];
+  /** Null unless the request asked for `logprobs`. */
+  logprobs: TokenLogprob[] | null;
+  finishReason: string;
+}
+
+/** A streamed piece of one choice, for callers that relay every choice (the OpenAI-compatible endpoint). */
+export type ChoiceDelta =
+  | { type: 'content'; choice: number; text: string; logprobs?: TokenLogprob[] }
+  | { type: 'tool_call'; choice: number; index: number; id?: string; name?: string; arguments: string }
+  | { type: 'finish'; choice: number; reason: string };
+
 /** A chat request to the engine. */
 export interface ChatRequest {
-  messages: ChatMessage[];
+  messages: WireChatMessage[];
   /** Completion budget, tokens. */
   maxTokens?: number;
   temperature?: number;
@@ -21,6 +65,12 @@ export interface ChatRequest {
     presence_penalty?: number;
     frequency_penalty?: number;
   };
+  /**
+   * OpenAI Chat Completions fields beyond the above (`tools`, `tool_choice`, `parallel_tool_calls`,
+   * `response_format`, `n`, `logprobs`, `top_logprobs`, `user`, `metadata`, `store`, `reasoning_effort`,
+   * vendor fields), as the client sent them; the adapter passes on what its upstream supports.
+   */
+  extra?: Readonly<Record<string, unknown>>;
   /** Server-derived per-tenant salt (vLLM `cache_salt`); never client-supplied. */
   cacheSalt?: string;
   /** Key for replica affinity (the conversation id). */
@@ -32,8 +82,10 @@ export interface ChatRequest {
    * (a turn hashes its prompt once), so prefix routing does not hash the prompt again.
    */
   promptBlockHashes?: readonly string[];
-  /** Called with each content delta as it arrives (streaming). */
+  /** Called with each content delta of the first choice as it arrives (streaming). */
   onToken?: (delta: string) => void;
+  /** Called with every piece of every choice (content, tool-call fragments, finish) as it arrives. */
+  onChoiceDelta?: (delta: ChoiceDelta) => void;
   /** Aborts the engine request (client disconnected). */
   signal?: AbortSignal;
 }
@@ -48,8 +100,11 @@ export interface ChatUsage {
 
 /** Result of a complete engine call. */
 export interface ChatResult {
+  /** The first choice's text. */
   content: string;
   finishReason: string;
+  /** Every choice, with tool calls and logprobs (set by InferenceService; absent from cache replays). */
+  choices?: ChatChoice[];
   model: string;
   usage: ChatUsage;
   /** Replica id (its base URL). */

@@ -84,6 +84,8 @@ export class MetricsService {
   private readonly responseCacheLookups: Counter<'result'>;
   private readonly responseCacheSimilarity: Histogram<'result'>;
   private readonly langfuseEvents: Counter<'outcome'>;
+  private readonly embeddingInputs: Counter<'source' | 'tenant'>;
+  private readonly embeddingTokens: Counter<'tenant'>;
 
   constructor(config: MetricsConfig) {
     this.tenantLabel = config.METRICS_TENANT_LABEL;
@@ -182,6 +184,18 @@ export class MetricsService {
       registers,
     });
     for (const outcome of ['sent', 'failed', 'dropped'] as const) this.langfuseEvents.inc({ outcome }, 0);
+    this.embeddingInputs = new Counter({
+      name: 'kvchat_embedding_inputs_total',
+      help: 'Texts embedded through /v1/embeddings, by source: the embeddings cache or the engine.',
+      labelNames: ['source', ...tenant],
+      registers,
+    });
+    this.embeddingTokens = new Counter({
+      name: 'kvchat_embedding_tokens_total',
+      help: 'Input tokens the engine embedded for /v1/embeddings (usage.prompt_tokens; cache hits add none).',
+      labelNames: [...tenant],
+      registers,
+    });
   }
 
   /** The exposition text and its content type. */
@@ -220,6 +234,19 @@ export class MetricsService {
     this.cachedTokens.inc({ replica, ...tenant }, sample.cachedTokens);
     this.completionTokens.inc({ replica, ...tenant }, sample.completionTokens);
     this.prefixReuse.observe(Math.min(1, Math.max(0, sample.prefixReuse)));
+  }
+
+  /** One `/v1/embeddings` request: texts served from the embeddings cache and by the engine, engine tokens. */
+  recordEmbeddings(sample: {
+    tenantId: string;
+    cachedInputs: number;
+    engineInputs: number;
+    promptTokens: number;
+  }): void {
+    const tenant = this.tenantLabel ? { tenant: this.tenants.value(sample.tenantId) } : {};
+    this.embeddingInputs.inc({ source: 'cache', ...tenant }, sample.cachedInputs);
+    this.embeddingInputs.inc({ source: 'engine', ...tenant }, sample.engineInputs);
+    this.embeddingTokens.inc(tenant, sample.promptTokens);
   }
 
   /** One failed turn; `replica` when the error names the replica that failed. */

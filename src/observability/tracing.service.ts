@@ -7,9 +7,12 @@ import { NOOP_TURN_TRACE, type TraceGeneration, type TraceSpan, type TurnTrace }
 /** What a turn's trace starts with. */
 export interface TurnTraceStart {
   tenantId: string;
-  conversationId: string;
-  /** The user message (masked when LANGFUSE_MASK_CONTENT is on). */
-  input: string;
+  /** The conversation (Langfuse session); absent for stateless requests (`/v1/chat/completions`). */
+  conversationId?: string;
+  /** Trace name: `turn` (default), `chat.completions`, `embeddings`. */
+  name?: string;
+  /** The user message, or the texts to embed (masked when LANGFUSE_MASK_CONTENT is on). */
+  input: string | readonly string[];
   metadata?: Record<string, unknown>;
 }
 
@@ -127,11 +130,15 @@ export class TracingService implements OnApplicationShutdown {
   startTurn(start: TurnTraceStart): TurnTraceHandle {
     if (!this.client) return NOOP_HANDLE;
     const client = this.client;
-    const metadata = { conversationId: start.conversationId, tenantId: start.tenantId, ...start.metadata };
+    const metadata = {
+      ...(start.conversationId ? { conversationId: start.conversationId } : {}),
+      tenantId: start.tenantId,
+      ...start.metadata,
+    };
     const trace = this.record(() =>
       client.trace({
-        name: 'turn',
-        sessionId: start.conversationId,
+        name: start.name ?? 'turn',
+        ...(start.conversationId ? { sessionId: start.conversationId } : {}),
         userId: start.tenantId,
         input: start.input,
         metadata,

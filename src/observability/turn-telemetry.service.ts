@@ -8,7 +8,13 @@ import type { TurnTrace } from './turn-trace';
 /** A turn as it starts. */
 export interface TurnTelemetryStart {
   tenantId: string;
-  conversationId: string;
+  /** The conversation; absent for a stateless `/v1/chat/completions` request. */
+  conversationId?: string;
+  /**
+   * What is observed: `turn` (default) or `chat.completions` (the trace's name and, for metrics,
+   * the `agent` label when no route names one).
+   */
+  kind?: 'turn' | 'chat.completions';
   /** The user message. Traced (maskable), logged only with LOG_MESSAGE_CONTENT. */
   content: string;
   /** True when the answer streams to the client (SSE). */
@@ -71,7 +77,8 @@ export class TurnTelemetryService {
   begin(start: TurnTelemetryStart): ObservedTurn {
     const trace = this.tracing.startTurn({
       tenantId: start.tenantId,
-      conversationId: start.conversationId,
+      ...(start.conversationId ? { conversationId: start.conversationId } : {}),
+      name: start.kind ?? 'turn',
       input: start.content,
       metadata: { streamed: start.streamed },
     });
@@ -102,7 +109,8 @@ export class TurnTelemetryService {
     const source: TurnSource = response?.hit ? (response.type ?? 'exact') : 'engine';
     const { promptTokens, cachedTokens, completionTokens } = outcome.usage;
     const prefixReuse = outcome.cache?.prefixReuse ?? (promptTokens > 0 ? cachedTokens / promptTokens : 0);
-    const agent = outcome.route?.agent;
+    const agent =
+      outcome.route?.agent ?? (start.kind === 'chat.completions' ? 'chat-completions' : undefined);
     this.metrics.recordTurn({
       source,
       agent,
@@ -136,7 +144,7 @@ export class TurnTelemetryService {
     trace.finish({ output: outcome.content, metadata: summary, tags: agent ? [source, agent] : [source] });
     this.logger.log(
       {
-        conversationId: start.conversationId,
+        ...(start.conversationId ? { conversationId: start.conversationId } : { kind: start.kind }),
         traceId: trace.id,
         ...summary,
         ...(this.config.LOG_MESSAGE_CONTENT ? { content: start.content, answer: outcome.content } : {}),

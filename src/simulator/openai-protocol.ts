@@ -1,5 +1,6 @@
 import { type ChatMessage } from './chat-template';
 import { SimulatorHttpError } from './simulator.errors';
+import { parseStructuredFields, type StructuredFields } from './structured-replies';
 
 /**
  * Parsing of the OpenAI / vLLM request bodies the simulator accepts. Only the fields the engine
@@ -24,7 +25,12 @@ export interface SamplingFields {
 
 export interface ChatCompletionRequest extends SamplingFields {
   messages: ChatMessage[];
+  /** `tools`, `tool_choice`, `response_format`, `n`, `logprobs` (see structured-replies.ts). */
+  structured: StructuredFields;
 }
+
+/** The largest `n` the simulator generates. */
+export const MAX_CHOICES = 16;
 
 export interface CompletionRequest extends SamplingFields {
   /** Text, or token ids as vLLM accepts. */
@@ -52,7 +58,11 @@ type Json = Record<string, unknown>;
 
 export function parseChatCompletionRequest(body: unknown): ChatCompletionRequest {
   const o = asObject(body);
-  return { ...parseSampling(o), messages: parseMessages(o.messages) };
+  return {
+    ...parseSampling(o),
+    messages: parseMessages(o.messages),
+    structured: parseStructuredFields(o, MAX_CHOICES),
+  };
 }
 
 export function parseCompletionRequest(body: unknown): CompletionRequest {
@@ -64,6 +74,8 @@ export function parseCompletionRequest(body: unknown): CompletionRequest {
   else if (isTokenArray(p)) prompt = p;
   else if (Array.isArray(p) && p.length === 1 && isTokenArray(p[0])) prompt = p[0];
   else throw bad('`prompt` must be a string or a list of token ids (batched prompts are not simulated)');
+  const n = optInteger(o, 'n', 1);
+  if (n !== undefined && n !== 1) throw bad('n > 1 is not supported by the engine simulator for completions');
   return { ...parseSampling(o), prompt };
 }
 
@@ -121,8 +133,6 @@ function parseSampling(o: Json): SamplingFields {
     typeof streamOptions === 'object' && streamOptions !== null
       ? (streamOptions as Json).include_usage === true
       : false;
-  const n = optInteger(o, 'n', 1);
-  if (n !== undefined && n !== 1) throw bad('n > 1 is not supported by the engine simulator');
   const maxTokens = optInteger(o, 'max_completion_tokens', 1) ?? optInteger(o, 'max_tokens', 1);
   const temperature = optNumber(o, 'temperature');
   if (temperature !== undefined && temperature < 0)
@@ -150,9 +160,23 @@ function parseMessages(value: unknown): ChatMessage[] {
   if (!Array.isArray(value) || value.length === 0) throw bad('`messages` must be a non-empty list');
   return value.map((m, i) => {
     if (typeof m !== 'object' || m === null) throw bad(`messages[${i}] must be an object`);
-    const { role, content } = m as Json;
+    const { role, content, tool_calls: toolCalls } = m as Json;
     if (typeof role !== 'string' || role === '') throw bad(`messages[${i}].role must be a string`);
-    return { role, content: parseContent(content, i) };
+    const text = parseContent(content, i);
+    if (role === 'tool' && typeof (m as Json).tool_call_id !== 'string') {
+      throw bad(`messages[${i}].tool_call_id is required on a tool message`);
+    }
+    if (toolCalls === undefined || toolCalls === null) return { role, content: text };
+    if (!Array.isArray(toolCalls)) throw bad(`messages[${i}].tool_calls must be a list`);
+    // The fixed template renders an assistant's tool calls as JSON after its text (ChatML has no slot).
+    const calls = toolCalls.map((c, j) => {
+      const fn = (c as Json | null)?.function as Json | undefined;
+      if (typeof fn?.name !== 'string' || typeof fn.arguments !== 'string') {
+        throw bad(`messages[${i}].tool_calls[${j}].function must have a name and arguments (JSON text)`);
+      }
+      return { name: fn.name, arguments: fn.arguments };
+    });
+    return { role, content: `${text}${text ? '\n' : ''}${JSON.stringify({ tool_calls: calls })}` };
   });
 }
 

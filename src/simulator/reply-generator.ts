@@ -7,7 +7,7 @@ import { type SimTokenizer } from './sim-tokenizer';
 export type FinishReason = 'stop' | 'length';
 
 /** Where the reply text came from. */
-export type ReplySource = 'synthetic' | 'replies-file';
+export type ReplySource = 'synthetic' | 'replies-file' | 'structured';
 
 /** What the simulated model will "generate" for one request, decided before any timing. */
 export interface GenerationPlan {
@@ -33,6 +33,11 @@ export interface PlanRequest {
   stop?: readonly string[];
   /** Last user message of a chat request, to look up in the replies file. */
   lastUserMessage?: string;
+  /**
+   * The reply's text when the server decided it (a tool call's arguments, a JSON answer for
+   * `response_format`): tokenized and generated like any reply (source `structured`).
+   */
+  structuredReply?: string;
   /** Token that ends a natural reply (`<|im_end|>` for chat, `<|endoftext|>` for completions). */
   eosTokenId: number;
 }
@@ -95,7 +100,10 @@ export class ReplyGenerator {
       .digest();
     let naturalIds: number[];
     let source: ReplySource;
-    if (recorded !== undefined) {
+    if (req.structuredReply !== undefined) {
+      naturalIds = this.tokenizer.encode(req.structuredReply);
+      source = 'structured';
+    } else if (recorded !== undefined) {
       naturalIds = this.tokenizer.encode(recorded);
       source = 'replies-file';
     } else {

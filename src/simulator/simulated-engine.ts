@@ -27,6 +27,8 @@ export interface GenerateRequest {
   stop?: string[];
   /** Last user message of a chat, for the replies file. */
   lastUserMessage?: string;
+  /** The reply's text when the server decided it (tool-call arguments, a JSON answer). */
+  structuredReply?: string;
   /** End-of-sequence token of a natural reply. */
   eosTokenId: number;
   /** Aborts the request (client gone): sleeps stop and its blocks are freed. */
@@ -234,6 +236,7 @@ export class SimulatedEngine {
       seed: req.seed,
       stop: req.stop,
       lastUserMessage: req.lastUserMessage,
+      structuredReply: req.structuredReply,
       eosTokenId: req.eosTokenId,
     });
     const promptHashes = computeBlockHashes(prompt, this.options.blockSize, req.cacheSalt);

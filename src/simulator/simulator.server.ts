@@ -6,6 +6,7 @@ import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { type ChatMessage } from './chat-template';
 import { lexicalEmbedding } from '../common/lexical-embedding';
 import {
+  type ChatCompletionRequest,
   type CompletionRequest,
   parseChatCompletionRequest,
   parseCompletionRequest,
@@ -15,6 +16,7 @@ import {
   type SamplingFields,
 } from './openai-protocol';
 import { type EngineEvent, isAbort, SimulatedEngine } from './simulated-engine';
+import { jsonReplyFor, tokenLogprob, toolCallFor, toolCallId } from './structured-replies';
 import { errorBody, SimulatorHttpError } from './simulator.errors';
 import {
   resolveSimulatorOptions,
@@ -155,7 +157,7 @@ export function buildSimulatorApp(engine: SimulatedEngine): FastifyInstance {
     checkModel(parsed.model, [opts.model]);
     const promptIds = await engine.tokenizeChatAsync(parsed.messages, true);
     const lastUser = [...parsed.messages].reverse().find((m: ChatMessage) => m.role === 'user')?.content;
-    return runGeneration(engine, 'chat', parsed, promptIds, lastUser, reply);
+    return runChat(engine, parsed, promptIds, lastUser, reply);
   });
 
   app.post('/v1/completions', async (req, reply) => {
@@ -313,6 +315,205 @@ async function runGeneration(
   } finally {
     await events.return(undefined);
   }
+}
+
+/**
+ * A chat completion with its structured parts: `n` choices (each its own generation with its own
+ * seed; the later ones find the prompt in the prefix cache, as vLLM shares it), a tool call when
+ * `toolCallFor` picks one (its arguments are the generated text, finish reason `tool_calls`), a JSON
+ * answer for `response_format`, and synthetic `logprobs`. Usage counts the prompt once and the
+ * completion tokens of every choice; cached tokens are the first choice's.
+ */
+async function runChat(
+  engine: SimulatedEngine,
+  parsed: ChatCompletionRequest,
+  promptIds: number[],
+  lastUserMessage: string | undefined,
+  reply: FastifyReply,
+): Promise<FastifyReply> {
+  engine.validateLength(promptIds.length, parsed.maxTokens);
+  const { structured } = parsed;
+  const abort = new AbortController();
+  const raw = reply.raw;
+  raw.on('close', () => {
+    if (!raw.writableFinished) abort.abort();
+  });
+  const ids: ResponseIds = {
+    id: `chatcmpl-${randomUUID().replace(/-/g, '')}`,
+    created: Math.floor(Date.now() / 1000),
+    model: engine.options.model,
+  };
+  const toolCall = toolCallFor(parsed.messages, structured);
+  const structuredReply =
+    toolCall?.arguments ?? jsonReplyFor(structured.responseFormat, lastUserMessage ?? '') ?? undefined;
+  const choices = Array.from({ length: structured.n }, (_, index) =>
+    engine.generate({
+      promptTokenIds: promptIds,
+      cacheSalt: parsed.cacheSalt,
+      maxTokens: parsed.maxTokens,
+      seed: index === 0 ? parsed.seed : (parsed.seed ?? 0) + index,
+      stop: parsed.stop,
+      lastUserMessage,
+      ...(structuredReply !== undefined ? { structuredReply } : {}),
+      eosTokenId: engine.tokenizer.imEndId,
+      signal: abort.signal,
+    }),
+  );
+  const callId = (index: number): string => toolCallId(ids.id, index);
+  const logprobsOf = (ev: Extract<EngineEvent, { type: 'token' }>) =>
+    structured.logprobs
+      ? {
+          content: [
+            tokenLogprob(ev.tokenId, ev.delta, structured.logprobs.top, (t) => engine.tokenizer.decode(t)),
+          ],
+        }
+      : null;
+  const finishOf = (ev: DoneEvent): string =>
+    toolCall && ev.finishReason === 'stop' ? 'tool_calls' : ev.finishReason;
+  try {
+    // Injected errors surface here, before anything is written.
+    const firsts = await Promise.all(choices.map((c) => c.next()));
+    const first = firsts[0];
+    if (
+      firsts.some((f) => f.done || f.value.type !== 'first') ||
+      first.done ||
+      first.value.type !== 'first'
+    ) {
+      throw new Error('engine produced no first event');
+    }
+    const headers = engineHeaders(first.value, engine.options.replicaId);
+    if (parsed.stream) {
+      reply.hijack();
+      raw.writeHead(200, {
+        ...headers,
+        'content-type': 'text/event-stream; charset=utf-8',
+        'cache-control': 'no-cache',
+        connection: 'keep-alive',
+      });
+      const send = (choice: Record<string, unknown>): void => {
+        const chunk = { ...ids, object: 'chat.completion.chunk', choices: [choice] };
+        raw.write(`data: ${JSON.stringify(chunk)}\n\n`);
+      };
+      const dones = await Promise.all(
+        choices.map(async (events, index): Promise<DoneEvent | null> => {
+          send({ index, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null });
+          if (toolCall) {
+            send({
+              index,
+              delta: {
+                tool_calls: [
+                  {
+                    index: 0,
+                    id: callId(index),
+                    type: 'function',
+                    function: { name: toolCall.name, arguments: '' },
+                  },
+                ],
+              },
+              logprobs: null,
+              finish_reason: null,
+            });
+          }
+          for await (const ev of events) {
+            if (ev.type === 'token') {
+              if (ev.delta === '') continue;
+              const delta = toolCall
+                ? { tool_calls: [{ index: 0, function: { arguments: ev.delta } }] }
+                : { content: ev.delta };
+              send({ index, delta, logprobs: logprobsOf(ev), finish_reason: null });
+            } else if (ev.type === 'cut') return null;
+            else if (ev.type === 'done') {
+              send({
+                index,
+                delta: {},
+                logprobs: null,
+                finish_reason: finishOf(ev),
+                stop_reason: ev.stopReason,
+              });
+              return ev;
+            }
+          }
+          return null;
+        }),
+      );
+      if (dones.some((d) => d === null)) {
+        raw.destroy(); // mid-stream failure: no final chunk, no [DONE]
+        return reply;
+      }
+      if (parsed.includeUsage) {
+        const usage = choicesUsage(dones as DoneEvent[]);
+        raw.write(
+          `data: ${JSON.stringify({ ...ids, object: 'chat.completion.chunk', choices: [], usage })}\n\n`,
+        );
+      }
+      raw.write('data: [DONE]\n\n');
+      raw.end();
+      return reply;
+    }
+    const results = await Promise.all(
+      choices.map(async (events) => {
+        let text = '';
+        const logprobs: unknown[] = [];
+        for await (const ev of events) {
+          if (ev.type === 'token') {
+            text += ev.delta;
+            const lp = logprobsOf(ev);
+            if (lp) logprobs.push(...lp.content);
+          } else if (ev.type === 'cut') return null;
+          else if (ev.type === 'done') return { text, logprobs, done: ev };
+        }
+        return null;
+      }),
+    );
+    if (results.some((r) => r === null)) {
+      reply.hijack();
+      raw.destroy(); // the response never arrives: the client sees a dropped connection
+      return reply;
+    }
+    const complete = results as { text: string; logprobs: unknown[]; done: DoneEvent }[];
+    headers[`${ENGINE_HEADER}-e2e-ms`] = Math.max(...complete.map((r) => r.done.e2eMs)).toFixed(3);
+    void reply.headers(headers);
+    return reply.send({
+      ...ids,
+      object: 'chat.completion',
+      choices: complete.map((r, index) => ({
+        index,
+        message: {
+          role: 'assistant',
+          content: toolCall ? null : r.text,
+          refusal: null,
+          tool_calls: toolCall
+            ? [{ id: callId(index), type: 'function', function: { name: toolCall.name, arguments: r.text } }]
+            : [],
+        },
+        logprobs: structured.logprobs ? { content: r.logprobs } : null,
+        finish_reason: finishOf(r.done),
+        stop_reason: r.done.stopReason,
+      })),
+      usage: choicesUsage(complete.map((r) => r.done)),
+      system_fingerprint: 'kvchat-engine-simulator',
+    });
+  } catch (err) {
+    if (isAbort(err)) {
+      if (!reply.sent) reply.hijack();
+      raw.destroy();
+      return reply;
+    }
+    throw err;
+  } finally {
+    await Promise.all(choices.map((c) => c.return(undefined)));
+  }
+}
+
+/** Usage of `n` choices of one prompt: the prompt once, every choice's completion tokens. */
+function choicesUsage(dones: readonly DoneEvent[]) {
+  const completion = dones.reduce((sum, d) => sum + d.completionTokens, 0);
+  return {
+    prompt_tokens: dones[0].promptTokens,
+    completion_tokens: completion,
+    total_tokens: dones[0].promptTokens + completion,
+    prompt_tokens_details: { cached_tokens: dones[0].cachedTokens },
+  };
 }
 
 interface ResponseIds {

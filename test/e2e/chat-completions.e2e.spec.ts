@@ -33,9 +33,9 @@ describe('OpenAI-compatible chat completions (e2e)', () => {
   ];
   type Extended = OpenAI.ChatCompletion & { kvchat?: { cache: { response: Record<string, unknown> } } };
 
-  it('should list the served model', async () => {
+  it("should list the served model, then the engine's embedding model", async () => {
     const models = await client.models.list();
-    expect(models.data.map((m) => m.id)).toEqual([model]);
+    expect(models.data.map((m) => m.id)).toEqual([model, 'kvchat-sim-lexical-embedding']);
     expect(model).toContain('sim');
   });
 

@@ -170,7 +170,8 @@ describe('hardening (e2e)', () => {
     });
 
     expect(res.status).toBe(status);
-    if (field) expect(res.body).toMatchObject({ field });
+    // OpenAI's error object: the field is its `param`.
+    if (field) expect(res.body.error).toMatchObject({ param: field });
   });
 
   it('should send security headers and no CORS headers when no origin is configured', async () => {

@@ -139,8 +139,10 @@ describe('API keys, scopes, limits and budgets (e2e, two replicas)', () => {
     });
     const res = await complete(a.url, chatOnly.body.key, 'hello');
     expect(res.status).toBe(403);
-    expect(res.body).toMatchObject({ code: 'ScopeMissing', missingScopes: ['completions'] });
-    expect(res.body.detail).toContain('completions');
+    // The OpenAI-compatible route answers OpenAI's error object; kvchat's problem members are in `error.kvchat`.
+    expect(res.body.error).toMatchObject({ type: 'permission_error', code: 'scope_missing' });
+    expect(res.body.error.kvchat).toMatchObject({ code: 'ScopeMissing', missingScopes: ['completions'] });
+    expect(res.body.error.message).toContain('completions');
     const admin = await api(`${a.url}/v1/admin/keys`, { key: chatOnly.body.key });
     expect(admin.body).toMatchObject({ status: 403, code: 'ScopeMissing', missingScopes: ['admin'] });
     expect((await api(`${a.url}/v1/conversations`, { key: chatOnly.body.key })).status).toBe(200);
@@ -161,7 +163,7 @@ describe('API keys, scopes, limits and budgets (e2e, two replicas)', () => {
 
     const otherModel = await complete(b.url, key, 'Hello there', 'gpt-4o');
     expect(otherModel.status).toBe(403);
-    expect(otherModel.body).toMatchObject({
+    expect(otherModel.body.error.kvchat).toMatchObject({
       code: 'ModelNotAllowed',
       model: 'gpt-4o',
       allowedModels: [model],
@@ -173,8 +175,13 @@ describe('API keys, scopes, limits and budgets (e2e, two replicas)', () => {
 
     const limited = await complete(a.url, key, 'And a replica?');
     expect(limited.status).toBe(429);
-    expect(limited.body).toMatchObject({ code: 'RateLimitExceeded', limit: 'requests', holder: 'key' });
-    expect(limited.headers.get('content-type')).toContain('application/problem+json');
+    expect(limited.body.error).toMatchObject({ type: 'rate_limit_error', code: 'rate_limit_exceeded' });
+    expect(limited.body.error.kvchat).toMatchObject({
+      code: 'RateLimitExceeded',
+      limit: 'requests',
+      holder: 'key',
+    });
+    expect(limited.headers.get('content-type')).toContain('application/json');
     expect(limited.headers.get('x-ratelimit-limit-requests')).toBe('3');
     expect(limited.headers.get('x-ratelimit-remaining-requests')).toBe('0');
     expect(Number(limited.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
@@ -203,7 +210,8 @@ describe('API keys, scopes, limits and budgets (e2e, two replicas)', () => {
     expect(second.status).toBe(429);
     const now = new Date();
     const midnight = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate() + 1));
-    expect(second.body).toMatchObject({
+    expect(second.body.error).toMatchObject({ type: 'insufficient_quota', code: 'insufficient_quota' });
+    expect(second.body.error.kvchat).toMatchObject({
       code: 'BudgetExceeded',
       budget: 'tokensPerDay',
       holder: 'key',
@@ -211,7 +219,7 @@ describe('API keys, scopes, limits and budgets (e2e, two replicas)', () => {
       used,
       resetsAt: midnight.toISOString(),
     });
-    expect(second.body.detail).toContain('tokensPerDay');
+    expect(second.body.error.message).toContain('tokensPerDay');
     expect(second.headers.get('x-ratelimit-remaining-tokens')).toBe(String(100_000 - used));
     expect(Number(second.headers.get('retry-after'))).toBeGreaterThan(0);
   });
@@ -324,7 +332,7 @@ describe('API keys, scopes, limits and budgets (e2e, two replicas)', () => {
     const nested = '['.repeat(200_000);
     const bad = await api(`${a.url}/v1/chat/completions`, { key: 'kvc_not-a-key', body: nested });
     expect(bad.status).toBe(401);
-    expect(bad.body).toMatchObject({ code: 'Unauthorized' });
+    expect(bad.body.error).toMatchObject({ code: 'invalid_api_key', kvchat: { code: 'Unauthorized' } });
     expect(bad.headers.get('www-authenticate')).toContain('Bearer');
   });
 });

@@ -2,8 +2,8 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { fixture, uploadFiles, waitForIngestion } from '../factories/knowledge';
-import { deleteRedisKeys } from '../factories/knowledge-module';
 import { EntityManager } from '@mikro-orm/postgresql';
+import { deleteRedisPrefix } from '../factories/redis';
 import { api, startTestApp, type TestApp } from '../factories/test-app';
 import { waitFor } from '../factories/processes';
 
@@ -40,7 +40,7 @@ describe('knowledge (e2e)', () => {
   });
   afterAll(async () => {
     await sut?.close();
-    await deleteRedisKeys(prefix);
+    await deleteRedisPrefix(prefix);
     await new Promise((resolve) => files?.close(resolve));
   });
 

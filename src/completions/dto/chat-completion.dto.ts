@@ -11,10 +11,12 @@ import {
   IsObject,
   IsOptional,
   IsString,
+  Matches,
   Max,
   MaxLength,
   Min,
   registerDecorator,
+  ValidateIf,
   ValidateNested,
   type ValidationOptions,
 } from 'class-validator';
@@ -69,25 +71,175 @@ function IsStop(options?: ValidationOptions): PropertyDecorator {
     });
 }
 
-export class ChatCompletionMessageDto {
-  @ApiProperty({ enum: ['system', 'developer', 'user', 'assistant'], example: 'user' })
-  @IsIn(['system', 'developer', 'user', 'assistant'], {
-    message: 'role must be system, developer, user or assistant',
-  })
-  role!: 'system' | 'developer' | 'user' | 'assistant';
+export class ToolCallFunctionDto {
+  @ApiProperty({ example: 'get_weather' })
+  @IsString()
+  @MaxLength(64)
+  name!: string;
 
-  @ApiProperty({
+  @ApiProperty({ description: 'The arguments, a JSON text.', example: '{"city":"Paris"}' })
+  @IsString()
+  arguments!: string;
+}
+
+/** An assistant message's tool call (`messages[].tool_calls[]`). */
+export class ToolCallDto {
+  @ApiProperty({ example: 'call_abc123' })
+  @IsString()
+  @MaxLength(256)
+  id!: string;
+
+  @ApiProperty({ enum: ['function'] })
+  @IsIn(['function'], { message: "type must be 'function'" })
+  type!: 'function';
+
+  @ApiProperty({ type: ToolCallFunctionDto })
+  @IsObject()
+  @ValidateNested()
+  @Type(() => ToolCallFunctionDto)
+  function!: ToolCallFunctionDto;
+}
+
+const ROLES = ['system', 'developer', 'user', 'assistant', 'tool'] as const;
+
+export class ChatCompletionMessageDto {
+  @ApiProperty({ enum: ROLES, example: 'user' })
+  @IsIn(ROLES, { message: 'role must be system, developer, user, assistant or tool' })
+  role!: (typeof ROLES)[number];
+
+  @ApiPropertyOptional({
     oneOf: [{ type: 'string' }, { type: 'array', items: { type: 'object' } }],
+    nullable: true,
+    description: 'Required except on an assistant message with `tool_calls` (then null or absent).',
     example: 'What is a KV cache?',
   })
+  @ValidateIf((m: ChatCompletionMessageDto) => !(m.role === 'assistant' && m.tool_calls?.length))
   @IsMessageContent()
-  content!: string | TextContentPart[];
+  content?: string | TextContentPart[] | null;
 
-  @ApiPropertyOptional({ description: 'Participant name (accepted, not used).', example: 'alice' })
+  @ApiPropertyOptional({ description: 'Participant name (passed to the engine).', example: 'alice' })
   @IsOptional()
   @IsString()
   @MaxLength(256)
   name?: string;
+
+  @ApiPropertyOptional({ type: [ToolCallDto], description: 'Assistant messages: the tools it called.' })
+  @IsOptional()
+  @IsArray()
+  @ArrayMaxSize(128)
+  @ValidateNested({ each: true })
+  @Type(() => ToolCallDto)
+  tool_calls?: ToolCallDto[];
+
+  @ApiPropertyOptional({
+    description: 'Tool messages: the id of the call this answers.',
+    example: 'call_abc123',
+  })
+  @ValidateIf((m: ChatCompletionMessageDto) => m.role === 'tool' || m.tool_call_id !== undefined)
+  @IsString({ message: 'tool_call_id must be a string (required on a tool message)' })
+  @MaxLength(256)
+  tool_call_id?: string;
+}
+
+export class FunctionDefinitionDto {
+  @ApiProperty({ example: 'get_weather', description: 'a-z, A-Z, 0-9, _ and -, at most 64.' })
+  @Matches(/^[a-zA-Z0-9_-]{1,64}$/, { message: 'name must be 1-64 of a-z, A-Z, 0-9, _ and -' })
+  name!: string;
+
+  @ApiPropertyOptional({ example: 'The current weather of a city.' })
+  @IsOptional()
+  @IsString()
+  description?: string;
+
+  @ApiPropertyOptional({
+    type: 'object',
+    additionalProperties: true,
+    description: 'JSON Schema of the arguments.',
+  })
+  @IsOptional()
+  @IsObject()
+  parameters?: Record<string, unknown>;
+
+  @ApiPropertyOptional()
+  @IsOptional()
+  @IsBoolean()
+  strict?: boolean;
+}
+
+/** A tool the model may call (`tools[]`): a function. */
+export class ToolDto {
+  @ApiProperty({ enum: ['function'] })
+  @IsIn(['function'], { message: "type must be 'function'" })
+  type!: 'function';
+
+  @ApiProperty({ type: FunctionDefinitionDto })
+  @IsObject()
+  @ValidateNested()
+  @Type(() => FunctionDefinitionDto)
+  function!: FunctionDefinitionDto;
+}
+
+export class JsonSchemaFormatDto {
+  @ApiProperty({ example: 'answer' })
+  @Matches(/^[a-zA-Z0-9_-]{1,64}$/, { message: 'name must be 1-64 of a-z, A-Z, 0-9, _ and -' })
+  name!: string;
+
+  @ApiPropertyOptional()
+  @IsOptional()
+  @IsString()
+  description?: string;
+
+  @ApiPropertyOptional({ type: 'object', additionalProperties: true })
+  @IsOptional()
+  @IsObject()
+  schema?: Record<string, unknown>;
+
+  @ApiPropertyOptional()
+  @IsOptional()
+  @IsBoolean()
+  strict?: boolean;
+}
+
+/** `response_format`: `text`, `json_object`, or `json_schema` with its schema. */
+export class ResponseFormatDto {
+  @ApiProperty({ enum: ['text', 'json_object', 'json_schema'] })
+  @IsIn(['text', 'json_object', 'json_schema'], {
+    message: "type must be 'text', 'json_object' or 'json_schema'",
+  })
+  type!: 'text' | 'json_object' | 'json_schema';
+
+  @ApiPropertyOptional({ type: JsonSchemaFormatDto, description: 'Required with `json_schema`.' })
+  @ValidateIf((f: ResponseFormatDto) => f.type === 'json_schema')
+  @IsObject({ message: 'json_schema is required when type is json_schema' })
+  @ValidateNested()
+  @Type(() => JsonSchemaFormatDto)
+  json_schema?: JsonSchemaFormatDto;
+}
+
+/** `tool_choice`: `none`, `auto`, `required`, or `{type: 'function', function: {name}}`. */
+function IsToolChoice(options?: ValidationOptions): PropertyDecorator {
+  return (object, propertyName) =>
+    registerDecorator({
+      name: 'isToolChoice',
+      target: object.constructor,
+      propertyName: propertyName as string,
+      options: {
+        message: `${String(propertyName)} must be 'none', 'auto', 'required' or {type: 'function', function: {name}}`,
+        ...options,
+      },
+      validator: {
+        validate: (v: unknown) => {
+          if (v === 'none' || v === 'auto' || v === 'required') return true;
+          const o = v as { type?: unknown; function?: { name?: unknown } } | null;
+          return (
+            typeof o === 'object' &&
+            o !== null &&
+            o.type === 'function' &&
+            typeof o.function?.name === 'string'
+          );
+        },
+      },
+    });
 }
 
 export class StreamOptionsDto {
@@ -101,8 +253,9 @@ export class StreamOptionsDto {
 }
 
 /**
- * `POST /v1/chat/completions`, the OpenAI request subset kvchat serves. Fields outside it
- * (`tools`, `logprobs`, `response_format`, ...) are rejected with a 400 naming them.
+ * `POST /v1/chat/completions` as the OpenAI API reference defines it. The fields below are validated
+ * (a 400 names the field); any other top-level field (`logit_bias`, `service_tier`, vendor fields such
+ * as vLLM's `top_k`) is passed to the engine as given, except `cache_salt`, which only the server sets.
  */
 export class ChatCompletionRequestDto {
   @ApiProperty({ description: 'The served model (GET /v1/models).', example: 'kvchat-sim-llama-3.1-8b' })
@@ -177,11 +330,16 @@ export class ChatCompletionRequestDto {
   @Max(32768)
   max_completion_tokens?: number;
 
-  @ApiPropertyOptional({ minimum: 1, maximum: 1, description: 'Only 1 choice is served.', example: 1 })
+  @ApiPropertyOptional({
+    minimum: 1,
+    maximum: 16,
+    description: 'Choices to generate. n > 1 is never answered from, nor stored in, the response cache.',
+    example: 1,
+  })
   @IsOptional()
   @IsInt()
   @Min(1)
-  @Max(1)
+  @Max(16)
   n?: number;
 
   @ApiPropertyOptional({
@@ -211,11 +369,81 @@ export class ChatCompletionRequestDto {
   @Max(2)
   frequency_penalty?: number;
 
-  @ApiPropertyOptional({ description: 'End-user id (accepted, not used).', example: 'user-123' })
+  @ApiPropertyOptional({ description: 'End-user id (passed to the engine).', example: 'user-123' })
   @IsOptional()
   @IsString()
   @MaxLength(256)
   user?: string;
+
+  @ApiPropertyOptional({ type: [ToolDto], maxItems: 128, description: 'Functions the model may call.' })
+  @IsOptional()
+  @IsArray()
+  @ArrayMaxSize(128)
+  @IsObject({ each: true, message: 'each of tools must be an object {type, function}' })
+  @ValidateNested({ each: true })
+  @Type(() => ToolDto)
+  tools?: ToolDto[];
+
+  @ApiPropertyOptional({
+    oneOf: [
+      { type: 'string', enum: ['none', 'auto', 'required'] },
+      { type: 'object', properties: { type: { enum: ['function'] }, function: { type: 'object' } } },
+    ],
+    example: 'auto',
+  })
+  @IsOptional()
+  @IsToolChoice()
+  tool_choice?: 'none' | 'auto' | 'required' | { type: 'function'; function: { name: string } };
+
+  @ApiPropertyOptional({ example: true })
+  @IsOptional()
+  @IsBoolean()
+  parallel_tool_calls?: boolean;
+
+  @ApiPropertyOptional({ type: ResponseFormatDto })
+  @IsOptional()
+  @IsObject()
+  @ValidateNested()
+  @Type(() => ResponseFormatDto)
+  response_format?: ResponseFormatDto;
+
+  @ApiPropertyOptional({ description: 'Return log probabilities of the output tokens.', example: true })
+  @IsOptional()
+  @IsBoolean()
+  logprobs?: boolean;
+
+  @ApiPropertyOptional({
+    minimum: 0,
+    maximum: 20,
+    description: 'Alternatives per token; needs `logprobs: true`.',
+    example: 2,
+  })
+  @IsOptional()
+  @IsInt()
+  @Min(0)
+  @Max(20)
+  top_logprobs?: number;
+
+  @ApiPropertyOptional({
+    type: 'object',
+    additionalProperties: { type: 'string' },
+    description: 'Up to 16 string pairs (passed to the engine).',
+  })
+  @IsOptional()
+  @IsObject()
+  metadata?: Record<string, string>;
+
+  @ApiPropertyOptional({ description: 'Passed to the engine (OpenAI stores the completion).' })
+  @IsOptional()
+  @IsBoolean()
+  store?: boolean;
+
+  @ApiPropertyOptional({ enum: ['none', 'minimal', 'low', 'medium', 'high'] })
+  @IsOptional()
+  @IsIn(['none', 'minimal', 'low', 'medium', 'high'], {
+    message: "reasoning_effort must be 'none', 'minimal', 'low', 'medium' or 'high'",
+  })
+  reasoning_effort?: string;
 
   @ApiPropertyOptional({
     type: CacheControlDto,
@@ -230,15 +458,24 @@ export class ChatCompletionRequestDto {
 
 class ChatCompletionResponseMessageDto {
   @ApiProperty({ enum: ['assistant'] }) role!: 'assistant';
-  @ApiProperty() content!: string;
+  @ApiProperty({ type: String, nullable: true, description: 'null when the answer is only tool calls.' })
+  content!: string | null;
   @ApiProperty({ type: String, nullable: true }) refusal!: null;
+  @ApiPropertyOptional({ type: [ToolCallDto], description: 'The tools the model called.' })
+  tool_calls?: ToolCallDto[];
 }
 
 class ChatCompletionChoiceDto {
   @ApiProperty() index!: number;
   @ApiProperty({ type: ChatCompletionResponseMessageDto }) message!: ChatCompletionResponseMessageDto;
-  @ApiProperty({ type: Object, nullable: true }) logprobs!: null;
-  @ApiProperty({ example: 'stop' }) finish_reason!: string;
+  @ApiProperty({
+    type: 'object',
+    nullable: true,
+    additionalProperties: true,
+    description: 'With `logprobs: true`: `{content: [{token, logprob, bytes, top_logprobs}]}`.',
+  })
+  logprobs!: { content: unknown[] } | null;
+  @ApiProperty({ example: 'stop', description: '`stop`, `length` or `tool_calls`.' }) finish_reason!: string;
 }
 
 class PromptTokensDetailsDto {
@@ -281,4 +518,86 @@ class ModelCardDto {
 export class ModelListDto {
   @ApiProperty({ enum: ['list'] }) object!: 'list';
   @ApiProperty({ type: [ModelCardDto] }) data!: ModelCardDto[];
+}
+
+/** `POST /v1/embeddings` (OpenAI-compatible). */
+export class EmbeddingRequestDto {
+  @ApiProperty({
+    description: 'The embedding model (GET /v1/models).',
+    example: 'kvchat-sim-lexical-embedding',
+  })
+  @IsString()
+  @MaxLength(300)
+  model!: string;
+
+  @ApiProperty({
+    oneOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' }, maxItems: 2048 }],
+    description: 'A text or up to 2048 texts, each non-empty and at most MAX_MESSAGE_CHARS characters.',
+    example: 'What is a KV cache?',
+  })
+  @IsEmbeddingInput()
+  input!: string | string[];
+
+  @ApiPropertyOptional({ enum: ['float', 'base64'], default: 'float' })
+  @IsOptional()
+  @IsIn(['float', 'base64'], { message: "encoding_format must be 'float' or 'base64'" })
+  encoding_format?: 'float' | 'base64';
+
+  @ApiPropertyOptional({ minimum: 1, description: 'Truncate each vector to this many dimensions.' })
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  @Max(65536)
+  dimensions?: number;
+
+  @ApiPropertyOptional({ description: 'End-user id (accepted, not used).' })
+  @IsOptional()
+  @IsString()
+  @MaxLength(256)
+  user?: string;
+}
+
+/** Embedding input: a non-empty string, or 1..2048 non-empty strings. */
+function IsEmbeddingInput(options?: ValidationOptions): PropertyDecorator {
+  return (object, propertyName) =>
+    registerDecorator({
+      name: 'isEmbeddingInput',
+      target: object.constructor,
+      propertyName: propertyName as string,
+      options: {
+        message: `${String(propertyName)} must be a non-empty string or an array of 1 to 2048 non-empty strings`,
+        ...options,
+      },
+      validator: {
+        validate: (v: unknown) =>
+          (typeof v === 'string' && v.length > 0) ||
+          (Array.isArray(v) &&
+            v.length > 0 &&
+            v.length <= 2048 &&
+            v.every((s) => typeof s === 'string' && s.length > 0)),
+      },
+    });
+}
+
+class EmbeddingDto {
+  @ApiProperty({ enum: ['embedding'] }) object!: 'embedding';
+  @ApiProperty() index!: number;
+  @ApiProperty({
+    oneOf: [{ type: 'array', items: { type: 'number' } }, { type: 'string' }],
+    description: 'Floats, or with `encoding_format: base64` little-endian float32 bytes in base64.',
+  })
+  embedding!: number[] | string;
+}
+
+class EmbeddingUsageDto {
+  @ApiProperty({ description: 'Input tokens (0 for texts answered from the embeddings cache).' })
+  prompt_tokens!: number;
+  @ApiProperty() total_tokens!: number;
+}
+
+export class EmbeddingListDto {
+  @ApiProperty({ enum: ['list'] }) object!: 'list';
+  @ApiProperty({ type: [EmbeddingDto] }) data!: EmbeddingDto[];
+  @ApiProperty() model!: string;
+  @ApiProperty({ type: EmbeddingUsageDto }) usage!: EmbeddingUsageDto;
 }

@@ -19,7 +19,7 @@ import {
   EngineUnavailable,
   EngineUnreachable,
 } from '../inference.errors';
-import type { TokenizeInput } from '../inference.types';
+import type { TokenizeInput, WireChatMessage } from '../inference.types';
 import { type PromSample, parsePrometheusText, sumCounter } from '../prometheus-text';
 
 /** vLLM's `/tokenize` response (also the simulator's). */
@@ -33,6 +33,28 @@ interface TokenizeResponse {
 interface VllmChatExtensions {
   /** Mixed into the first KV block's hash so tenants never share cached blocks (vLLM >= 0.9). */
   cache_salt?: string;
+}
+
+/** A wire message as the OpenAI SDK types it (an assistant message with only tool calls has null content). */
+function toOpenAiMessage(m: WireChatMessage): OpenAI.ChatCompletionMessageParam {
+  const name = m.name !== undefined ? { name: m.name } : {};
+  switch (m.role) {
+    case 'tool':
+      return { role: 'tool', content: m.content, tool_call_id: m.tool_call_id ?? '' };
+    case 'assistant':
+      return m.tool_calls?.length
+        ? {
+            role: 'assistant',
+            content: m.content === '' ? null : m.content,
+            tool_calls: m.tool_calls,
+            ...name,
+          }
+        : { role: 'assistant', content: m.content, ...name };
+    case 'system':
+      return { role: 'system', content: m.content, ...name };
+    case 'user':
+      return { role: 'user', content: m.content, ...name };
+  }
 }
 
 /** `http://host:8000/v1` -> `http://host:8000`: where vLLM serves `/tokenize`, `/metrics`, `/health`. */
@@ -101,8 +123,10 @@ export class VllmEngineAdapter implements EngineAdapter {
     signal: AbortSignal,
   ): Promise<EngineChatStream> {
     const body: OpenAI.ChatCompletionCreateParamsStreaming & VllmChatExtensions = {
+      // The client's other OpenAI and vendor fields first: kvchat's own fields below always win.
+      ...request.extra,
       model: request.model,
-      messages: request.messages,
+      messages: request.messages.map(toOpenAiMessage),
       stream: true,
       stream_options: { include_usage: true },
       max_tokens: request.maxTokens,
@@ -146,14 +170,30 @@ export class VllmEngineAdapter implements EngineAdapter {
             },
           };
         }
-        const choice = chunk.choices[0];
-        if (!choice) continue;
-        const delta = choice.delta?.content ?? '';
-        if (delta.length > 0) {
-          received++;
-          yield { type: 'delta', text: delta };
+        for (const choice of chunk.choices) {
+          const index = choice.index ?? 0;
+          const at = index === 0 ? {} : { choice: index };
+          const delta = choice.delta?.content ?? '';
+          if (delta.length > 0) {
+            received++;
+            yield { type: 'delta', text: delta, ...at };
+          }
+          for (const call of choice.delta?.tool_calls ?? []) {
+            received++;
+            yield {
+              type: 'tool_call',
+              ...at,
+              index: call.index,
+              ...(call.id ? { id: call.id } : {}),
+              ...(call.function?.name ? { name: call.function.name } : {}),
+              arguments: call.function?.arguments ?? '',
+            };
+          }
+          if (choice.logprobs?.content?.length) {
+            yield { type: 'logprobs', ...at, content: choice.logprobs.content };
+          }
+          if (choice.finish_reason) yield { type: 'finish', reason: choice.finish_reason, ...at };
         }
-        if (choice.finish_reason) yield { type: 'finish', reason: choice.finish_reason };
       }
     } catch (e) {
       throw this.translate(e, endpoint, received);
