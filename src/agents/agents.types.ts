@@ -63,6 +63,11 @@ export interface TurnOutput extends Omit<ChatResult, 'timings'> {
   cache: MessageCacheReport;
   /** The passages the answer was given, when the agent retrieved any (stored on the assistant message). */
   citations?: Citation[];
+  /**
+   * On a response-cache hit: the usage of the engine call that produced the replayed answer (what the
+   * miss it replaced cost, in tokens), for the usage ledger. Absent on a miss.
+   */
+  replacedUsage?: ChatUsage;
   /** The window state after this turn, to persist on the conversation (absent: unchanged). */
   context?: ConversationContextState;
   /** The user message as sent (date and volatile context included), to persist so later turns repeat it. */

@@ -1,4 +1,4 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable, Optional } from '@nestjs/common';
 import { replayDeltas } from '../caching/replay';
 import { ResponseCache } from '../caching/response-cache.service';
 import type { ResponseCacheScope } from '../caching/response-cache.types';
@@ -9,6 +9,8 @@ import type { PromptSpec } from '../context/prompt.types';
 import { InferenceService } from '../inference/inference.service';
 import type { ChatResult } from '../inference/inference.types';
 import { NOOP_TURN_TRACE } from '../observability/turn-trace';
+import { PRICE_LOOKUP, type PriceLookup } from '../usage/price-lookup';
+import { costBreakdown } from '../usage/usage-pricing';
 import type { AgentTurnSink, RouteDecision, TurnInput, TurnOutput } from './agents.types';
 import type { RetrievedPassage } from './chat-agent';
 
@@ -40,6 +42,8 @@ export class AnswerService {
     private readonly inference: InferenceService,
     private readonly inferenceConfig: InferenceConfig,
     private readonly responseCache: ResponseCache,
+    /** Prices the engine call for its Langfuse generation (`costDetails`); absent: no cost traced. */
+    @Optional() @Inject(PRICE_LOOKUP) private readonly prices?: PriceLookup,
   ) {}
 
   /**
@@ -90,6 +94,7 @@ export class AnswerService {
       templateVersion: assembled.templateVersion,
       cache: served.report ? { ...cache, response: served.report } : cache,
       ...(retrieved ? { citations } : {}),
+      ...(served.cached ? { replacedUsage: served.cached.usage } : {}),
       context: assembled.state,
       userPromptContent: assembled.userContent,
       tokenCounts: {
@@ -161,6 +166,7 @@ export class AnswerService {
         output: result.content,
         model: result.model,
         usage: result.usage,
+        cost: costBreakdown(result.usage, this.prices?.priceOf(result.model) ?? null) ?? undefined,
         metadata: {
           replica: result.replica,
           templateVersion: assembled.templateVersion,

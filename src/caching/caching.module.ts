@@ -13,6 +13,7 @@ import { PgVectorIndex } from './pgvector.index';
 import { RedisResponseCacheStore } from './redis-response-cache.store';
 import { RESPONSE_CACHE_STORE } from './response-cache.store';
 import { ResponseStatsSource } from './response-stats.source';
+import { SavingsStatsSource } from './savings-stats.source';
 import { SemanticIndex } from './semantic-index';
 import { SingleFlight } from './single-flight';
 import { VECTOR_INDEX } from './vector-index';
@@ -38,7 +39,8 @@ const guardsProvider: Provider = {
  * The response cache: exact (RESPONSE_CACHE_STORE: Redis) and semantic (embeddings + VECTOR_INDEX:
  * pgvector) lookups with guards and an
  * optional verifier, single flight, per-tenant bounds, invalidation (`DELETE /v1/cache`) and the
- * `response` section of `GET /v1/cache/stats` (discovered by the cache-stats module).
+ * `response` and `savings` (from the usage ledger) sections of `GET /v1/cache/stats` (discovered by the
+ * cache-stats module).
  */
 @Module({
   imports: [InferenceModule],
@@ -56,6 +58,7 @@ const guardsProvider: Provider = {
     ResponseCache,
     ResponseCacheAdmin,
     ResponseStatsSource,
+    SavingsStatsSource,
     EmbeddingCache,
   ],
   exports: [ResponseCache, ResponseCacheAdmin, EmbeddingCache],

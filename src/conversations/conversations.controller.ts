@@ -65,7 +65,10 @@ export function toTurnResponse(record: TurnRecord): TurnResponseDto {
   return {
     conversationId: record.conversation.id,
     userMessage: MessageDto.from(record.userMessage),
-    assistantMessage: MessageDto.from(record.assistantMessage),
+    assistantMessage: {
+      ...MessageDto.from(record.assistantMessage),
+      ...(record.savings ? { savings: record.savings } : {}),
+    },
   };
 }
 
@@ -177,6 +180,7 @@ export class ConversationsController {
         temperature: body.temperature,
         cache: body.cache,
         streamed: wantsStream,
+        requestId: String(request.id),
       },
       clientDisconnectSignal(reply),
     );

@@ -23,7 +23,10 @@ import { ConversationNotFound, TurnInterrupted } from './conversation.errors';
 import { type ConversationTurnEvent, ConversationsService } from './conversations.service';
 import type { InFlightTurn, InFlightTurns } from './in-flight-turns';
 import { Message } from './message.entity';
+import type { TurnBilling } from './turn-billing.service';
 import type { TurnLockService } from './turn-lock.service';
+import { priceUsage } from '../usage/usage-pricing';
+import { savingsOf } from '../usage/usage-savings';
 
 /**
  * The agent graph as a script: records each TurnInput, emits a route, two tokens and the usage, and
@@ -93,6 +96,25 @@ const noTelemetry = {
   begin: () => ({ trace: NOOP_TURN_TRACE, succeed: () => undefined, fail: () => undefined }),
 } as unknown as TurnTelemetryService;
 
+/** Bills at no price, without a ledger or limits. */
+const noBilling = {
+  admit: () => Promise.resolve(),
+  bill: (auth: AuthContext, turn: Parameters<TurnBilling['bill']>[1]) => {
+    const row = priceUsage(
+      {
+        tenantId: auth.tenantId,
+        requestId: turn.requestId,
+        endpoint: 'turn',
+        model: turn.output.model,
+        ...turn.output.usage,
+        latencyMs: turn.latencyMs,
+      },
+      null,
+    );
+    return Promise.resolve({ row, savings: savingsOf(row) });
+  },
+} as unknown as TurnBilling;
+
 /** ConversationsService over an in-memory PGlite (migrated), with the graph, lock and telemetry faked. */
 describe('ConversationsService', () => {
   let pg: EmbeddedPostgres;
@@ -140,6 +162,7 @@ describe('ConversationsService', () => {
       } as unknown as KnowledgeBasesService,
       inFlight,
       lifecycle,
+      noBilling,
     );
     return { sut, inputs, state, records, lifecycle };
   };

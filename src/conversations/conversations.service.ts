@@ -17,12 +17,14 @@ import { AppConfig } from '../config/app.config';
 import { LifecycleService } from '../lifecycle/lifecycle.service';
 import { RequestAborted } from '../inference/inference.errors';
 import { TurnTelemetryService } from '../observability/turn-telemetry.service';
+import type { UsageSavings } from '../usage/usage-savings';
 import { Conversation } from './conversation.entity';
 import { loadTurnState } from './conversation.repository';
 import { ConversationBusy, ConversationNotFound, TurnInterrupted } from './conversation.errors';
 import { InFlightTurns } from './in-flight-turns';
 import { Message, type MessageError } from './message.entity';
 import { decodeConversationCursor, decodeMessageCursor, encodeCursor } from './page-cursor';
+import { TurnBilling } from './turn-billing.service';
 import { TurnLockService } from './turn-lock.service';
 
 /** A turn to run. */
@@ -34,6 +36,8 @@ export interface TurnCommand {
   cache?: CacheControl;
   /** Whether the client reads the answer as a stream (recorded on the trace). */
   streamed?: boolean;
+  /** The HTTP request id, for the usage ledger (default: a fresh UUID). */
+  requestId?: string;
 }
 
 /** A completed turn: both stored messages. */
@@ -41,6 +45,8 @@ export interface TurnRecord {
   conversation: Conversation;
   userMessage: Message;
   assistantMessage: Message;
+  /** What each cache layer saved this turn, and its cost (from its usage-ledger record). */
+  savings?: UsageSavings;
 }
 
 /** The payloads of a conversation turn's events (see TurnEvent). */
@@ -76,6 +82,7 @@ export class ConversationsService {
     private readonly knowledgeBases: KnowledgeBasesService,
     private readonly inFlight: InFlightTurns,
     private readonly lifecycle: LifecycleService,
+    private readonly billing: TurnBilling,
   ) {}
 
   /**
@@ -208,6 +215,8 @@ export class ConversationsService {
         { limit: this.config.MAX_MESSAGE_CHARS },
       );
     }
+    // The key's model allow-list (ModelNotAllowed, 403) before anything is read or locked.
+    await this.billing.admit(auth);
     const lockSignal = AbortSignal.any([sink.signal, this.lifecycle.drainExpired]);
     return this.locks.withConversation(
       conversationId,
@@ -375,11 +384,19 @@ export class ConversationsService {
       }
       // One transaction: both messages (one multi-row INSERT) and the conversation's counters.
       await write();
+      // Billed once stored: one usage record (queued, never awaited), then the tokens charged to limits.
+      const { row, savings } = await this.billing.bill(auth, {
+        requestId: command.requestId ?? randomUUID(),
+        conversationId,
+        output,
+        latencyMs: assistantMessage.timings?.totalMs ?? 0,
+      });
       observed.succeed(output, {
         totalMs: assistantMessage.timings?.totalMs ?? 0,
         messageId: assistantMessage.id,
+        cost: { usd: row.cost, avoidedUsd: row.costAvoided },
       });
-      return { conversation, userMessage, assistantMessage };
+      return { conversation, userMessage, assistantMessage, savings };
     } finally {
       // Not settled (the database did not take the write): the record stays for the sweeper.
       if (settled) this.inFlight.end(turnId);

@@ -4,6 +4,7 @@ import { Migration20261120234939 } from './migrations/Migration20261120234939';
 import { Migration20261128102039 } from './migrations/Migration20261128102039';
 import { Migration20261128102450 } from './migrations/Migration20261128102450';
 import { Migration20261128144200 } from './migrations/Migration20261128144200';
+import { Migration20261128150000 } from './migrations/Migration20261128150000';
 
 /** Every committed migration, in order. `npm run migration:create` writes the file; add it here. */
 export const MIGRATIONS: MigrationObject[] = [
@@ -16,4 +17,6 @@ export const MIGRATIONS: MigrationObject[] = [
   { name: 'Migration20261128102450', class: Migration20261128102450 },
   // Conversations bound to knowledge bases (knowledge_base_ids); citations on assistant messages.
   { name: 'Migration20261128144200', class: Migration20261128144200 },
+  // usage_daily (tenant_id, day): a tenant's month is read without scanning every tenant's days.
+  { name: 'Migration20261128150000', class: Migration20261128150000 },
 ];

@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
 import { LockMode } from '@mikro-orm/core';
 import { EntityManager } from '@mikro-orm/postgresql';
-import { Injectable, Logger } from '@nestjs/common';
+import { Injectable, Logger, Optional } from '@nestjs/common';
 import { EmbeddingsConfig } from '../config/caching.config';
 import { KnowledgeConfig } from '../config/knowledge.config';
 import { EmbeddingsService } from '../inference/embeddings.service';
+import { UsageRecorder } from '../usage/usage-recorder.service';
 import { Chunker, type DraftChunk } from './chunker';
 import { extractText } from './document-formats';
 import { Ingestion } from './ingestion.entity';
@@ -49,6 +50,8 @@ export class IngestionPipeline {
     private readonly embeddingsConfig: EmbeddingsConfig,
     config: KnowledgeConfig,
     private readonly changes: DocumentChanges,
+    /** Bills the embedding of new chunks (usage ledger, endpoint `ingestion`); absent in unit tests. */
+    @Optional() private readonly usage?: UsageRecorder,
   ) {
     this.chunker = new Chunker({
       chunkTokens: config.KNOWLEDGE_CHUNK_TOKENS,
@@ -66,6 +69,7 @@ export class IngestionPipeline {
     ingestionId: string,
     onProgress: (done: number, total: number) => unknown = () => undefined,
   ): Promise<IngestionOutcome> {
+    const started = performance.now();
     const em = this.em.fork();
     const ingestion = await em.findOne(Ingestion, { id: ingestionId, tenantId }, { populate: ['source'] });
     if (!ingestion) return { result: 'gone' };
@@ -139,7 +143,37 @@ export class IngestionPipeline {
         },
       ]);
     }
+    if (outcome.result === 'ready' && pending.length > 0)
+      await this.bill(tenantId, ingestionId, pending, started);
     return outcome;
+  }
+
+  /**
+   * One usage record per ingestion that embedded chunks: the chunks' tokens (cl100k counts, the
+   * chunker's) as prompt tokens of the embedding model. No key: ingestion runs in a worker, after the
+   * upload's request. Unchanged chunks are not embedded again, so they are not billed again.
+   */
+  private async bill(
+    tenantId: string,
+    ingestionId: string,
+    embedded: readonly DraftChunk[],
+    started: number,
+  ): Promise<void> {
+    if (!this.usage) return;
+    const model = await this.embeddings.describe().then(
+      (info) => info.model,
+      () => this.embeddingsConfig.EMBEDDINGS_MODEL ?? 'embeddings',
+    );
+    this.usage.record({
+      tenantId,
+      requestId: `ingestion:${ingestionId}`,
+      endpoint: 'ingestion',
+      model,
+      promptTokens: embedded.reduce((n, d) => n + d.tokenCount, 0),
+      cachedTokens: 0,
+      completionTokens: 0,
+      latencyMs: performance.now() - started,
+    });
   }
 
   /** The atomic swap: one transaction, the document row locked. */

@@ -274,6 +274,16 @@ class LangfuseTurnGeneration implements TraceGeneration {
               },
             }
           : {}),
+        ...(result.cost
+          ? {
+              costDetails: {
+                input: result.cost.input,
+                input_cached_tokens: result.cost.inputCached,
+                output: result.cost.output,
+                total: result.cost.total,
+              },
+            }
+          : {}),
         metadata: { ...this.metadata, ...result.metadata, ...(usage ? { usage } : {}) },
         ...(result.error ? { level: 'ERROR' as const, statusMessage: result.error } : {}),
       }),

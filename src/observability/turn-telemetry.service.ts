@@ -46,7 +46,15 @@ export interface ObservedTurn {
   /** Pass to the agent graph (TurnInput.trace). */
   readonly trace: TurnTrace;
   /** The turn stored its answer. `totalMs`: whole turn; `messageId`: the stored answer. */
-  succeed(outcome: TurnOutcome, details: { totalMs: number; messageId?: string }): void;
+  succeed(
+    outcome: TurnOutcome,
+    details: {
+      totalMs: number;
+      messageId?: string;
+      /** The turn's cost and the cost its cache layers avoided, USD (usage ledger). */
+      cost?: { usd: number; avoidedUsd: number };
+    },
+  ): void;
   /** The turn failed with `error`. */
   fail(error: unknown): void;
 }
@@ -95,7 +103,7 @@ export class TurnTelemetryService {
     start: TurnTelemetryStart,
     trace: TurnTraceHandle,
     outcome: TurnOutcome,
-    details: { totalMs: number; messageId?: string },
+    details: Parameters<ObservedTurn['succeed']>[1],
   ): void {
     const response = outcome.cache?.response;
     const source: TurnSource = response?.hit ? (response.type ?? 'exact') : 'engine';
@@ -131,6 +139,7 @@ export class TurnTelemetryService {
       ...(response ? { responseCache: response } : {}),
       timings: { ...outcome.timings, totalMs: details.totalMs },
       ...(details.messageId ? { messageId: details.messageId } : {}),
+      ...(details.cost ? { cost: details.cost } : {}),
     };
     trace.finish({ output: outcome.content, metadata: summary, tags: agent ? [source, agent] : [source] });
     this.logger.log(

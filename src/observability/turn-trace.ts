@@ -16,6 +16,8 @@ export interface TraceGeneration {
     output?: unknown;
     model?: string;
     usage?: { promptTokens: number; completionTokens: number; cachedTokens: number };
+    /** USD of the call by token kind (Langfuse `costDetails`), from the usage ledger's prices. */
+    cost?: { input: number; inputCached: number; output: number; total: number };
     metadata?: Record<string, unknown>;
     error?: string;
   }): void;

@@ -1,10 +1,11 @@
-import { Entity, PrimaryKey, Property } from '@mikro-orm/core';
+import { Entity, Index, PrimaryKey, Property } from '@mikro-orm/core';
 
 /**
  * The daily rollup of the ledger: sums per UTC day, tenant, key, model and endpoint, folded in by the
  * `usage` queue's repeatable rollup job, so reports over months read thousands of rows, not millions.
  */
 @Entity({ tableName: 'usage_daily' })
+@Index({ properties: ['tenantId', 'day'] })
 export class UsageDaily {
   @PrimaryKey({ type: 'date' }) day!: string;
   @PrimaryKey({ type: 'uuid' }) tenantId!: string;

@@ -277,6 +277,66 @@ export class UsageLedgerRepository {
         : { requests: 0, promptTokens: 0, cachedTokens: 0, completionTokens: 0, cost: 0, costAvoided: 0 },
     };
   }
+
+  /**
+   * What the cache layers saved, summed over the whole ledger of a tenant (or every tenant): the rollup plus the records it has not folded, in one snapshot (exact).
+   * Tokens are tokens, cost and costAvoided USD.
+   */
+  async savings(filter: { tenantId?: string }): Promise<LedgerSavings> {
+    type Raw = Record<
+      'requests' | 'prompt' | 'cached' | 'completion' | 'exact' | 'semantic' | 'prefix' | 'cost' | 'avoided',
+      string | null
+    >;
+    const sums = `coalesce(sum(requests), 0)::text as requests, coalesce(sum(prompt_tokens), 0)::text as prompt,
+      coalesce(sum(cached_tokens), 0)::text as cached, coalesce(sum(completion_tokens), 0)::text as completion,
+      coalesce(sum(avoided_tokens_exact), 0)::text as exact, coalesce(sum(avoided_tokens_semantic), 0)::text as semantic,
+      coalesce(sum(avoided_tokens_prefix), 0)::text as prefix, coalesce(sum(cost), 0)::text as cost,
+      coalesce(sum(cost_avoided), 0)::text as avoided`;
+    const columns = `1 as requests, prompt_tokens, cached_tokens, completion_tokens, avoided_tokens_exact,
+      avoided_tokens_semantic, avoided_tokens_prefix, cost, cost_avoided`;
+    const connection = this.em.getConnection();
+    const raw = await connection.transactional(
+      async (trx) => {
+        const [state] = await connection.execute<{ through: string }[]>(
+          'select rolled_through_seq::text as through from usage_rollup_state where id = 1',
+          [],
+          'all',
+          trx,
+        );
+        const tenant = filter.tenantId ? ' and tenant_id = ?' : '';
+        const t = filter.tenantId ? [filter.tenantId] : [];
+        return connection.execute<Raw[]>(
+          `select ${sums} from (
+             select requests, prompt_tokens, cached_tokens, completion_tokens, avoided_tokens_exact,
+               avoided_tokens_semantic, avoided_tokens_prefix, cost, cost_avoided
+             from usage_daily where true${tenant}
+             union all
+             select ${columns} from usage_records where seq > ?::bigint${tenant}) u`,
+          [...t, state?.through ?? '0', ...t],
+          'all',
+          trx,
+        );
+      },
+      { isolationLevel: IsolationLevel.REPEATABLE_READ, readOnly: true },
+    );
+    const r = raw[0];
+    const n = (v: string | null): number => Number(v ?? 0);
+    return {
+      requests: n(r.requests),
+      promptTokens: n(r.prompt),
+      cachedTokens: n(r.cached),
+      completionTokens: n(r.completion),
+      avoidedTokens: { exact: n(r.exact), semantic: n(r.semantic), enginePrefix: n(r.prefix) },
+      cost: n(r.cost),
+      costAvoided: n(r.avoided),
+    };
+  }
+}
+
+/** The cache layers' savings over a ledger: counters plus the tokens each layer avoided (USD for costs). */
+export interface LedgerSavings extends UsageCounters {
+  /** Tokens avoided: replayed response-cache hits (as the misses they replaced) and cached prompt tokens. */
+  avoidedTokens: { exact: number; semantic: number; enginePrefix: number };
 }
 
 function isoDay(d: Date): string {

@@ -59,3 +59,20 @@ export function priceUsage(input: UsageInput, price: ModelPrice | null): UsageRo
   row.costAvoided = usd(row.avoidedCostExact + row.avoidedCostSemantic + row.avoidedCostPrefix);
   return row;
 }
+
+/**
+ * One engine call's cost by token kind, USD (for Langfuse `costDetails`): uncached prompt tokens,
+ * cached prompt tokens, completion tokens and their total. Null when the model has no price.
+ */
+export function costBreakdown(
+  usage: { promptTokens: number; cachedTokens: number; completionTokens: number },
+  price: ModelPrice | null,
+): { input: number; inputCached: number; output: number; total: number } | null {
+  if (!price) return null;
+  const prompt = tokens(usage.promptTokens);
+  const cached = Math.min(prompt, tokens(usage.cachedTokens));
+  const input = usd((prompt - cached) * price.input * PER_TOKEN);
+  const inputCached = usd(cached * price.cachedInput * PER_TOKEN);
+  const output = usd(tokens(usage.completionTokens) * price.output * PER_TOKEN);
+  return { input, inputCached, output, total: usd(input + inputCached + output) };
+}

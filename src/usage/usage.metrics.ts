@@ -20,6 +20,8 @@ export class UsageMetrics {
   private readonly avoided: Counter<'model' | 'layer'>;
   private readonly records: Counter<'endpoint' | 'cache_layer'>;
   private readonly droppedRecords: Counter;
+  private readonly writtenRecords: Counter;
+  private writtenInProcess = 0;
 
   constructor(metrics: MetricsService, config: MetricsConfig) {
     this.tenantLabel = config.METRICS_TENANT_LABEL;
@@ -54,6 +56,11 @@ export class UsageMetrics {
       help: 'Usage records dropped because Redis could not take them before the buffer filled or shutdown ended.',
       registers,
     });
+    this.writtenRecords = new Counter({
+      name: 'kvchat_usage_records_written_total',
+      help: 'Usage records this process inserted into the ledger (its writer jobs; a retried batch counts what it inserted).',
+      registers,
+    });
   }
 
   count(row: UsageRow): void {
@@ -71,5 +78,16 @@ export class UsageMetrics {
 
   dropped(n: number): void {
     this.droppedRecords.inc(n);
+  }
+
+  /** The writer stored `n` new records. */
+  written(n: number): void {
+    this.writtenRecords.inc(n);
+    this.writtenInProcess += n;
+  }
+
+  /** Records this process's writer has stored since it started (what the benchmark polls instead of count(*)). */
+  get writtenTotal(): number {
+    return this.writtenInProcess;
   }
 }

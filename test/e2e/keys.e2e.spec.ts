@@ -224,6 +224,57 @@ describe('API keys, scopes, limits and budgets (e2e, two replicas)', () => {
     expect(Number(second.headers.get('retry-after'))).toBeGreaterThan(0);
   });
 
+  it("should hold one model, 3 rpm and a tiny token budget on turns, charged from the turn's real usage", async () => {
+    const created = await api(`${a.url}/v1/admin/keys`, {
+      key: tenantAdminKey,
+      body: { name: 'turns', scopes: ['chat'], models: [model], rpm: 3, budgets: { tokensPerDay: 5 } },
+    });
+    expect(created.status).toBe(201);
+    const key = created.body.key;
+    const conversation = await api(`${a.url}/v1/conversations`, { key, body: {} });
+    expect(conversation.status).toBe(201);
+    expect(conversation.headers.get('x-ratelimit-remaining-requests')).toBe('2');
+    const turn = (url: string, content: string, k = key) =>
+      api(`${url}/v1/conversations/${conversation.body.id}/turns`, {
+        key: k,
+        body: { content, maxTokens: 16 },
+      });
+
+    const first = await turn(b.url, 'What is a prefix cache?');
+    expect(first.status).toBe(201);
+    expect(first.headers.get('x-ratelimit-limit-requests')).toBe('3');
+    expect(first.headers.get('x-ratelimit-remaining-requests')).toBe('1');
+    const usage = first.body.assistantMessage.usage;
+    const used = usage.promptTokens + usage.completionTokens;
+    expect(used).toBeGreaterThan(5);
+    expect(first.body.assistantMessage.savings).toMatchObject({
+      cacheLayer: usage.cachedTokens > 0 ? 'engine-prefix' : 'none',
+      enginePrefix: { tokens: usage.cachedTokens },
+      responseCache: { tokens: 0, cost: 0 },
+      providerCachedTokens: 0,
+    });
+
+    // The turn's tokens were charged after it: the day's budget is spent, on every replica.
+    const second = await turn(a.url, 'And a KV block?');
+    expect(second.status).toBe(429);
+    expect(second.body).toMatchObject({
+      code: 'BudgetExceeded',
+      budget: 'tokensPerDay',
+      holder: 'key',
+      used,
+    });
+    expect(Number(second.headers.get('retry-after'))).toBeGreaterThan(0);
+
+    // A key allowed another model may not run turns on the served one.
+    const elsewhere = await api(`${a.url}/v1/admin/keys`, {
+      key: tenantAdminKey,
+      body: { name: 'other model', scopes: ['chat'], models: ['gpt-4o'] },
+    });
+    const refused = await turn(a.url, 'Hello', elsewhere.body.key);
+    expect(refused.status).toBe(403);
+    expect(refused.body).toMatchObject({ code: 'ModelNotAllowed', model, allowedModels: ['gpt-4o'] });
+  });
+
   it('should keep the old secret working during the rotation grace period only', async () => {
     const created = await api(`${a.url}/v1/admin/keys`, { key: tenantAdminKey, body: { name: 'rotating' } });
     const oldKey = created.body.key;

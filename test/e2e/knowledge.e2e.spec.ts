@@ -2,8 +2,10 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { fixture, uploadFiles, waitForIngestion } from '../factories/knowledge';
+import { EntityManager } from '@mikro-orm/postgresql';
 import { deleteRedisPrefix } from '../factories/redis';
 import { api, startTestApp, type TestApp } from '../factories/test-app';
+import { waitFor } from '../factories/processes';
 
 // Boots the app and runs real queue jobs: slow on a busy shared machine.
 jest.setTimeout(120_000);
@@ -218,6 +220,28 @@ describe('knowledge (e2e)', () => {
       text: expect.stringContaining('7-year warranty'),
     });
     expect(hit.body.passages.map((p: any) => p.text).join(' ')).not.toContain('5-year');
+
+    // Billed: one usage record per ingestion that embedded chunks, for the chunks it embedded only.
+    const billed = (ingestionId: string) =>
+      sut.running.app
+        .get(EntityManager)
+        .getConnection()
+        .execute<{ endpoint: string; prompt_tokens: number; tenant_id: string }[]>(
+          'select endpoint, prompt_tokens, tenant_id from usage_records where request_id = ?',
+          [`ingestion:${ingestionId}`],
+        );
+    const [r1] = await waitFor('the first ingestion in the ledger', async () => {
+      const rows = await billed(first.body.documents[0].ingestionId);
+      return rows.length > 0 ? rows : undefined;
+    });
+    const [r2] = await waitFor('the second ingestion in the ledger', async () => {
+      const rows = await billed(second.body.documents[0].ingestionId);
+      return rows.length > 0 ? rows : undefined;
+    });
+    expect(r1).toMatchObject({ endpoint: 'ingestion', tenant_id: sut.tenantA });
+    expect(r2.prompt_tokens).toBeGreaterThan(0);
+    expect(r2.prompt_tokens).toBeLessThan(r1.prompt_tokens);
+    expect(await billed(again.body.documents[0].ingestionId)).toEqual([]);
 
     const doc = await api(kbUrl(id, `/documents/${second.body.documents[0].documentId}`), { key: sut.keyA });
     expect(doc.body).toMatchObject({ version: 2, status: 'ready', chunkCount: v2.chunksTotal });

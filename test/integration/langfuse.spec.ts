@@ -55,6 +55,9 @@ async function deadPort(): Promise<number> {
   return port;
 }
 
+/** Prices of the served model for the cost assertions, USD per million tokens. */
+const PRICE = { input: 3, cachedInput: 0.75, output: 12 };
+
 describe('Langfuse tracing (local ingestion receiver)', () => {
   describe('with a working Langfuse', () => {
     let receiver: LangfuseReceiver;
@@ -64,11 +67,13 @@ describe('Langfuse tracing (local ingestion receiver)', () => {
     beforeAll(async () => {
       receiver = await startLangfuseReceiver();
       sim = await startEngineSimulator({ timing: { timeScale: 0 } });
+      const served = (await (await fetch(`${sim.baseURL}/models`)).json()) as { data: { id: string }[] };
       app = await bootApp({
         ...KEYS,
         LANGFUSE_BASEURL: receiver.url,
         LANGFUSE_FLUSH_INTERVAL_MS: '20',
         INFERENCE_ENDPOINTS: sim.baseURL,
+        USAGE_PRICES: JSON.stringify({ [served.data[0].id]: PRICE }),
       });
     });
 
@@ -142,6 +147,14 @@ describe('Langfuse tracing (local ingestion receiver)', () => {
           output: completionTokens,
           total: promptTokens + completionTokens,
         });
+        // The generation's cost, at the ledger's prices (USD per million tokens), as the turn's savings report it.
+        const cost = {
+          input: ((promptTokens - cachedTokens) * PRICE.input) / 1e6,
+          input_cached_tokens: (cachedTokens * PRICE.cachedInput) / 1e6,
+          output: (completionTokens * PRICE.output) / 1e6,
+        };
+        for (const [k, v] of Object.entries(cost)) expect(generation.costDetails[k]).toBeCloseTo(v, 9);
+        expect(generation.costDetails.total).toBeCloseTo(res.body.assistantMessage.savings.cost, 9);
         expect(generation.metadata).toMatchObject({
           replica: res.body.assistantMessage.replica,
           templateVersion: res.body.assistantMessage.templateVersion,

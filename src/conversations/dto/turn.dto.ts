@@ -67,6 +67,45 @@ export class PostTurnDto {
   cache?: CacheControlDto;
 }
 
+/** Tokens and USD one cache layer saved. */
+export class LayerSavingsDto {
+  @ApiProperty({ description: 'Tokens the layer spared the engine or provider.' }) tokens!: number;
+  @ApiProperty({ description: 'USD, at the model price of the usage ledger (0 without a price).' })
+  cost!: number;
+}
+
+/**
+ * What each cache layer saved a turn, and what it cost: the turn's usage-ledger record, as billing sees
+ * it. A response-cache hit is priced as the miss it replaced.
+ */
+export class TurnSavingsDto {
+  @ApiProperty({ description: 'What the turn cost, USD.' }) cost!: number;
+  @ApiProperty({ description: 'USD the cache layers saved (response cache + prefix/prompt caching).' })
+  costAvoided!: number;
+  @ApiProperty({ enum: ['exact', 'semantic', 'engine-prefix', 'none'], description: 'Layer that answered.' })
+  cacheLayer!: 'exact' | 'semantic' | 'engine-prefix' | 'none';
+  @ApiProperty({ type: LayerSavingsDto, description: 'Response cache: the engine call a hit replaced.' })
+  responseCache!: LayerSavingsDto;
+  @ApiProperty({
+    type: LayerSavingsDto,
+    description: 'Engine prefix cache: cached prompt tokens, prefill spared.',
+  })
+  enginePrefix!: LayerSavingsDto;
+  @ApiProperty({
+    description: 'Prompt tokens a hosted provider reported cached (0 for a self-hosted engine).',
+  })
+  providerCachedTokens!: number;
+}
+
+/** The answer of a turn just run: the stored message and what the turn saved. */
+export class TurnAnswerDto extends MessageDto {
+  @ApiPropertyOptional({
+    type: TurnSavingsDto,
+    description: 'What each cache layer saved this turn (only in the turn response, not in message lists).',
+  })
+  savings?: TurnSavingsDto;
+}
+
 /**
  * A completed turn: both stored messages. The answer's usage, timings, cache report and route are
  * the assistant message's (`assistantMessage.usage`, `.timings`, `.cache`, `.route`).
@@ -75,8 +114,8 @@ export class TurnResponseDto {
   @ApiProperty({ format: 'uuid' }) conversationId!: string;
   @ApiProperty({ type: MessageDto }) userMessage!: MessageDto;
   @ApiProperty({
-    type: MessageDto,
-    description: 'The answer, with its usage, timings, cache report and route.',
+    type: TurnAnswerDto,
+    description: 'The answer, with its usage, timings, cache report, route and savings.',
   })
-  assistantMessage!: MessageDto;
+  assistantMessage!: TurnAnswerDto;
 }

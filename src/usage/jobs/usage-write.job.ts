@@ -1,6 +1,7 @@
 import { Process, Processor } from '@nestjs/bull';
 import type { Job } from 'bull';
 import { UsageLedgerRepository } from '../usage-ledger.repository';
+import { UsageMetrics } from '../usage.metrics';
 import { USAGE_QUEUE, USAGE_WRITE_JOB, type UsageWriteJobData } from '../usage.queue';
 
 /**
@@ -10,11 +11,16 @@ import { USAGE_QUEUE, USAGE_WRITE_JOB, type UsageWriteJobData } from '../usage.q
  */
 @Processor(USAGE_QUEUE)
 export class UsageWriteJob {
-  constructor(private readonly ledger: UsageLedgerRepository) {}
+  constructor(
+    private readonly ledger: UsageLedgerRepository,
+    private readonly metrics: UsageMetrics,
+  ) {}
 
   /** Four batches at once per worker process: PostgreSQL, not this process, is the bottleneck (bench:usage). */
   @Process({ name: USAGE_WRITE_JOB, concurrency: 4 })
   async handle(job: Job<UsageWriteJobData>): Promise<{ inserted: number }> {
-    return { inserted: await this.ledger.insertBatch(job.data.records) };
+    const inserted = await this.ledger.insertBatch(job.data.records);
+    this.metrics.written(inserted);
+    return { inserted };
   }
 }
