@@ -37,8 +37,13 @@ export interface ChatRequest {
 export interface ChatUsage {
   promptTokens: number;
   completionTokens: number;
-  /** `usage.prompt_tokens_details.cached_tokens` (0 when the engine does not report it). */
+  /**
+   * Prompt tokens served from a cache: vLLM/OpenAI `usage.prompt_tokens_details.cached_tokens`, Anthropic
+   * `cache_read_input_tokens` (0 when the engine does not report it).
+   */
   cachedTokens: number;
+  /** Prompt tokens written to a provider's prompt cache (Anthropic `cache_creation_input_tokens`), when reported. */
+  cacheWriteTokens?: number;
 }
 
 /** Result of a complete engine call. */
