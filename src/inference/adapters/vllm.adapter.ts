@@ -344,37 +344,3 @@ function numericHeader(headers: Headers, name: string): number | undefined {
   const value = Number(raw);
   return Number.isFinite(value) ? value : undefined;
 }
-
-/**
- * Engine events of a Chat Completions chunk stream (vLLM, OpenAI, and Anthropic after translation):
- * content deltas, the finish reason, usage with cached (and provider cache-write) tokens.
- * `counted.deltas` counts the deltas yielded, for the caller's error mapping.
- */
-export async function* engineEventsOf(
-  stream: AsyncIterable<ChatCompletionChunk>,
-  counted: { deltas: number },
-): AsyncGenerator<EngineChatEvent> {
-  for await (const chunk of stream) {
-    if (chunk.usage) {
-      const cached = chunk.usage.prompt_tokens_details?.cached_tokens;
-      const written = (chunk.usage as { cache_creation_input_tokens?: number }).cache_creation_input_tokens;
-      yield {
-        type: 'usage',
-        usage: {
-          promptTokens: chunk.usage.prompt_tokens,
-          completionTokens: chunk.usage.completion_tokens,
-          ...(cached !== undefined && cached !== null ? { cachedTokens: cached } : {}),
-          ...(written !== undefined ? { cacheWriteTokens: written } : {}),
-        },
-      };
-    }
-    const choice = chunk.choices[0];
-    if (!choice) continue;
-    const delta = choice.delta?.content ?? '';
-    if (delta.length > 0) {
-      counted.deltas++;
-      yield { type: 'delta', text: delta };
-    }
-    if (choice.finish_reason) yield { type: 'finish', reason: choice.finish_reason };
-  }
-}
