@@ -1,3 +1,5 @@
+import type { ProviderAttempt } from './deployment-guards';
+
 /** One chat message as sent to the engine. */
 export interface ChatMessage {
   role: 'system' | 'user' | 'assistant';
@@ -6,6 +8,8 @@ export interface ChatMessage {
 
 /** A chat request to the engine. */
 export interface ChatRequest {
+  /** Public model name of the catalogue; unset = the default model (the catalogue's first). */
+  model?: string;
   messages: ChatMessage[];
   /** Completion budget, tokens. */
   maxTokens?: number;
@@ -25,6 +29,11 @@ export interface ChatRequest {
   cacheSalt?: string;
   /** Key for replica affinity (the conversation id). */
   routingKey?: string;
+  /**
+   * Provider prompt-cache key (OpenAI `prompt_cache_key`); unset = `routingKey`. Server-derived: the
+   * conversation, or the tenant for stateless calls.
+   */
+  promptCacheKey?: string;
   /** Prompt token ids when known, for prefix-aware routing. */
   promptTokenIds?: readonly number[];
   /** Called with each content delta as it arrives (streaming). */
@@ -46,11 +55,28 @@ export interface ChatUsage {
   cacheWriteTokens?: number;
 }
 
+/** Which catalogue target answered a chat, and every target tried before it. */
+export interface ProviderRoute {
+  /** The public model asked for. */
+  model: string;
+  /** The deployment that answered (catalogue id; `engine` for the default catalogue). */
+  deployment: string;
+  /** Its provider: `vllm`, `openai`, `anthropic`. */
+  provider: string;
+  /** The model name the upstream knows. */
+  upstreamModel: string;
+  /** Every target in order: skipped (breaker open, rpm/tpm), failed (429, 5xx, ...), and the one that answered. */
+  attempts: ProviderAttempt[];
+}
+
 /** Result of a complete engine call. */
 export interface ChatResult {
   content: string;
   finishReason: string;
+  /** The public model (the catalogue's name). */
   model: string;
+  /** The catalogue target that answered and the attempts before it. */
+  provider?: ProviderRoute;
   usage: ChatUsage;
   /** Replica id (its base URL). */
   replica: string;

@@ -1,4 +1,4 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Optional } from '@nestjs/common';
 import { CONFIG_ENV, type Env } from '../../config/config.loader';
 import { InferenceConfig } from '../../config/inference.config';
 import { ModelNotServed } from '../inference.errors';
@@ -7,6 +7,7 @@ import {
   defaultCatalogue,
   type Deployment,
   loadCatalogueFile,
+  MODEL_CATALOGUE,
   type ModelCatalogueData,
 } from './model-catalogue';
 
@@ -20,9 +21,20 @@ export class ModelCatalogue {
   /** The catalogue file's content; null when MODEL_CATALOGUE_PATH is unset. */
   readonly file: ModelCatalogueData | null;
 
-  /** @throws CatalogueError naming the file and each bad entry */
-  constructor(config: InferenceConfig, @Inject(CONFIG_ENV) env: Env) {
-    this.file = config.MODEL_CATALOGUE_PATH ? loadCatalogueFile(config.MODEL_CATALOGUE_PATH, env) : null;
+  /**
+   * @param given a catalogue bound directly (MODEL_CATALOGUE: tests, tools); wins over the file
+   * @throws CatalogueError naming the file and each bad entry
+   */
+  constructor(
+    config: InferenceConfig,
+    @Optional() @Inject(CONFIG_ENV) env?: Env,
+    @Optional() @Inject(MODEL_CATALOGUE) given?: ModelCatalogueData | null,
+  ) {
+    this.file =
+      given ??
+      (config.MODEL_CATALOGUE_PATH
+        ? loadCatalogueFile(config.MODEL_CATALOGUE_PATH, env ?? process.env)
+        : null);
   }
 
   /**
