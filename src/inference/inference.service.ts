@@ -124,7 +124,7 @@ export class InferenceService {
     const publicModel = request.model ?? data.models[0].name;
     const targets = ModelCatalogue.targets(data, publicModel);
     const attempts: ProviderAttempt[] = [];
-    let lastError: unknown;
+    let lastError: Error | undefined;
     for (const deployment of targets) {
       const started = performance.now();
       let delivered = false;
@@ -186,7 +186,7 @@ export class InferenceService {
         const retryAfterMs = e instanceof DomainError ? e.extensions.retryAfterMs : undefined;
         if (typeof retryAfterMs === 'number' && retryAfterMs > 0)
           this.guards.coolDown(deployment.id, retryAfterMs);
-        lastError = e;
+        lastError = e as Error;
         this.logger.warn(`${deployment.id} failed, trying the next target: ${(e as Error).message}`);
       }
     }

@@ -35,8 +35,13 @@ export function finishReasonOf(stop: string | null | undefined): string {
       return 'tool_calls';
     case 'refusal':
       return 'content_filter';
+    case 'end_turn':
+    case 'stop_sequence':
+    case 'pause_turn':
+    case null:
+    case undefined:
     default:
-      return 'stop'; // end_turn, stop_sequence, pause_turn
+      return 'stop';
   }
 }
 
