@@ -9,8 +9,7 @@ import { PayloadTooLarge } from '../common/domain-error';
 import { AppConfig } from '../config/app.config';
 import { InferenceConfig } from '../config/inference.config';
 import { InferenceService } from '../inference/inference.service';
-import type { ChatMessage, ChatRequest } from '../inference/inference.types';
-import { ModelNotFound } from './completions.errors';
+import type { ChatMessage, ChatRequest, ProviderRoute } from '../inference/inference.types';
 
 /** The agent name under which stateless chat completions are cached. */
 export const CHAT_COMPLETIONS_AGENT = 'chat-completions';
@@ -49,6 +48,8 @@ export interface ChatCompletionCommand {
   sampling?: ChatRequest['sampling'];
   cache?: CacheControl;
   onToken?: (delta: string) => void;
+  /** Called before the first token with the answering catalogue target (stream headers). */
+  onProviderRoute?: (route: ProviderRoute) => void;
   signal?: AbortSignal;
 }
 
@@ -73,6 +74,8 @@ export interface CompletedChat {
   cache?: ResponseCacheReport;
   /** Id of the cache entry this answer was stored as (to invalidate it with DELETE /v1/cache?entryId=). */
   storedEntryId?: string;
+  /** The catalogue target that answered and the attempts before it (absent for a response-cache hit). */
+  provider?: ProviderRoute;
 }
 
 /**
@@ -91,25 +94,16 @@ export class ChatCompletionsService {
     private readonly limits: AppConfig,
   ) {}
 
-  /** Ids of the models served (the engine's chat model). */
-  async models(): Promise<string[]> {
-    return [await this.inference.modelName()];
+  /** The catalogue's public model names (without a catalogue file, the engine's chat model). */
+  models(): Promise<string[]> {
+    return this.inference.modelNames();
   }
 
   /**
-   * The served model when `requested` names it. @throws ModelNotFound otherwise
+   * The catalogue's model when `requested` names it. @throws ModelNotServed (code ModelNotFound, 404) otherwise
    */
-  async resolveModel(requested: string): Promise<string> {
-    const served = await this.inference.modelName();
-    if (requested !== served) {
-      throw new ModelNotFound(
-        `The model \`${requested}\` does not exist. This server serves \`${served}\` (GET /v1/models).`,
-        {
-          served,
-        },
-      );
-    }
-    return served;
+  resolveModel(requested: string): Promise<string> {
+    return this.inference.resolveModel(requested);
   }
 
   /**
@@ -166,13 +160,17 @@ export class ChatCompletionsService {
       },
       () =>
         this.inference.chat({
+          model,
           messages,
           maxTokens,
           temperature: command.temperature,
           sampling: command.sampling,
           cacheSalt: this.salts.saltFor(auth.tenantId),
+          // Stateless: the provider prompt-cache key is the tenant's (salted, so the tenant id never leaves).
+          promptCacheKey: this.salts.saltFor(auth.tenantId),
           signal: command.signal,
           onToken: command.onToken,
+          onProviderRoute: command.onProviderRoute,
         }),
     );
     // A response-cache hit served every prompt token from a cache: report them as cached.
@@ -192,6 +190,7 @@ export class ChatCompletionsService {
         prompt_tokens_details: { cached_tokens: usage.cachedTokens },
       },
       cache: served.report,
+      ...(served.cached || !served.result.provider ? {} : { provider: served.result.provider }),
       ...(served.storedEntryId ? { storedEntryId: served.storedEntryId } : {}),
     };
   }

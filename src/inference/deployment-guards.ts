@@ -33,6 +33,20 @@ export interface ProviderAttempt {
   ms: number;
 }
 
+/**
+ * The attempts as one header value, in order: `deployment=status` for a failure (the upstream status, else
+ * the error code), `deployment=skip reason` for a skip, `deployment=ok` for the answer, e.g.
+ * `openai-a=429,anthropic-b=ok`.
+ */
+export function describeAttempts(attempts: readonly ProviderAttempt[]): string {
+  return attempts
+    .map(
+      (a) =>
+        `${a.deployment}=${a.outcome === 'ok' ? 'ok' : a.outcome === 'skipped' ? (a.reason ?? 'skipped') : (a.status ?? a.code ?? 'failed')}`,
+    )
+    .join(',');
+}
+
 /** A failure that makes the next target worth trying: the deployment, not the request, is at fault. */
 export function isDeploymentFailure(e: unknown): boolean {
   if (e instanceof EngineUnavailable || e instanceof EngineTimeout || e instanceof EngineStreamCut)

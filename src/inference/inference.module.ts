@@ -2,7 +2,7 @@ import { Inject, Module, type OnApplicationShutdown } from '@nestjs/common';
 import { AnthropicEngineAdapter } from './adapters/anthropic.adapter';
 import { OpenAiEngineAdapter } from './adapters/openai.adapter';
 import { VllmEngineAdapter } from './adapters/vllm.adapter';
-import { ModelCatalogue } from './catalogue/model-catalogue.service';
+import { ModelCatalogueModule } from './catalogue/model-catalogue.module';
 import { DeploymentGuards } from './deployment-guards';
 import { EmbeddingsService } from './embeddings.service';
 import { EndpointRouter } from './endpoint-router';
@@ -18,6 +18,7 @@ import { InferenceService, PROVIDER_ADAPTERS, type ProviderAdapters } from './in
  * docs/architecture.md, Extension points, and docs/providers.md).
  */
 @Module({
+  imports: [ModelCatalogueModule],
   providers: [
     { provide: ENGINE_ADAPTER, useClass: VllmEngineAdapter },
     OpenAiEngineAdapter,
@@ -35,7 +36,6 @@ import { InferenceService, PROVIDER_ADAPTERS, type ProviderAdapters } from './in
         anthropic,
       }),
     },
-    ModelCatalogue,
     DeploymentGuards,
     engineEndpointsProvider,
     EndpointRouter,
@@ -45,7 +45,7 @@ import { InferenceService, PROVIDER_ADAPTERS, type ProviderAdapters } from './in
   ],
   exports: [
     InferenceService,
-    ModelCatalogue,
+    ModelCatalogueModule,
     DeploymentGuards,
     EndpointRouter,
     ENGINE_ADAPTER,

@@ -132,7 +132,25 @@ export class InferenceService {
       const guarded: ChatRequest = {
         ...request,
         onToken: (delta) => {
-          delivered = true;
+          if (!delivered) {
+            delivered = true;
+            request.onProviderRoute?.({
+              model: publicModel,
+              deployment: deployment.id,
+              provider: deployment.provider,
+              upstreamModel: deployment.model,
+              attempts: [
+                ...attempts,
+                {
+                  deployment: deployment.id,
+                  provider: deployment.provider,
+                  model: publicModel,
+                  outcome: 'ok',
+                  ms: Math.round(performance.now() - started),
+                },
+              ],
+            });
+          }
           onToken?.(delta);
         },
       };

@@ -38,6 +38,11 @@ export interface ChatRequest {
   promptTokenIds?: readonly number[];
   /** Called with each content delta as it arrives (streaming). */
   onToken?: (delta: string) => void;
+  /**
+   * Called once, just before the first delta reaches `onToken`: the target answering and the attempts
+   * before it (e.g. to set response headers before a stream starts).
+   */
+  onProviderRoute?: (route: ProviderRoute) => void;
   /** Aborts the engine request (client disconnected). */
   signal?: AbortSignal;
 }
