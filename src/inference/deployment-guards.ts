@@ -67,7 +67,7 @@ class DeploymentSkipped extends Error {
 
 /**
  * Per-deployment guards of the catalogue's targets, all in this process:
- * - a circuit breaker (cockatiel): PROVIDER_BREAKER_FAILURES consecutive deployment failures (429, 5xx,
+ * - for a deployment with a base URL, a circuit breaker (cockatiel): PROVIDER_BREAKER_FAILURES consecutive deployment failures (429, 5xx,
  *   unreachable, first-token timeout) open it; it skips the deployment for PROVIDER_BREAKER_COOLDOWN_MS,
  *   then lets one trial request through (half-open). A `Retry-After` on a 429/503 isolates it for that long.
  * - the deployment's `rpm` (one point per request) and `tpm` (tokens charged after each answer), one-minute
@@ -108,10 +108,14 @@ export class DeploymentGuards {
     call: () => Promise<T>,
   ): Promise<{ value: T } | { skipped: SkipReason }> {
     try {
-      const value = await this.breaker(deployment.id).execute(async () => {
+      const guarded = async (): Promise<T> => {
         await this.admit(deployment);
         return call();
-      });
+      };
+      // The engine replicas (vLLM without a base URL) have per-replica health from EndpointRouter's probes,
+      // which takes a dead replica out and brings it back: a breaker over the whole pool would only add a
+      // blind cool-down.
+      const value = deployment.baseURL ? await this.breaker(deployment.id).execute(guarded) : await guarded();
       return { value };
     } catch (e) {
       if (e instanceof BrokenCircuitError || e instanceof IsolatedCircuitError)
