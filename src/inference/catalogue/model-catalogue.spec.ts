@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InferenceConfig } from '../../config/inference.config';
@@ -149,6 +149,22 @@ models:
           {},
         ),
     ).toThrow(/MODEL_CATALOGUE_PATH=.*none\.yaml: cannot be read/);
+  });
+
+  it('should accept config/models.example.yaml (the documented example) with its keys set', () => {
+    const text = readFileSync(join(__dirname, '../../../config/models.example.yaml'), 'utf8');
+
+    const sut = parseCatalogue(text, 'config/models.example.yaml', {
+      OPENAI_API_KEY: 'k',
+      ANTHROPIC_API_KEY: 'k',
+    });
+
+    expect(sut.models.map((m) => m.name)).toEqual(['chat', 'claude']);
+    expect(ModelCatalogue.targets(sut, 'chat', 0).map((d) => d.id)).toEqual([
+      'vllm-pool',
+      'openai-mini',
+      'anthropic-sonnet',
+    ]);
   });
 
   it('should default to one model on the engine replicas without a file', async () => {
