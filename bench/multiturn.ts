@@ -37,12 +37,14 @@ const CONFIGS: Record<string, { env: Env; replicas?: number; description: string
   default_1_replica: { description: "kvchat's defaults on one replica", env: {}, replicas: 1 },
 };
 
-/** What a turn response carries that the benchmark reads. */
+/** What a turn response carries that the benchmark reads (the stored assistant message). */
 interface TurnResponse {
-  usage: { promptTokens: number; cachedTokens: number; completionTokens: number };
-  timings: { ttftMs: number; totalMs: number; engineTtftMs?: number; engineModelPrefillMs?: number };
-  cache: { backendReusableTokens?: number; response?: { hit: boolean }; window?: { compacted?: boolean } };
-  assistantMessage: { replica: string | null };
+  assistantMessage: {
+    replica: string | null;
+    usage: { promptTokens: number; cachedTokens: number; completionTokens: number };
+    timings: { ttftMs: number; totalMs: number; engineTtftMs?: number; engineModelPrefillMs?: number };
+    cache: { backendReusableTokens?: number; response?: { hit: boolean }; window?: { compacted?: boolean } };
+  };
 }
 
 interface Options {
@@ -120,9 +122,10 @@ async function runConfig(
     for (let t = 0; t < messages.length; t++) {
       const sent = performance.now();
       try {
-        const res = await client.post<TurnResponse>(`/v1/conversations/${conversation.id}/turns`, {
-          body: { content: messages[t] },
-        });
+        const { assistantMessage: res } = await client.post<TurnResponse>(
+          `/v1/conversations/${conversation.id}/turns`,
+          { body: { content: messages[t] } },
+        );
         turns.push({
           config: name,
           conversation: index + 1,
@@ -134,7 +137,7 @@ async function runConfig(
           engineTtftMs: res.timings.engineModelPrefillMs ?? null,
           wallTtftMs: res.timings.ttftMs,
           apiMs: performance.now() - sent,
-          replica: res.assistantMessage.replica,
+          replica: res.replica,
           responseCacheHit: res.cache.response?.hit === true,
           windowMoved: res.cache.window?.compacted === true,
         });

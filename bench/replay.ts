@@ -149,9 +149,11 @@ async function main(): Promise<void> {
     for (const message of dialogue.messages.filter((m) => m.role === 'user')) {
       turn++;
       try {
-        const res = await client.post<{
-          usage: { promptTokens: number; cachedTokens: number; completionTokens: number };
-          timings: { ttftMs: number; totalMs: number };
+        const { assistantMessage: res } = await client.post<{
+          assistantMessage: {
+            usage: { promptTokens: number; cachedTokens: number; completionTokens: number };
+            timings: { ttftMs: number; totalMs: number };
+          };
         }>(`/v1/conversations/${conversation.id}/turns`, {
           body: { content: message.content, maxTokens: opts.maxTokens },
         });

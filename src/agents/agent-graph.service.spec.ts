@@ -1,9 +1,10 @@
-import { EngineUnavailable } from '../inference/inference.errors';
+import { EngineUnavailable, RequestAborted } from '../inference/inference.errors';
 import type { TurnTrace } from '../observability/turn-trace';
 import { AgentGraph } from './agent-graph.service';
 import type { AgentRegistry } from './agent-registry.service';
 import { AgentNotFound } from './agents.errors';
-import type { RouteDecision, TurnInput, TurnOutput } from './agents.types';
+import type { TurnProgressEvent } from '../common/turn-events';
+import type { AgentTurnPayloads, AgentTurnSink, RouteDecision, TurnInput, TurnOutput } from './agents.types';
 import type { AnswerRequest, AnswerService } from './answer.service';
 import { defaultAgentPrompt, type RegisteredAgent } from './chat-agent';
 import type { AgentRouter, RouteRequest } from './routing/agent-router.service';
@@ -18,6 +19,13 @@ function agent(name: string): RegisteredAgent {
     instance: {},
     buildPrompt: (turn) => Promise.resolve(defaultAgentPrompt(turn, prefix)),
   };
+}
+
+/** A sink that records the turn's events. */
+function recordingSink(signal: AbortSignal = new AbortController().signal) {
+  const events: TurnProgressEvent<AgentTurnPayloads>[] = [];
+  const sink: AgentTurnSink = { signal, emit: (event) => void events.push(event) };
+  return { sink, events };
 }
 
 const input = (overrides: Partial<TurnInput> = {}): TurnInput => ({
@@ -50,17 +58,20 @@ describe('AgentGraph', () => {
   const build = (
     decide: (r: RouteRequest) => RouteDecision,
     answer?: (r: AnswerRequest) => Promise<TurnOutput>,
+    embedding?: number[],
   ) => {
     const agents = [agent('assistant'), agent('summarizer'), agent('weather')];
     const answered: AnswerRequest[] = [];
     const registry = { list: () => agents } as unknown as AgentRegistry;
-    const router = { route: (r: RouteRequest) => Promise.resolve(decide(r)) } as unknown as AgentRouter;
+    const router = {
+      route: (r: RouteRequest) => Promise.resolve({ route: decide(r), embedding }),
+    } as unknown as AgentRouter;
     const answers = {
-      answer: (request: AnswerRequest) => {
+      answer: (request: AnswerRequest, sink: AgentTurnSink) => {
         answered.push(request);
         if (answer) return answer(request);
-        request.input.onToken?.('Hel');
-        request.input.onToken?.('lo');
+        sink.emit({ type: 'token', delta: 'Hel' });
+        sink.emit({ type: 'token', delta: 'lo' });
         return Promise.resolve({
           content: 'Hello',
           finishReason: 'stop',
@@ -82,7 +93,7 @@ describe('AgentGraph', () => {
   it('should go router -> the chosen agent -> answer, and return the answer', async () => {
     const route: RouteDecision = { agent: 'summarizer', score: 0.8, classifier: 'embedding', floor: 0.4 };
     const { sut, answered } = build(() => route);
-    const output = await sut.run(input());
+    const output = await sut.run(input(), recordingSink().sink);
     expect(output).toMatchObject({ content: 'Hello', route, templateVersion: 'global@1+summarizer@1' });
     expect(answered).toHaveLength(1);
     expect(answered[0].route).toEqual(route);
@@ -100,7 +111,7 @@ describe('AgentGraph', () => {
       requests.push(r);
       return { agent: 'weather', score: 1, classifier: 'pinned' };
     });
-    await sut.run(input({ pinnedAgent: 'weather', userMessage: 'rain?' }));
+    await sut.run(input({ pinnedAgent: 'weather', userMessage: 'rain?' }), recordingSink().sink);
     expect(requests).toEqual([
       expect.objectContaining({
         pinnedAgent: 'weather',
@@ -111,25 +122,50 @@ describe('AgentGraph', () => {
     ]);
   });
 
-  it('should stream the answer deltas to the caller through the graph', async () => {
-    const { sut } = build(() => ({ agent: 'assistant', score: 0, classifier: 'embedding', fallback: true }));
-    const deltas: string[] = [];
-    await sut.run(input({ onToken: (d) => deltas.push(d) }));
-    expect(deltas).toEqual(['Hel', 'lo']);
+  it('should emit the route, then the answer step events, in one stream', async () => {
+    const route: RouteDecision = { agent: 'assistant', score: 0, classifier: 'embedding', fallback: true };
+    const { sut } = build(() => route);
+    const { sink, events } = recordingSink();
+    await sut.run(input(), sink);
+    expect(events).toEqual([
+      { type: 'route', route },
+      { type: 'token', delta: 'Hel' },
+      { type: 'token', delta: 'lo' },
+    ]);
   });
 
-  it('should hand the original input (signal, callbacks) to the answer step, not a copy', async () => {
+  it('should hand the message embedding the router computed to the answer step', async () => {
+    const { sut, answered } = build(
+      () => ({ agent: 'weather', score: 0.9, classifier: 'embedding' }),
+      undefined,
+      [0.6, 0.8],
+    );
+    await sut.run(input(), recordingSink().sink);
+    expect(answered[0].messageEmbedding).toEqual([0.6, 0.8]);
+  });
+
+  it('should hand the original input to the answer step, not a copy', async () => {
     const { sut, answered } = build(() => ({ agent: 'assistant', score: 1, classifier: 'pinned' }));
-    const turnInput = input({ signal: new AbortController().signal });
-    await sut.run(turnInput);
+    const turnInput = input();
+    await sut.run(turnInput, recordingSink().sink);
     expect(answered[0].input).toBe(turnInput);
+  });
+
+  it('should end an aborted turn with RequestAborted and not answer it', async () => {
+    const controller = new AbortController();
+    controller.abort();
+    const { sut, answered } = build(() => ({ agent: 'assistant', score: 1, classifier: 'pinned' }));
+    await expect(sut.run(input(), recordingSink(controller.signal).sink)).rejects.toBeInstanceOf(
+      RequestAborted,
+    );
+    expect(answered).toHaveLength(0);
   });
 
   it('should record the routing decision as a route span', async () => {
     const route: RouteDecision = { agent: 'weather', score: 0.7, classifier: 'embedding' };
     const { sut } = build(() => route);
     const { trace, spans } = recordingTrace();
-    await sut.run(input({ trace }));
+    await sut.run(input({ trace }), recordingSink().sink);
     expect(spans).toEqual([{ name: 'route', input: { pinnedAgent: null }, output: route }]);
   });
 
@@ -139,12 +175,12 @@ describe('AgentGraph', () => {
       () => ({ agent: 'assistant', score: 1, classifier: 'pinned' }),
       () => Promise.reject(error),
     );
-    await expect(sut.run(input())).rejects.toBe(error);
+    await expect(sut.run(input(), recordingSink().sink)).rejects.toBe(error);
   });
 
   it('should fail with AgentNotFound when the router names an agent the graph has no node for', async () => {
     const { sut, answered } = build(() => ({ agent: 'ghost', score: 1, classifier: 'pinned' }));
-    await expect(sut.run(input())).rejects.toBeInstanceOf(AgentNotFound);
+    await expect(sut.run(input(), recordingSink().sink)).rejects.toBeInstanceOf(AgentNotFound);
     expect(answered).toHaveLength(0);
   });
 

@@ -1,5 +1,6 @@
 import { END, type Runtime, START, StateGraph } from '@langchain/langgraph';
 import { Injectable, type OnModuleInit } from '@nestjs/common';
+import { RequestAborted } from '../inference/inference.errors';
 import { NOOP_TURN_TRACE } from '../observability/turn-trace';
 import { AgentRegistry } from './agent-registry.service';
 import {
@@ -13,7 +14,7 @@ import {
   type TurnStateValue,
 } from './agent-graph.state';
 import { AgentNotFound } from './agents.errors';
-import type { TurnInput, TurnOutput } from './agents.types';
+import type { AgentTurnSink, TurnInput, TurnOutput } from './agents.types';
 import { AnswerService } from './answer.service';
 import type { RegisteredAgent } from './chat-agent';
 import { AgentRouter } from './routing/agent-router.service';
@@ -26,10 +27,10 @@ type TurnNode = (state: TurnStateValue, runtime: Runtime<TurnRuntime>) => Promis
  * ```
  * START -> router --(route.agent)--> agent_<name> -> answer -> END
  * ```
- * `router` decides the agent (pinned, intent classifier, fallback) and records a `route` span;
- * the conditional edge goes to that agent's node, which builds its PromptSpec; `answer` runs the
- * shared AnswerService (context window, response cache, engine) and streams token deltas to
- * `TurnInput.onToken`. No checkpointer: the conversation tables are the store.
+ * `router` decides the agent (pinned, intent classifier, fallback), records a `route` span and emits
+ * the `route` event; the conditional edge goes to that agent's node, which builds its PromptSpec;
+ * `answer` runs the shared AnswerService (context window, response cache, engine), which emits the
+ * `cache`, `token` and `usage` events. No checkpointer: the conversation tables are the store.
  */
 @Injectable()
 export class AgentGraph implements OnModuleInit {
@@ -47,10 +48,13 @@ export class AgentGraph implements OnModuleInit {
   }
 
   /**
-   * Runs one turn through the graph.
-   * @throws whatever a node throws (Engine* errors, RequestAborted, ContextLengthExceeded, ...), unchanged
+   * Runs one turn through the graph, sending its progress events to `sink`. `sink.signal` is the
+   * turn's cancellation: each node checks it before it starts, and the engine and classifier calls
+   * are aborted by it. It is not given to LangGraph's `invoke`, which would end the run with its own
+   * abort error before ours.
+   * @throws whatever a node throws (Engine* errors, ContextLengthExceeded, RequestAborted, ...), unchanged
    */
-  async run(input: TurnInput): Promise<TurnOutput> {
+  async run(input: TurnInput, sink: AgentTurnSink): Promise<TurnOutput> {
     const final = await this.graph().invoke(
       {
         conversation: {
@@ -61,7 +65,7 @@ export class AgentGraph implements OnModuleInit {
         messages: input.history,
         userMessage: input.userMessage,
       },
-      { context: { input } },
+      { context: { input, sink } },
     );
     if (!final.output) throw new Error('the agent graph ended without an answer');
     return final.output;
@@ -107,20 +111,23 @@ export class AgentGraph implements OnModuleInit {
     return agentNode(name);
   }
 
-  private async routeNode(state: TurnStateValue, { input }: TurnRuntime): Promise<TurnStateUpdate> {
+  private async routeNode(state: TurnStateValue, { input, sink }: TurnRuntime): Promise<TurnStateUpdate> {
     const span = (input.trace ?? NOOP_TURN_TRACE).span('route', {
       pinnedAgent: state.conversation.pinnedAgent,
     });
     try {
-      const route = await this.router.route({
-        pinnedAgent: state.conversation.pinnedAgent,
-        userMessage: state.userMessage,
-        cacheSalt: input.cacheSalt,
-        routingKey: input.conversationId,
-        signal: input.signal,
-      });
+      const { route, embedding } = await this.router.route(
+        {
+          pinnedAgent: state.conversation.pinnedAgent,
+          userMessage: state.userMessage,
+          cacheSalt: input.cacheSalt,
+          routingKey: input.conversationId,
+        },
+        sink.signal,
+      );
       span.end(route);
-      return { route };
+      sink.emit({ type: 'route', route });
+      return { route, embedding };
     } catch (e) {
       span.end({ error: e instanceof Error ? e.message : String(e) });
       throw e;
@@ -134,19 +141,25 @@ export class AgentGraph implements OnModuleInit {
       messages: state.messages,
       userMessage: state.userMessage,
       route: state.route,
-      retrieved: state.retrieved,
     });
     return { prompt };
   }
 
-  private async answerNode(state: TurnStateValue, { input }: TurnRuntime): Promise<TurnStateUpdate> {
+  private async answerNode(state: TurnStateValue, { input, sink }: TurnRuntime): Promise<TurnStateUpdate> {
     if (!state.route || !state.prompt) throw new Error('node answer reached without a route and a prompt');
-    const output = await this.answers.answer({ input, route: state.route, prompt: state.prompt });
-    return { output, usage: output.usage };
+    const output = await this.answers.answer(
+      { input, route: state.route, prompt: state.prompt, messageEmbedding: state.embedding },
+      sink,
+    );
+    return { output };
   }
 }
 
+/** The run's context; @throws RequestAborted when the turn was cancelled (checked as each node starts). */
 function contextOf(runtime: Runtime<TurnRuntime>): TurnRuntime {
   if (!runtime.context) throw new Error('the agent graph was invoked without its runtime context');
+  if (runtime.context.sink.signal.aborted) {
+    throw new RequestAborted('The client disconnected; the turn was aborted.');
+  }
   return runtime.context;
 }

@@ -1,44 +1,42 @@
 import { Annotation } from '@langchain/langgraph';
-import type { PromptSpec } from '../context/prompt.types';
-import type { HistoryMessage } from '../context/prompt.types';
-import type { ChatUsage } from '../inference/inference.types';
-import type { RouteDecision, TurnInput, TurnOutput } from './agents.types';
-import type { RetrievedPassage, TurnConversation } from './chat-agent';
+import type { HistoryMessage, PromptSpec } from '../context/prompt.types';
+import type { AgentTurnSink, RouteDecision, TurnInput, TurnOutput } from './agents.types';
+import type { TurnConversation } from './chat-agent';
 
 /**
  * The graph's state for one turn. Plain data only: it is built from TurnInput at the start of a
  * run and dropped at the end (the conversation tables are the store; there is no checkpointer).
- * Channels without a reducer keep the last value written.
+ * Channels without a reducer keep the last value written. Every channel is written by one node and read
+ * by another (or by `AgentGraph.run`).
  */
 export const TurnState = Annotation.Root({
   conversation: Annotation<TurnConversation>(),
-  /** Complete earlier messages, oldest first. */
+  /** Complete earlier messages after the last compaction point, oldest first (read by the agent node). */
   messages: Annotation<HistoryMessage[]>(),
   userMessage: Annotation<string>(),
-  /** Set by the router node. */
+  /** Set by the router node; read by the conditional edge, the agent node and the answer node. */
   route: Annotation<RouteDecision | undefined>(),
-  /** Passages retrieved for this turn; nodes append (none retrieves yet: the knowledge module does not exist). */
-  retrieved: Annotation<RetrievedPassage[]>({
-    reducer: (current, update) => current.concat(update),
-    default: () => [],
-  }),
+  /**
+   * Set by the router node when its classifier embedded the user message; read by the answer node, which
+   * hands it to the response cache's semantic lookup (one embedding per turn).
+   */
+  embedding: Annotation<number[] | undefined>(),
   /** Set by the agent node: the prompt the answer node sends. */
   prompt: Annotation<PromptSpec | undefined>(),
-  /** Set by the answer node. */
+  /** Set by the answer node; read by `AgentGraph.run`. */
   output: Annotation<TurnOutput | undefined>(),
-  /** Engine usage of the answer, tokens (cached tokens included). */
-  usage: Annotation<ChatUsage | undefined>(),
 });
 
 export type TurnStateValue = typeof TurnState.State;
 export type TurnStateUpdate = typeof TurnState.Update;
 
 /**
- * Per-run context that is not state: the request with its callbacks (token deltas for SSE, abort
- * signal, trace). Passed as LangGraph's runtime `context`, never copied into state.
+ * Per-run context that is not state: the request, and the sink of the turn's events (with its abort
+ * signal). Passed as LangGraph's runtime `context`, never copied into state.
  */
 export const TurnContext = Annotation.Root({
   input: Annotation<TurnInput>(),
+  sink: Annotation<AgentTurnSink>(),
 });
 
 export type TurnRuntime = typeof TurnContext.State;

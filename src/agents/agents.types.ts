@@ -1,8 +1,9 @@
-import type { CacheControl } from '../caching/response-cache.types';
+import type { CacheControl, ResponseCacheReport } from '../caching/response-cache.types';
+import type { TurnSink } from '../common/turn-events';
 import type { MessageCacheReport } from '../context/cache-report';
 import type { ConversationContextState } from '../context/context-policy';
 import type { HistoryMessage } from '../context/prompt.types';
-import type { ChatResult, ProviderRoute } from '../inference/inference.types';
+import type { ChatResult, ChatUsage, ProviderRoute } from '../inference/inference.types';
 import type { TurnTrace } from '../observability/turn-trace';
 
 /** What the graph needs to answer one turn. */
@@ -11,7 +12,10 @@ export interface TurnInput {
   conversationId: string;
   /** Agent pinned on the conversation, if any. */
   pinnedAgent: string | null;
-  /** Complete earlier messages, oldest first, as they were sent (with their sequence and token count). */
+  /**
+   * Complete earlier messages after the last compaction point (`context.droppedThroughSequence`), oldest
+   * first, as they were sent (with their sequence and token count).
+   */
   history: HistoryMessage[];
   /** Where the context-window policy left the conversation (null: never compacted). */
   context?: ConversationContextState | null;
@@ -24,8 +28,6 @@ export interface TurnInput {
   cache?: CacheControl;
   /** Server-derived engine cache salt for the tenant. */
   cacheSalt: string;
-  onToken?: (delta: string) => void;
-  signal?: AbortSignal;
   /** Tracing handle for this turn (no-op when tracing is off). */
   trace?: TurnTrace;
 }
@@ -70,3 +72,13 @@ export interface TurnOutput extends Omit<ChatResult, 'timings'> {
     history?: Record<number, number>;
   };
 }
+
+/** What the agent graph emits while a turn runs (see TurnEvent): the route, the cache report, tokens, usage. */
+export interface AgentTurnPayloads {
+  route: RouteDecision;
+  cache: ResponseCacheReport;
+  usage: ChatUsage;
+}
+
+/** Where the graph sends a turn's events, with the turn's cancellation. */
+export type AgentTurnSink = TurnSink<AgentTurnPayloads>;

@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import { replayDeltas } from '../caching/replay';
 import { ResponseCache } from '../caching/response-cache.service';
 import type { ResponseCacheScope } from '../caching/response-cache.types';
 import { contextFingerprint } from '../caching/scope';
@@ -8,7 +9,7 @@ import type { PromptSpec } from '../context/prompt.types';
 import { InferenceService } from '../inference/inference.service';
 import type { ChatResult } from '../inference/inference.types';
 import { NOOP_TURN_TRACE } from '../observability/turn-trace';
-import type { RouteDecision, TurnInput, TurnOutput } from './agents.types';
+import type { AgentTurnSink, RouteDecision, TurnInput, TurnOutput } from './agents.types';
 
 /** What an agent node hands to the answer step. */
 export interface AnswerRequest {
@@ -16,12 +17,18 @@ export interface AnswerRequest {
   route: RouteDecision;
   /** The agent's prompt: stable prefix, template version, history, volatile context, user message. */
   prompt: PromptSpec;
+  /** The user message's embedding when routing computed one (the semantic lookup reuses it). */
+  messageEmbedding?: readonly number[];
 }
 
 /**
  * The answer step every agent shares: fit the context window, consult the response cache,
  * assemble the prompt, call the engine, store cacheable answers. One place, so each cache
  * layer behaves the same whichever agent answers.
+ *
+ * Events sent to the sink, in order: `cache` (when the response cache is on: the miss before the
+ * engine streams, or the hit), `token` (live deltas, or the cached answer replayed word by word),
+ * `usage` (zero on a hit).
  */
 @Injectable()
 export class AnswerService {
@@ -32,7 +39,13 @@ export class AnswerService {
     private readonly responseCache: ResponseCache,
   ) {}
 
-  async answer({ input, route, prompt }: AnswerRequest): Promise<TurnOutput> {
+  /**
+   * @throws ContextLengthExceeded, Engine* errors, RequestAborted (`sink.signal` fired)
+   */
+  async answer(
+    { input, route, prompt, messageEmbedding }: AnswerRequest,
+    sink: AgentTurnSink,
+  ): Promise<TurnOutput> {
     const trace = input.trace ?? NOOP_TURN_TRACE;
     // Context window (policy, token counts) and the backend's prefix-reuse figure: src/context.
     const assembled = await this.contextWindow.prepare({
@@ -40,22 +53,31 @@ export class AnswerService {
       conversationId: input.conversationId,
       state: input.context ?? null,
       spec: prompt,
+      cacheSalt: input.cacheSalt,
       reservedOutputTokens: input.maxTokens ?? this.inferenceConfig.INFERENCE_DEFAULT_MAX_TOKENS,
       render: { now: new Date(), userName: input.userName },
     });
-    // Response cache: a hit is replayed to input.onToken and no engine generation happens.
+    // Response cache: on a hit no engine generation happens and the cached answer is replayed.
     const served = await this.responseCache.serve(
       {
         scope: await this.cacheScope(input, route, prompt, assembled),
         question: prompt.userMessage,
         control: input.cache,
-        onToken: input.onToken,
-        signal: input.signal,
+        embedding: messageEmbedding,
         trace,
       },
-      () => this.generate(input, route, assembled),
+      (miss) => {
+        if (miss) sink.emit({ type: 'cache', cache: miss });
+        return this.generate(input, route, assembled, sink);
+      },
+      sink.signal,
     );
     const result = served.result;
+    if (served.cached && served.report) {
+      sink.emit({ type: 'cache', cache: served.report });
+      for (const delta of replayDeltas(result.content)) sink.emit({ type: 'token', delta });
+    }
+    sink.emit({ type: 'usage', usage: result.usage });
     const { cache, answerTokenCount } = await this.contextWindow.report(assembled, result);
     return {
       ...result,
@@ -105,6 +127,7 @@ export class AnswerService {
     input: TurnInput,
     route: RouteDecision,
     assembled: PreparedPrompt,
+    sink: AgentTurnSink,
   ): Promise<ChatResult> {
     const trace = input.trace ?? NOOP_TURN_TRACE;
     const generation = trace.generation('engine', assembled.messages, {
@@ -120,11 +143,12 @@ export class AnswerService {
         cacheSalt: input.cacheSalt,
         routingKey: input.conversationId,
         promptTokenIds: assembled.promptFingerprint,
-        signal: input.signal,
+        promptBlockHashes: assembled.promptBlockHashes,
+        signal: sink.signal,
         onToken: (delta) => {
           if (firstToken) generation.firstToken();
           firstToken = false;
-          input.onToken?.(delta);
+          sink.emit({ type: 'token', delta });
         },
       });
       const { promptTokens, cachedTokens } = result.usage;

@@ -26,7 +26,8 @@ export interface AgentTurn {
   messages: HistoryMessage[];
   userMessage: string;
   route: RouteDecision;
-  retrieved: RetrievedPassage[];
+  /** Passages retrieved for this turn, when a retriever ran before the agent (none does in the graph yet). */
+  retrieved?: RetrievedPassage[];
 }
 
 /**
@@ -67,7 +68,7 @@ export function renderPassages(passages: readonly RetrievedPassage[]): string | 
  * any retrieved passages in the volatile tail (never in the prefix, so the cached prefix survives).
  */
 export function defaultAgentPrompt(turn: AgentTurn, prefix: ComposedPrefix): PromptSpec {
-  const volatileContext = renderPassages(turn.retrieved);
+  const volatileContext = renderPassages(turn.retrieved ?? []);
   return {
     stablePrefix: prefix.text,
     templateVersion: prefix.templateVersion,

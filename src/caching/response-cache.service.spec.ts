@@ -1,3 +1,4 @@
+import { replayDeltas } from './replay';
 import { buildInMemoryResponseCache } from '../../test/fakes/in-memory-response-cache';
 import type { ChatResult } from '../inference/inference.types';
 import type { ResponseCacheScope } from './response-cache.types';
@@ -51,12 +52,10 @@ describe('ResponseCache (in-memory store and vector index)', () => {
     const { sut, stats, vectors } = buildInMemoryResponseCache();
     const compute = jest.fn(() => Promise.resolve(answer('The capital of France is Paris.')));
     const miss = await sut.serve({ scope: scope(), question: 'What is the capital of France?' }, compute);
-    const deltas: string[] = [];
 
-    const hit = await sut.serve(
-      { scope: scope(), question: 'what is the capital of france', onToken: (d) => deltas.push(d) },
-      compute,
-    );
+    const hit = await sut.serve({ scope: scope(), question: 'what is the capital of france' }, compute);
+    // The caller replays a hit to its client as word-sized deltas (AnswerService, ChatCompletionsService).
+    const deltas = replayDeltas(hit.result.content);
 
     expect(miss.report).toEqual({ hit: false });
     expect(miss.storedEntryId).toEqual(expect.any(String));

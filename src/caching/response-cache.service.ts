@@ -5,7 +5,6 @@ import { MetricsService } from '../observability/metrics.service';
 import { NOOP_TURN_TRACE, type TurnTrace } from '../observability/turn-trace';
 import { firstRejection, type ResponseCacheGuard } from './cache-guards';
 import { analyzeQuestion } from './question-features';
-import { replayDeltas } from './replay';
 import { ResponseCacheStats } from './response-cache.stats';
 import { type FlightLock, RESPONSE_CACHE_STORE, type ResponseCacheStore } from './response-cache.store';
 import type {
@@ -30,15 +29,26 @@ export interface ServeRequest {
   /** The question as the user asked it (the last user message). */
   question: string;
   control?: CacheControl;
-  /** Receives the answer's deltas: live from the engine, or replayed from the cache. */
-  onToken?: (delta: string) => void;
-  signal?: AbortSignal;
+  /**
+   * The question's embedding when the caller already has it (a turn embeds its message once, for
+   * routing and for this lookup); computed here otherwise. It must come from EmbeddingsService.
+   */
+  embedding?: readonly number[];
   trace?: TurnTrace;
 }
 
+/**
+ * The engine call behind the cache. `miss` is what the lookup found (undefined when the cache is
+ * disabled), so the caller can report the miss before the answer streams.
+ */
+export type ComputeAnswer = (miss: ResponseCacheReport | undefined) => Promise<ChatResult>;
+
 /** The answer and what the cache did. */
 export interface ServeResult {
-  /** The answer; on a hit, `usage` is zero (no engine call) and `replica` is `response-cache`. */
+  /**
+   * The answer; on a hit, `usage` is zero (no engine call) and `replica` is `response-cache`. A hit is
+   * not streamed: the caller replays `result.content` (`replayDeltas`) to its client.
+   */
   result: ChatResult;
   /** Undefined when the response cache is disabled. */
   report?: ResponseCacheReport;
@@ -96,13 +106,13 @@ export class ResponseCache {
   }
 
   /**
-   * Answers `request` from the cache, or with `compute` (the engine call) and stores the answer.
-   * A hit is replayed to `request.onToken` as word-sized deltas. Cache failures never fail the
-   * request: they are logged and the engine answers.
+   * Answers `request` from the cache, or with `compute` (the engine call, which streams on its own)
+   * and stores the answer. Cache failures never fail the request: they are logged and the engine answers.
+   * @param signal the turn's cancellation (stops a verifier call or a single-flight wait)
    * @throws whatever `compute` throws (the answer is then not stored)
    */
-  async serve(request: ServeRequest, compute: () => Promise<ChatResult>): Promise<ServeResult> {
-    if (!this.enabled) return { result: await compute(), cached: null };
+  async serve(request: ServeRequest, compute: ComputeAnswer, signal?: AbortSignal): Promise<ServeResult> {
+    if (!this.enabled) return { result: await compute(undefined), cached: null };
     const started = performance.now();
     const mode = request.control?.mode ?? 'default';
     const tenantId = request.scope.tenantId;
@@ -111,7 +121,7 @@ export class ResponseCache {
     if (mode === 'bypass' || mode === 'no-cache') {
       this.stats.count(tenantId, 'skip');
       trace.span('response-cache', { mode }).end({ hit: false, skipped: true });
-      const result = await compute();
+      const result = await compute({ hit: false });
       const stored =
         mode === 'no-cache' ? await this.storeAnswer(request.scope, request.question, result) : null;
       return {
@@ -124,14 +134,18 @@ export class ResponseCache {
 
     this.stats.count(tenantId, 'lookup');
     const span = trace.span('response-cache', { mode, maxAgeSeconds: request.control?.maxAgeSeconds });
-    const lookup = await this.lookup(request.scope, request.question, request.control, request.signal).catch(
-      (e: unknown): LookupResult => {
-        this.logger.warn(
-          `response cache lookup failed, answering without it: ${e instanceof Error ? e.message : String(e)}`,
-        );
-        return { hit: false };
-      },
-    );
+    const lookup = await this.lookup(
+      request.scope,
+      request.question,
+      request.control,
+      signal,
+      request.embedding,
+    ).catch((e: unknown): LookupResult => {
+      this.logger.warn(
+        `response cache lookup failed, answering without it: ${e instanceof Error ? e.message : String(e)}`,
+      );
+      return { hit: false };
+    });
     if (lookup.hit) {
       this.stats.count(tenantId, lookup.type === 'exact' ? 'hit:exact' : 'hit:semantic');
       this.metrics?.recordResponseCacheLookup(lookup.type, lookup.similarity);
@@ -146,7 +160,7 @@ export class ResponseCache {
         // Repeats of this wording become exact hits on the same answer (and skip the guards).
         void this.store.alias(lookup.answer, questionHash(request.question)).catch(() => undefined);
       }
-      return this.replay(lookup.answer, report, request, started);
+      return this.hit(lookup.answer, report, started);
     }
     const missReport: ResponseCacheReport = {
       hit: false,
@@ -156,11 +170,13 @@ export class ResponseCache {
 
     if (mode === 'no-store') {
       this.countMiss(tenantId, lookup.rejection);
-      return { result: await compute(), report: missReport, cached: null };
+      return { result: await compute(missReport), report: missReport, cached: null };
     }
 
     const key = `${tenantId}:${scopeFingerprint(request.scope)}:${questionHash(request.question)}`;
-    const flight = this.flights.coalesce(key, () => this.lead(request, compute, lookup.embedding));
+    const flight = this.flights.coalesce(key, () =>
+      this.lead(request, () => compute(missReport), signal, lookup.embedding),
+    );
     if (flight.leader) {
       const outcome = await flight.promise.catch((e: unknown) => {
         this.countMiss(tenantId, lookup.rejection);
@@ -183,7 +199,7 @@ export class ResponseCache {
     }
     // The call we waited for failed or was not cacheable: answer this request on its own.
     this.countMiss(tenantId, lookup.rejection);
-    const result = await compute();
+    const result = await compute(missReport);
     const stored = await this.storeAnswer(request.scope, request.question, result, lookup.embedding);
     return { result, report: missReport, cached: null, ...(stored ? { storedEntryId: stored.entryId } : {}) };
   }
@@ -191,12 +207,15 @@ export class ResponseCache {
   /**
    * Looks a question up: exact, then semantic through the guards and the verifier.
    * Never counts statistics (serve does).
+   * @param embedding the question's embedding when the caller has it (else embedded here, only when
+   *   the exact lookup missed)
    */
   async lookup(
     scope: ResponseCacheScope,
     question: string,
     control?: CacheControl,
     signal?: AbortSignal,
+    embedding?: readonly number[],
   ): Promise<LookupResult> {
     const fingerprint = scopeFingerprint(scope);
     const maxAgeMs = this.maxAgeMs(control);
@@ -205,12 +224,12 @@ export class ResponseCache {
     const exact = await this.store.getExact(scope.tenantId, fingerprint, questionHash(question));
     if (exact && fresh(exact)) return { hit: true, type: 'exact', answer: exact, similarity: 1 };
 
-    const embedding = await this.semantic.embed(question);
-    if (!embedding) return { hit: false };
+    const vector = embedding ?? (await this.semantic.embed(question));
+    if (!vector) return { hit: false };
     const matches = await this.semantic.nearest(
       scope.tenantId,
       fingerprint,
-      embedding,
+      vector,
       this.config.RESPONSE_CACHE_CANDIDATES,
       this.config.RESPONSE_CACHE_SIMILARITY_THRESHOLD,
     );
@@ -245,7 +264,7 @@ export class ResponseCache {
       return { hit: true, type: 'semantic', answer: candidate, similarity: match.similarity };
     }
     if (orphans.length > 0) void this.dropOrphans(scope.tenantId, orphans);
-    return { hit: false, rejection, embedding };
+    return { hit: false, rejection, embedding: vector };
   }
 
   /**
@@ -286,7 +305,7 @@ export class ResponseCache {
     scope: ResponseCacheScope,
     question: string,
     result: ChatResult,
-    embedding?: number[],
+    embedding?: readonly number[],
   ): Promise<CachedAnswer | null> {
     if (result.finishReason !== 'stop' || result.content.trim().length === 0) return null;
     try {
@@ -333,7 +352,8 @@ export class ResponseCache {
   private async lead(
     request: ServeRequest,
     compute: () => Promise<ChatResult>,
-    embedding?: number[],
+    signal: AbortSignal | undefined,
+    embedding?: readonly number[],
   ): Promise<FlightOutcome> {
     const { scope, question } = request;
     const fingerprint = scopeFingerprint(scope);
@@ -355,7 +375,7 @@ export class ResponseCache {
           freshExact,
           () => this.store.flightHeld(scope.tenantId, fingerprint, qhash),
           this.config.RESPONSE_CACHE_SINGLE_FLIGHT_WAIT_MS,
-          request.signal,
+          signal,
         )
         .catch(() => null);
       if (entry) return { entry };
@@ -383,17 +403,11 @@ export class ResponseCache {
     this.metrics?.recordResponseCacheLookup('exact', 1);
     const report: ResponseCacheReport = { hit: true, type: 'exact', similarity: 1, entryId: entry.entryId };
     (request.trace ?? NOOP_TURN_TRACE).span('response-cache', { singleFlight: true }).end(report);
-    return this.replay(entry, report, request, started);
+    return this.hit(entry, report, started);
   }
 
-  /** Replays a cached answer to the caller's token callback and shapes it as an engine result. */
-  private replay(
-    answer: CachedAnswer,
-    report: ResponseCacheReport,
-    request: ServeRequest,
-    started: number,
-  ): ServeResult {
-    if (request.onToken) for (const delta of replayDeltas(answer.content)) request.onToken(delta);
+  /** A cached answer shaped as an engine result (the caller replays it to its client). */
+  private hit(answer: CachedAnswer, report: ResponseCacheReport, started: number): ServeResult {
     void this.store.touch(answer.tenantId, answer.entryId).catch(() => undefined);
     return {
       result: {

@@ -76,4 +76,4 @@ export interface ResponseCacheReport {
 /** The outcome of a lookup. */
 export type LookupResult =
   | { hit: true; type: 'exact' | 'semantic'; answer: CachedAnswer; similarity: number }
-  | { hit: false; rejection?: GuardRejection; embedding?: number[] };
+  | { hit: false; rejection?: GuardRejection; embedding?: readonly number[] };

@@ -10,6 +10,7 @@ import { ApiProblems } from '../common/api-problems.decorator';
 import { DomainError } from '../common/domain-error';
 import { toProblem } from '../common/problem.filter';
 import { clientDisconnectSignal, SseWriter } from '../common/sse';
+import { turnResult } from '../common/turn-events';
 import {
   Idempotent,
   type IdempotentRoute,
@@ -25,7 +26,7 @@ import type { ProviderRoute } from '../inference/inference.types';
 import { ChatCompletionDto, ChatCompletionRequestDto, ModelListDto } from './dto/chat-completion.dto';
 
 /** The command for a validated request body. */
-function toCommand(body: ChatCompletionRequestDto, signal: AbortSignal): ChatCompletionCommand {
+function toCommand(body: ChatCompletionRequestDto): ChatCompletionCommand {
   const sampling = {
     ...(body.top_p !== undefined ? { top_p: body.top_p } : {}),
     ...(body.stop !== undefined ? { stop: body.stop } : {}),
@@ -40,7 +41,6 @@ function toCommand(body: ChatCompletionRequestDto, signal: AbortSignal): ChatCom
     maxTokens: body.max_completion_tokens ?? body.max_tokens,
     sampling: Object.keys(sampling).length > 0 ? sampling : undefined,
     cache: body.cache,
-    signal,
   };
 }
 
@@ -144,9 +144,10 @@ export class ChatCompletionsController {
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<ChatCompletionDto | undefined> {
     this.access.assertModelAllowed(auth, body.model);
-    const command = toCommand(body, clientDisconnectSignal(reply));
+    const command = toCommand(body);
+    const signal = clientDisconnectSignal(reply);
     if (body.stream !== true) {
-      const done = await this.completions.complete(auth, command);
+      const done = await turnResult(this.completions.complete(auth, command, signal));
       await this.limits.chargeTokens(auth, engineTokens(done));
       void reply.header('x-kvchat-cache', cacheHeader(done));
       if (done.provider) setProviderHeaders(reply, done.provider);
@@ -177,13 +178,14 @@ export class ChatCompletionsController {
       );
     };
     try {
-      const done = await this.completions.complete(auth, {
-        ...command,
-        onProviderRoute: (route) => setProviderHeaders(reply, route),
-        onToken: (delta) => {
-          open();
-          sse.sendData(chunk([{ index: 0, delta: { content: delta }, logprobs: null, finish_reason: null }]));
-        },
+      const done = await turnResult(this.completions.complete(auth, command, signal), (event) => {
+        // The answering provider's x-kvchat-* headers go out with the stream's first byte.
+        if (event.type === 'route') setProviderHeaders(reply, event.route);
+        if (event.type !== 'token') return;
+        open();
+        sse.sendData(
+          chunk([{ index: 0, delta: { content: event.delta }, logprobs: null, finish_reason: null }]),
+        );
       });
       await this.limits.chargeTokens(auth, engineTokens(done));
       publishIdempotentResult(request, 200, { ...toChatCompletion(done), id, created, model });

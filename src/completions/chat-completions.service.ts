@@ -2,14 +2,16 @@ import { randomUUID } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
 import type { AuthContext } from '../auth/api-key.service';
 import { TenantSaltService } from '../auth/tenant-salt.service';
+import { replayDeltas } from '../caching/replay';
 import { ResponseCache } from '../caching/response-cache.service';
 import type { CacheControl, ResponseCacheReport, ResponseCacheScope } from '../caching/response-cache.types';
 import { contextFingerprint } from '../caching/scope';
 import { PayloadTooLarge } from '../common/domain-error';
+import { NEVER_ABORTED, type TurnEvent, type TurnSink, turnEventStream } from '../common/turn-events';
 import { AppConfig } from '../config/app.config';
 import { InferenceConfig } from '../config/inference.config';
 import { InferenceService } from '../inference/inference.service';
-import type { ChatMessage, ChatRequest, ProviderRoute } from '../inference/inference.types';
+import type { ChatMessage, ChatRequest, ChatUsage, ProviderRoute } from '../inference/inference.types';
 
 /** The agent name under which stateless chat completions are cached. */
 export const CHAT_COMPLETIONS_AGENT = 'chat-completions';
@@ -47,11 +49,21 @@ export interface ChatCompletionCommand {
   maxTokens?: number;
   sampling?: ChatRequest['sampling'];
   cache?: CacheControl;
-  onToken?: (delta: string) => void;
-  /** Called before the first token with the answering catalogue target (stream headers). */
-  onProviderRoute?: (route: ProviderRoute) => void;
-  signal?: AbortSignal;
 }
+
+/**
+ * The payloads of a chat completion's events (see TurnEvent). `route`: the catalogue target that answers
+ * and the attempts before it, emitted before the first token (absent for a response-cache hit).
+ */
+export interface ChatCompletionPayloads {
+  route: ProviderRoute;
+  cache: ResponseCacheReport;
+  usage: ChatUsage;
+  done: CompletedChat;
+}
+
+/** One event of a chat completion's stream. */
+export type ChatCompletionEvent = TurnEvent<ChatCompletionPayloads>;
 
 /** OpenAI `usage`, tokens. */
 export interface OpenAiUsage {
@@ -131,10 +143,25 @@ export class ChatCompletionsService {
   }
 
   /**
-   * Answers a chat request, from the response cache when possible (a hit is replayed to `onToken`).
-   * @throws PayloadTooLarge, ModelNotFound, Engine* errors, RequestAborted
+   * Answers a chat request as one stream of events, as a conversation turn does: `cache` (when the
+   * response cache is on), `route` (the catalogue target answering, before its first token), `token` (live, or a cached answer replayed), `usage`,
+   * then `done` with the completed chat, or `error`.
+   * @param signal cancels the request (the client went away): the engine request is aborted
+   * @returns events; `error` carries PayloadTooLarge, ModelNotFound, Engine* errors, RequestAborted
    */
-  async complete(auth: AuthContext, command: ChatCompletionCommand): Promise<CompletedChat> {
+  complete(
+    auth: AuthContext,
+    command: ChatCompletionCommand,
+    signal: AbortSignal = NEVER_ABORTED,
+  ): AsyncGenerator<ChatCompletionEvent, void, undefined> {
+    return turnEventStream<ChatCompletionPayloads>(signal, (sink) => this.run(auth, command, sink));
+  }
+
+  private async run(
+    auth: AuthContext,
+    command: ChatCompletionCommand,
+    sink: TurnSink<ChatCompletionPayloads>,
+  ): Promise<CompletedChat> {
     const messages = command.messages.map(
       (m): ChatMessage => ({
         role: m.role === 'developer' ? 'system' : m.role,
@@ -155,11 +182,10 @@ export class ChatCompletionsService {
         }),
         question: last.content,
         control,
-        onToken: command.onToken,
-        signal: command.signal,
       },
-      () =>
-        this.inference.chat({
+      (miss) => {
+        if (miss) sink.emit({ type: 'cache', cache: miss });
+        return this.inference.chat({
           model,
           messages,
           maxTokens,
@@ -168,15 +194,22 @@ export class ChatCompletionsService {
           cacheSalt: this.salts.saltFor(auth.tenantId),
           // Stateless: the provider prompt-cache key is the tenant's (salted, so the tenant id never leaves).
           promptCacheKey: this.salts.saltFor(auth.tenantId),
-          signal: command.signal,
-          onToken: command.onToken,
-          onProviderRoute: command.onProviderRoute,
-        }),
+          signal: sink.signal,
+          onProviderRoute: (route) => sink.emit({ type: 'route', route }),
+          onToken: (delta) => sink.emit({ type: 'token', delta }),
+        });
+      },
+      sink.signal,
     );
+    if (served.cached && served.report) {
+      sink.emit({ type: 'cache', cache: served.report });
+      for (const delta of replayDeltas(served.result.content)) sink.emit({ type: 'token', delta });
+    }
     // A response-cache hit served every prompt token from a cache: report them as cached.
     const usage = served.cached
       ? { ...served.cached.usage, cachedTokens: served.cached.usage.promptTokens }
       : served.result.usage;
+    sink.emit({ type: 'usage', usage });
     return {
       id: `chatcmpl-${randomUUID().replace(/-/g, '')}`,
       created: Math.floor(Date.now() / 1000),

@@ -31,7 +31,7 @@ export interface FitRequest {
   conversationId: string;
   /** Where the previous turn left the window (a fresh state for a new conversation). */
   state: ConversationContextState;
-  /** Every complete message before the new one, oldest first. */
+  /** Complete messages after the last compaction point (`state.droppedThroughSequence`), oldest first. */
   history: readonly WindowMessage[];
   /** Tokens that are always sent: head system message, the new user message, the generation prompt. */
   fixedTokens: number;

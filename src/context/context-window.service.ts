@@ -1,5 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { InferenceConfig } from '../config/inference.config';
+import { blockHashChain } from '../inference/block-hash';
 import type { ChatMessage, ChatResult } from '../inference/inference.types';
 import type { MessageCacheReport } from './cache-report';
 import {
@@ -21,8 +22,13 @@ export interface WindowRequest {
   conversationId: string;
   /** The conversation's window state (null for a conversation no policy has touched). */
   state: ConversationContextState | null;
-  /** The agent's prompt, with the complete history. */
+  /**
+   * The agent's prompt, with the history after the last compaction point (`state.droppedThroughSequence`):
+   * older messages are never sent again, so they are not loaded.
+   */
   spec: PromptSpec;
+  /** The tenant's engine cache salt: mixed into the prompt's block hash chain as the engine mixes it. */
+  cacheSalt?: string;
   /** Tokens reserved for the answer (the turn's `maxTokens`). */
   reservedOutputTokens: number;
   render: PromptRenderContext;
@@ -54,6 +60,8 @@ export interface PreparedPrompt {
   historyTokenCounts: Record<number, number>;
   /** The prompt in the engine's token space (template framing as placeholders), for routing and accounting. */
   promptFingerprint: number[];
+  /** `blockHashChain(promptFingerprint, INFERENCE_BLOCK_SIZE, cacheSalt)`: hashed once, for reuse accounting and routing. */
+  promptBlockHashes: string[];
   /** The window state to persist on the conversation. */
   state: ConversationContextState;
   window: ContextWindowReport;
@@ -123,16 +131,25 @@ export class ContextWindowService {
         throw e instanceof ContextLengthExceeded ? this.explainBudget(e, request.reservedOutputTokens) : e;
       });
     const state = fit.state;
-    const assembled = this.assembler.build(
-      {
-        ...spec,
-        summary: fit.summary,
-        history: spec.history.filter((m) => m.sequence > state.droppedThroughSequence),
-      },
-      render,
-    );
+    // Head and user content were rendered above to count them: assembled as they are, not rendered again.
+    const assembled = this.assembler.assemble({
+      head,
+      summary: fit.summary,
+      history: spec.history.filter((m) => m.sequence > state.droppedThroughSequence),
+      userContent,
+      templateVersion: spec.templateVersion,
+    });
     const promptFingerprint = await this.tokenizer.promptFingerprint(assembled.messages);
-    const reuse = await this.prefixReuse.record(request.conversationId, promptFingerprint);
+    const promptBlockHashes = blockHashChain(
+      promptFingerprint,
+      this.config.INFERENCE_BLOCK_SIZE,
+      request.cacheSalt,
+    );
+    const reuse = await this.prefixReuse.record(
+      request.conversationId,
+      promptFingerprint.length,
+      promptBlockHashes,
+    );
     return {
       messages: assembled.messages,
       templateVersion: assembled.templateVersion,
@@ -140,6 +157,7 @@ export class ContextWindowService {
       userTokenCount,
       historyTokenCounts,
       promptFingerprint,
+      promptBlockHashes,
       state,
       backendReusableTokens: reuse.reusableTokens,
       window: {

@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import type Redis from 'ioredis';
 import { InferenceConfig } from '../config/inference.config';
 import { RedisConfig } from '../config/redis.config';
-import { blockHashChain, commonPrefixBlocks } from '../inference/block-hash';
+import { commonPrefixBlocks } from '../inference/block-hash';
 import { REDIS } from '../redis/redis.module';
 
 /** The backend's own prefix-reuse figure for one prompt. */
@@ -34,14 +34,21 @@ export class PrefixReuseService {
     private readonly inference: InferenceConfig,
   ) {}
 
-  /** Compares `promptTokenIds` with the conversation's previous prompt and remembers it as the new previous one. */
-  async record(conversationId: string, promptTokenIds: readonly number[]): Promise<PrefixReuse> {
+  /**
+   * Compares a prompt with the conversation's previous prompt and remembers it as the new previous one.
+   * @param promptTokens the prompt's length, tokens
+   * @param blockHashes its block hash chain (`blockHashChain` over the prompt's tokens, INFERENCE_BLOCK_SIZE;
+   *   the turn computes it once and routing reuses it)
+   */
+  async record(
+    conversationId: string,
+    promptTokens: number,
+    blockHashes: readonly string[],
+  ): Promise<PrefixReuse> {
     const blockSize = this.inference.INFERENCE_BLOCK_SIZE;
-    const chain = blockHashChain(promptTokenIds, blockSize).map((h) =>
-      h.slice(0, PrefixReuseService.hashChars),
-    );
+    const chain = blockHashes.map((h) => h.slice(0, PrefixReuseService.hashChars));
     const key = `${this.redisConfig.REDIS_KEY_PREFIX}prefix-chain:${conversationId}`;
-    const value = `${promptTokenIds.length}:${chain.join(',')}`;
+    const value = `${promptTokens}:${chain.join(',')}`;
     const previous = await this.redis.set(key, value, 'EX', PrefixReuseService.ttlSeconds, 'GET');
     if (!previous) return { reusableTokens: 0, previousPromptTokens: null };
     const sep = previous.indexOf(':');

@@ -1,7 +1,16 @@
 import { Injectable } from '@nestjs/common';
 import { ContextConfig } from '../config/context.config';
 import type { ChatMessage } from '../inference/inference.types';
-import type { AssembledPrompt, PromptRenderContext, PromptSpec } from './prompt.types';
+import type { AssembledPrompt, HistoryMessage, PromptRenderContext, PromptSpec } from './prompt.types';
+
+/** A prompt's parts once rendered: `renderHead`, the optional summary text, the history, `renderUserContent`. */
+export interface RenderedPromptParts {
+  head: string;
+  summary?: string;
+  history: readonly Pick<HistoryMessage, 'role' | 'content'>[];
+  userContent: string;
+  templateVersion: string;
+}
 
 /** Heading of the rolling summary's system message. */
 export const SUMMARY_HEADING = 'Summary of the earlier conversation:';
@@ -54,11 +63,24 @@ export class PromptAssembler {
 
   /** Renders the whole prompt. `spec.history` is sent as given: fit it to the window first. */
   build(spec: PromptSpec, context: PromptRenderContext = { now: new Date() }): AssembledPrompt {
-    const messages: ChatMessage[] = [{ role: 'system', content: this.renderHead(spec, context) }];
-    if (spec.summary) messages.push({ role: 'system', content: this.renderSummary(spec.summary) });
-    for (const m of spec.history) messages.push({ role: m.role, content: m.content });
-    const userContent = this.renderUserContent(spec, context);
-    messages.push({ role: 'user', content: userContent });
-    return { messages, templateVersion: spec.templateVersion, userContent };
+    return this.assemble({
+      head: this.renderHead(spec, context),
+      summary: spec.summary,
+      history: spec.history,
+      userContent: this.renderUserContent(spec, context),
+      templateVersion: spec.templateVersion,
+    });
+  }
+
+  /**
+   * Puts already rendered parts in prompt order (what `build` does after rendering), so a caller that
+   * rendered the head and the user content to count their tokens does not render them again.
+   */
+  assemble(parts: RenderedPromptParts): AssembledPrompt {
+    const messages: ChatMessage[] = [{ role: 'system', content: parts.head }];
+    if (parts.summary) messages.push({ role: 'system', content: this.renderSummary(parts.summary) });
+    for (const m of parts.history) messages.push({ role: m.role, content: m.content });
+    messages.push({ role: 'user', content: parts.userContent });
+    return { messages, templateVersion: parts.templateVersion, userContent: parts.userContent };
   }
 }

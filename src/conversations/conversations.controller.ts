@@ -26,6 +26,7 @@ import { Auth, RequireScopes } from '../auth/auth.guard';
 import { ApiProblems } from '../common/api-problems.decorator';
 import { toProblem } from '../common/problem.filter';
 import { clientDisconnectSignal, SseWriter } from '../common/sse';
+import { turnResult } from '../common/turn-events';
 import {
   Idempotent,
   type IdempotentRoute,
@@ -58,17 +59,12 @@ const TURN_ROUTE: IdempotentRoute = {
   },
 };
 
-/** Maps a stored turn to its response. */
+/** Maps a stored turn to its response (usage, timings, cache and route are the assistant message's). */
 export function toTurnResponse(record: TurnRecord): TurnResponseDto {
-  const a = record.assistantMessage;
   return {
     conversationId: record.conversation.id,
     userMessage: MessageDto.from(record.userMessage),
-    assistantMessage: MessageDto.from(a),
-    usage: a.usage ?? { promptTokens: 0, completionTokens: 0, cachedTokens: 0 },
-    timings: a.timings ?? { ttftMs: 0, totalMs: 0 },
-    cache: a.cache ?? { cachedTokens: 0, prefixReuse: 0 },
-    route: a.route ?? {},
+    assistantMessage: MessageDto.from(record.assistantMessage),
   };
 }
 
@@ -165,36 +161,50 @@ export class ConversationsController {
     @Req() request: FastifyRequest,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<TurnResponseDto | undefined> {
-    const signal = clientDisconnectSignal(reply);
     const wantsStream = body.stream === true || (request.headers.accept ?? '').includes('text/event-stream');
-    const command = {
-      content: body.content,
-      maxTokens: body.maxTokens,
-      temperature: body.temperature,
-      cache: body.cache,
-      signal,
-    };
+    const events = this.conversations.turn(
+      auth,
+      id,
+      {
+        content: body.content,
+        maxTokens: body.maxTokens,
+        temperature: body.temperature,
+        cache: body.cache,
+        streamed: wantsStream,
+      },
+      clientDisconnectSignal(reply),
+    );
     if (!wantsStream) {
-      const record = await this.conversations.runTurn(auth, id, command);
+      const record = await turnResult(events);
       void reply.status(201);
       return toTurnResponse(record);
     }
+    // SSE: `token` events, then `turn` (the stored turn) or `error` (a problem). route/cache/usage are
+    // in the `turn` event's assistant message.
     const sse = new SseWriter(reply);
-    try {
-      const record = await this.conversations.runTurn(auth, id, {
-        ...command,
-        onToken: (delta) => sse.send('token', { delta }),
-      });
-      const response = toTurnResponse(record);
-      publishIdempotentResult(request, 201, response);
-      sse.send('turn', response);
-      sse.end();
-      return undefined;
-    } catch (e) {
-      if (!sse.isStarted) throw e;
-      sse.send('error', toProblem(e, request.url, String(request.id)));
-      sse.end();
-      return undefined;
+    for await (const event of events) {
+      switch (event.type) {
+        case 'token':
+          sse.send('token', { delta: event.delta });
+          break;
+        case 'done': {
+          const response = toTurnResponse(event.result);
+          publishIdempotentResult(request, 201, response);
+          sse.send('turn', response);
+          sse.end();
+          break;
+        }
+        case 'error':
+          if (!sse.isStarted) throw event.error;
+          sse.send('error', toProblem(event.error, request.url, String(request.id)));
+          sse.end();
+          break;
+        case 'route':
+        case 'cache':
+        case 'usage':
+          break;
+      }
     }
+    return undefined;
   }
 }

@@ -4,12 +4,14 @@ import type { AuthContext } from '../auth/api-key.service';
 import { TenantSaltService } from '../auth/tenant-salt.service';
 import { AgentGraph } from '../agents/agent-graph.service';
 import { AgentRegistry } from '../agents/agent-registry.service';
+import type { AgentTurnPayloads, AgentTurnSink } from '../agents/agents.types';
 import type { CacheControl } from '../caching/response-cache.types';
 import { DomainError, PayloadTooLarge } from '../common/domain-error';
+import { NEVER_ABORTED, type TurnEvent, turnEventStream } from '../common/turn-events';
 import { AppConfig } from '../config/app.config';
-import type { HistoryMessage } from '../context/prompt.types';
 import { TurnTelemetryService } from '../observability/turn-telemetry.service';
 import { Conversation } from './conversation.entity';
+import { loadTurnState } from './conversation.repository';
 import { ConversationNotFound } from './conversation.errors';
 import { Message } from './message.entity';
 import { decodeConversationCursor, decodeMessageCursor, encodeCursor } from './page-cursor';
@@ -22,10 +24,8 @@ export interface TurnCommand {
   temperature?: number;
   /** Response-cache control (mode, maxAgeSeconds). */
   cache?: CacheControl;
-  /** Receives each answer delta while the engine streams. */
-  onToken?: (delta: string) => void;
-  /** Fires when the client goes away; the engine request is aborted. */
-  signal?: AbortSignal;
+  /** Whether the client reads the answer as a stream (recorded on the trace). */
+  streamed?: boolean;
 }
 
 /** A completed turn: both stored messages. */
@@ -34,6 +34,14 @@ export interface TurnRecord {
   userMessage: Message;
   assistantMessage: Message;
 }
+
+/** The payloads of a conversation turn's events (see TurnEvent). */
+export interface ConversationTurnPayloads extends AgentTurnPayloads {
+  done: TurnRecord;
+}
+
+/** One event of a conversation turn's stream. */
+export type ConversationTurnEvent = TurnEvent<ConversationTurnPayloads>;
 
 /** A page of results with the cursor of the next one (null at the end). */
 export interface Page<T> {
@@ -126,90 +134,126 @@ export class ConversationsService {
   }
 
   /**
-   * Runs one turn: stores the user message, answers through the agent graph, stores the answer.
-   * Turns of one conversation are serialised (Redis lock), so sequences never collide or skip.
-   * On failure the user message is kept with status `failed` and the error, no answer is stored,
-   * and the error is rethrown.
-   * @throws ConversationNotFound, PayloadTooLarge, ConversationBusy, Engine* errors, RequestAborted
+   * Runs one turn as one stream of events: `route`, `cache`, `token` (the answer's deltas), `usage`,
+   * then `done` with both stored messages, or `error`. The JSON response, the SSE response and any
+   * other consumer read the same stream (`turnResult` drains it to the record).
+   *
+   * One pass: the conversation and its history after the last compaction point are read in one
+   * statement (`loadTurnState`, with
+   * the token counts stored per message), and both messages are written once, together, when the
+   * answer is complete. Turns of one conversation are serialised (Redis lock), so sequences never
+   * collide or skip. On failure the user message is stored with status `failed` and the error, no
+   * answer is stored, and the stream ends with `error`.
+   * @param signal cancels the turn (the client went away): the engine request is aborted and the
+   *   stream ends with RequestAborted
+   * @returns events; `error` carries ConversationNotFound, PayloadTooLarge, ConversationBusy (409),
+   *   DependencyUnavailable (503), Engine* errors, RequestAborted (also when the client left while the
+   *   turn waited for its conversation), ...
    */
-  async runTurn(auth: AuthContext, conversationId: string, command: TurnCommand): Promise<TurnRecord> {
+  turn(
+    auth: AuthContext,
+    conversationId: string,
+    command: TurnCommand,
+    signal: AbortSignal = NEVER_ABORTED,
+  ): AsyncGenerator<ConversationTurnEvent, void, undefined> {
+    return turnEventStream<ConversationTurnPayloads>(signal, (sink) =>
+      this.runTurn(auth, conversationId, command, sink),
+    );
+  }
+
+  private async runTurn(
+    auth: AuthContext,
+    conversationId: string,
+    command: TurnCommand,
+    sink: AgentTurnSink,
+  ): Promise<TurnRecord> {
     if (command.content.length > this.config.MAX_MESSAGE_CHARS) {
       throw new PayloadTooLarge(
         `content is ${command.content.length} characters; the limit is ${this.config.MAX_MESSAGE_CHARS}.`,
         { limit: this.config.MAX_MESSAGE_CHARS },
       );
     }
-    // Fail fast (outside the lock) for an unknown id.
-    await this.get(auth, conversationId);
     return this.locks.withConversation(
       conversationId,
       async () => {
         const started = performance.now();
+        const receivedAt = new Date();
         const em = this.em.fork();
-        const conversation = await this.get(auth, conversationId, em);
-        const history = await em.find(
-          Message,
-          { tenantId: auth.tenantId, conversationId, status: 'complete' },
-          { orderBy: { sequence: 'asc' } },
-        );
-        const userMessage = em.create(Message, {
-          tenantId: auth.tenantId,
-          conversationId,
-          sequence: conversation.messageCount + 1,
-          role: 'user',
-          content: command.content,
-        });
-        conversation.messageCount += 1;
-        conversation.lastTurnAt = new Date();
-        await em.flush();
+        const loaded = await loadTurnState(em, auth.tenantId, conversationId);
+        if (!loaded) throw new ConversationNotFound(conversationId);
+        const { conversation, history } = loaded;
+        const userSequence = conversation.messageCount + 1;
 
         const observed = this.telemetry.begin({
           tenantId: auth.tenantId,
           conversationId,
           content: command.content,
-          streamed: command.onToken !== undefined,
+          streamed: command.streamed === true,
         });
         let output;
         try {
-          output = await this.graph.run({
-            tenantId: auth.tenantId,
-            conversationId,
-            pinnedAgent: conversation.agent,
-            history: history.map(
-              (m): HistoryMessage => ({
-                role: m.role,
-                content: m.promptContent ?? m.content,
-                sequence: m.sequence,
-                tokenCount: m.tokenCount,
-              }),
-            ),
-            context: conversation.context,
-            userName:
-              typeof conversation.metadata.userName === 'string' ? conversation.metadata.userName : undefined,
-            userMessage: command.content,
-            maxTokens: command.maxTokens,
-            temperature: command.temperature,
-            cache: command.cache,
-            cacheSalt: this.salts.saltFor(auth.tenantId),
-            onToken: command.onToken,
-            signal: command.signal,
-            trace: observed.trace,
-          });
+          output = await this.graph.run(
+            {
+              tenantId: auth.tenantId,
+              conversationId,
+              pinnedAgent: conversation.agent,
+              history,
+              context: conversation.context,
+              userName:
+                typeof conversation.metadata.userName === 'string'
+                  ? conversation.metadata.userName
+                  : undefined,
+              userMessage: command.content,
+              maxTokens: command.maxTokens,
+              temperature: command.temperature,
+              cache: command.cache,
+              cacheSalt: this.salts.saltFor(auth.tenantId),
+              trace: observed.trace,
+            },
+            sink,
+          );
         } catch (e) {
           observed.fail(e);
-          userMessage.status = 'failed';
-          userMessage.error =
-            e instanceof DomainError
-              ? { code: e.code, detail: e.message }
-              : { code: 'InternalError', detail: 'The turn failed unexpectedly.' };
+          // The user message is written once, as failed: kept for the record, left out of later prompts.
+          em.create(Message, {
+            tenantId: auth.tenantId,
+            conversationId,
+            sequence: userSequence,
+            role: 'user',
+            content: command.content,
+            status: 'failed',
+            error:
+              e instanceof DomainError
+                ? { code: e.code, detail: e.message }
+                : { code: 'InternalError', detail: 'The turn failed unexpectedly.' },
+            createdAt: receivedAt,
+            updatedAt: receivedAt,
+          });
+          conversation.messageCount = userSequence;
+          conversation.lastTurnAt = receivedAt;
           await em.flush();
           throw e;
         }
 
+        const userMessage = em.create(Message, {
+          tenantId: auth.tenantId,
+          conversationId,
+          sequence: userSequence,
+          role: 'user',
+          content: command.content,
+          // What the answer step measured (src/context): the message as sent, and its tokens.
+          promptContent:
+            output.userPromptContent !== undefined && output.userPromptContent !== command.content
+              ? output.userPromptContent
+              : null,
+          tokenCount: output.tokenCounts?.user ?? null,
+          createdAt: receivedAt,
+          updatedAt: receivedAt,
+        });
         const assistantMessage = em.create(Message, {
           tenantId: auth.tenantId,
           conversationId,
-          sequence: conversation.messageCount + 1,
+          sequence: userSequence + 1,
           role: 'assistant',
           content: output.content,
           model: output.model,
@@ -231,14 +275,15 @@ export class ConversationsService {
           finishReason: output.finishReason,
           tokenCount: output.tokenCounts?.assistant ?? output.usage.completionTokens,
         });
-        conversation.messageCount += 1;
-        // What the answer step measured (src/context): the window state, the user message as sent, token counts.
+        conversation.messageCount = userSequence + 1;
+        conversation.lastTurnAt = receivedAt;
         if (output.context) conversation.context = output.context;
-        if (output.userPromptContent !== undefined && output.userPromptContent !== userMessage.content) {
-          userMessage.promptContent = output.userPromptContent;
+        // Messages stored before token counts were kept (or whose count failed) are counted once, here.
+        for (const m of history) {
+          const counted = m.tokenCount == null ? output.tokenCounts?.history?.[m.sequence] : undefined;
+          if (counted !== undefined) em.getReference(Message, m.id).tokenCount = counted;
         }
-        if (output.tokenCounts?.user !== undefined) userMessage.tokenCount = output.tokenCounts.user;
-        for (const m of history) m.tokenCount ??= output.tokenCounts?.history?.[m.sequence] ?? null;
+        // One transaction: both messages (one multi-row INSERT) and the conversation's counters.
         await em.flush();
         observed.succeed(output, {
           totalMs: assistantMessage.timings?.totalMs ?? 0,
@@ -246,7 +291,7 @@ export class ConversationsService {
         });
         return { conversation, userMessage, assistantMessage };
       },
-      command.signal,
+      sink.signal,
     );
   }
 }

@@ -36,7 +36,27 @@ export function buildOrmOptions(
     },
     // Entities are mapped to DTOs explicitly; the ORM must never be serialised.
     forceUtcTimezone: true,
-    pool: { min: 0, max: 20 },
     ...overrides,
+    pool: { min: 0, max: 20, ...overrides.pool, afterCreate: iterativeVectorScans },
   });
+}
+
+/** A pooled `pg` client, as knex hands it to `afterCreate`. */
+interface PooledClient {
+  query(sql: string, callback: (error: unknown) => void): void;
+}
+
+/**
+ * Every pooled session scans HNSW indexes iteratively (pgvector >= 0.8, `hnsw.iterative_scan`, see the
+ * pgvector README "Iterative index scans"): a nearest-neighbour search filtered by tenant and namespace keeps
+ * going until it has k rows instead of stopping at `ef_search` candidates. Set once per session, so a search
+ * is one statement rather than a transaction around `SET LOCAL`. Before pgvector is loaded the name is a
+ * placeholder that the extension adopts when it loads; an error (an older pgvector that reserves the
+ * `hnsw.` prefix) is ignored: searches then run without it, as pgvector < 0.8 always does.
+ */
+function iterativeVectorScans(
+  client: PooledClient,
+  done: (error: unknown, client: PooledClient) => void,
+): void {
+  client.query(`select set_config('hnsw.iterative_scan', 'relaxed_order', false)`, () => done(null, client));
 }

@@ -243,7 +243,8 @@ export class VectorCollection {
     private readonly em: EntityManager,
     readonly table: string,
     readonly spec: VectorCollectionSpec,
-    private readonly iterativeScan: boolean,
+    /** Whether the server's pgvector (>= 0.8) honours the sessions' `hnsw.iterative_scan`. */
+    readonly iterativeScan: boolean,
   ) {}
 
   /** Inserts or replaces vectors by id. */
@@ -296,13 +297,9 @@ export class VectorCollection {
                  limit ?`;
     const params = [literal, tenantId, namespace, literal, k];
     type Row = { id: string; attributes: Record<string, string> | string; similarity: number | string };
-    const rows = this.iterativeScan
-      ? await connection.transactional(async (trx) => {
-          // Filtered HNSW scans stop at ef_search candidates; an iterative scan keeps going until k rows pass the filter.
-          await connection.execute(`set local hnsw.iterative_scan = 'relaxed_order'`, [], 'run', trx);
-          return connection.execute<Row[]>(sql, params, 'all', trx);
-        })
-      : await connection.execute<Row[]>(sql, params, 'all');
+    // Filtered HNSW scans stop at ef_search candidates; every pooled session scans iteratively (pgvector
+    // >= 0.8) until k rows pass the filter: see iterativeVectorScans in mikro-orm.options.ts.
+    const rows = await connection.execute<Row[]>(sql, params, 'all');
     return rows
       .map((r) => ({
         id: r.id,

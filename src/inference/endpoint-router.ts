@@ -22,6 +22,8 @@ export interface RoutingRequest {
   routingKey?: string;
   /** Prompt token ids, when known (prefix-aware routing). */
   promptTokenIds?: readonly number[];
+  /** Their salted block hash chain, when the caller already computed it (else hashed here). */
+  promptBlockHashes?: readonly string[];
   /** The tenant's cache salt: the engine mixes it into the first block, so the router does too. */
   cacheSalt?: string;
   /** Replicas already tried for this request (skipped). */
@@ -198,7 +200,7 @@ export class EndpointRouter implements OnModuleInit, OnApplicationShutdown {
     const tokens = request.promptTokenIds;
     if (!tokens || tokens.length === 0) return this.session(candidates, request.routingKey);
     const blockSize = this.config.INFERENCE_BLOCK_SIZE;
-    const chain = blockHashChain(tokens, blockSize, request.cacheSalt);
+    const chain = request.promptBlockHashes ?? blockHashChain(tokens, blockSize, request.cacheSalt);
     const minLoad = Math.min(...candidates.map((r) => r.inFlight));
     const key = request.routingKey ?? '';
     let best: { replica: Replica; score: number; tie: number; matched: number } | null = null;

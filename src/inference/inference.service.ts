@@ -242,6 +242,7 @@ export class InferenceService {
         decision = this.router.route({
           routingKey: request.routingKey,
           promptTokenIds: request.promptTokenIds,
+          promptBlockHashes: request.promptBlockHashes,
           cacheSalt: request.cacheSalt,
           exclude: tried,
         });

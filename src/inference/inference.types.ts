@@ -36,6 +36,11 @@ export interface ChatRequest {
   promptCacheKey?: string;
   /** Prompt token ids when known, for prefix-aware routing. */
   promptTokenIds?: readonly number[];
+  /**
+   * `blockHashChain(promptTokenIds, INFERENCE_BLOCK_SIZE, cacheSalt)` when the caller already computed it
+   * (a turn hashes its prompt once), so prefix routing does not hash the prompt again.
+   */
+  promptBlockHashes?: readonly string[];
   /** Called with each content delta as it arrives (streaming). */
   onToken?: (delta: string) => void;
   /**

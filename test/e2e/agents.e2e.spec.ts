@@ -96,41 +96,52 @@ describe('agents (e2e)', () => {
 
     const first = await turn(id, 'What is a KV cache and why does it make chat faster?');
     expect(first.status).toBe(201);
-    expect(first.body.route).toMatchObject({
+    expect(first.body.assistantMessage.route).toMatchObject({
       agent: 'assistant',
       classifier: 'embedding',
       fallback: true,
       reason: 'below-floor',
     });
-    expect(first.body.route.score).toBeLessThan(0.4);
+    expect(first.body.assistantMessage.route.score).toBeLessThan(0.4);
     expect(first.body.assistantMessage.templateVersion).toBe('global@1+assistant@1');
 
     const second = await turn(id, 'Summarize our conversation so far');
     expect(second.status).toBe(201);
-    expect(second.body.route).toMatchObject({ agent: 'summarizer', classifier: 'embedding', floor: 0.4 });
-    expect(second.body.route.fallback).toBeUndefined();
-    expect(second.body.route.score).toBeGreaterThanOrEqual(0.4);
-    expect(second.body.route.candidates[0]).toEqual({ agent: 'summarizer', score: second.body.route.score });
+    expect(second.body.assistantMessage.route).toMatchObject({
+      agent: 'summarizer',
+      classifier: 'embedding',
+      floor: 0.4,
+    });
+    expect(second.body.assistantMessage.route.fallback).toBeUndefined();
+    expect(second.body.assistantMessage.route.score).toBeGreaterThanOrEqual(0.4);
+    expect(second.body.assistantMessage.route.candidates[0]).toEqual({
+      agent: 'summarizer',
+      score: second.body.assistantMessage.route.score,
+    });
     expect(second.body.assistantMessage.templateVersion).toBe('global@1+summarizer@1');
     // (b) The switch changed the agent instructions, not the global prefix before them: the engine
     // still serves every full block of the shared prefix from its cache, and nothing after it.
     const shared = sharedCachedTokens('assistant', 'summarizer');
     expect(shared).toBeGreaterThan(0);
-    expect(second.body.usage.cachedTokens).toBeGreaterThanOrEqual(shared);
-    expect(second.body.usage.cachedTokens).toBeLessThan(first.body.usage.promptTokens);
+    expect(second.body.assistantMessage.usage.cachedTokens).toBeGreaterThanOrEqual(shared);
+    expect(second.body.assistantMessage.usage.cachedTokens).toBeLessThan(
+      first.body.assistantMessage.usage.promptTokens,
+    );
 
     // (c) The agent of the test module, discovered at boot, is routed to by intent.
     const third = await turn(id, 'Will it rain in Paris tomorrow? What is the forecast?');
     expect(third.status).toBe(201);
-    expect(third.body.route).toMatchObject({ agent: 'weather', classifier: 'embedding' });
+    expect(third.body.assistantMessage.route).toMatchObject({ agent: 'weather', classifier: 'embedding' });
     expect(third.body.assistantMessage.templateVersion).toBe('global@1+weather@1');
-    expect(third.body.usage.cachedTokens).toBeGreaterThanOrEqual(sharedCachedTokens('summarizer', 'weather'));
+    expect(third.body.assistantMessage.usage.cachedTokens).toBeGreaterThanOrEqual(
+      sharedCachedTokens('summarizer', 'weather'),
+    );
 
     // Back to the assistant: its own earlier prompt (prefix + first turn) is still cached.
     const fourth = await turn(id, 'Thanks. How does prefix caching work in vLLM?');
-    expect(fourth.body.route).toMatchObject({ agent: 'assistant', fallback: true });
-    expect(fourth.body.usage.cachedTokens).toBeGreaterThan(
-      first.body.usage.promptTokens - sim.engine.options.blockSize,
+    expect(fourth.body.assistantMessage.route).toMatchObject({ agent: 'assistant', fallback: true });
+    expect(fourth.body.assistantMessage.usage.cachedTokens).toBeGreaterThan(
+      first.body.assistantMessage.usage.promptTokens - sim.engine.options.blockSize,
     );
 
     // (a) Each decision is stored on its assistant message.
@@ -139,10 +150,10 @@ describe('agents (e2e)', () => {
       (m) => m.role === 'assistant',
     );
     expect(stored.map((m) => m.route)).toEqual([
-      first.body.route,
-      second.body.route,
-      third.body.route,
-      fourth.body.route,
+      first.body.assistantMessage.route,
+      second.body.assistantMessage.route,
+      third.body.assistantMessage.route,
+      fourth.body.assistantMessage.route,
     ]);
     expect(stored.map((m) => m.route?.agent)).toEqual(['assistant', 'summarizer', 'weather', 'assistant']);
   });
@@ -159,7 +170,7 @@ describe('agents (e2e)', () => {
     const final = res.events.at(-1);
     expect(tokens.length).toBeGreaterThan(1);
     expect(final?.event).toBe('turn');
-    expect(final?.data.route).toMatchObject({ agent: 'weather', classifier: 'embedding' });
+    expect(final?.data.assistantMessage.route).toMatchObject({ agent: 'weather', classifier: 'embedding' });
     expect(final?.data.assistantMessage.content).toBe(tokens.map((e) => e.data.delta as string).join(''));
   });
 
@@ -167,7 +178,7 @@ describe('agents (e2e)', () => {
     const created = await api(`${sut.url}/v1/conversations`, { key: sut.keyA, body: { agent: 'weather' } });
     expect(created.status).toBe(201);
     const res = await turn(created.body.id as string, 'Summarize our conversation so far');
-    expect(res.body.route).toEqual({ agent: 'weather', score: 1, classifier: 'pinned' });
+    expect(res.body.assistantMessage.route).toEqual({ agent: 'weather', score: 1, classifier: 'pinned' });
     expect(res.body.assistantMessage.templateVersion).toBe('global@1+weather@1');
 
     const unknown = await api(`${sut.url}/v1/conversations`, { key: sut.keyA, body: { agent: 'nobody' } });

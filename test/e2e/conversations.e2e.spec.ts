@@ -43,10 +43,12 @@ describe('conversations (e2e)', () => {
     });
     expect(first.body.assistantMessage).toMatchObject({ sequence: 2, role: 'assistant', status: 'complete' });
     expect(first.body.assistantMessage.content.length).toBeGreaterThan(0);
-    expect(first.body.usage.promptTokens).toBeGreaterThan(0);
-    expect(first.body.usage.completionTokens).toBeGreaterThan(0);
-    expect(first.body.timings.ttftMs).toBeGreaterThanOrEqual(0);
-    expect(first.body.timings.totalMs).toBeGreaterThanOrEqual(first.body.timings.ttftMs);
+    expect(first.body.assistantMessage.usage.promptTokens).toBeGreaterThan(0);
+    expect(first.body.assistantMessage.usage.completionTokens).toBeGreaterThan(0);
+    expect(first.body.assistantMessage.timings.ttftMs).toBeGreaterThanOrEqual(0);
+    expect(first.body.assistantMessage.timings.totalMs).toBeGreaterThanOrEqual(
+      first.body.assistantMessage.timings.ttftMs,
+    );
 
     const second = await api(`${sut.url}/v1/conversations/${id}/turns`, {
       key: sut.keyA,
@@ -56,13 +58,15 @@ describe('conversations (e2e)', () => {
     expect(second.body.userMessage.sequence).toBe(3);
     expect(second.body.assistantMessage.sequence).toBe(4);
     // Turn 2's prompt starts with turn 1's prompt and answer: the engine serves those blocks from cache.
-    expect(second.body.usage.cachedTokens).toBeGreaterThan(0);
-    expect(second.body.usage.cachedTokens).toBeGreaterThanOrEqual(first.body.usage.promptTokens - 16);
-    expect(second.body.cache.prefixReuse).toBeCloseTo(
-      second.body.usage.cachedTokens / second.body.usage.promptTokens,
+    expect(second.body.assistantMessage.usage.cachedTokens).toBeGreaterThan(0);
+    expect(second.body.assistantMessage.usage.cachedTokens).toBeGreaterThanOrEqual(
+      first.body.assistantMessage.usage.promptTokens - 16,
+    );
+    expect(second.body.assistantMessage.cache.prefixReuse).toBeCloseTo(
+      second.body.assistantMessage.usage.cachedTokens / second.body.assistantMessage.usage.promptTokens,
       5,
     );
-    expect(second.body.usage.completionTokens).toBeLessThanOrEqual(16);
+    expect(second.body.assistantMessage.usage.completionTokens).toBeLessThanOrEqual(16);
 
     const conversation = await api(`${sut.url}/v1/conversations/${id}`, { key: sut.keyA });
     expect(conversation.body).toMatchObject({ id, title: 't', messageCount: 4 });

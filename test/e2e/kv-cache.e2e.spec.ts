@@ -20,7 +20,13 @@ const question = (i: number): string =>
   `Question ${i}: how does the ${['prefix', 'KV', 'block', 'chunk', 'router'][i % 5]} cache behave when ` +
   `a conversation reaches turn ${i} and the history keeps growing with every answer?`;
 
+/** The turn response (the answer's usage and cache report are the assistant message's). */
 interface Turn {
+  userMessage: { tokenCount: number | null; content: string };
+  assistantMessage: { replica: string; templateVersion: string; tokenCount: number | null } & TurnFigures;
+}
+
+interface TurnFigures {
   usage: { promptTokens: number; cachedTokens: number; completionTokens: number };
   cache: {
     cachedTokens: number;
@@ -34,8 +40,6 @@ interface Turn {
     };
     router?: { policy: string; reason: string; attempts: number };
   };
-  userMessage: { tokenCount: number | null; content: string };
-  assistantMessage: { replica: string; templateVersion: string; tokenCount: number | null };
 }
 
 /** A conversation pinned to the assistant agent, so intent routing never switches its prefix. */
@@ -90,12 +94,14 @@ describe('KV-cache-aware conversations (e2e)', () => {
       for (let i = 1; i <= 5; i++) turns.push(await turn(sut, sut.keyA, id, question(i)));
 
       for (let i = 1; i < turns.length; i++) {
-        const previous = turns[i - 1].usage.promptTokens;
+        const previous = turns[i - 1].assistantMessage.usage.promptTokens;
         // The engine reuses the previous prompt and its answer up to the last full block: only a prefix
         // that repeats byte for byte (system prompt, replayed user messages with their date) hits.
-        expect(turns[i].usage.cachedTokens).toBeGreaterThanOrEqual(previous - BLOCK);
-        expect(turns[i].cache.backendReusableTokens).toBe(Math.floor(previous / BLOCK) * BLOCK);
-        expect(turns[i].cache.window).toMatchObject({
+        expect(turns[i].assistantMessage.usage.cachedTokens).toBeGreaterThanOrEqual(previous - BLOCK);
+        expect(turns[i].assistantMessage.cache.backendReusableTokens).toBe(
+          Math.floor(previous / BLOCK) * BLOCK,
+        );
+        expect(turns[i].assistantMessage.cache.window).toMatchObject({
           policy: 'compact',
           compacted: false,
           droppedThroughSequence: 0,
@@ -111,19 +117,25 @@ describe('KV-cache-aware conversations (e2e)', () => {
       const id = await conversation(sut, sut.keyA);
       const turns: Turn[] = [];
       for (let i = 1; i <= 22; i++) turns.push(await turn(sut, sut.keyA, id, question(i), 48));
-      const budget = turns[0].cache.window.budget;
-      const compactions = turns.map((t, i) => (t.cache.window.compacted ? i : -1)).filter((i) => i >= 0);
+      const budget = turns[0].assistantMessage.cache.window.budget;
+      const compactions = turns
+        .map((t, i) => (t.assistantMessage.cache.window.compacted ? i : -1))
+        .filter((i) => i >= 0);
 
       expect(budget).toBe(1024 - 48);
-      for (const t of turns) expect(t.usage.promptTokens + 48).toBeLessThanOrEqual(1024);
+      for (const t of turns) expect(t.assistantMessage.usage.promptTokens + 48).toBeLessThanOrEqual(1024);
       expect(compactions.length).toBeGreaterThanOrEqual(1);
       for (let i = 1; i < turns.length; i++) {
         if (compactions.includes(i)) {
           // Old turns were dropped: only the stable system prompt is still a cached prefix.
-          expect(turns[i].usage.cachedTokens).toBeLessThan(turns[i - 1].usage.promptTokens / 4);
-          expect(turns[i].usage.promptTokens).toBeLessThanOrEqual(budget * 0.6);
+          expect(turns[i].assistantMessage.usage.cachedTokens).toBeLessThan(
+            turns[i - 1].assistantMessage.usage.promptTokens / 4,
+          );
+          expect(turns[i].assistantMessage.usage.promptTokens).toBeLessThanOrEqual(budget * 0.6);
         } else {
-          expect(turns[i].usage.cachedTokens).toBeGreaterThanOrEqual(turns[i - 1].usage.promptTokens - BLOCK);
+          expect(turns[i].assistantMessage.usage.cachedTokens).toBeGreaterThanOrEqual(
+            turns[i - 1].assistantMessage.usage.promptTokens - BLOCK,
+          );
         }
       }
     });
@@ -137,11 +149,13 @@ describe('KV-cache-aware conversations (e2e)', () => {
       const againB = await turn(sut, sut.keyB, await conversation(sut, sut.keyB), content);
 
       // Same tenant, same prompt: everything but the last block is served from the cache.
-      expect(againA.usage.cachedTokens).toBeGreaterThanOrEqual(againA.usage.promptTokens - BLOCK);
+      expect(againA.assistantMessage.usage.cachedTokens).toBeGreaterThanOrEqual(
+        againA.assistantMessage.usage.promptTokens - BLOCK,
+      );
       // Another tenant's identical prompt: its cache salt differs, so not a single block is shared.
-      expect(firstB.usage.promptTokens).toBe(againA.usage.promptTokens);
-      expect(firstB.usage.cachedTokens).toBe(0);
-      expect(againB.usage.cachedTokens).toBeGreaterThan(0);
+      expect(firstB.assistantMessage.usage.promptTokens).toBe(againA.assistantMessage.usage.promptTokens);
+      expect(firstB.assistantMessage.usage.cachedTokens).toBe(0);
+      expect(againB.assistantMessage.usage.cachedTokens).toBeGreaterThan(0);
     });
 
     it.each([['cache_salt'], ['cacheSalt']])(
@@ -224,17 +238,18 @@ describe('KV-cache-aware conversations (e2e)', () => {
       const turns: Turn[] = [];
       for (let i = 1; i <= 24; i++) turns.push(await turn(sut, sut.keyA, id, question(i), 48));
       const summarized = turns.filter(
-        (t) => t.cache.window.compacted && t.cache.window.summaryThroughSequence,
+        (t) =>
+          t.assistantMessage.cache.window.compacted && t.assistantMessage.cache.window.summaryThroughSequence,
       );
       const latest = await sut.running.app.get(SummariesService).latest(sut.tenantA, id);
       const queue = sut.running.app.get<Queue>(getQueueToken(SUMMARIES_QUEUE));
       const completed = await queue.getCompleted();
       const summarizer = sut.running.app.get(AgentRegistry).require('summarizer');
 
-      for (const t of turns) expect(t.usage.promptTokens + 48).toBeLessThanOrEqual(1024);
+      for (const t of turns) expect(t.assistantMessage.usage.promptTokens + 48).toBeLessThanOrEqual(1024);
       expect(summarized.length).toBeGreaterThanOrEqual(1);
       expect(latest?.throughSequence).toBeGreaterThanOrEqual(
-        summarized[0].cache.window.summaryThroughSequence ?? 0,
+        summarized[0].assistantMessage.cache.window.summaryThroughSequence ?? 0,
       );
       expect(latest?.content.length).toBeGreaterThan(0);
       // Written by the summarizer agent's prompt, and stored by a job of the summaries queue.
@@ -248,8 +263,10 @@ describe('KV-cache-aware conversations (e2e)', () => {
       expect(completed[0].opts).toMatchObject({ attempts, backoff });
       // Between compactions the prompt only grows: the summary stays byte-identical.
       for (let i = 1; i < turns.length; i++) {
-        if (!turns[i].cache.window.compacted) {
-          expect(turns[i].usage.cachedTokens).toBeGreaterThanOrEqual(turns[i - 1].usage.promptTokens - BLOCK);
+        if (!turns[i].assistantMessage.cache.window.compacted) {
+          expect(turns[i].assistantMessage.usage.cachedTokens).toBeGreaterThanOrEqual(
+            turns[i - 1].assistantMessage.usage.promptTokens - BLOCK,
+          );
         }
       }
     });
@@ -289,13 +306,15 @@ describe('KV-cache-aware conversations (e2e)', () => {
       for (let i = 5; i <= 8; i++) after.push(await turn(sut, sut.keyA, id, question(i)));
 
       expect(new Set(before.map((t) => t.assistantMessage.replica))).toEqual(new Set([home]));
-      expect(before.slice(1).every((t) => t.cache.router?.reason === 'prefix')).toBe(true);
+      expect(before.slice(1).every((t) => t.assistantMessage.cache.router?.reason === 'prefix')).toBe(true);
       // The first turn after the crash found the replica unreachable and was retried on another one.
-      expect(after[0].cache.router?.attempts).toBe(2);
+      expect(after[0].assistantMessage.cache.router?.attempts).toBe(2);
       expect(after[0].assistantMessage.replica).not.toBe(home);
       // Then the conversation stays where its blocks now are, and reuses them again.
       expect(new Set(after.map((t) => t.assistantMessage.replica)).size).toBe(1);
-      expect(after[2].usage.cachedTokens).toBeGreaterThanOrEqual(after[1].usage.promptTokens - BLOCK);
+      expect(after[2].assistantMessage.usage.cachedTokens).toBeGreaterThanOrEqual(
+        after[1].assistantMessage.usage.promptTokens - BLOCK,
+      );
     });
   });
 });

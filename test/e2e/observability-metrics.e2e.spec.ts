@@ -61,7 +61,7 @@ describe('GET /metrics (e2e)', () => {
     const b = await newConversation(app);
     const exact = await turn(app, b, question);
     expect([first.status, second.status, exact.status, streamed.status]).toEqual([201, 201, 201, 200]);
-    expect(exact.body.cache.response).toMatchObject({ hit: true, type: 'exact' });
+    expect(exact.body.assistantMessage.cache.response).toMatchObject({ hit: true, type: 'exact' });
     const after = await scrape(app);
 
     const engine = [first.body, second.body, final];
@@ -72,7 +72,10 @@ describe('GET /metrics (e2e)', () => {
     expect(delta(before, after, 'kvchat_turns_total', { source: 'engine' })).toBe(3);
     expect(delta(before, after, 'kvchat_turns_total', { source: 'exact' })).toBe(1);
     expect(
-      delta(before, after, 'kvchat_turns_total', { source: 'engine', agent: first.body.route.agent }),
+      delta(before, after, 'kvchat_turns_total', {
+        source: 'engine',
+        agent: first.body.assistantMessage.route.agent,
+      }),
     ).toBe(3);
     expect(delta(before, after, 'kvchat_turn_duration_seconds_count', { source: 'engine' })).toBe(3);
     expect(delta(before, after, 'kvchat_turn_duration_seconds_count', { source: 'exact' })).toBe(1);
@@ -273,7 +276,7 @@ describe('GET /metrics with METRICS_TENANT_LABEL (e2e)', () => {
     const samples = await scrape(app);
     expect(metricSum(samples, 'kvchat_turns_total', { tenant: app.tenantId })).toBe(1);
     expect(metricSum(samples, 'kvchat_prompt_tokens_total', { tenant: app.tenantId })).toBe(
-      res.body.usage.promptTokens,
+      res.body.assistantMessage.usage.promptTokens,
     );
     expect(samples.some((s) => s.labels.tenant?.startsWith('obs-'))).toBe(false);
   });

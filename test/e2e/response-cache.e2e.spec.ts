@@ -42,45 +42,44 @@ describe('response cache (e2e)', () => {
 
   it('should answer a repeated first question from the cache, without the engine, and say so on the turn', async () => {
     const first = await ask('What does LMCache offload?');
-    expect(first.cache.response).toEqual({ hit: false });
-    expect(first.usage.promptTokens).toBeGreaterThan(0);
+    expect(first.assistantMessage.cache.response).toEqual({ hit: false });
+    expect(first.assistantMessage.usage.promptTokens).toBeGreaterThan(0);
 
     const before = engineRequests();
     const again = await ask('what does LMCache offload');
     expect(engineRequests()).toBe(before);
-    expect(again.cache.response).toMatchObject({
+    expect(again.assistantMessage.cache.response).toMatchObject({
       hit: true,
       type: 'exact',
       similarity: 1,
       entryId: expect.any(String),
     });
     expect(again.assistantMessage.content).toBe(first.assistantMessage.content);
-    expect(again.assistantMessage.cache.response).toEqual(again.cache.response);
-    expect(again.usage).toEqual({ promptTokens: 0, completionTokens: 0, cachedTokens: 0 });
-    expect(again.timings.ttftMs).toBe(0);
+    expect(again.assistantMessage.usage).toEqual({ promptTokens: 0, completionTokens: 0, cachedTokens: 0 });
+    expect(again.assistantMessage.timings.ttftMs).toBe(0);
     expect(again.assistantMessage.replica).toBe('response-cache');
   });
 
   it('should answer a paraphrase from the cache with its similarity, and refuse a close-but-different question', async () => {
     const original = await ask('python sort list ascending');
     const paraphrase = await ask('how to sort a list in python ascending');
-    expect(paraphrase.cache.response).toMatchObject({ hit: true, type: 'semantic' });
-    expect(paraphrase.cache.response.similarity).toBeGreaterThan(0.5);
+    expect(paraphrase.assistantMessage.cache.response).toMatchObject({ hit: true, type: 'semantic' });
+    expect(paraphrase.assistantMessage.cache.response.similarity).toBeGreaterThan(0.5);
     expect(paraphrase.assistantMessage.content).toBe(original.assistantMessage.content);
 
     const before = engineRequests();
     const different = await ask('python sort list descending');
     expect(engineRequests()).toBe(before + 1);
-    expect(different.cache.response).toEqual({ hit: false, guard: 'negation' });
+    expect(different.assistantMessage.cache.response).toEqual({ hit: false, guard: 'negation' });
     const dated = await ask('python sort list ascending in 2019');
-    expect(dated.cache.response).toEqual({ hit: false, guard: 'date' });
+    expect(dated.assistantMessage.cache.response).toEqual({ hit: false, guard: 'date' });
   });
 
   it('should keep tenants apart', async () => {
     await ask('Who maintains pgvector?');
     const otherTenant = await ask('Who maintains pgvector?', {}, sut.keyB);
-    expect(otherTenant.cache.response.hit).toBe(false);
-    expect(otherTenant.usage.promptTokens).toBeGreaterThan(0);
+    expect(otherTenant.assistantMessage.cache.response.hit).toBe(false);
+    expect(otherTenant.assistantMessage.usage.promptTokens).toBeGreaterThan(0);
   });
 
   it('should share a later question only after the same history', async () => {
@@ -89,16 +88,18 @@ describe('response cache (e2e)', () => {
     const b = await conversation();
     const c = await conversation();
     await turn(a, { content: 'Name a vector index type' });
-    expect((await turn(b, { content: 'Name a vector index type' })).cache.response.hit).toBe(true);
+    expect((await turn(b, { content: 'Name a vector index type' })).assistantMessage.cache.response.hit).toBe(
+      true,
+    );
     await turn(c, { content: 'Name a relational database' });
 
     const inA = await turn(a, { content: 'And how does it scale?' });
-    expect(inA.cache.response.hit).toBe(false);
+    expect(inA.assistantMessage.cache.response.hit).toBe(false);
     const inB = await turn(b, { content: 'And how does it scale?' });
-    expect(inB.cache.response).toMatchObject({ hit: true, type: 'exact' });
+    expect(inB.assistantMessage.cache.response).toMatchObject({ hit: true, type: 'exact' });
     expect(inB.assistantMessage.content).toBe(inA.assistantMessage.content);
     const inC = await turn(c, { content: 'And how does it scale?' });
-    expect(inC.cache.response.hit).toBe(false);
+    expect(inC.assistantMessage.cache.response.hit).toBe(false);
   });
 
   it('should replay a cached answer as a stream shaped like a live one', async () => {
@@ -123,7 +124,7 @@ describe('response cache (e2e)', () => {
         .map((e) => e.data.delta as string)
         .join('');
     const replayTurn = replay.events.at(-1)?.data;
-    expect(replayTurn.cache.response).toMatchObject({ hit: true, type: 'exact' });
+    expect(replayTurn.assistantMessage.cache.response).toMatchObject({ hit: true, type: 'exact' });
     expect(text(replay)).toBe(replayTurn.assistantMessage.content);
     expect(text(replay)).toBe(text(live));
     expect(Object.keys(replayTurn).sort()).toEqual(Object.keys(live.events.at(-1)?.data).sort());
@@ -148,9 +149,9 @@ describe('response cache (e2e)', () => {
     const afterCut = await ask('Describe HNSW graphs');
     const afterFailure = await ask('Describe IVFFlat lists');
     expect(engineRequests()).toBe(before + 2);
-    expect(afterCut.cache.response.hit).toBe(false);
-    expect(afterFailure.cache.response.hit).toBe(false);
-    expect((await ask('Describe HNSW graphs')).cache.response.hit).toBe(true);
+    expect(afterCut.assistantMessage.cache.response.hit).toBe(false);
+    expect(afterFailure.assistantMessage.cache.response.hit).toBe(false);
+    expect((await ask('Describe HNSW graphs')).assistantMessage.cache.response.hit).toBe(true);
   });
 
   it('should make concurrent identical questions wait on one engine call', async () => {
@@ -159,22 +160,22 @@ describe('response cache (e2e)', () => {
     const before = engineRequests();
     const turns = await Promise.all(ids.map((id) => turn(id, { content: 'What is single flight?' })));
     expect(engineRequests()).toBe(before + 1);
-    const hits = turns.filter((t) => t.cache.response.hit);
+    const hits = turns.filter((t) => t.assistantMessage.cache.response.hit);
     expect(hits).toHaveLength(3);
     expect(new Set(turns.map((t) => t.assistantMessage.content)).size).toBe(1);
-    expect(new Set(hits.map((t) => t.cache.response.entryId)).size).toBe(1);
+    expect(new Set(hits.map((t) => t.assistantMessage.cache.response.entryId)).size).toBe(1);
   });
 
   it('should honour per-request cache modes and maxAgeSeconds', async () => {
     const first = await ask('What is a prefix cache hit?');
     const bypass = await ask('What is a prefix cache hit?', { cache: { mode: 'bypass' } });
-    expect(bypass.cache.response).toEqual({ hit: false });
-    expect(bypass.usage.promptTokens).toBeGreaterThan(0);
+    expect(bypass.assistantMessage.cache.response).toEqual({ hit: false });
+    expect(bypass.assistantMessage.usage.promptTokens).toBeGreaterThan(0);
     const stale = await ask('What is a prefix cache hit?', { cache: { maxAgeSeconds: 0 } });
-    expect(stale.cache.response.hit).toBe(false);
+    expect(stale.assistantMessage.cache.response.hit).toBe(false);
     const noStore = await ask('What is a radix tree?', { cache: { mode: 'no-store' } });
-    expect(noStore.cache.response.hit).toBe(false);
-    expect((await ask('What is a radix tree?')).cache.response.hit).toBe(false);
+    expect(noStore.assistantMessage.cache.response.hit).toBe(false);
+    expect((await ask('What is a radix tree?')).assistantMessage.cache.response.hit).toBe(false);
     expect((await ask('What is a prefix cache hit?')).assistantMessage.content).toBe(
       first.assistantMessage.content,
     );
@@ -208,11 +209,11 @@ describe('response cache (e2e)', () => {
 
   it('should invalidate with DELETE /v1/cache, across tenants only for admin keys', async () => {
     const hit = await ask('What is a KV block?').then(() => ask('What is a KV block?'));
-    const entryId = hit.cache.response.entryId as string;
+    const entryId = hit.assistantMessage.cache.response.entryId as string;
     const removed = await api(`${sut.url}/v1/cache?entryId=${entryId}`, { key: sut.keyA, method: 'DELETE' });
     expect(removed.status).toBe(200);
     expect(removed.body).toEqual({ deleted: 1, tenants: 1 });
-    expect((await ask('What is a KV block?')).cache.response.hit).toBe(false);
+    expect((await ask('What is a KV block?')).assistantMessage.cache.response.hit).toBe(false);
 
     await ask('Billing question one', {}, sut.keyB);
     const forbidden = await api(`${sut.url}/v1/cache?tenantId=${sut.tenantB}`, {
@@ -228,7 +229,7 @@ describe('response cache (e2e)', () => {
     });
     expect(byAdmin.status).toBe(200);
     expect(byAdmin.body.deleted).toBeGreaterThanOrEqual(1);
-    expect((await ask('Billing question one', {}, sut.keyB)).cache.response.hit).toBe(false);
+    expect((await ask('Billing question one', {}, sut.keyB)).assistantMessage.cache.response.hit).toBe(false);
 
     const bad = await api(`${sut.url}/v1/cache?entryId=nope`, { key: sut.keyA, method: 'DELETE' });
     expect(bad.status).toBe(400);
@@ -281,13 +282,15 @@ describe('response cache across API replicas (e2e)', () => {
         ask(replicaB, 'What is a shared KV tier?'),
       ]);
       expect(sim.engine.state().requests.started).toBe(before + 1);
-      expect([onA.cache.response.hit, onB.cache.response.hit].sort()).toEqual([false, true]);
+      expect(
+        [onA.assistantMessage.cache.response.hit, onB.assistantMessage.cache.response.hit].sort(),
+      ).toEqual([false, true]);
       expect(onA.assistantMessage.content).toBe(onB.assistantMessage.content);
 
       sim.engine.setFaults({ stallMs: 0 });
       await ask(replicaA, 'python sort list ascending');
       const paraphraseOnB = await ask(replicaB, 'how to sort a list in python ascending');
-      expect(paraphraseOnB.cache.response).toMatchObject({ hit: true, type: 'semantic' });
+      expect(paraphraseOnB.assistantMessage.cache.response).toMatchObject({ hit: true, type: 'semantic' });
     } finally {
       sim.engine.setFaults({ stallMs: 0 });
     }

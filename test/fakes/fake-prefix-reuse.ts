@@ -1,25 +1,24 @@
 import type { PrefixReuse, PrefixReuseService } from '../../src/context/prefix-reuse.service';
+import { commonPrefixBlocks } from '../../src/inference/block-hash';
 
 /**
- * PrefixReuseService in memory: remembers each conversation's last prompt and answers the shared
- * leading tokens (not block aligned: a spec checks that the figure is carried, not how it is hashed).
+ * PrefixReuseService in memory: remembers each conversation's last block hash chain and answers the
+ * leading blocks the next prompt shares with it, in tokens (`blockSize` per block, INFERENCE_BLOCK_SIZE).
  */
 export class FakePrefixReuse implements Pick<PrefixReuseService, 'record'> {
   readonly calls: { conversationId: string; promptTokens: number }[] = [];
-  private readonly last = new Map<string, readonly number[]>();
+  private readonly last = new Map<string, { tokens: number; hashes: readonly string[] }>();
 
-  record(conversationId: string, promptTokenIds: readonly number[]): Promise<PrefixReuse> {
-    this.calls.push({ conversationId, promptTokens: promptTokenIds.length });
+  constructor(private readonly blockSize = 16) {}
+
+  record(conversationId: string, promptTokens: number, blockHashes: readonly string[]): Promise<PrefixReuse> {
+    this.calls.push({ conversationId, promptTokens });
     const previous = this.last.get(conversationId);
-    this.last.set(conversationId, [...promptTokenIds]);
+    this.last.set(conversationId, { tokens: promptTokens, hashes: blockHashes });
     if (!previous) return Promise.resolve({ reusableTokens: 0, previousPromptTokens: null });
-    let shared = 0;
-    while (
-      shared < previous.length &&
-      shared < promptTokenIds.length &&
-      previous[shared] === promptTokenIds[shared]
-    )
-      shared++;
-    return Promise.resolve({ reusableTokens: shared, previousPromptTokens: previous.length });
+    return Promise.resolve({
+      reusableTokens: commonPrefixBlocks(blockHashes, previous.hashes) * this.blockSize,
+      previousPromptTokens: previous.tokens,
+    });
   }
 }

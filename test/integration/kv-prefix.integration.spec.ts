@@ -1,3 +1,4 @@
+import { blockHashChain } from '../../src/inference/block-hash';
 import { randomUUID } from 'node:crypto';
 import { MikroORM } from '@mikro-orm/postgresql';
 import Redis from 'ioredis';
@@ -36,10 +37,12 @@ describe('PrefixReuseService (integration, Redis)', () => {
   });
 
   it('should measure the block-aligned prefix each prompt shares with the previous one of its conversation', async () => {
-    const first = await sut.record('c1', ids(100));
-    const grown = await sut.record('c1', [...ids(100), ...ids(60, 500)]);
-    const compacted = await sut.record('c1', [...ids(20), ...ids(80, 900)]);
-    const other = await sut.record('c2', ids(100));
+    const record = (conversationId: string, tokens: number[]) =>
+      sut.record(conversationId, tokens.length, blockHashChain(tokens, 16, 'salt'));
+    const first = await record('c1', ids(100));
+    const grown = await record('c1', [...ids(100), ...ids(60, 500)]);
+    const compacted = await record('c1', [...ids(20), ...ids(80, 900)]);
+    const other = await record('c2', ids(100));
 
     expect(first).toEqual({ reusableTokens: 0, previousPromptTokens: null });
     expect(grown).toEqual({ reusableTokens: 96, previousPromptTokens: 100 });

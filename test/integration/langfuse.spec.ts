@@ -117,10 +117,10 @@ describe('Langfuse tracing (local ingestion receiver)', () => {
           output: res.body.assistantMessage.content,
           metadata: expect.objectContaining({
             source: 'engine',
-            agent: res.body.route.agent,
+            agent: res.body.assistantMessage.route.agent,
             replica: res.body.assistantMessage.replica,
             messageId: res.body.assistantMessage.id,
-            usage: res.body.usage,
+            usage: res.body.assistantMessage.usage,
           }),
         });
         expect(trace.tags).toEqual(expect.arrayContaining(['engine']));
@@ -128,14 +128,14 @@ describe('Langfuse tracing (local ingestion receiver)', () => {
         const route = observation(events, 'span', 'route');
         expect(route.traceId).toBe(traceId);
         expect(route.endTime).toBeDefined();
-        expect(route.output).toMatchObject({ agent: res.body.route.agent });
+        expect(route.output).toMatchObject({ agent: res.body.assistantMessage.route.agent });
 
         const generation = observation(events, 'generation', 'engine');
         expect(generation.traceId).toBe(traceId);
         expect(generation.model).toBe(res.body.assistantMessage.model);
         expect(generation.output).toBe(res.body.assistantMessage.content);
         expect(JSON.stringify(generation.input)).toContain(question);
-        const { promptTokens, completionTokens, cachedTokens } = res.body.usage;
+        const { promptTokens, completionTokens, cachedTokens } = res.body.assistantMessage.usage;
         expect(generation.usageDetails).toEqual({
           input: promptTokens - cachedTokens,
           input_cached_tokens: cachedTokens,
@@ -145,8 +145,8 @@ describe('Langfuse tracing (local ingestion receiver)', () => {
         expect(generation.metadata).toMatchObject({
           replica: res.body.assistantMessage.replica,
           templateVersion: res.body.assistantMessage.templateVersion,
-          prefixReuse: res.body.cache.prefixReuse,
-          usage: res.body.usage,
+          prefixReuse: res.body.assistantMessage.cache.prefixReuse,
+          usage: res.body.assistantMessage.usage,
         });
         const start = Date.parse(generation.startTime);
         const firstToken = Date.parse(generation.completionStartTime);
@@ -156,8 +156,10 @@ describe('Langfuse tracing (local ingestion receiver)', () => {
       }
       // The second turn's prompt starts with the first turn: the engine reports cached tokens.
       const secondGeneration = observation(receiver.eventsOf(t2), 'generation', 'engine');
-      expect(second.body.usage.cachedTokens).toBeGreaterThan(0);
-      expect(secondGeneration.usageDetails.input_cached_tokens).toBe(second.body.usage.cachedTokens);
+      expect(second.body.assistantMessage.usage.cachedTokens).toBeGreaterThan(0);
+      expect(secondGeneration.usageDetails.input_cached_tokens).toBe(
+        second.body.assistantMessage.usage.cachedTokens,
+      );
     });
 
     it('should trace a streamed turn with completionStartTime at the first token', async () => {
@@ -186,7 +188,7 @@ describe('Langfuse tracing (local ingestion receiver)', () => {
       const generation = observation(events, 'generation', 'engine');
       expect(generation.completionStartTime).toBeDefined();
       expect(Date.parse(generation.completionStartTime)).toBeLessThanOrEqual(Date.parse(generation.endTime));
-      expect(generation.usageDetails.output).toBe(final.usage.completionTokens);
+      expect(generation.usageDetails.output).toBe(final.assistantMessage.usage.completionTokens);
     });
 
     it('should trace exact and semantic response-cache hits as a response-cache span and no generation', async () => {
@@ -195,11 +197,11 @@ describe('Langfuse tracing (local ingestion receiver)', () => {
       const [a, b, c] = [await newConversation(app), await newConversation(app), await newConversation(app)];
       const miss = await turn(app, a, question);
       expect(miss.status).toBe(201);
-      expect(miss.body.cache.response).toMatchObject({ hit: false });
+      expect(miss.body.assistantMessage.cache.response).toMatchObject({ hit: false });
       const exact = await turn(app, b, question);
-      expect(exact.body.cache.response).toMatchObject({ hit: true, type: 'exact' });
+      expect(exact.body.assistantMessage.cache.response).toMatchObject({ hit: true, type: 'exact' });
       const semantic = await turn(app, c, paraphrase);
-      expect(semantic.body.cache.response).toMatchObject({ hit: true, type: 'semantic' });
+      expect(semantic.body.assistantMessage.cache.response).toMatchObject({ hit: true, type: 'semantic' });
       await app.running.app.get(TracingService).flush();
       const finished = (conversationId: string) => () =>
         tracesOf(receiver, conversationId).length === 1 &&
@@ -211,7 +213,7 @@ describe('Langfuse tracing (local ingestion receiver)', () => {
       const missEvents = receiver.eventsOf(tracesOf(receiver, a)[0]);
       expect(observation(missEvents, 'span', 'response-cache').output).toMatchObject({ hit: false });
       expect(observation(missEvents, 'generation', 'engine').usageDetails.output).toBe(
-        miss.body.usage.completionTokens,
+        miss.body.assistantMessage.usage.completionTokens,
       );
 
       for (const [id, res, type] of [
@@ -224,7 +226,7 @@ describe('Langfuse tracing (local ingestion receiver)', () => {
         expect(span.output).toMatchObject({
           hit: true,
           type,
-          similarity: res.body.cache.response.similarity,
+          similarity: res.body.assistantMessage.cache.response.similarity,
         });
         expect(span.endTime).toBeDefined();
         expect(events.filter((e) => e.type.startsWith('generation'))).toHaveLength(0);
@@ -237,7 +239,7 @@ describe('Langfuse tracing (local ingestion receiver)', () => {
           }),
         });
       }
-      expect(semantic.body.cache.response.similarity).toBeLessThan(1);
+      expect(semantic.body.assistantMessage.cache.response.similarity).toBeLessThan(1);
     });
 
     it('should end a failed turn with the error code and an ERROR generation', async () => {
@@ -298,7 +300,7 @@ describe('Langfuse tracing (local ingestion receiver)', () => {
       const traceId = tracesOf(receiver, id)[0];
       expect(traceBody(receiver.eventsOf(traceId), traceId).input).toBe(`[masked: ${question.length} chars]`);
       const generation = observation(receiver.eventsOf(traceId), 'generation', 'engine');
-      expect(generation.usageDetails.output).toBe(res.body.usage.completionTokens);
+      expect(generation.usageDetails.output).toBe(res.body.assistantMessage.usage.completionTokens);
       expect(generation.metadata.replica).toBe(res.body.assistantMessage.replica);
     });
   });

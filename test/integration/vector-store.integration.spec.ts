@@ -52,6 +52,16 @@ describe('PgVectorStore (integration, PGlite + pgvector)', () => {
     ).toBeLessThanOrEqual(63);
   });
 
+  it('should scan HNSW indexes iteratively in every pooled session, so a search is one statement', async () => {
+    const c = await sut.collection({ name: 'test', model: 'model-a', dimension: 3 });
+    expect(c.iterativeScan).toBe(true);
+    await c.search(tenantA, 'ns-iterative', unit(1, 0, 0), 3);
+    const [row] = await orm.em
+      .getConnection()
+      .execute<{ setting: string }[]>(`select current_setting('hnsw.iterative_scan') as setting`);
+    expect(row.setting).toBe('relaxed_order');
+  });
+
   it('should return the nearest vectors of one tenant and namespace only, most similar first', async () => {
     const c = await sut.collection({ name: 'test', model: 'model-a', dimension: 3 });
     const ids = Array.from({ length: 5 }, () => randomUUID());

@@ -2,7 +2,7 @@ import { routableAgent, sampleAgents } from '../../../test/factories/agents';
 import { AgentsConfig } from '../../config/agents.config';
 import type { AgentRegistry } from '../agent-registry.service';
 import type { RegisteredAgent } from '../chat-agent';
-import { AgentRouter } from './agent-router.service';
+import { AgentRouter, type RouteRequest } from './agent-router.service';
 import type { IntentClassification, IntentClassifier, RoutableAgent } from './intent-classifier';
 
 /** A classifier returning fixed scores (or failing), recording its calls. */
@@ -28,6 +28,10 @@ function registryOf(agents: RoutableAgent[]): AgentRegistry {
   } as unknown as AgentRegistry;
 }
 
+/** The decision of `sut.route` (its embedding aside). */
+const route = (sut: AgentRouter, request: RouteRequest, signal?: AbortSignal) =>
+  sut.route(request, signal).then((routed) => routed.route);
+
 describe('AgentRouter', () => {
   const config = Object.assign(new AgentsConfig(), { AGENT_ROUTING_FLOOR: 0.4, AGENT_FALLBACK: 'assistant' });
   const build = (scores: IntentClassification['scores'] | Error, agents = sampleAgents()) => {
@@ -37,7 +41,7 @@ describe('AgentRouter', () => {
 
   it('should answer with the pinned agent without asking the classifier', async () => {
     const { sut, calls } = build([]);
-    await expect(sut.route({ pinnedAgent: 'weather', userMessage: 'book a flight' })).resolves.toEqual({
+    await expect(route(sut, { pinnedAgent: 'weather', userMessage: 'book a flight' })).resolves.toEqual({
       agent: 'weather',
       score: 1,
       classifier: 'pinned',
@@ -47,10 +51,12 @@ describe('AgentRouter', () => {
 
   it('should route by intent when the pinned agent is no longer registered, and say so', async () => {
     const { sut } = build([{ agent: 'travel', score: 0.7 }]);
-    await expect(sut.route({ pinnedAgent: 'retired', userMessage: 'book a flight' })).resolves.toMatchObject({
-      agent: 'travel',
-      reason: 'pinned-agent-unknown',
-    });
+    await expect(route(sut, { pinnedAgent: 'retired', userMessage: 'book a flight' })).resolves.toMatchObject(
+      {
+        agent: 'travel',
+        reason: 'pinned-agent-unknown',
+      },
+    );
   });
 
   it('should pick the best agent when its score reaches the floor, keeping the top 3 candidates', async () => {
@@ -60,7 +66,7 @@ describe('AgentRouter', () => {
       { agent: 'weather', score: 0.1 },
       { agent: 'extra', score: 0.05 },
     ]);
-    const decision = await sut.route({ pinnedAgent: null, userMessage: 'book a flight' });
+    const decision = await route(sut, { pinnedAgent: null, userMessage: 'book a flight' });
     expect(decision).toEqual({
       agent: 'travel',
       score: 0.7123,
@@ -77,7 +83,7 @@ describe('AgentRouter', () => {
 
   it('should fall back below the floor, recording the best score', async () => {
     const { sut } = build([{ agent: 'travel', score: 0.39 }]);
-    await expect(sut.route({ pinnedAgent: null, userMessage: 'hello' })).resolves.toMatchObject({
+    await expect(route(sut, { pinnedAgent: null, userMessage: 'hello' })).resolves.toMatchObject({
       agent: 'assistant',
       score: 0.39,
       classifier: 'embedding',
@@ -89,7 +95,7 @@ describe('AgentRouter', () => {
 
   it('should fall back without failing the turn when the classifier is unavailable', async () => {
     const { sut } = build(new Error('embeddings down'));
-    await expect(sut.route({ pinnedAgent: null, userMessage: 'hello' })).resolves.toEqual({
+    await expect(route(sut, { pinnedAgent: null, userMessage: 'hello' })).resolves.toEqual({
       agent: 'assistant',
       score: 0,
       classifier: 'default',
@@ -98,18 +104,37 @@ describe('AgentRouter', () => {
     });
   });
 
+  it('should hand over the message embedding the classifier computed, and none for a pinned agent', async () => {
+    const classifier: IntentClassifier = {
+      classify: () =>
+        Promise.resolve({
+          classifier: 'embedding',
+          scores: [{ agent: 'travel', score: 0.9 }],
+          embedding: [0.6, 0.8],
+        }),
+    };
+    const sut = new AgentRouter(registryOf(sampleAgents()), classifier, config);
+    await expect(sut.route({ pinnedAgent: null, userMessage: 'book a flight' })).resolves.toMatchObject({
+      route: { agent: 'travel' },
+      embedding: [0.6, 0.8],
+    });
+    await expect(sut.route({ pinnedAgent: 'weather', userMessage: 'rain?' })).resolves.toEqual({
+      route: { agent: 'weather', score: 1, classifier: 'pinned' },
+    });
+  });
+
   it('should rethrow the classifier error when the turn was aborted', async () => {
     const { sut } = build(new Error('aborted'));
     const controller = new AbortController();
     controller.abort();
-    await expect(
-      sut.route({ pinnedAgent: null, userMessage: 'x', signal: controller.signal }),
-    ).rejects.toThrow('aborted');
+    await expect(route(sut, { pinnedAgent: null, userMessage: 'x' }, controller.signal)).rejects.toThrow(
+      'aborted',
+    );
   });
 
   it('should use the fallback when no agent is routable', async () => {
     const { sut, calls } = build([], []);
-    await expect(sut.route({ pinnedAgent: null, userMessage: 'hello' })).resolves.toMatchObject({
+    await expect(route(sut, { pinnedAgent: null, userMessage: 'hello' })).resolves.toMatchObject({
       agent: 'assistant',
       classifier: 'default',
       reason: 'no-routable-agent',

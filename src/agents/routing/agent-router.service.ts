@@ -19,6 +19,13 @@ export interface RouteRequest extends ClassifyContext {
   userMessage: string;
 }
 
+/** The router's answer for a turn. */
+export interface RoutedTurn {
+  route: RouteDecision;
+  /** The user message's embedding when the classifier computed one (shared with the response cache). */
+  embedding?: number[];
+}
+
 /**
  * The routing node's policy: the conversation's pinned agent when it has one; otherwise the
  * intent classifier's best agent when its score reaches AGENT_ROUTING_FLOOR; otherwise the fallback
@@ -35,23 +42,34 @@ export class AgentRouter {
     private readonly config: AgentsConfig,
   ) {}
 
-  /** Decides which registered agent answers a turn. */
-  async route(request: RouteRequest): Promise<RouteDecision> {
-    if (request.pinnedAgent) {
-      if (this.registry.get(request.pinnedAgent)) {
-        return { agent: request.pinnedAgent, score: 1, classifier: 'pinned' };
+  /**
+   * Decides which registered agent answers a turn.
+   * @param signal the turn's cancellation (an aborted classifier call is rethrown, not routed to the fallback)
+   */
+  async route(request: RouteRequest, signal?: AbortSignal): Promise<RoutedTurn> {
+    const { pinnedAgent, userMessage, ...context } = request;
+    if (pinnedAgent) {
+      if (this.registry.get(pinnedAgent)) {
+        return { route: { agent: pinnedAgent, score: 1, classifier: 'pinned' } };
       }
       // The agent was removed after the conversation was pinned to it: route as if unpinned.
-      this.logger.warn(`pinned agent ${request.pinnedAgent} is not registered; routing by intent`);
-      const decision = await this.decide(
-        request.userMessage,
+      this.logger.warn(`pinned agent ${pinnedAgent} is not registered; routing by intent`);
+      const routed = await this.classifyAndDecide(
+        userMessage,
         this.registry.routable(),
         this.config.AGENT_FALLBACK,
-        request,
+        context,
+        signal,
       );
-      return { ...decision, reason: decision.reason ?? 'pinned-agent-unknown' };
+      return { ...routed, route: { ...routed.route, reason: routed.route.reason ?? 'pinned-agent-unknown' } };
     }
-    return this.decide(request.userMessage, this.registry.routable(), this.config.AGENT_FALLBACK, request);
+    return this.classifyAndDecide(
+      userMessage,
+      this.registry.routable(),
+      this.config.AGENT_FALLBACK,
+      context,
+      signal,
+    );
   }
 
   /**
@@ -64,54 +82,76 @@ export class AgentRouter {
     agents: readonly RoutableAgent[],
     fallback: string,
     context: ClassifyContext = {},
+    signal?: AbortSignal,
   ): Promise<RouteDecision> {
+    return (await this.classifyAndDecide(text, agents, fallback, context, signal)).route;
+  }
+
+  private async classifyAndDecide(
+    text: string,
+    agents: readonly RoutableAgent[],
+    fallback: string,
+    context: ClassifyContext,
+    signal: AbortSignal | undefined,
+  ): Promise<RoutedTurn> {
     const floor = this.config.AGENT_ROUTING_FLOOR;
     if (agents.length === 0) {
       return {
-        agent: fallback,
-        score: 0,
-        classifier: 'default',
-        fallback: true,
-        reason: 'no-routable-agent',
+        route: {
+          agent: fallback,
+          score: 0,
+          classifier: 'default',
+          fallback: true,
+          reason: 'no-routable-agent',
+        },
       };
     }
     let classification;
     try {
-      classification = await this.classifier.classify(text, agents, context);
+      classification = await this.classifier.classify(text, agents, context, signal);
     } catch (e) {
-      if (context.signal?.aborted) throw e;
+      if (signal?.aborted) throw e;
       this.logger.warn(
         `intent classifier failed, routing to ${fallback}: ${e instanceof Error ? e.message : String(e)}`,
       );
       return {
-        agent: fallback,
-        score: 0,
-        classifier: 'default',
-        fallback: true,
-        reason: 'classifier-unavailable',
+        route: {
+          agent: fallback,
+          score: 0,
+          classifier: 'default',
+          fallback: true,
+          reason: 'classifier-unavailable',
+        },
       };
     }
+    const embedding = classification.embedding;
     const candidates = classification.scores
       .slice(0, KEPT_CANDIDATES)
       .map((c) => ({ agent: c.agent, score: round(c.score) }));
     const best = classification.scores[0];
     if (best && best.score >= floor) {
       return {
-        agent: best.agent,
-        score: round(best.score),
-        classifier: classification.classifier,
-        floor,
-        candidates,
+        route: {
+          agent: best.agent,
+          score: round(best.score),
+          classifier: classification.classifier,
+          floor,
+          candidates,
+        },
+        embedding,
       };
     }
     return {
-      agent: fallback,
-      score: round(best?.score ?? 0),
-      classifier: classification.classifier,
-      fallback: true,
-      floor,
-      candidates,
-      reason: 'below-floor',
+      route: {
+        agent: fallback,
+        score: round(best?.score ?? 0),
+        classifier: classification.classifier,
+        fallback: true,
+        floor,
+        candidates,
+        reason: 'below-floor',
+      },
+      embedding,
     };
   }
 }

@@ -25,6 +25,7 @@ export class EmbeddingIntentClassifier implements IntentClassifier {
     return {
       classifier: 'embedding',
       scores: index.score(vector).map(({ agent, score }) => ({ agent, score })),
+      embedding: vector,
     };
   }
 

@@ -11,6 +11,11 @@ export interface RoutableAgent {
 export interface IntentClassification {
   classifier: Exclude<RouteDecision['classifier'], 'pinned' | 'default'>;
   scores: { agent: string; score: number }[];
+  /**
+   * The message's embedding (EmbeddingsService), when the classifier computed one: the turn hands it to
+   * the response cache's semantic lookup instead of embedding the message twice.
+   */
+  embedding?: number[];
 }
 
 /** Per-turn details a classifier may use (the LLM classifier sends them to the engine). */
@@ -19,7 +24,6 @@ export interface ClassifyContext {
   cacheSalt?: string;
   /** Replica affinity key (the conversation id). */
   routingKey?: string;
-  signal?: AbortSignal;
 }
 
 /**
@@ -29,12 +33,14 @@ export interface ClassifyContext {
 export interface IntentClassifier {
   /**
    * @param agents the candidates; pass the same array again to reuse work prepared for it (an index)
+   * @param signal the turn's cancellation
    * @throws EmbeddingsUnavailable or Engine* errors when the service behind the classifier fails
    */
   classify(
     text: string,
     agents: readonly RoutableAgent[],
     context?: ClassifyContext,
+    signal?: AbortSignal,
   ): Promise<IntentClassification>;
 }
 

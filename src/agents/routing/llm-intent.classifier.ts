@@ -30,6 +30,7 @@ export class LlmIntentClassifier implements IntentClassifier {
     text: string,
     agents: readonly RoutableAgent[],
     options: ClassifyContext = {},
+    signal?: AbortSignal,
   ): Promise<IntentClassification> {
     const result = await this.inference.chat({
       messages: [
@@ -40,7 +41,7 @@ export class LlmIntentClassifier implements IntentClassifier {
       temperature: 0,
       cacheSalt: options.cacheSalt,
       routingKey: options.routingKey,
-      signal: options.signal,
+      signal,
     });
     const named = pickAgent(result.content, agents);
     return {

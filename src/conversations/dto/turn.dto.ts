@@ -11,9 +11,8 @@ import {
   MinLength,
   ValidateNested,
 } from 'class-validator';
-import { RouteDecisionDto } from '../../agents/dto/route-decision.dto';
 import { CacheControlDto } from '../../caching/dto/cache-control.dto';
-import { CacheReportDto, MessageDto, TimingsDto, UsageDto } from './message.dto';
+import { MessageDto } from './message.dto';
 
 /** Body of `POST /v1/conversations/:id/turns`. */
 export class PostTurnDto {
@@ -68,14 +67,16 @@ export class PostTurnDto {
   cache?: CacheControlDto;
 }
 
-/** A completed turn: both stored messages and the answer's usage, timings, cache report and route. */
+/**
+ * A completed turn: both stored messages. The answer's usage, timings, cache report and route are
+ * the assistant message's (`assistantMessage.usage`, `.timings`, `.cache`, `.route`).
+ */
 export class TurnResponseDto {
   @ApiProperty({ format: 'uuid' }) conversationId!: string;
   @ApiProperty({ type: MessageDto }) userMessage!: MessageDto;
-  @ApiProperty({ type: MessageDto }) assistantMessage!: MessageDto;
-  @ApiProperty({ type: UsageDto }) usage!: UsageDto;
-  @ApiProperty({ type: TimingsDto }) timings!: TimingsDto;
-  @ApiProperty({ type: CacheReportDto }) cache!: CacheReportDto;
-  @ApiProperty({ type: () => RouteDecisionDto, description: 'How the turn was routed to its agent.' })
-  route!: Record<string, unknown>;
+  @ApiProperty({
+    type: MessageDto,
+    description: 'The answer, with its usage, timings, cache report and route.',
+  })
+  assistantMessage!: MessageDto;
 }

@@ -1,0 +1,83 @@
+import { EventEmitter, on } from 'node:events';
+
+/** The payload types of a turn's progress events (a conversation turn, a stateless chat completion). */
+export interface TurnProgressPayloads {
+  route: unknown;
+  cache: unknown;
+  usage: unknown;
+}
+
+/** The payload types of a turn's events: its progress and its result. */
+export interface TurnEventPayloads extends TurnProgressPayloads {
+  done: unknown;
+}
+
+/** The events a producer emits while it runs (`done` and `error` come from how it ends). */
+export type TurnProgressEvent<P extends TurnProgressPayloads> =
+  | { type: 'route'; route: P['route'] }
+  | { type: 'cache'; cache: P['cache'] }
+  | { type: 'token'; delta: string }
+  | { type: 'usage'; usage: P['usage'] };
+
+/**
+ * One event of a turn's stream, in the order a turn produces them:
+ * `route` (the agent chosen; conversation turns only), `cache` (what the response cache did: before the
+ * tokens, hit or miss), `token` (answer deltas, live from the engine or replayed from the cache),
+ * `usage` (the engine's usage; zero on a response-cache hit), then exactly one of `done` (the result)
+ * or `error` (the turn failed; nothing partial was stored as an answer).
+ */
+export type TurnEvent<P extends TurnEventPayloads> =
+  | TurnProgressEvent<P>
+  | { type: 'done'; result: P['done'] }
+  | { type: 'error'; error: unknown };
+
+/** Where a turn's producer sends its progress events, and the turn's cancellation. */
+export interface TurnSink<P extends TurnProgressPayloads> {
+  /** Fires when the turn is cancelled (the client went away); producers stop and throw RequestAborted. */
+  readonly signal: AbortSignal;
+  emit(event: TurnProgressEvent<P>): void;
+}
+
+/**
+ * Runs `produce` and yields what it emits, in order, then `done` with its result or `error` with
+ * what it threw. The producer starts on the first `next()`; a consumer that stops iterating does
+ * not stop it (abort `signal` for that). Events are queued by Node's `events.on`.
+ */
+export async function* turnEventStream<P extends TurnEventPayloads>(
+  signal: AbortSignal,
+  produce: (sink: TurnSink<P>) => Promise<P['done']>,
+): AsyncGenerator<TurnEvent<P>, void, undefined> {
+  const emitter = new EventEmitter();
+  const events = on(emitter, 'event', { close: ['end'] }) as AsyncIterableIterator<[TurnEvent<P>]>;
+  const emit = (event: TurnEvent<P>): boolean => emitter.emit('event', event);
+  void produce({ signal, emit }).then(
+    (result) => {
+      emit({ type: 'done', result });
+      emitter.emit('end');
+    },
+    (error: unknown) => {
+      emit({ type: 'error', error });
+      emitter.emit('end');
+    },
+  );
+  for await (const [event] of events) yield event;
+}
+
+/**
+ * Consumes a turn's stream to its end: the `done` result. @throws the `error` event's error
+ * @param onEvent sees every event before `done`/`error` (e.g. to write tokens out)
+ */
+export async function turnResult<E extends TurnEvent<TurnEventPayloads>>(
+  events: AsyncIterable<E>,
+  onEvent?: (event: Exclude<E, { type: 'done' } | { type: 'error' }>) => void,
+): Promise<Extract<E, { type: 'done' }>['result']> {
+  for await (const event of events) {
+    if (event.type === 'done') return (event as Extract<E, { type: 'done' }>).result;
+    if (event.type === 'error') throw (event as Extract<E, { type: 'error' }>).error;
+    onEvent?.(event as Exclude<E, { type: 'done' } | { type: 'error' }>);
+  }
+  throw new Error('the turn stream ended without done or error');
+}
+
+/** A signal that never fires (a turn nobody can cancel: jobs, CLIs, tests). */
+export const NEVER_ABORTED: AbortSignal = new AbortController().signal;
