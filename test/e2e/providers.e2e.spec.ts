@@ -3,7 +3,21 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import OpenAI, { NotFoundError } from 'openai';
 import { type RunningSimulator, startEngineSimulator } from '../../src/simulator/simulator.server';
-import { startTestApp, type TestApp } from '../factories/test-app';
+import { api, startTestApp, type TestApp } from '../factories/test-app';
+
+interface TurnBody {
+  assistantMessage: {
+    model: string;
+    usage: { promptTokens: number; cachedTokens: number; cacheWriteTokens?: number };
+    route: {
+      provider?: {
+        deployment: string;
+        provider: string;
+        attempts: { deployment: string; outcome: string }[];
+      };
+    };
+  };
+}
 
 /**
  * The whole app with a model catalogue of two providers: the engine simulator impersonating an
@@ -20,7 +34,12 @@ describe('Model catalogue and fallbacks on /v1 (e2e)', () => {
   beforeAll(async () => {
     [openaiSim, anthropicSim] = await Promise.all([
       startEngineSimulator({ timing: { timeScale: 0 }, replyTokens: { min: 8, max: 16 } }),
-      startEngineSimulator({ timing: { timeScale: 0 }, replyTokens: { min: 8, max: 16 } }),
+      // The assistant agent's stable prefix is shorter than Anthropic's 1,024-token minimum: lower it.
+      startEngineSimulator({
+        timing: { timeScale: 0 },
+        replyTokens: { min: 8, max: 16 },
+        promptCaching: { minTokens: 64 },
+      }),
     ]);
     dir = mkdtempSync(join(tmpdir(), 'kvchat-providers-'));
     const catalogue = join(dir, 'models.yaml');
@@ -28,6 +47,13 @@ describe('Model catalogue and fallbacks on /v1 (e2e)', () => {
       catalogue,
       `
 models:
+  claude:
+    deployments:
+      - id: anthropic-b
+        provider: anthropic
+        model: claude-sim-sonnet
+        baseURL: ${anthropicSim.url}
+        apiKeyEnv: E2E_ANTHROPIC_KEY
   chat:
     fallbacks: [claude]
     deployments:
@@ -37,13 +63,6 @@ models:
         baseURL: ${openaiSim.baseURL}
         apiKeyEnv: E2E_OPENAI_KEY
         prices: { input: 0.15, cachedInput: 0.075, output: 0.6 }
-  claude:
-    deployments:
-      - id: anthropic-b
-        provider: anthropic
-        model: claude-sim-sonnet
-        baseURL: ${anthropicSim.url}
-        apiKeyEnv: E2E_ANTHROPIC_KEY
 `,
     );
     sut = await startTestApp({
@@ -71,7 +90,7 @@ models:
   it("should list the catalogue's public models", async () => {
     const models = await client.models.list();
 
-    expect(models.data.map((m) => m.id)).toEqual(['chat', 'claude']);
+    expect(models.data.map((m) => m.id)).toEqual(['claude', 'chat']);
   });
 
   it('should answer once from the fallback when the first provider answers 429, naming both attempts', async () => {
@@ -115,6 +134,34 @@ models:
     expect(metrics).toMatch(
       /kvchat_provider_attempts_total\{model="chat",deployment="anthropic-b",provider="anthropic",outcome="ok",reason=""\} 2/,
     );
+  });
+
+  it("should run a conversation's turns on the default model (Anthropic) and read its prompt cache on turn 2", async () => {
+    const created = await api<{ id: string }>(`${sut.url}/v1/conversations`, {
+      key: sut.keyA,
+      body: { title: 'providers', agent: 'assistant' },
+    });
+    const turn = async (content: string) => {
+      const res = await api<TurnBody>(`${sut.url}/v1/conversations/${created.body.id}/turns`, {
+        key: sut.keyA,
+        body: { content, maxTokens: 16 },
+      });
+      expect(res.status).toBe(201);
+      return res.body.assistantMessage;
+    };
+
+    const one = await turn('What does a prefix cache keep between turns?');
+    const two = await turn('And which provider answered this one?');
+
+    expect(one.model).toBe('claude');
+    expect(one.route.provider).toMatchObject({ deployment: 'anthropic-b', provider: 'anthropic' });
+    expect(one.usage.cachedTokens).toBe(0);
+    expect(one.usage.cacheWriteTokens).toBeGreaterThan(0);
+    // Turn 2 reads what turn 1 wrote: the stable prefix and the history turn 1 sent.
+    expect(two.usage.cachedTokens).toBe(one.usage.cacheWriteTokens);
+    expect(two.route.provider?.attempts).toEqual([
+      expect.objectContaining({ deployment: 'anthropic-b', outcome: 'ok' }),
+    ]);
   });
 
   it('should answer 404 naming the served models for a model the catalogue does not list', async () => {
