@@ -64,10 +64,10 @@ describe('GET /metrics (e2e)', () => {
     expect(exact.body.assistantMessage.cache.response).toMatchObject({ hit: true, type: 'exact' });
     const after = await scrape(app);
 
-    const engine = [first.body, second.body, final];
+    const engine = [first.body, second.body, final].map((t) => t.assistantMessage);
     const sum = (pick: (t: any) => number): number => engine.reduce((acc, t) => acc + pick(t), 0);
     const replica = first.body.assistantMessage.replica as string;
-    expect(engine.every((t) => t.assistantMessage.replica === replica)).toBe(true);
+    expect(engine.every((t) => t.replica === replica)).toBe(true);
 
     expect(delta(before, after, 'kvchat_turns_total', { source: 'engine' })).toBe(3);
     expect(delta(before, after, 'kvchat_turns_total', { source: 'exact' })).toBe(1);
