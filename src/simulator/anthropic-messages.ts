@@ -2,6 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { ChatMessage } from './chat-template';
 import type { SimulatedEngine } from './simulated-engine';
+import { type SimTool, type SimToolChoice, toolCallFor } from './structured-replies';
 import { SimulatorHttpError } from './simulator.errors';
 import type { SimulatorPromptCaching } from './simulator.options';
 
@@ -17,6 +18,9 @@ import type { SimulatorPromptCaching } from './simulator.options';
  * - prefixes shorter than the minimum cacheable length (1024 tokens for Opus/Sonnet) are not cached;
  * - usage: `cache_read_input_tokens` (the hit), `cache_creation_input_tokens` (written past the hit),
  *   `input_tokens` (the rest, after the last breakpoint).
+ * Tools: with `tools` and a last user turn that is not a `tool_result`, the reply is a `tool_use` block
+ * chosen as for `/v1/chat/completions` (structured-replies.ts `toolCallFor`; `tool_choice` any/tool/none
+ * map to required/{name}/none), streamed as `input_json_delta`s, `stop_reason: "tool_use"`.
  * Token counts are the simulator's tokenizer over each block's text (`role\ntext`), summed per block.
  * Generation (timing, text, faults) is the engine's, as for `/v1/chat/completions`.
  */
@@ -40,6 +44,10 @@ interface ParsedMessages {
   blocks: Block[];
   /** The conversation for the chat template (engine timing and reply choice). */
   chat: ChatMessage[];
+  tools: SimTool[];
+  toolChoice: SimToolChoice;
+  /** The last user turn carries a `tool_result` (the simulator then answers text). */
+  afterToolResult: boolean;
 }
 
 type Json = Record<string, unknown>;
@@ -86,6 +94,25 @@ export function parseMessagesRequest(body: unknown): ParsedMessages {
   if (!Array.isArray(o.messages) || o.messages.length === 0)
     throw bad('messages: at least one message is required');
   const blocks: Block[] = [];
+  const tools: SimTool[] = [];
+  for (const t of Array.isArray(o.tools) ? (o.tools as Json[]) : []) {
+    if (typeof t.name !== 'string') throw bad('tools.name: Field required');
+    const schema = t.input_schema;
+    tools.push({
+      name: t.name,
+      ...(typeof schema === 'object' && schema !== null ? { parameters: schema as Json } : {}),
+    });
+  }
+  const tc = o.tool_choice as Json | undefined | null;
+  const toolChoice: SimToolChoice =
+    tc?.type === 'any'
+      ? 'required'
+      : tc?.type === 'none'
+        ? 'none'
+        : tc?.type === 'tool' && typeof tc.name === 'string'
+          ? { name: tc.name }
+          : 'auto';
+  let afterToolResult = false;
   for (const [i, t] of (Array.isArray(o.tools) ? (o.tools as Json[]) : []).entries()) {
     blocks.push({
       role: 'tools',
@@ -112,9 +139,11 @@ export function parseMessagesRequest(body: unknown): ParsedMessages {
     const role = raw.role;
     const parts: string[] = [];
     if (typeof raw.content === 'string') {
+      afterToolResult = false;
       blocks.push({ role, text: raw.content, cached: false });
       parts.push(raw.content);
     } else if (Array.isArray(raw.content)) {
+      afterToolResult = (raw.content as Json[]).some((b) => b.type === 'tool_result');
       for (const [j, b] of (raw.content as Json[]).entries()) {
         const text = blockText(b, `messages.${i}.content.${j}`);
         blocks.push({ role, text, cached: isCached(b) });
@@ -137,6 +166,9 @@ export function parseMessagesRequest(body: unknown): ParsedMessages {
     ...(Array.isArray(stop) ? { stopSequences: stop.filter((x): x is string => typeof x === 'string') } : {}),
     blocks,
     chat,
+    tools,
+    toolChoice,
+    afterToolResult,
   };
 }
 
@@ -272,7 +304,12 @@ async function answer(
     if (!raw.writableFinished) abort.abort();
   });
   const lastUser = [...parsed.chat].reverse().find((m) => m.role === 'user')?.content;
+  const toolCall = parsed.afterToolResult ? null : toolCallFor(parsed.chat, parsed);
+  const toolUseId = `toolu_sim${randomUUID().replace(/-/g, '').slice(0, 22)}`;
+  const stopReasonOf = (finish: string): string =>
+    toolCall && finish === 'stop' ? 'tool_use' : (STOP_REASONS[finish] ?? 'end_turn');
   const events = engine.generate({
+    ...(toolCall ? { structuredReply: toolCall.arguments } : {}),
     promptTokenIds: promptIds,
     maxTokens: parsed.maxTokens,
     stop: parsed.stopSequences,
@@ -307,8 +344,10 @@ async function answer(
         } else if (ev.type === 'done') {
           return reply.send(
             message(
-              [{ type: 'text', text }],
-              STOP_REASONS[ev.finishReason] ?? 'end_turn',
+              toolCall
+                ? [{ type: 'tool_use', id: toolUseId, name: toolCall.name, input: parseInput(text) }]
+                : [{ type: 'text', text }],
+              stopReasonOf(ev.finishReason),
               ev.completionTokens,
             ),
           );
@@ -327,19 +366,29 @@ async function answer(
       raw.write(`event: ${event}\ndata: ${JSON.stringify({ type: event, ...data })}\n\n`);
     };
     send('message_start', { message: message([], null, 1) });
-    send('content_block_start', { index: 0, content_block: { type: 'text', text: '' } });
+    send('content_block_start', {
+      index: 0,
+      content_block: toolCall
+        ? { type: 'tool_use', id: toolUseId, name: toolCall.name, input: {} }
+        : { type: 'text', text: '' },
+    });
     send('ping', {});
     for await (const ev of events) {
       if (ev.type === 'token') {
         if (ev.delta !== '')
-          send('content_block_delta', { index: 0, delta: { type: 'text_delta', text: ev.delta } });
+          send('content_block_delta', {
+            index: 0,
+            delta: toolCall
+              ? { type: 'input_json_delta', partial_json: ev.delta }
+              : { type: 'text_delta', text: ev.delta },
+          });
       } else if (ev.type === 'cut') {
         raw.destroy();
         return reply;
       } else if (ev.type === 'done') {
         send('content_block_stop', { index: 0 });
         send('message_delta', {
-          delta: { stop_reason: STOP_REASONS[ev.finishReason] ?? 'end_turn', stop_sequence: null },
+          delta: { stop_reason: stopReasonOf(ev.finishReason), stop_sequence: null },
           usage: { output_tokens: ev.completionTokens },
         });
         send('message_stop', {});
@@ -350,5 +399,14 @@ async function answer(
     return reply;
   } finally {
     await events.return(undefined);
+  }
+}
+
+/** A tool call's generated arguments as an object (`{}` when the text was cut short). */
+function parseInput(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return {};
   }
 }

@@ -94,6 +94,53 @@ models:
     expect(models.data.map((m) => m.id).slice(0, 2)).toEqual(['claude', 'chat']);
   });
 
+  it('should run a tools round-trip with the openai SDK through an Anthropic catalogue model', async () => {
+    const tools: OpenAI.ChatCompletionTool[] = [
+      {
+        type: 'function',
+        function: {
+          name: 'get_weather',
+          description: 'The weather in a city',
+          parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] },
+        },
+      },
+    ];
+    const messages: OpenAI.ChatCompletionMessageParam[] = ask('Please get weather for Paris');
+
+    const first = await client.chat.completions
+      .create({ model: 'claude', messages, tools, tool_choice: 'auto', max_tokens: 32 })
+      .withResponse();
+    const call = first.data.choices[0].message.tool_calls?.[0];
+
+    expect(first.response.headers.get('x-kvchat-provider')).toBe('anthropic');
+    expect(first.data.choices[0].finish_reason).toBe('tool_calls');
+    expect(call?.type).toBe('function');
+    if (call?.type !== 'function') throw new Error('no function tool call');
+    expect(call.function.name).toBe('get_weather');
+    expect(JSON.parse(call.function.arguments)).toEqual({ city: 'Paris' });
+
+    const stream = await client.chat.completions.create({
+      model: 'claude',
+      messages: [
+        ...messages,
+        { role: 'assistant', content: null, tool_calls: [call] },
+        { role: 'tool', tool_call_id: call.id, content: '{"temperature_c": 21}' },
+      ],
+      tools,
+      max_tokens: 32,
+      stream: true,
+    });
+    let text = '';
+    let finish: string | null = null;
+    for await (const chunk of stream) {
+      text += chunk.choices[0]?.delta?.content ?? '';
+      finish = chunk.choices[0]?.finish_reason ?? finish;
+    }
+
+    expect(text.length).toBeGreaterThan(0);
+    expect(finish).toBe('stop');
+  });
+
   it('should answer once from the fallback when the first provider answers 429, naming both attempts', async () => {
     openaiSim.engine.setFaults({ errorRate: 1, errorStatus: 429 });
 

@@ -1,9 +1,9 @@
 import { InferenceConfig } from '../../src/config/inference.config';
 import { parseCatalogue } from '../../src/inference/catalogue/model-catalogue';
 import { EndpointRouter } from '../../src/inference/endpoint-router';
-import { EngineStreamCut, EngineUnavailable } from '../../src/inference/inference.errors';
+import { EngineBadRequest, EngineStreamCut, EngineUnavailable } from '../../src/inference/inference.errors';
 import type { InferenceService } from '../../src/inference/inference.service';
-import type { ChatMessage } from '../../src/inference/inference.types';
+import type { ChatMessage, ChoiceDelta, ProviderRoute } from '../../src/inference/inference.types';
 import { type RunningSimulator, startEngineSimulator } from '../../src/simulator/simulator.server';
 import { FakeEngineAdapter } from '../fakes/fake-engine-adapter';
 import { inferenceService } from '../factories/inference';
@@ -82,6 +82,106 @@ models:
     { role: 'system', content: 'You are terse.' },
     { role: 'user', content: text },
   ];
+
+  const weatherTool = {
+    type: 'function',
+    function: {
+      name: 'get_weather',
+      parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] },
+    },
+  };
+
+  it('should forward tools, tool_choice and n to an OpenAI-compatible deployment, routing at the first tool-call delta', async () => {
+    const sut = build();
+    const order: string[] = [];
+
+    const result = await sut.chat({
+      model: 'chat',
+      messages: question('What is the weather in Oslo?'),
+      maxTokens: 32,
+      extra: {
+        tools: [weatherTool],
+        tool_choice: { type: 'function', function: { name: 'get_weather' } },
+        n: 2,
+      },
+      onProviderRoute: (route: ProviderRoute) => order.push(`route:${route.deployment}`),
+      onChoiceDelta: (d: ChoiceDelta) => order.push(d.type),
+    });
+
+    expect(result.provider?.deployment).toBe('openai-a');
+    expect(result.choices).toHaveLength(2);
+    for (const choice of result.choices ?? []) {
+      expect(choice.finishReason).toBe('tool_calls');
+      expect(choice.toolCalls[0].function.name).toBe('get_weather');
+      expect(JSON.parse(choice.toolCalls[0].function.arguments)).toEqual({ city: 'Oslo' });
+    }
+    // The route goes out once, before the first piece of the answer (here a tool call, not text).
+    expect(order[0]).toBe('route:openai-a');
+    expect(order.filter((o) => o.startsWith('route:'))).toHaveLength(1);
+    expect(order[1]).toBe('tool_call');
+  });
+
+  it('should forward logprobs to an OpenAI-compatible deployment', async () => {
+    const sut = build();
+
+    const result = await sut.chat({
+      model: 'chat',
+      messages: question('What is a KV block?'),
+      maxTokens: 8,
+      extra: { logprobs: true, top_logprobs: 2 },
+    });
+
+    const logprobs = result.choices?.[0].logprobs ?? [];
+    expect(logprobs.length).toBeGreaterThan(0);
+    expect(logprobs[0].top_logprobs).toHaveLength(2);
+  });
+
+  it('should translate a tools round-trip to and from Anthropic (tool_use, tool_result, stop reasons)', async () => {
+    const sut = build();
+    const messages = question('Please get weather for Lisbon');
+
+    const call = await sut.chat({
+      model: 'claude',
+      messages,
+      maxTokens: 32,
+      extra: { tools: [weatherTool], tool_choice: 'auto', response_format: { type: 'json_object' }, seed: 7 },
+    });
+    const toolCall = call.choices?.[0].toolCalls[0];
+
+    expect(call.finishReason).toBe('tool_calls');
+    expect(toolCall?.id).toMatch(/^toolu_/);
+    expect(toolCall?.function.name).toBe('get_weather');
+    expect(JSON.parse(toolCall?.function.arguments ?? '')).toEqual({ city: 'Lisbon' });
+
+    const answer = await sut.chat({
+      model: 'claude',
+      messages: [
+        ...messages,
+        { role: 'assistant', content: '', tool_calls: toolCall ? [toolCall] : [] },
+        { role: 'tool', content: '{"temperature_c": 19}', tool_call_id: toolCall?.id ?? '' },
+      ],
+      maxTokens: 16,
+      extra: { tools: [weatherTool] },
+    });
+
+    expect(answer.finishReason).toBe('stop');
+    expect(answer.content.length).toBeGreaterThan(0);
+    expect(answer.choices?.[0].toolCalls).toEqual([]);
+  });
+
+  it('should refuse n > 1 on an Anthropic deployment with a 400 naming n', async () => {
+    const sut = build();
+
+    const failed = sut.chat({
+      model: 'claude',
+      messages: question('Two answers?'),
+      maxTokens: 8,
+      extra: { n: 2 },
+    });
+
+    await expect(failed).rejects.toBeInstanceOf(EngineBadRequest);
+    await expect(failed).rejects.toMatchObject({ extensions: { field: 'n' } });
+  });
 
   it('should answer from the second provider when the first answers 429, naming both attempts', async () => {
     const sut = build();

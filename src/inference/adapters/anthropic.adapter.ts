@@ -15,7 +15,7 @@ import type {
   EngineChatStream,
   EngineEndpoint,
 } from '../engine-adapter';
-import { EngineTokenizeUnsupported } from '../inference.errors';
+import { EngineBadRequest, EngineTokenizeUnsupported } from '../inference.errors';
 import type { TokenizeInput } from '../inference.types';
 import { fromAnthropicStream, toAnthropicRequest } from './anthropic-translation';
 import { engineEventsOf, openAiChatBody, translateSdkError } from './vllm.adapter';
@@ -26,7 +26,36 @@ import { engineEventsOf, openAiChatBody, translateSdkError } from './vllm.adapte
  * on the last history message and on the new message; the event stream is translated back to Chat
  * Completions chunks, so usage (`cache_read_input_tokens` -> cached tokens) and stop reasons reach the
  * caller as from any engine. https://docs.anthropic.com/en/api/messages
+ *
+ * The client's OpenAI fields (`EngineChatRequest.extra`) are translated where the Messages API has an
+ * equivalent: `tools`, `tool_choice`, `parallel_tool_calls`, tool messages and assistant `tool_calls`,
+ * `stop`, `top_p`, `user` (-> `metadata.user_id`); tool_use answers come back as `tool_calls` with
+ * `finish_reason: "tool_calls"`. `n > 1` is refused (EngineBadRequest naming `n`: Anthropic answers one
+ * choice). Everything else is dropped: ANTHROPIC_DROPPED_FIELDS and unknown vendor fields.
  */
+/**
+ * OpenAI Chat Completions fields the Messages API has no equivalent for; the Anthropic adapter drops them
+ * (docs/providers.md, "Which OpenAI fields each provider supports").
+ */
+export const ANTHROPIC_DROPPED_FIELDS = [
+  'response_format',
+  'logprobs',
+  'top_logprobs',
+  'seed',
+  'frequency_penalty',
+  'presence_penalty',
+  'logit_bias',
+  'metadata',
+  'store',
+  'reasoning_effort',
+  'service_tier',
+  'prompt_cache_key',
+  'modalities',
+  'audio',
+  'prediction',
+  'web_search_options',
+] as const;
+
 @Injectable()
 export class AnthropicEngineAdapter implements EngineAdapter {
   readonly name = 'anthropic';
@@ -55,6 +84,13 @@ export class AnthropicEngineAdapter implements EngineAdapter {
     request: EngineChatRequest,
     signal: AbortSignal,
   ): Promise<EngineChatStream> {
+    const n = request.extra?.n;
+    if (typeof n === 'number' && n > 1) {
+      throw new EngineBadRequest(
+        `n: ${endpoint.id} is an Anthropic deployment, which answers one choice; send n: 1 (or omit it).`,
+        { field: 'n', replica: endpoint.id },
+      );
+    }
     const body = toAnthropicRequest(openAiChatBody(request), { cacheBreakpoints: true });
     try {
       const { data: stream } = await this.client(endpoint)
