@@ -43,6 +43,11 @@ export interface ConfigFigures {
   responseCacheHits: number;
   /** Engine cached tokens / prompt tokens, turns 2 and later. */
   prefixReuse: number;
+  /**
+   * The prefix-reuse ceiling of the prompts (engine simulator's `/sim/prefix-limit`): tokens each prompt
+   * shares with an earlier prompt + answer / prompt tokens, turns 2 and later; absent when not measured.
+   */
+  prefixReuseLimit?: number;
   /** The backend's reusable tokens / prompt tokens, turns 2 and later. */
   backendPrefixReuse: number;
   /** 1 - computed prompt tokens / prompt tokens, every turn. */
@@ -79,10 +84,17 @@ export interface MultiturnSummary {
   prefillReduction: number;
   /** Engine cached tokens / prompt tokens, turns 2 and later, with the defaults on N replicas. */
   prefixReuse: number;
+  /**
+   * The highest prefixReuse the prompt layout allows, with the defaults: tokens each turn's prompt shares
+   * with the previous turn's prompt and answer / its prompt tokens, turns 2 and later (NaN when not measured).
+   */
+  prefixReuseLimit: number;
+  /** prefixReuse / prefixReuseLimit: how much of the reachable reuse the engine got. */
+  prefixReuseOfLimit: number;
   /** prefixReuse on one replica minus prefixReuse on N replicas with the router. */
   replicaReuseGap: number;
   /** The same figures for the `naive` baseline. */
-  naive: { ttftReduction: number; prefillReduction: number; prefixReuse: number };
+  naive: { ttftReduction: number; prefillReduction: number; prefixReuse: number; prefixReuseLimit: number };
 }
 
 /**
@@ -212,11 +224,17 @@ export function summarizeConfigs(configs: Record<string, ConfigFigures>): Multit
     ttftReduction: reduction(def),
     prefillReduction: def?.prefillReduction ?? NaN,
     prefixReuse: def?.prefixReuse ?? NaN,
+    prefixReuseLimit: def?.prefixReuseLimit ?? NaN,
+    prefixReuseOfLimit:
+      def?.prefixReuseLimit !== undefined && def.prefixReuseLimit > 0
+        ? round(def.prefixReuse / def.prefixReuseLimit, 4)
+        : NaN,
     replicaReuseGap: single && def ? round(single.prefixReuse - def.prefixReuse, 4) : NaN,
     naive: {
       ttftReduction: reduction(naive),
       prefillReduction: naive?.prefillReduction ?? NaN,
       prefixReuse: naive?.prefixReuse ?? NaN,
+      prefixReuseLimit: naive?.prefixReuseLimit ?? NaN,
     },
   };
 }

@@ -5,7 +5,10 @@ import { MultiBar, Presets } from 'cli-progress';
 import { Command } from 'commander';
 import OpenAI from 'openai';
 import type { Env } from '../src/config/config.loader';
-import { readJsonl, startBenchInstance } from './harness';
+import { rootUrlOf } from '../src/inference/adapters/vllm.adapter';
+import { EndpointRouter } from '../src/inference/endpoint-router';
+import type { PrefixLimitSample } from '../src/simulator/prefix-limit';
+import { readJsonl, round, startBenchInstance } from './harness';
 import { renderMultiturnChart } from './multiturn-chart';
 import {
   chainSessions,
@@ -71,6 +74,8 @@ interface Options {
 /** Where a configuration runs: a kvchat started for it in-process, or a running one (--base-url). */
 interface Target {
   url: string;
+  /** The in-process engine simulator (its `/sim/prefix-limit`), none with --base-url. */
+  simulatorUrl?: string;
   /** API keys of two tenants (one with --base-url). */
   keys: string[];
   close(): Promise<void>;
@@ -87,6 +92,7 @@ async function startTarget(name: string, opts: Options): Promise<Target> {
       SIMULATOR_REPLICAS: String(config.replicas ?? opts.replicas),
       SIMULATOR_TIME_SCALE: opts.timeScale,
       SIMULATOR_REPLIES_FILE: resolve(opts.replies ?? opts.data),
+      SIMULATOR_PREFIX_LIMIT: 'true',
       ...(opts.contextTokens ? { INFERENCE_MAX_CONTEXT_TOKENS: opts.contextTokens } : {}),
       ...config.env,
     },
@@ -94,7 +100,13 @@ async function startTarget(name: string, opts: Options): Promise<Target> {
   );
   // Two tenants share the engines (their cache salts differ): isolation must not cost reuse.
   const keys = [instance.apiKey, await instance.newKey(`multiturn-${name}-b`)];
-  return { url: instance.url, keys, close: () => instance.close() };
+  const replica = instance.running.app.get(EndpointRouter).replicas[0];
+  return {
+    url: instance.url,
+    keys,
+    simulatorUrl: replica ? rootUrlOf(replica.baseURL) : undefined,
+    close: () => instance.close(),
+  };
 }
 
 async function runConfig(
@@ -102,7 +114,12 @@ async function runConfig(
   sessions: string[][],
   opts: Options,
   bars: MultiBar,
-): Promise<{ turns: MeasuredTurn[]; wallSeconds: number; engineStats: unknown }> {
+): Promise<{
+  turns: MeasuredTurn[];
+  wallSeconds: number;
+  engineStats: unknown;
+  prefixReuseLimit?: number;
+}> {
   const target = await startTarget(name, opts);
   // The API is called like any client would: the OpenAI SDK's generic JSON transport.
   const clients = target.keys.map(
@@ -164,6 +181,7 @@ async function runConfig(
   };
   let next = 0;
   let engineStats: unknown;
+  let prefixReuseLimit: number | undefined;
   try {
     await Promise.all(
       Array.from({ length: Math.max(1, Math.min(opts.concurrency, sessions.length)) }, async () => {
@@ -179,10 +197,43 @@ async function runConfig(
       (stats) => stats.layers.engine,
       () => null,
     );
+    if (target.simulatorUrl) prefixReuseLimit = await readPrefixReuseLimit(target.simulatorUrl, sessions);
   } finally {
     await target.close();
   }
-  return { turns, wallSeconds: (performance.now() - started) / 1000, engineStats };
+  return { turns, wallSeconds: (performance.now() - started) / 1000, engineStats, prefixReuseLimit };
+}
+
+/**
+ * `prefixReuseLimit` from the simulator's samples: Σ tokens each prompt shares with an earlier prompt +
+ * answer / Σ prompt tokens, over turns 2 and later. A sample's turn is found from its last user message
+ * (the session's message at that index, after any head the layout puts before it); messages that occur at
+ * turn 1 anywhere, or not at all, are left out.
+ */
+async function readPrefixReuseLimit(simulatorUrl: string, sessions: string[][]): Promise<number> {
+  const res = await fetch(`${simulatorUrl}/sim/prefix-limit`);
+  if (!res.ok) return NaN;
+  const { samples } = (await res.json()) as { samples: PrefixLimitSample[] };
+  const firstTurns = new Set(sessions.map((s) => s[0]));
+  const later = new Set(sessions.flatMap((s) => s.slice(1)));
+  let shared = 0;
+  let prompt = 0;
+  // The user message as sent may carry a head (`Date: ...`, volatile context) before the message itself.
+  const messageOf = (sent: string): string | undefined => {
+    if (firstTurns.has(sent) || later.has(sent)) return sent;
+    for (let i = sent.indexOf('\n'); i >= 0; i = sent.indexOf('\n', i + 1)) {
+      const tail = sent.slice(i + 1);
+      if (firstTurns.has(tail) || later.has(tail)) return tail;
+    }
+    return undefined;
+  };
+  for (const s of samples) {
+    const m = s.lastUserMessage === undefined ? undefined : messageOf(s.lastUserMessage);
+    if (m === undefined || firstTurns.has(m) || !later.has(m)) continue;
+    shared += s.sharedTokens;
+    prompt += s.promptTokens;
+  }
+  return prompt > 0 ? round(shared / prompt, 4) : NaN;
 }
 
 const pct = (v: number): string => (Number.isFinite(v) ? `${(v * 100).toFixed(1)}%` : 'n/a');
@@ -197,6 +248,7 @@ function printTable(configs: Record<string, ConfigFigures>, walls: Record<string
     'TTFT p50 ms': ms(f.ttftP50Ms),
     'TTFT p95 ms': ms(f.ttftP95Ms),
     'prefix reuse': pct(f.prefixReuse),
+    'reuse limit': pct(f.prefixReuseLimit ?? NaN),
     'backend reuse': pct(f.backendPrefixReuse),
     'prefill saved': pct(f.prefillReduction),
     'window moves': f.windowMoves,
@@ -295,6 +347,7 @@ async function main(): Promise<void> {
   const turns: MeasuredTurn[] = [];
   const walls: Record<string, number> = {};
   const engine: Record<string, unknown> = {};
+  const limits: Record<string, number | undefined> = {};
   const started = performance.now();
   try {
     for (const name of names) {
@@ -302,12 +355,16 @@ async function main(): Promise<void> {
       turns.push(...run.turns);
       walls[name] = run.wallSeconds;
       engine[name] = run.engineStats;
+      limits[name] = run.prefixReuseLimit;
     }
   } finally {
     bars.stop();
   }
   const configs: Record<string, ConfigFigures> = { ...merged };
-  for (const name of names) configs[name] = figuresOf(turns.filter((t) => t.config === name));
+  for (const name of names) {
+    configs[name] = figuresOf(turns.filter((t) => t.config === name));
+    if (limits[name] !== undefined) configs[name].prefixReuseLimit = limits[name];
+  }
   const summary = summarizeConfigs(configs);
 
   printTable(configs, walls);

@@ -91,7 +91,9 @@ export async function createApp(
     setupSwagger(app);
   const port = options.port ?? config.PORT;
   const host = options.host ?? config.HOST;
-  await app.listen(port, host);
+  // Node's keep-alive idle timeout and the accept queue: docs/scaling.md (HTTP_KEEP_ALIVE_TIMEOUT_MS, HTTP_LISTEN_BACKLOG).
+  app.getHttpServer().keepAliveTimeout = config.HTTP_KEEP_ALIVE_TIMEOUT_MS;
+  await app.listen({ port, host, backlog: config.HTTP_LISTEN_BACKLOG });
   const address = app.getHttpServer().address();
   const actualPort = typeof address === 'object' && address ? address.port : port;
   const url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${actualPort}`;

@@ -1,6 +1,7 @@
 import { Global, Logger, Module } from '@nestjs/common';
 import type { InferenceConfig } from './config/inference.config';
 import { type EngineEndpoints, LOCAL_ENGINE, type LocalEngine } from './inference/engine-endpoints.provider';
+import { PrefixLimitTracker } from './simulator/prefix-limit';
 import { startEngineSimulatorCluster } from './simulator/simulator.server';
 
 /** The engine simulator as the LOCAL_ENGINE: SIMULATOR_REPLICAS replicas in-process on loopback ports. */
@@ -13,6 +14,9 @@ export const simulatorEngine: LocalEngine = {
       blockSize: config.INFERENCE_BLOCK_SIZE,
       enablePrefixCaching: config.SIMULATOR_PREFIX_CACHING,
       lmcache: { enabled: config.SIMULATOR_LMCACHE },
+      ...(config.SIMULATOR_PREFIX_LIMIT
+        ? { prefixLimit: new PrefixLimitTracker(config.INFERENCE_BLOCK_SIZE) }
+        : {}),
     });
     new Logger('Inference').warn(
       `INFERENCE_ENDPOINTS is unset: started the ENGINE SIMULATOR in-process (${cluster.replicas

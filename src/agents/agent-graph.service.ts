@@ -16,7 +16,7 @@ import {
 import { AgentNotFound } from './agents.errors';
 import type { AgentTurnSink, TurnInput, TurnOutput } from './agents.types';
 import { AnswerService } from './answer.service';
-import type { RegisteredAgent } from './chat-agent';
+import type { RegisteredAgent, RetrievedPassage } from './chat-agent';
 import { AgentRouter } from './routing/agent-router.service';
 
 type TurnNode = (state: TurnStateValue, runtime: Runtime<TurnRuntime>) => Promise<TurnStateUpdate>;
@@ -28,7 +28,8 @@ type TurnNode = (state: TurnStateValue, runtime: Runtime<TurnRuntime>) => Promis
  * START -> router --(route.agent)--> agent_<name> -> answer -> END
  * ```
  * `router` decides the agent (pinned, intent classifier, fallback), records a `route` span and emits
- * the `route` event; the conditional edge goes to that agent's node, which builds its PromptSpec;
+ * the `route` event; the conditional edge goes to that agent's node, which retrieves when the agent
+ * does (emitting the `citations` event) and builds its PromptSpec;
  * `answer` runs the shared AnswerService (context window, response cache, engine), which emits the
  * `cache`, `token` and `usage` events. No checkpointer: the conversation tables are the store.
  */
@@ -61,6 +62,7 @@ export class AgentGraph implements OnModuleInit {
           tenantId: input.tenantId,
           conversationId: input.conversationId,
           pinnedAgent: input.pinnedAgent,
+          knowledgeBaseIds: input.knowledgeBaseIds ?? [],
         },
         messages: input.history,
         userMessage: input.userMessage,
@@ -87,7 +89,8 @@ export class AgentGraph implements OnModuleInit {
       [ROUTER_NODE]: (state, runtime) => this.routeNode(state, contextOf(runtime)),
       [ANSWER_NODE]: (state, runtime) => this.answerNode(state, contextOf(runtime)),
     };
-    for (const agent of agents) nodes[agentNode(agent.name)] = (state) => this.agentNode(agent, state);
+    for (const agent of agents)
+      nodes[agentNode(agent.name)] = (state, runtime) => this.agentNode(agent, state, contextOf(runtime));
     let graph = new StateGraph(TurnState, TurnContext)
       .addNode(nodes)
       .addEdge(START, ROUTER_NODE)
@@ -120,6 +123,10 @@ export class AgentGraph implements OnModuleInit {
         {
           pinnedAgent: state.conversation.pinnedAgent,
           userMessage: state.userMessage,
+          ineligible: this.registry
+            .list()
+            .filter((a) => a.instance.routableFor?.(state.conversation) === false)
+            .map((a) => a.name),
           cacheSalt: input.cacheSalt,
           routingKey: input.conversationId,
         },
@@ -134,21 +141,61 @@ export class AgentGraph implements OnModuleInit {
     }
   }
 
-  private async agentNode(agent: RegisteredAgent, state: TurnStateValue): Promise<TurnStateUpdate> {
+  /**
+   * The agent's node: its retrieval when it has one (spanned as `retrieve`; the `citations` event goes
+   * out here, before the answer node streams any token), then its prompt.
+   */
+  private async agentNode(
+    agent: RegisteredAgent,
+    state: TurnStateValue,
+    { input, sink }: TurnRuntime,
+  ): Promise<TurnStateUpdate> {
     if (!state.route) throw new Error(`node ${agentNode(agent.name)} reached without a route`);
+    let retrieved: RetrievedPassage[] | undefined;
+    let embedding = state.embedding;
+    if (agent.instance.retrieve) {
+      const span = (input.trace ?? NOOP_TURN_TRACE).span('retrieve', {
+        agent: agent.name,
+        knowledgeBaseIds: state.conversation.knowledgeBaseIds,
+      });
+      try {
+        const outcome = await agent.instance.retrieve({
+          conversation: state.conversation,
+          userMessage: state.userMessage,
+          route: state.route,
+          embedding: state.embedding,
+          signal: sink.signal,
+        });
+        retrieved = outcome.passages;
+        embedding ??= outcome.embedding ? [...outcome.embedding] : undefined;
+        const citations = retrieved.flatMap((p) => (p.citation ? [p.citation] : []));
+        span.end({ passages: retrieved.length, citations });
+        sink.emit({ type: 'citations', citations });
+      } catch (e) {
+        span.end({ error: e instanceof Error ? e.message : String(e) });
+        throw e;
+      }
+    }
     const prompt = await agent.buildPrompt({
       conversation: state.conversation,
       messages: state.messages,
       userMessage: state.userMessage,
       route: state.route,
+      ...(retrieved ? { retrieved } : {}),
     });
-    return { prompt };
+    return { prompt, retrieved, embedding };
   }
 
   private async answerNode(state: TurnStateValue, { input, sink }: TurnRuntime): Promise<TurnStateUpdate> {
     if (!state.route || !state.prompt) throw new Error('node answer reached without a route and a prompt');
     const output = await this.answers.answer(
-      { input, route: state.route, prompt: state.prompt, messageEmbedding: state.embedding },
+      {
+        input,
+        route: state.route,
+        prompt: state.prompt,
+        messageEmbedding: state.embedding,
+        retrieved: state.retrieved,
+      },
       sink,
     );
     return { output };

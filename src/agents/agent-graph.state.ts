@@ -1,7 +1,7 @@
 import { Annotation } from '@langchain/langgraph';
 import type { HistoryMessage, PromptSpec } from '../context/prompt.types';
 import type { AgentTurnSink, RouteDecision, TurnInput, TurnOutput } from './agents.types';
-import type { TurnConversation } from './chat-agent';
+import type { RetrievedPassage, TurnConversation } from './chat-agent';
 
 /**
  * The graph's state for one turn. Plain data only: it is built from TurnInput at the start of a
@@ -17,10 +17,16 @@ export const TurnState = Annotation.Root({
   /** Set by the router node; read by the conditional edge, the agent node and the answer node. */
   route: Annotation<RouteDecision | undefined>(),
   /**
-   * Set by the router node when its classifier embedded the user message; read by the answer node, which
-   * hands it to the response cache's semantic lookup (one embedding per turn).
+   * Set by the router node when its classifier embedded the user message (or by an agent node whose
+   * retrieval embedded it); read by the agent's retrieval and by the answer node, which hands it to the
+   * response cache's semantic lookup (one embedding per turn).
    */
   embedding: Annotation<number[] | undefined>(),
+  /**
+   * Set by the agent node when its agent retrieves (`ChatAgent.retrieve`); read by the agent's prompt
+   * (volatile tail) and by the answer node (the citations to store, the documents to file a cached answer under).
+   */
+  retrieved: Annotation<RetrievedPassage[] | undefined>(),
   /** Set by the agent node: the prompt the answer node sends. */
   prompt: Annotation<PromptSpec | undefined>(),
   /** Set by the answer node; read by `AgentGraph.run`. */

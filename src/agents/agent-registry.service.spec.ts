@@ -41,7 +41,7 @@ class GreeterAgent implements ChatAgent {
 class GreeterModule {}
 
 const turn: AgentTurn = {
-  conversation: { tenantId: 't', conversationId: 'c', pinnedAgent: null },
+  conversation: { tenantId: 't', conversationId: 'c', pinnedAgent: null, knowledgeBaseIds: [] },
   messages: [{ role: 'user', content: 'earlier', sequence: 1 }],
   userMessage: 'hi',
   route: { agent: 'greeter', score: 1, classifier: 'pinned' },

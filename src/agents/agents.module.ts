@@ -4,11 +4,14 @@ import { CachingModule } from '../caching/caching.module';
 import { AgentsConfig } from '../config/agents.config';
 import { ContextModule } from '../context/context.module';
 import { InferenceModule } from '../inference/inference.module';
+import { KnowledgeModule } from '../knowledge/knowledge.module';
 import { AgentGraph } from './agent-graph.service';
 import { AgentRegistry } from './agent-registry.service';
 import { AgentsController } from './agents.controller';
 import { AnswerService } from './answer.service';
 import { AssistantAgent } from './assistant.agent';
+import { KnowledgeAgent } from './knowledge.agent';
+import { KnowledgeCacheInvalidation } from './knowledge-cache-invalidation';
 import { AgentRouter } from './routing/agent-router.service';
 import { EmbeddingIntentClassifier } from './routing/embedding-intent.classifier';
 import { INTENT_CLASSIFIER, type IntentClassifier } from './routing/intent-classifier';
@@ -20,7 +23,7 @@ import { SummarizerAgent } from './summarizer.agent';
  * discovered at boot from any module (the built-in ones are listed here).
  */
 @Module({
-  imports: [DiscoveryModule, ContextModule, InferenceModule, CachingModule],
+  imports: [DiscoveryModule, ContextModule, InferenceModule, CachingModule, KnowledgeModule],
   controllers: [AgentsController],
   providers: [
     AgentRegistry,
@@ -40,7 +43,16 @@ import { SummarizerAgent } from './summarizer.agent';
     },
     AssistantAgent,
     SummarizerAgent,
+    KnowledgeAgent,
+    KnowledgeCacheInvalidation,
   ],
-  exports: [AgentGraph, AgentRegistry, AgentRouter, EmbeddingIntentClassifier, SummarizerAgent],
+  exports: [
+    AgentGraph,
+    AgentRegistry,
+    AgentRouter,
+    EmbeddingIntentClassifier,
+    SummarizerAgent,
+    KnowledgeAgent,
+  ],
 })
 export class AgentsModule {}

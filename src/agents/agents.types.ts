@@ -5,6 +5,7 @@ import type { ConversationContextState } from '../context/context-policy';
 import type { HistoryMessage } from '../context/prompt.types';
 import type { ChatResult, ChatUsage, ProviderRoute } from '../inference/inference.types';
 import type { TurnTrace } from '../observability/turn-trace';
+import type { Citation } from './chat-agent';
 
 /** What the graph needs to answer one turn. */
 export interface TurnInput {
@@ -12,6 +13,8 @@ export interface TurnInput {
   conversationId: string;
   /** Agent pinned on the conversation, if any. */
   pinnedAgent: string | null;
+  /** Knowledge bases the conversation is bound to (default: none). */
+  knowledgeBaseIds?: readonly string[];
   /**
    * Complete earlier messages after the last compaction point (`context.droppedThroughSequence`), oldest
    * first, as they were sent (with their sequence and token count).
@@ -60,6 +63,8 @@ export interface TurnOutput extends Omit<ChatResult, 'timings'> {
   route: RouteDecision;
   templateVersion: string;
   cache: MessageCacheReport;
+  /** The passages the answer was given, when the agent retrieved any (stored on the assistant message). */
+  citations?: Citation[];
   /** The window state after this turn, to persist on the conversation (absent: unchanged). */
   context?: ConversationContextState;
   /** The user message as sent (date and volatile context included), to persist so later turns repeat it. */
@@ -76,6 +81,7 @@ export interface TurnOutput extends Omit<ChatResult, 'timings'> {
 /** What the agent graph emits while a turn runs (see TurnEvent): the route, the cache report, tokens, usage. */
 export interface AgentTurnPayloads {
   route: RouteDecision;
+  citations: Citation[];
   cache: ResponseCacheReport;
   usage: ChatUsage;
   /** A turn's answer is text only (`token` events). */

@@ -10,6 +10,7 @@ import { InferenceService } from '../inference/inference.service';
 import type { ChatResult } from '../inference/inference.types';
 import { NOOP_TURN_TRACE } from '../observability/turn-trace';
 import type { AgentTurnSink, RouteDecision, TurnInput, TurnOutput } from './agents.types';
+import type { RetrievedPassage } from './chat-agent';
 
 /** What an agent node hands to the answer step. */
 export interface AnswerRequest {
@@ -19,6 +20,8 @@ export interface AnswerRequest {
   prompt: PromptSpec;
   /** The user message's embedding when routing computed one (the semantic lookup reuses it). */
   messageEmbedding?: readonly number[];
+  /** Passages the agent retrieved (their citations are stored; a cached answer is filed under their documents). */
+  retrieved?: readonly RetrievedPassage[];
 }
 
 /**
@@ -43,10 +46,11 @@ export class AnswerService {
    * @throws ContextLengthExceeded, Engine* errors, RequestAborted (`sink.signal` fired)
    */
   async answer(
-    { input, route, prompt, messageEmbedding }: AnswerRequest,
+    { input, route, prompt, messageEmbedding, retrieved }: AnswerRequest,
     sink: AgentTurnSink,
   ): Promise<TurnOutput> {
     const trace = input.trace ?? NOOP_TURN_TRACE;
+    const citations = (retrieved ?? []).flatMap((p) => (p.citation ? [p.citation] : []));
     // Context window (policy, token counts) and the backend's prefix-reuse figure: src/context.
     const assembled = await this.contextWindow.prepare({
       tenantId: input.tenantId,
@@ -64,6 +68,7 @@ export class AnswerService {
         question: prompt.userMessage,
         control: input.cache,
         embedding: messageEmbedding,
+        documents: citations.map((c) => c.documentId),
         trace,
       },
       (miss) => {
@@ -85,6 +90,7 @@ export class AnswerService {
       route: result.provider ? { ...route, provider: result.provider } : route,
       templateVersion: assembled.templateVersion,
       cache: served.report ? { ...cache, response: served.report } : cache,
+      ...(retrieved ? { citations } : {}),
       context: assembled.state,
       userPromptContent: assembled.userContent,
       tokenCounts: {

@@ -2,13 +2,38 @@ import type { ComposedPrefix } from '../context/prompt-template';
 import type { HistoryMessage, PromptSpec } from '../context/prompt.types';
 import type { RouteDecision } from './agents.types';
 
-/** A passage retrieved for this turn (knowledge retrieval fills these; none does yet). */
+/**
+ * Where a passage of an answer comes from: one chunk of one version of a knowledge document. Sent
+ * as the turn's `citations` event before the tokens and stored on the assistant message.
+ */
+export interface Citation {
+  /** 1-based: the passage's number in the prompt (`[n]`), which the answer may cite. */
+  index: number;
+  documentId: string;
+  /** The document's name in its knowledge base (file name or relative path). */
+  documentName: string;
+  knowledgeBaseId: string;
+  /** The document version the passage was read from. */
+  version: number;
+  /** Headings above the passage, outermost first. */
+  headingPath: string[];
+  /** Offsets in the document's extracted text, characters; `end` exclusive. */
+  start: number;
+  end: number;
+  /** Retrieval score, higher is better (reciprocal-rank-fusion score in hybrid mode; see RetrievalService). */
+  score: number;
+  chunkId: string;
+}
+
+/** A passage retrieved for this turn, as the prompt shows it. */
 export interface RetrievedPassage {
-  /** Where it comes from (document id, title or URL), cited in answers. */
+  /** Where it comes from (document name, version and heading path), shown in the prompt. */
   source: string;
   text: string;
-  /** Retrieval score (0..1), when the retriever gives one. */
+  /** Retrieval score, when the retriever gives one. */
   score?: number;
+  /** The citation of a knowledge passage (what the `citations` event carries). */
+  citation?: Citation;
 }
 
 /** The conversation a turn belongs to, as graph state. */
@@ -17,6 +42,26 @@ export interface TurnConversation {
   conversationId: string;
   /** Agent pinned on the conversation, if any. */
   pinnedAgent: string | null;
+  /** Knowledge bases the conversation is bound to (empty: not bound; a retrieving agent searches all the tenant's). */
+  knowledgeBaseIds: readonly string[];
+}
+
+/** What an agent's `retrieve` sees of a turn. */
+export interface RetrievalTurn {
+  conversation: TurnConversation;
+  userMessage: string;
+  route: RouteDecision;
+  /** The user message's embedding when routing computed one (reuse it: one embedding per turn). */
+  embedding?: readonly number[];
+  /** The turn's cancellation. */
+  signal: AbortSignal;
+}
+
+/** What `retrieve` found. */
+export interface RetrievalOutcome {
+  passages: RetrievedPassage[];
+  /** The user message's embedding if `retrieve` computed it (the response cache's lookup reuses it). */
+  embedding?: readonly number[];
 }
 
 /** What an agent sees of a turn when it builds its prompt. */
@@ -35,6 +80,18 @@ export interface AgentTurn {
  * options answers with the default prompt (`defaultAgentPrompt`).
  */
 export interface ChatAgent {
+  /**
+   * Whether intent routing may pick this agent in this conversation (default: yes). Pinning ignores it.
+   * The knowledge agent says no in conversations bound to no knowledge base, so general questions
+   * there are not taken for questions about documents.
+   */
+  routableFor?(conversation: TurnConversation): boolean;
+  /**
+   * Retrieves passages for this turn before the prompt is built. The graph emits their citations
+   * as the turn's `citations` event, hands them to `prompt` as `turn.retrieved`, stores them on the
+   * assistant message, and files a cached answer under the documents they cite.
+   */
+  retrieve?(turn: RetrievalTurn): Promise<RetrievalOutcome>;
   /**
    * Builds this turn's prompt. `prefix` is the shared global prefix followed by the agent's
    * instructions, with its template version; keep `stablePrefix` starting with `prefix.text` so
@@ -60,6 +117,8 @@ export interface RegisteredAgent {
 export function renderPassages(passages: readonly RetrievedPassage[]): string | undefined {
   if (passages.length === 0) return undefined;
   const lines = passages.map((p, i) => `[${i + 1}] (${p.source}) ${p.text}`);
+  // The passages' order and sources (document versions included) are part of the response-cache
+  // scope through the volatile tail: a changed document never matches an answer that cited the old one.
   return `Passages:\n${lines.join('\n')}`;
 }
 

@@ -4,7 +4,7 @@ import type Redis from 'ioredis';
 import { CachingConfig } from '../config/caching.config';
 import { RedisConfig } from '../config/redis.config';
 import { REDIS } from '../redis/redis.module';
-import type { FlightLock, NewCachedAnswer, ResponseCacheStore } from './response-cache.store';
+import type { EntryFilter, FlightLock, NewCachedAnswer, ResponseCacheStore } from './response-cache.store';
 import type { CachedAnswer } from './response-cache.types';
 
 /**
@@ -123,6 +123,10 @@ export class RedisResponseCacheStore implements ResponseCacheStore {
   private expKey(tenantId: string): string {
     return `${this.tenantKey(tenantId)}:exp`;
   }
+  /** Ids of the entries that cited a knowledge document (a set, expiring with its newest entry). */
+  private documentKey(tenantId: string, documentId: string): string {
+    return `${this.tenantKey(tenantId)}:doc:${documentId}`;
+  }
   private statsKey(tenantId: string): string {
     return `${this.tenantKey(tenantId)}:stats`;
   }
@@ -150,6 +154,7 @@ export class RedisResponseCacheStore implements ResponseCacheStore {
       ...(h.tools ? { toolCalls: JSON.parse(h.tools) as NonNullable<CachedAnswer['toolCalls']> } : {}),
       usage: JSON.parse(h.usage) as CachedAnswer['usage'],
       createdAt: Number(h.created),
+      ...(h.docs ? { documents: JSON.parse(h.docs) as string[] } : {}),
     };
   }
 
@@ -203,7 +208,20 @@ export class RedisResponseCacheStore implements ResponseCacheStore {
       created: String(entry.createdAt),
       xkey,
       hits: '0',
+      ...(entry.documents?.length ? { docs: JSON.stringify(entry.documents) } : {}),
     };
+    // The citation index first: an entry is never stored without it (an id left there by a failed
+    // store below names nothing, and delete ignores it).
+    if (entry.documents?.length) {
+      const ttlMs = this.config.RESPONSE_CACHE_TTL_SECONDS * 1000;
+      const index = this.redis.multi();
+      for (const documentId of entry.documents) {
+        index
+          .sadd(this.documentKey(t, documentId), entry.entryId)
+          .pexpire(this.documentKey(t, documentId), ttlMs);
+      }
+      await index.exec();
+    }
     const removed = await this.redis.rcStore(
       this.entryPrefix(t) + entry.entryId,
       xkey,
@@ -233,12 +251,11 @@ export class RedisResponseCacheStore implements ResponseCacheStore {
     return deleted;
   }
 
-  /** Ids of a tenant's live entries, optionally only those of an agent and/or template version. */
-  async entryIds(
-    tenantId: string,
-    filter: { agent?: string; templateVersion?: string } = {},
-  ): Promise<string[]> {
-    const ids = await this.redis.zrange(this.lruKey(tenantId), 0, -1);
+  /** Ids of a tenant's live entries, optionally only those of an agent, a template version, a cited document. */
+  async entryIds(tenantId: string, filter: EntryFilter = {}): Promise<string[]> {
+    const ids = filter.document
+      ? await this.redis.smembers(this.documentKey(tenantId, filter.document))
+      : await this.redis.zrange(this.lruKey(tenantId), 0, -1);
     if (!filter.agent && !filter.templateVersion) return ids;
     const out: string[] = [];
     for (let i = 0; i < ids.length; i += 500) {

@@ -73,6 +73,26 @@ export class ResponseCacheAdmin {
     return { deleted, tenants: tenants.length };
   }
 
+  /**
+   * Purges a tenant's cached answers that cited a knowledge document (the document changed or was
+   * deleted), with their question vectors; entries that did not cite it stay. Called through the
+   * knowledge module's document-change hook.
+   * @returns how many entries were removed
+   * @throws when the store fails (the caller logs it; the version cited, part of each entry's scope,
+   *   already keeps those entries from being served)
+   */
+  async invalidateDocument(tenantId: string, documentId: string): Promise<number> {
+    const ids = await this.store.entryIds(tenantId, { document: documentId });
+    if (ids.length === 0) return 0;
+    const deleted = await this.store.delete(tenantId, ids);
+    await this.removeVectors(tenantId, {}, ids, true);
+    this.logger.log(
+      { tenantId, documentId, deleted },
+      `response cache: ${deleted} answers citing document ${documentId} purged`,
+    );
+    return deleted;
+  }
+
   /** Counters and size for the caller's tenant, another tenant or `*` (admin). @throws Forbidden */
   async report(auth: AuthContext, tenantId?: string): Promise<ResponseCacheStatsReport> {
     const all = tenantId === '*';
@@ -92,10 +112,17 @@ export class ResponseCacheAdmin {
     return [tenantId];
   }
 
-  private async removeVectors(tenantId: string, request: InvalidationRequest, ids: string[]): Promise<void> {
+  private async removeVectors(
+    tenantId: string,
+    request: InvalidationRequest,
+    ids: string[],
+    byIds = false,
+  ): Promise<void> {
     if (!(await this.vectors.availability()).available) return;
     try {
-      if (request.entryId) {
+      if (byIds) {
+        await this.vectors.deleteEverywhere({ tenantId, ids });
+      } else if (request.entryId) {
         await this.vectors.deleteEverywhere({ tenantId, ids: [request.entryId] });
       } else if (request.agent || request.templateVersion) {
         const attributes: Record<string, string> = {};

@@ -1,4 +1,5 @@
 import { replayDeltas } from './replay';
+import { ResponseCacheAdmin } from './response-cache-admin.service';
 import { buildInMemoryResponseCache } from '../../test/fakes/in-memory-response-cache';
 import type { ChatResult } from '../inference/inference.types';
 import type { ResponseCacheScope } from './response-cache.types';
@@ -75,6 +76,34 @@ describe('ResponseCache (in-memory store and vector index)', () => {
       misses: 1,
       stores: 1,
     });
+  });
+
+  it('should purge only the answers that cited a changed document, with their vectors', async () => {
+    const { sut, store, vectors, stats, semantic } = buildInMemoryResponseCache();
+    const admin = new ResponseCacheAdmin(store, stats, semantic, vectors);
+    const ask = (question: string, documents?: string[]) =>
+      sut.serve({ scope: scope({ agent: 'knowledge' }), question, documents }, () =>
+        Promise.resolve(answer(`About ${question}`)),
+      );
+    const tent = await ask('How long is the tent warranty?', ['doc-tent']);
+    const both = await ask('Can I cook inside the tent?', ['doc-tent', 'doc-stove']);
+    const stove = await ask('How fast does the stove boil water?', ['doc-stove']);
+    const plain = await ask('What is the capital of France?');
+    expect((await store.get(TENANT, tent.storedEntryId!))?.documents).toEqual(['doc-tent']);
+    expect(vectors.size).toBe(4);
+
+    await expect(admin.invalidateDocument(TENANT, 'doc-tent')).resolves.toBe(2);
+
+    expect(await store.get(TENANT, tent.storedEntryId!)).toBeNull();
+    expect(await store.get(TENANT, both.storedEntryId!)).toBeNull();
+    expect(await store.get(TENANT, stove.storedEntryId!)).not.toBeNull();
+    expect(await store.get(TENANT, plain.storedEntryId!)).not.toBeNull();
+    expect(vectors.size).toBe(2);
+    expect((await ask('How long is the tent warranty?', ['doc-tent'])).report).toEqual({ hit: false });
+    expect((await ask('How fast does the stove boil water?', ['doc-stove'])).report).toMatchObject({
+      hit: true,
+    });
+    await expect(admin.invalidateDocument(TENANT, 'doc-unknown')).resolves.toBe(0);
   });
 
   it('should serve a paraphrase as a semantic hit, and its repeat as an exact hit on the same entry', async () => {

@@ -34,6 +34,12 @@ export interface ServeRequest {
    * routing and for this lookup); computed here otherwise. It must come from EmbeddingsService.
    */
   embedding?: readonly number[];
+  /**
+   * Knowledge documents the answer will cite (ids). A stored answer is indexed under them, so that a
+   * change of one purges it (`ResponseCacheAdmin.invalidateDocument`); the versions cited belong in
+   * `scope.context`, so that a changed document never matches the entry even before the purge.
+   */
+  documents?: readonly string[];
   trace?: TurnTrace;
 }
 
@@ -123,7 +129,9 @@ export class ResponseCache {
       trace.span('response-cache', { mode }).end({ hit: false, skipped: true });
       const result = await compute({ hit: false });
       const stored =
-        mode === 'no-cache' ? await this.storeAnswer(request.scope, request.question, result) : null;
+        mode === 'no-cache'
+          ? await this.storeAnswer(request.scope, request.question, result, undefined, request.documents)
+          : null;
       return {
         result,
         report: { hit: false },
@@ -200,7 +208,13 @@ export class ResponseCache {
     // The call we waited for failed or was not cacheable: answer this request on its own.
     this.countMiss(tenantId, lookup.rejection);
     const result = await compute(missReport);
-    const stored = await this.storeAnswer(request.scope, request.question, result, lookup.embedding);
+    const stored = await this.storeAnswer(
+      request.scope,
+      request.question,
+      result,
+      lookup.embedding,
+      request.documents,
+    );
     return { result, report: missReport, cached: null, ...(stored ? { storedEntryId: stored.entryId } : {}) };
   }
 
@@ -307,6 +321,7 @@ export class ResponseCache {
     question: string,
     result: ChatResult,
     embedding?: readonly number[],
+    documents?: readonly string[],
   ): Promise<CachedAnswer | null> {
     const toolCalls = cacheableToolCalls(result);
     if (!toolCalls && (result.finishReason !== 'stop' || result.content.trim().length === 0)) return null;
@@ -324,6 +339,7 @@ export class ResponseCache {
           finishReason: result.finishReason,
           ...(toolCalls ? { toolCalls } : {}),
           usage: result.usage,
+          ...(documents?.length ? { documents: [...new Set(documents)] } : {}),
         },
         questionHash(question),
       );
@@ -393,7 +409,10 @@ export class ResponseCache {
     }
     try {
       const result = await compute();
-      return { result, entry: await this.storeAnswer(scope, question, result, embedding) };
+      return {
+        result,
+        entry: await this.storeAnswer(scope, question, result, embedding, request.documents),
+      };
     } finally {
       await lock?.release();
     }

@@ -9,6 +9,14 @@ export const RESPONSE_CACHE_STORE = Symbol('RESPONSE_CACHE_STORE');
 /** A new entry, before it has an id. */
 export type NewCachedAnswer = Omit<CachedAnswer, 'entryId' | 'createdAt'>;
 
+/** Which entries `entryIds` lists; fields combine. */
+export interface EntryFilter {
+  agent?: string;
+  templateVersion?: string;
+  /** Only entries that cited this knowledge document. */
+  document?: string;
+}
+
 /** A held single-flight lock. */
 export interface FlightLock {
   /** Releases the lock (idempotent, never throws). */
@@ -43,8 +51,12 @@ export interface ResponseCacheStore {
   put(answer: NewCachedAnswer, questionHash: string): Promise<{ entry: CachedAnswer; removed: string[] }>;
   /** Deletes entries by id. @returns how many existed */
   delete(tenantId: string, entryIds: readonly string[]): Promise<number>;
-  /** Ids of a tenant's live entries, optionally only those of an agent and/or template version. */
-  entryIds(tenantId: string, filter?: { agent?: string; templateVersion?: string }): Promise<string[]>;
+  /**
+   * Ids of a tenant's live entries, optionally only those of an agent and/or template version, or
+   * only those that cited a knowledge document (`CachedAnswer.documents`; may include ids of entries
+   * gone since, which `delete` ignores).
+   */
+  entryIds(tenantId: string, filter?: EntryFilter): Promise<string[]>;
   /** Number of entries a tenant holds. */
   size(tenantId: string): Promise<number>;
   /** Tenants that hold entries. */

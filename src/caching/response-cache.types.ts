@@ -57,6 +57,12 @@ export interface CachedAnswer {
   usage: ChatUsage;
   /** When it was stored, ms since the epoch. */
   createdAt: number;
+  /**
+   * Ids of the knowledge documents the answer cited (its passages); the versions cited are part of
+   * the scope's context fingerprint. When one of them changes or is deleted the entry is purged
+   * (`ResponseCacheAdmin.invalidateDocument`). Absent: the answer cited nothing.
+   */
+  documents?: string[];
 }
 
 /** Which guard rejected a semantic candidate, and why (for logs, traces and the benchmark). */

@@ -1,10 +1,13 @@
+import type { ErrorCode } from './problem-statuses';
+
 /**
  * Base of every error a service throws on purpose. `code` is stable and machine-readable
  * (`ConversationNotFound`, `EngineUnavailable`); the HTTP layer maps it to a status
- * (see problem.filter.ts). Services never throw HTTP exceptions.
+ * (problem-statuses.ts: a code must have a status there, or the typecheck fails). Services never throw
+ * HTTP exceptions.
  */
 export abstract class DomainError extends Error {
-  abstract readonly code: string;
+  abstract readonly code: ErrorCode;
   /** Extra machine-readable members for the problem body (never secrets, never message content). */
   readonly extensions: Record<string, unknown>;
 

@@ -12,54 +12,7 @@ import { clientDetail, clientExtensions } from './client-detail';
 import { dependencyFailure } from './dependency-errors';
 import { DomainError } from './domain-error';
 import { isOpenAiPath, toOpenAiError } from './openai-error';
-
-/**
- * HTTP status for each domain error code. A module that adds a code adds its status here —
- * the mapping is an HTTP concern, so it lives beside the filter, not in the services.
- */
-export const PROBLEM_STATUS: Record<string, number> = {
-  InvalidRequest: 400,
-  PayloadTooLarge: 413,
-  Unauthorized: 401,
-  Forbidden: 403,
-  ScopeMissing: 403,
-  ModelNotAllowed: 403,
-  ApiKeyNotFound: 404,
-  TenantNotFound: 404,
-  TenantExists: 409,
-  RateLimitExceeded: 429,
-  BudgetExceeded: 429,
-  RateLimiterUnavailable: 503,
-  AuthUnavailable: 503,
-  ConversationNotFound: 404,
-  MessageNotFound: 404,
-  ConversationBusy: 409,
-  ContextLengthExceeded: 400,
-  EngineBadRequest: 400,
-  EngineError: 502,
-  EngineStreamCut: 502,
-  EngineUnavailable: 503,
-  EngineTimeout: 504,
-  ModelNotFound: 404,
-  EmbeddingsUnavailable: 503,
-  AgentNotFound: 400,
-  KnowledgeBaseNotFound: 404,
-  KnowledgeBaseExists: 409,
-  DocumentNotFound: 404,
-  IngestionNotFound: 404,
-  DocumentTooLarge: 413,
-  UnsupportedDocumentType: 415,
-  InvalidDocument: 400,
-  DocumentUrlNotAllowed: 403,
-  DocumentFetchFailed: 502,
-  DocumentUnreadable: 422,
-  IngestionQueueUnavailable: 503,
-  QueryEmbeddingMismatch: 400,
-  DependencyUnavailable: 503,
-  IdempotencyKeyInvalid: 400,
-  IdempotencyKeyInUse: 409,
-  IdempotencyKeyReused: 422,
-};
+import { PROBLEM_STATUSES } from './problem-statuses';
 
 /** Detail of a 413 for a body over Fastify's limit: the limit's variable, and the way around it. */
 const BODY_TOO_LARGE =
@@ -77,8 +30,15 @@ export interface ProblemBody {
   [extension: string]: unknown;
 }
 
+/** Reason phrases of the statuses outside the IANA registry that kvchat answers with. */
+const UNREGISTERED_TITLES: Record<number, string> = {
+  // nginx's code for "the client closed the connection before the response was sent".
+  499: 'Client Closed Request',
+};
+
 /** Maps a status code to its reason phrase. */
 function titleFor(status: number): string {
+  if (UNREGISTERED_TITLES[status]) return UNREGISTERED_TITLES[status];
   const name = HttpStatus[status];
   return typeof name === 'string'
     ? name
@@ -105,7 +65,8 @@ export function toProblem(thrown: unknown, instance: string, requestId: string):
   // Redis or PostgreSQL not answering is a 503 naming it, whichever layer the raw error came from.
   const error = dependencyFailure(thrown) ?? thrown;
   if (error instanceof DomainError) {
-    const status = PROBLEM_STATUS[error.code] ?? 500;
+    // Typed over every code; the fallback guards errors built outside TypeScript's view (a cast, plain JS).
+    const status: number = PROBLEM_STATUSES[error.code] ?? 500;
     return {
       ...clientExtensions(error.extensions),
       type: `https://kvchat.dev/problems/${error.code}`,

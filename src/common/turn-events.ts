@@ -3,6 +3,7 @@ import { EventEmitter, on } from 'node:events';
 /** The payload types of a turn's progress events (a conversation turn, a stateless chat completion). */
 export interface TurnProgressPayloads {
   route: unknown;
+  citations: unknown;
   cache: unknown;
   usage: unknown;
   /**
@@ -20,6 +21,7 @@ export interface TurnEventPayloads extends TurnProgressPayloads {
 /** The events a producer emits while it runs (`done` and `error` come from how it ends). */
 export type TurnProgressEvent<P extends TurnProgressPayloads> =
   | { type: 'route'; route: P['route'] }
+  | { type: 'citations'; citations: P['citations'] }
   | { type: 'cache'; cache: P['cache'] }
   | { type: 'token'; delta: string }
   // Only streams with pieces besides text have `choice` events (a turn's `choice` is never).
@@ -28,7 +30,8 @@ export type TurnProgressEvent<P extends TurnProgressPayloads> =
 
 /**
  * One event of a turn's stream, in the order a turn produces them:
- * `route` (the agent chosen; conversation turns only), `cache` (what the response cache did: before the
+ * `route` (the agent chosen; conversation turns only), `citations` (the passages an agent retrieved and
+ * put in the prompt, before any token; only agents that retrieve), `cache` (what the response cache did: before the
  * tokens, hit or miss), `token` (answer deltas, live from the engine or replayed from the cache),
  * `usage` (the engine's usage; zero on a response-cache hit), then exactly one of `done` (the result)
  * or `error` (the turn failed; nothing partial was stored as an answer).

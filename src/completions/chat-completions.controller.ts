@@ -12,6 +12,7 @@ import { toOpenAiError } from '../common/openai-error';
 import { toProblem } from '../common/problem.filter';
 import { clientDisconnectSignal, SseWriter } from '../common/sse';
 import { turnResult } from '../common/turn-events';
+import { AdmittedAsTurn } from '../lifecycle/turn-admission.hook';
 import {
   Idempotent,
   type IdempotentRoute,
@@ -174,6 +175,7 @@ export class ChatCompletionsController {
   }
 
   @Post('chat/completions')
+  @AdmittedAsTurn()
   @HttpCode(200)
   @Idempotent(COMPLETION_ROUTE)
   @ApiOperation({

@@ -127,6 +127,7 @@ export interface ChatCompletionCommand {
  */
 export interface ChatCompletionPayloads {
   route: ProviderRoute;
+  citations: never;
   cache: ResponseCacheReport;
   usage: ChatUsage;
   choice: ChoiceDelta;

@@ -19,6 +19,19 @@ export class AppConfig {
   @IsInt() @Min(0) @Max(65535) PORT = 3000;
   /** Interface the HTTP API binds to. */
   @IsString() HOST = '0.0.0.0';
+  /**
+   * Length of the listen socket's accept queue (`listen(2)` backlog): connections the kernel holds while the
+   * process is busy. The kernel caps it at `net.core.somaxconn` (4096 on Linux ≥ 5.4). Past it, new
+   * connections are refused or dropped, which clients see as timeouts rather than a 503; admission control
+   * (TURNS_MAX_*) sheds turns with a 503 instead, so keep this above the connections a burst opens.
+   */
+  @IsInt() @Min(1) @Max(65535) HTTP_LISTEN_BACKLOG: number = 511;
+  /**
+   * How long an idle keep-alive connection stays open, ms (Node's `server.keepAliveTimeout`). Keep it above
+   * the idle timeout of the load balancer in front (60 s on AWS ALB and nginx `keepalive_timeout` upstreams),
+   * so the balancer, not kvchat, closes idle connections and never reuses one kvchat just closed.
+   */
+  @IsInt() @Min(0) HTTP_KEEP_ALIVE_TIMEOUT_MS: number = 72_000;
   @IsIn(['development', 'production', 'test']) NODE_ENV: 'development' | 'production' | 'test' =
     'development';
   @IsIn(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']) LOG_LEVEL = 'info';

@@ -1,3 +1,4 @@
+import { AdmissionConfig } from './admission.config';
 import { AgentsConfig } from './agents.config';
 import { AppConfig } from './app.config';
 import { AuthConfig } from './auth.config';
@@ -32,6 +33,7 @@ export const CONFIG_CLASSES = [
   AgentsConfig,
   QueuesConfig,
   ProcessConfig,
+  AdmissionConfig,
   HealthConfig,
   KnowledgeConfig,
   AuthConfig,

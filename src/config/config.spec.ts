@@ -152,6 +152,13 @@ const NON_DEFAULTS: Record<string, { raw: string; expected: unknown; env?: Env }
   LOG_PROBE_REQUESTS: { raw: 'true', expected: true },
   KVCHAT_ROLE: { raw: 'worker', expected: 'worker', env: { DATABASE_URL: 'postgres://u:p@db:5432/kv' } },
   SHUTDOWN_DRAIN_MS: { raw: '5000', expected: 5000 },
+  SIMULATOR_PREFIX_LIMIT: { raw: 'true', expected: true },
+  TURNS_MAX_IN_FLIGHT: { raw: '32', expected: 32 },
+  TURNS_MAX_QUEUED: { raw: '0', expected: 0 },
+  TURN_QUEUE_TIMEOUT_MS: { raw: '250', expected: 250 },
+  TURN_SHED_RETRY_AFTER_SECONDS: { raw: '5', expected: 5 },
+  HTTP_LISTEN_BACKLOG: { raw: '4096', expected: 4096 },
+  HTTP_KEEP_ALIVE_TIMEOUT_MS: { raw: '65000', expected: 65_000 },
   HEALTH_READY_MIN_ENGINES: { raw: '2', expected: 2 },
   HEALTH_CHECK_TIMEOUT_MS: { raw: '750', expected: 750 },
 };

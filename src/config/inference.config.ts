@@ -84,4 +84,10 @@ export class InferenceConfig {
   @Transform(toBoolean) @IsBoolean() SIMULATOR_PREFIX_CACHING = true;
   /** Simulator: the LMCache connector (CPU offload tier); off for the `cache_off` baseline. */
   @Transform(toBoolean) @IsBoolean() SIMULATOR_LMCACHE = true;
+  /**
+   * Simulator: measure the prompts' prefix-reuse ceiling (tokens each prompt shares with an earlier prompt +
+   * answer; `GET /sim/prefix-limit`, read by `bench:multiturn` for `prefixReuseLimit`). Off by default: it
+   * keeps prompts and answers in memory.
+   */
+  @Transform(toBoolean) @IsBoolean() SIMULATOR_PREFIX_LIMIT = false;
 }

@@ -7,7 +7,7 @@ import { BaseEntity } from '../database/base.entity';
 @Entity({ tableName: 'conversations' })
 @Index({ properties: ['tenantId', 'createdAt', 'id'] })
 export class Conversation extends BaseEntity<
-  'title' | 'metadata' | 'agent' | 'messageCount' | 'lastTurnAt' | 'context'
+  'title' | 'metadata' | 'agent' | 'knowledgeBaseIds' | 'messageCount' | 'lastTurnAt' | 'context'
 > {
   @ManyToOne(() => Tenant, { mapToPk: true, fieldName: 'tenant_id', deleteRule: 'cascade' })
   tenantId!: string;
@@ -21,6 +21,10 @@ export class Conversation extends BaseEntity<
   /** Agent pinned to this conversation (skips intent routing), or null. */
   @Property({ type: 'string', length: 100, nullable: true })
   agent: string | null = null;
+
+  /** Knowledge bases the `knowledge` agent searches in this conversation (empty: all the tenant's). */
+  @Property({ type: 'json', default: '[]' })
+  knowledgeBaseIds: string[] = [];
 
   /** Messages stored so far; the next message gets sequence messageCount + 1. */
   @Property({ type: 'integer' })

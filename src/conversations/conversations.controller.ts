@@ -27,6 +27,7 @@ import { ApiProblems } from '../common/api-problems.decorator';
 import { toProblem } from '../common/problem.filter';
 import { clientDisconnectSignal, SseWriter } from '../common/sse';
 import { turnResult } from '../common/turn-events';
+import { AdmittedAsTurn } from '../lifecycle/turn-admission.hook';
 import {
   Idempotent,
   type IdempotentRoute,
@@ -125,12 +126,15 @@ export class ConversationsController {
   }
 
   @Post(':id/turns')
+  @AdmittedAsTurn()
   @Idempotent(TURN_ROUTE)
   @ApiOperation({
     summary: 'Post a user turn and get the answer',
     description:
       'Stores the user message, answers it and stores the answer. With `stream: true` or ' +
-      '`Accept: text/event-stream` the answer streams as Server-Sent Events: `token` events ' +
+      '`Accept: text/event-stream` the answer streams as Server-Sent Events: a `citations` event ' +
+      '(`{"citations": [...]}`: document, version, heading path, offsets, score of each passage given to the ' +
+      'answer; only agents that retrieve, such as `knowledge`) before any token, `token` events ' +
       '(`{"delta": "..."}`), then one `turn` event carrying the stored turn (the JSON response ' +
       'below), or an `error` event with a problem body if the engine fails mid-stream. Turns of ' +
       'one conversation are serialised. On engine failure the user message is kept with status ' +
@@ -140,13 +144,15 @@ export class ConversationsController {
   @ApiCreatedResponse({ type: TurnResponseDto, description: 'The stored turn (JSON, without streaming).' })
   @ApiOkResponse({
     description:
-      'With `stream: true` or `Accept: text/event-stream`: a `text/event-stream` of `token` events ' +
+      'With `stream: true` or `Accept: text/event-stream`: a `text/event-stream` of an optional ' +
+      '`citations` event, `token` events ' +
       '(`data: {"delta": "..."}`), then one `turn` event whose data is the stored turn (the 201 body), or an ' +
       '`error` event whose data is a problem (the turn is marked failed).',
     content: {
       'text/event-stream': {
         schema: { type: 'string' },
         example:
+          'event: citations\ndata: {"citations":[{"index":1,"documentName":"router.md","version":2,...}]}\n\n' +
           'event: token\ndata: {"delta":"A KV cache"}\n\n' +
           'event: token\ndata: {"delta":" stores"}\n\n' +
           'event: turn\ndata: {"conversationId":"...","userMessage":{...},"assistantMessage":{...}}\n\n',
@@ -179,7 +185,7 @@ export class ConversationsController {
       void reply.status(201);
       return toTurnResponse(record);
     }
-    // SSE: `token` events, then `turn` (the stored turn) or `error` (a problem). route/cache/usage are
+    // SSE: `citations` (agents that retrieve; before any token), `token` events, then `turn` (the stored turn) or `error` (a problem). route/cache/usage are
     // in the `turn` event's assistant message.
     const sse = new SseWriter(reply);
     for await (const event of events) {
@@ -198,6 +204,9 @@ export class ConversationsController {
           if (!sse.isStarted) throw event.error;
           sse.send('error', toProblem(event.error, request.url, String(request.id)));
           sse.end();
+          break;
+        case 'citations':
+          sse.send('citations', { citations: event.citations });
           break;
         case 'route':
         case 'cache':

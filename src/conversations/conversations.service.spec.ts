@@ -12,6 +12,7 @@ import { AppConfig } from '../config/app.config';
 import { type EmbeddedPostgres, startEmbeddedPostgres } from '../database/embedded-postgres';
 import { buildOrmOptions } from '../database/mikro-orm.options';
 import { EngineUnavailable, RequestAborted } from '../inference/inference.errors';
+import type { KnowledgeBasesService } from '../knowledge/knowledge-bases.service';
 import { NOOP_TURN_TRACE } from '../observability/turn-trace';
 import type { TurnTelemetryService } from '../observability/turn-telemetry.service';
 import { Conversation } from './conversation.entity';
@@ -114,6 +115,9 @@ describe('ConversationsService', () => {
       Object.assign(new AppConfig(), { MAX_MESSAGE_CHARS: 1000 }),
       noTelemetry,
       { require: () => undefined } as unknown as AgentRegistry,
+      {
+        requireOwned: (_: string, ids: string[]) => Promise.resolve(ids),
+      } as unknown as KnowledgeBasesService,
     );
     return { sut, inputs, state };
   };

@@ -7,7 +7,9 @@ import { AgentGraph } from '../agents/agent-graph.service';
 import { AgentRegistry } from '../agents/agent-registry.service';
 import type { AgentTurnPayloads, AgentTurnSink } from '../agents/agents.types';
 import type { CacheControl } from '../caching/response-cache.types';
-import { DomainError, PayloadTooLarge } from '../common/domain-error';
+import { DomainError, InvalidRequest, PayloadTooLarge } from '../common/domain-error';
+import { KnowledgeBasesService } from '../knowledge/knowledge-bases.service';
+import { KnowledgeBaseNotFound } from '../knowledge/knowledge.errors';
 import { NEVER_ABORTED, type TurnEvent, turnEventStream } from '../common/turn-events';
 import { AppConfig } from '../config/app.config';
 import { TurnTelemetryService } from '../observability/turn-telemetry.service';
@@ -66,20 +68,37 @@ export class ConversationsService {
     private readonly config: AppConfig,
     private readonly telemetry: TurnTelemetryService,
     private readonly agents: AgentRegistry,
+    private readonly knowledgeBases: KnowledgeBasesService,
   ) {}
 
-  /** @throws AgentNotFound when `agent` names no registered agent */
+  /**
+   * @throws AgentNotFound when `agent` names no registered agent; InvalidRequest (field
+   *   `knowledgeBaseIds`) when an id is not one of the tenant's knowledge bases
+   */
   async create(
     auth: AuthContext,
-    input: { title?: string; metadata?: Record<string, unknown>; agent?: string },
+    input: {
+      title?: string;
+      metadata?: Record<string, unknown>;
+      agent?: string;
+      knowledgeBaseIds?: string[];
+    },
   ): Promise<Conversation> {
     if (input.agent) this.agents.require(input.agent);
+    let knowledgeBaseIds: string[] = [];
+    try {
+      knowledgeBaseIds = await this.knowledgeBases.requireOwned(auth.tenantId, input.knowledgeBaseIds ?? []);
+    } catch (e) {
+      if (!(e instanceof KnowledgeBaseNotFound)) throw e;
+      throw new InvalidRequest(`knowledgeBaseIds: ${e.message}`, { field: 'knowledgeBaseIds' });
+    }
     const em = this.em.fork();
     const conversation = em.create(Conversation, {
       tenantId: auth.tenantId,
       title: input.title ?? null,
       metadata: input.metadata ?? {},
       agent: input.agent ?? null,
+      knowledgeBaseIds,
     });
     await em.flush();
     return conversation;
@@ -135,7 +154,7 @@ export class ConversationsService {
   }
 
   /**
-   * Runs one turn as one stream of events: `route`, `cache`, `token` (the answer's deltas), `usage`,
+   * Runs one turn as one stream of events: `route`, `citations` (agents that retrieve), `cache`, `token` (the answer's deltas), `usage`,
    * then `done` with both stored messages, or `error`. The JSON response, the SSE response and any
    * other consumer read the same stream (`turnResult` drains it to the record).
    *
@@ -198,6 +217,7 @@ export class ConversationsService {
               tenantId: auth.tenantId,
               conversationId,
               pinnedAgent: conversation.agent,
+              knowledgeBaseIds: conversation.knowledgeBaseIds,
               history,
               context: conversation.context,
               userName:
@@ -271,6 +291,7 @@ export class ConversationsService {
           },
           cache: output.cache,
           route: { ...output.route },
+          citations: output.citations ?? null,
           templateVersion: output.templateVersion,
           replica: output.replica,
           finishReason: output.finishReason,

@@ -1,6 +1,7 @@
 import { Entity, Enum, Index, ManyToOne, Property, Unique } from '@mikro-orm/core';
 import { Tenant } from '../auth/tenant.entity';
 import type { MessageCacheReport } from '../context/cache-report';
+import type { Citation } from '../agents/chat-agent';
 import { BaseEntity } from '../database/base.entity';
 import { Conversation } from './conversation.entity';
 
@@ -48,6 +49,7 @@ export class Message extends BaseEntity<
   | 'timings'
   | 'cache'
   | 'route'
+  | 'citations'
   | 'templateVersion'
   | 'replica'
   | 'finishReason'
@@ -100,6 +102,10 @@ export class Message extends BaseEntity<
   /** Routing decision (agent, score, classifier) for assistant messages. */
   @Property({ type: 'json', nullable: true })
   route: Record<string, unknown> | null = null;
+
+  /** Passages the answer was given, with document, version, heading path, offsets and score (assistant messages). */
+  @Property({ type: 'json', nullable: true })
+  citations: Citation[] | null = null;
 
   /** Version of the prompt template that produced this answer. */
   @Property({ type: 'string', length: 100, nullable: true })

@@ -26,7 +26,7 @@ import type { AuthContext } from '../auth/api-key.service';
 import { Auth } from '../auth/auth.guard';
 import { ApiProblems } from '../common/api-problems.decorator';
 import { DomainError } from '../common/domain-error';
-import { PROBLEM_STATUS } from '../common/problem.filter';
+import { PROBLEM_STATUSES } from '../common/problem-statuses';
 import { KnowledgeConfig } from '../config/knowledge.config';
 import { DocumentFetcher } from './document-fetcher';
 import { DocumentsService, type DocumentUpload } from './documents.service';
@@ -102,10 +102,12 @@ export class DocumentsController {
     @Req() request: FastifyRequest,
   ): Promise<UploadResponseDto> {
     const response: UploadResponseDto = { documents: [], rejected: [] };
+    let firstRejection: DomainError | undefined;
     const reject = (name: string, e: DomainError): void => {
+      firstRejection ??= e;
       response.rejected.push({
         name,
-        status: PROBLEM_STATUS[e.code] ?? 400,
+        status: PROBLEM_STATUSES[e.code],
         code: e.code,
         detail: e.message,
       });
@@ -144,10 +146,9 @@ export class DocumentsController {
       await accept(await this.fromJson(body));
     }
     if (response.documents.length === 0) {
-      const first = response.rejected[0];
-      if (!first)
+      if (!firstRejection)
         throw new InvalidDocument('The upload holds no file (send multipart/form-data file parts).');
-      throw new UploadRejected(first.code, first.detail, response.rejected);
+      throw new UploadRejected(firstRejection.code, firstRejection.message, response.rejected);
     }
     return response;
   }

@@ -5,6 +5,7 @@ import { InjectQueue } from '@nestjs/bull';
 import { Injectable, Logger } from '@nestjs/common';
 import type { Queue } from 'bull';
 import { KnowledgeConfig } from '../config/knowledge.config';
+import { DocumentChanges } from './document-changes';
 import { resolveContentType } from './document-formats';
 import { Ingestion } from './ingestion.entity';
 import { INGEST_JOB, INGESTION_QUEUE, type IngestJobData } from './ingestion.queue';
@@ -51,6 +52,7 @@ export class DocumentsService {
     private readonly em: EntityManager,
     private readonly config: KnowledgeConfig,
     @InjectQueue(INGESTION_QUEUE) private readonly queue: Queue<IngestJobData>,
+    private readonly changes: DocumentChanges,
   ) {}
 
   /**
@@ -227,5 +229,6 @@ export class DocumentsService {
       .fork()
       .nativeDelete(KnowledgeDocument, { id: documentId, tenantId, knowledgeBaseId });
     if (deleted === 0) throw new DocumentNotFound(documentId);
+    await this.changes.publish([{ tenantId, knowledgeBaseId, documentId, version: null }]);
   }
 }

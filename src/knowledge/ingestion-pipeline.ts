@@ -11,6 +11,7 @@ import { Ingestion } from './ingestion.entity';
 import { KnowledgeChunkRepository } from './knowledge-chunk.repository';
 import { KnowledgeDocument } from './knowledge-document.entity';
 import { KnowledgeVectors } from './knowledge-vectors';
+import { DocumentChanges } from './document-changes';
 import { DocumentUnreadable } from './knowledge.errors';
 import { planReingestion } from './reingestion';
 
@@ -47,6 +48,7 @@ export class IngestionPipeline {
     private readonly chunks: KnowledgeChunkRepository,
     private readonly embeddingsConfig: EmbeddingsConfig,
     config: KnowledgeConfig,
+    private readonly changes: DocumentChanges,
   ) {
     this.chunker = new Chunker({
       chunkTokens: config.KNOWLEDGE_CHUNK_TOKENS,
@@ -125,7 +127,19 @@ export class IngestionPipeline {
       await onProgress(ingestion.chunksDone, ingestion.chunksTotal);
     }
 
-    return this.swapIn(tenantId, ingestionId, drafts, textHash, title, vectors, embedded);
+    const outcome = await this.swapIn(tenantId, ingestionId, drafts, textHash, title, vectors, embedded);
+    // After the commit: listeners (cached answers citing the document) see the new version served.
+    if (outcome.result === 'ready' && outcome.version > 1) {
+      await this.changes.publish([
+        {
+          tenantId,
+          knowledgeBaseId: document.knowledgeBaseId,
+          documentId: document.id,
+          version: outcome.version,
+        },
+      ]);
+    }
+    return outcome;
   }
 
   /** The atomic swap: one transaction, the document row locked. */

@@ -2,8 +2,11 @@ import { UniqueConstraintViolationException } from '@mikro-orm/core';
 import { EntityManager } from '@mikro-orm/postgresql';
 import { Injectable } from '@nestjs/common';
 import { KnowledgeBase } from './knowledge-base.entity';
+import { DocumentChanges } from './document-changes';
 import { KnowledgeDocument } from './knowledge-document.entity';
 import { KnowledgeBaseExists, KnowledgeBaseNotFound } from './knowledge.errors';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** A knowledge base with its document counts. */
 export interface KnowledgeBaseSummary {
@@ -17,7 +20,37 @@ export interface KnowledgeBaseSummary {
 /** Knowledge bases of a tenant: create, list, read, rename, delete (documents and chunks cascade). */
 @Injectable()
 export class KnowledgeBasesService {
-  constructor(private readonly em: EntityManager) {}
+  constructor(
+    private readonly em: EntityManager,
+    private readonly changes: DocumentChanges,
+  ) {}
+
+  /**
+   * Checks that every id names a knowledge base of the tenant (binding a conversation to them).
+   * @returns the ids, deduplicated, in the order given
+   * @throws KnowledgeBaseNotFound naming the first id that is not the tenant's (or not a uuid)
+   */
+  async requireOwned(tenantId: string, ids: readonly string[]): Promise<string[]> {
+    const unique = [...new Set(ids)];
+    const malformed = unique.find((id) => !UUID.test(id));
+    if (malformed !== undefined) throw new KnowledgeBaseNotFound(malformed);
+    if (unique.length === 0) return [];
+    const found = await this.em
+      .fork()
+      .find(KnowledgeBase, { tenantId, id: { $in: unique } }, { fields: ['id'], disableIdentityMap: true });
+    const owned = new Set(found.map((k) => k.id));
+    const missing = unique.find((id) => !owned.has(id));
+    if (missing !== undefined) throw new KnowledgeBaseNotFound(missing);
+    return unique;
+  }
+
+  /** Ids of all the tenant's knowledge bases (what an unbound conversation searches). */
+  async ids(tenantId: string): Promise<string[]> {
+    const rows = await this.em
+      .fork()
+      .find(KnowledgeBase, { tenantId }, { fields: ['id'], disableIdentityMap: true });
+    return rows.map((k) => k.id);
+  }
 
   /** @throws KnowledgeBaseExists when the tenant has one of that name */
   async create(
@@ -111,7 +144,16 @@ export class KnowledgeBasesService {
 
   /** Deletes the knowledge base, its documents, chunks and vectors. @throws KnowledgeBaseNotFound */
   async remove(tenantId: string, id: string): Promise<void> {
-    const deleted = await this.em.fork().nativeDelete(KnowledgeBase, { id, tenantId });
+    const em = this.em.fork();
+    const documents = await em.find(
+      KnowledgeDocument,
+      { tenantId, knowledgeBaseId: id },
+      { fields: ['id'], disableIdentityMap: true },
+    );
+    const deleted = await em.nativeDelete(KnowledgeBase, { id, tenantId });
     if (deleted === 0) throw new KnowledgeBaseNotFound(id);
+    await this.changes.publish(
+      documents.map((d) => ({ tenantId, knowledgeBaseId: id, documentId: d.id, version: null })),
+    );
   }
 }

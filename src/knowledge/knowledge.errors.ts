@@ -1,4 +1,5 @@
 import { DomainError } from '../common/domain-error';
+import type { ErrorCode } from '../common/problem-statuses';
 
 /** No knowledge base with that id (or name) for this tenant; another tenant's is also "not found". */
 export class KnowledgeBaseNotFound extends DomainError {
@@ -64,8 +65,8 @@ export class IngestionQueueUnavailable extends DomainError {
 
 /** Every file of an upload was refused: the first refusal's code and detail, and `rejected` listing each. */
 export class UploadRejected extends DomainError {
-  readonly code: string;
-  constructor(code: string, detail: string, rejected: unknown[]) {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, detail: string, rejected: unknown[]) {
     super(detail, { rejected });
     this.code = code;
   }

@@ -3,6 +3,7 @@ import { PgVectorStore } from '../database/vector-store';
 import { InferenceModule } from '../inference/inference.module';
 import { registerQueue } from '../queues/queue-options';
 import { queueProcessor } from '../queues/queue-processor';
+import { DocumentChanges } from './document-changes';
 import { DocumentFetcher } from './document-fetcher';
 import { DocumentsController } from './documents.controller';
 import { DocumentsService } from './documents.service';
@@ -35,6 +36,7 @@ import { RetrievalService } from './retrieval.service';
     KnowledgeChunkRepository,
     KnowledgeBasesService,
     DocumentsService,
+    DocumentChanges,
     DocumentFetcher,
     IngestionPipeline,
     // The worker runs in the worker and all roles only (KVCHAT_ROLE); the api role only queues.
@@ -42,6 +44,6 @@ import { RetrievalService } from './retrieval.service';
     rerankerProvider,
     RetrievalService,
   ],
-  exports: [RetrievalService, KnowledgeBasesService, DocumentsService],
+  exports: [RetrievalService, KnowledgeBasesService, DocumentsService, DocumentChanges],
 })
 export class KnowledgeModule {}

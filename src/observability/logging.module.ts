@@ -15,6 +15,17 @@ export function requestIdFor(req: IncomingMessage): string {
 }
 
 /**
+ * True when the connection closed before the response was complete: the client went away (a closed
+ * tab, a cancelled stream). pino-http logs such a request on the response's `close` without `finish`.
+ */
+function clientClosed(res: ServerResponse): boolean {
+  return !res.writableEnded;
+}
+
+/** nginx's status for "client closed request": what the access line reports for a client that went away. */
+export const CLIENT_CLOSED_REQUEST = 499;
+
+/**
  * Structured logs (pino through nestjs-pino): JSON in production, pretty in development, the
  * request id (`requestId`) on every line of a request, the tenant id (`tenantId`) once the guard
  * resolved it, the API key and cookies redacted, no message content (unless LOG_MESSAGE_CONTENT) — nor
@@ -38,12 +49,22 @@ export function requestIdFor(req: IncomingMessage): string {
           // TenantLogInterceptor); the `request completed` line carries the whole request.
           quietReqLogger: true,
           customAttributeKeys: { reqId: 'requestId' },
-          // The access line of a 5xx is an error (the cause is logged once by ProblemFilter); 4xx are the client's.
+          // The access line of a 5xx is an error (the cause is logged once by ProblemFilter); 4xx are the
+          // client's, and so is a disconnect: a 499 at info, never an error line.
           customLogLevel: (_req: IncomingMessage, res: ServerResponse, err?: Error) =>
-            err || res.statusCode >= 500 ? ('error' as const) : ('info' as const),
+            clientClosed(res)
+              ? ('info' as const)
+              : err || res.statusCode >= 500
+                ? ('error' as const)
+                : ('info' as const),
           redact: ['req.headers.authorization', 'req.headers.cookie', 'req.headers["x-api-key"]'],
           // Database errors carry SQL with the user's values: dropped unless LOG_MESSAGE_CONTENT.
-          serializers: { err: errorSerializer(config.LOG_MESSAGE_CONTENT) },
+          serializers: {
+            err: errorSerializer(config.LOG_MESSAGE_CONTENT),
+            // pino-http wraps this around its standard response serializer (`raw` is the ServerResponse).
+            res: (res: { statusCode: number | null; raw: ServerResponse }) =>
+              clientClosed(res.raw) ? { ...res, statusCode: CLIENT_CLOSED_REQUEST } : res,
+          },
           // Probes and scrapes are not access-logged unless LOG_PROBE_REQUESTS (a failing readiness
           // check is still logged, by Terminus).
           // The middleware sees `url` with the route's mount path stripped; `originalUrl` is the full one.

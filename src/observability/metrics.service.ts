@@ -277,6 +277,29 @@ export class MetricsService {
     return this.replicas.value(replica);
   }
 
+  /**
+   * Registers a counter whose values are read at scrape time from a tally another layer keeps (a running
+   * total that only grows, so it is a Prometheus counter: use rate()/increase()).
+   */
+  counterOf<L extends string>(options: {
+    name: string;
+    help: string;
+    labelNames?: readonly L[];
+    read: () => { labels: Partial<Record<L, string>>; value: number }[];
+  }): Counter<L> {
+    const { read } = options;
+    return new Counter<L>({
+      name: options.name,
+      help: options.help,
+      labelNames: options.labelNames ?? [],
+      registers: [this.registry],
+      collect(this: Counter<L>) {
+        this.reset();
+        for (const { labels, value } of read()) this.inc(labels, value);
+      },
+    });
+  }
+
   /** Registers a gauge whose values are read at scrape time. */
   gauge<L extends string>(options: {
     name: string;

@@ -1,4 +1,5 @@
 import { Global, Module } from '@nestjs/common';
+import { AdmissionMetricsCollector } from './admission-metrics.collector';
 import { FleetMetricsCollector } from './fleet-metrics.collector';
 import { HttpMetricsHook } from './http-metrics.hook';
 import { MetricsPortServer } from './metrics-exposure';
@@ -20,6 +21,7 @@ import { TurnTelemetryService } from './turn-telemetry.service';
     TurnTelemetryService,
     HttpMetricsHook,
     FleetMetricsCollector,
+    AdmissionMetricsCollector,
     MetricsPortServer,
   ],
   exports: [MetricsService, TracingService, TurnTelemetryService],

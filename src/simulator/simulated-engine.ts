@@ -289,6 +289,7 @@ export class SimulatedEngine {
         if (lookup.remoteQueried) this.metrics.lmcacheRemoteReadRequests.inc();
       }
       const cachedTokens = gpuHitTokens + cpuHitTokens + remoteHitTokens;
+      const sharedTokens = this.options.prefixLimit?.sharedPrefix(prompt, req.cacheSalt);
       const cache: CacheReport = {
         promptTokens: prompt.length,
         cachedTokens,
@@ -363,6 +364,15 @@ export class SimulatedEngine {
       if (n > 1) this.metrics.requestTimePerOutputToken.observe((doneAt - firstAt) / 1000 / (n - 1));
       this.metrics.requestSuccess.inc({ finished_reason: plan.finishReason });
       finishedNormally = true;
+      if (this.options.prefixLimit && sharedTokens !== undefined) {
+        this.options.prefixLimit.record({
+          promptTokens: prompt.length,
+          sharedTokens,
+          cachedTokens,
+          lastUserMessage: req.lastUserMessage,
+        });
+        this.options.prefixLimit.remember([...prompt, ...plan.outputIds], req.cacheSalt);
+      }
       yield {
         type: 'done',
         finishReason: plan.finishReason,

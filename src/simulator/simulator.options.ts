@@ -1,3 +1,4 @@
+import type { PrefixLimitTracker } from './prefix-limit';
 /**
  * Options of the engine simulator: a test double of a vLLM (+ LMCache) replica for machines
  * without a GPU. It simulates the ENGINE (prefix cache, KV tiers, batching, timing, metrics),
@@ -133,6 +134,11 @@ export interface SimulatorOptions {
   seed: number;
   /** Fastify request logging. Default false. */
   logger: boolean;
+  /**
+   * Measures the prefix-reuse ceiling of the prompts (`GET /sim/prefix-limit`); one tracker shared by the
+   * replicas of a cluster. Unset = not measured (it keeps prompts and answers in memory).
+   */
+  prefixLimit?: PrefixLimitTracker;
 }
 
 /** What callers pass: any subset, nested groups included. */
@@ -204,6 +210,7 @@ export function resolveSimulatorOptions(input: SimulatorOptionsInput = {}): Simu
     },
     seed: input.seed ?? 0,
     logger: input.logger ?? false,
+    prefixLimit: input.prefixLimit,
   };
   validateOptions(options);
   return options;

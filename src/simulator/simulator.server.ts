@@ -247,6 +247,12 @@ export function buildSimulatorApp(engine: SimulatedEngine): FastifyInstance {
   });
 
   app.get('/sim/state', (_req, reply) => reply.send(engine.state()));
+  // The prompts' prefix-reuse ceiling, when measured (SimulatorOptions.prefixLimit); 404 otherwise.
+  app.get('/sim/prefix-limit', (_req, reply) =>
+    opts.prefixLimit
+      ? reply.send({ samples: opts.prefixLimit.list() })
+      : reply.code(404).send(errorBody(404, 'prefix-limit tracking is off (SIMULATOR_PREFIX_LIMIT)')),
+  );
   app.get('/sim/faults', (_req, reply) => reply.send(engine.getFaults()));
   app.post('/sim/faults', (req, reply) => reply.send(engine.setFaults(parseFaultsPatch(req.body))));
 

@@ -76,6 +76,11 @@ describe('agents (e2e)', () => {
         fallback: true,
       }),
       expect.objectContaining({
+        name: 'knowledge',
+        templateVersion: 'global@1+knowledge@1',
+        routable: true,
+      }),
+      expect.objectContaining({
         name: 'summarizer',
         templateVersion: 'global@1+summarizer@1',
         routable: true,

@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { fixture, uploadFiles, waitForIngestion } from '../factories/knowledge';
-import { deleteRedisKeys } from '../factories/knowledge-module';
+import { deleteRedisPrefix } from '../factories/redis';
 import { api, startTestApp, type TestApp } from '../factories/test-app';
 
 // Boots the app and runs real queue jobs: slow on a busy shared machine.
@@ -38,7 +38,7 @@ describe('knowledge (e2e)', () => {
   });
   afterAll(async () => {
     await sut?.close();
-    await deleteRedisKeys(prefix);
+    await deleteRedisPrefix(prefix);
     await new Promise((resolve) => files?.close(resolve));
   });
 

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { BenchInstance } from '../../bench/harness';
 import { startEngineSimulator, type RunningSimulator } from '../../src/simulator/simulator.server';
 import { bootApp, call, newConversation, turn } from '../factories/observability-app';
+import { until } from '../factories/until';
 
 /** One JSON log line. */
 type LogLine = Record<string, any>;
@@ -9,17 +10,30 @@ type LogLine = Record<string, any>;
 /** Everything the app wrote to stdout while the suite ran (LOG_FORMAT=json goes to process.stdout). */
 const written: string[] = [];
 
-/** The JSON lines the app wrote while `fn` ran. */
-async function captureLogs(fn: () => Promise<void>): Promise<LogLine[]> {
-  const start = written.length;
-  await fn();
-  await new Promise((r) => setTimeout(r, 50)); // `request completed` is written when the response closes
+/** pino-http's access line: written when the response finishes (or closes without finishing). */
+const ACCESS_LINE = new Set(['request completed', 'request aborted', 'request errored']);
+
+/** The JSON lines written since `start`. */
+function linesSince(start: number): LogLine[] {
   return written
     .slice(start)
     .join('')
     .split('\n')
     .filter((l) => l.startsWith('{'))
     .map((l) => JSON.parse(l) as LogLine);
+}
+
+/**
+ * The JSON lines the app wrote while `fn` ran, once the access line of every request id that `fn`
+ * returns has been written (it is written when the response closes, after the client saw the response).
+ */
+async function captureLogs(fn: () => Promise<string[]>): Promise<LogLine[]> {
+  const start = written.length;
+  const requestIds = await fn();
+  const logged = (id: string): boolean =>
+    linesSince(start).some((l) => l.requestId === id && ACCESS_LINE.has(l.msg));
+  for (const id of requestIds) await until(() => logged(id), `the access line of ${id}`);
+  return linesSince(start);
 }
 
 describe('structured logs (e2e)', () => {
@@ -52,6 +66,7 @@ describe('structured logs (e2e)', () => {
       expect(res.status).toBe(201);
       expect(res.headers.get('x-request-id')).toBe(requestId);
       answer = res.body.assistantMessage.content;
+      return [requestId];
     });
 
     const ofRequest = lines.filter((l) => l.requestId === requestId);
@@ -106,6 +121,7 @@ describe('structured logs (e2e)', () => {
       expect(unauthorized.status).toBe(401);
       generatedId = ((await unauthorized.json()) as { requestId: string }).requestId;
       expect(unauthorized.headers.get('x-request-id')).toBe(generatedId);
+      return [streamedId, missingId, generatedId];
     });
     expect(lines.find((l) => l.requestId === streamedId && l.msg === 'turn completed')).toMatchObject({
       tenantId: app.tenantId,
@@ -131,6 +147,7 @@ describe('structured logs (e2e)', () => {
       );
       expect(res.status).toBe(502);
       expect(res.body.requestId).toBe(requestId);
+      return [requestId];
     });
     expect(
       lines.find((l) => l.requestId === requestId && l.msg === 'turn failed: EngineError'),
@@ -163,6 +180,7 @@ describe('structured logs (e2e)', () => {
       // Logged when its response closes, after the probes' (which came first on one connection).
       const res = await fetch(`${app.url}/v1/agents`, { headers: { 'x-request-id': sentinel } });
       expect(res.status).toBe(401);
+      return [sentinel];
     });
     expect(lines.some((l) => l.requestId === sentinel && l.msg === 'request completed')).toBe(true);
     for (const p of probes) expect(lines.filter((l) => l.requestId === p.id)).toEqual([]);
@@ -176,6 +194,7 @@ describe('structured logs (e2e)', () => {
         conversations.map((c, i) => turn(app, c, `concurrent question ${i}`, {}, { 'x-request-id': ids[i] })),
       );
       expect(results.map((r) => r.status)).toEqual([201, 201, 201, 201]);
+      return ids;
     });
     conversations.forEach((c, i) => {
       const completed = lines.filter((l) => l.msg === 'turn completed' && l.conversationId === c);
@@ -183,4 +202,59 @@ describe('structured logs (e2e)', () => {
       expect(completed[0]).toMatchObject({ requestId: ids[i], tenantId: app.tenantId });
     });
   });
+
+  it.each([
+    ['JSON', 'application/json'],
+    ['SSE', 'text/event-stream'],
+  ])(
+    'should access-log a client that disconnects mid-turn (%s) as a 499 at info, with no error line',
+    async (_kind, accept) => {
+      const id = await newConversation(app);
+      const requestId = `obs-gone-${randomUUID()}`;
+      const client = new AbortController();
+      // The engine holds the first token back until the client has gone.
+      sim.engine.setFaults({ stallMs: 60_000 });
+      try {
+        const lines = await captureLogs(async () => {
+          const response = fetch(`${app.url}/v1/conversations/${id}/turns`, {
+            method: 'POST',
+            headers: {
+              authorization: `Bearer ${app.apiKey}`,
+              'content-type': 'application/json',
+              accept,
+              'x-request-id': requestId,
+            },
+            body: JSON.stringify({ content: 'a question the client will not wait for' }),
+            signal: client.signal,
+          }).then((r) => r.text());
+          await until(() => sim.engine.state().requests.running === 1, 'the engine to start the turn');
+          client.abort();
+          await expect(response).rejects.toThrow();
+          // The turn fails after the access line (the engine request is aborted first); once it has, a
+          // later request's access line comes after whatever the error path logged for this one.
+          const start = written.length;
+          await until(
+            () =>
+              linesSince(start).some(
+                (l) => l.requestId === requestId && l.msg === 'turn aborted by the client',
+              ),
+            'the turn to fail',
+          );
+          const sentinel = `obs-after-gone-${randomUUID()}`;
+          await call(app, '/v1/agents', undefined, { 'x-request-id': sentinel });
+          return [requestId, sentinel];
+        });
+        const ofRequest = lines.filter((l) => l.requestId === requestId);
+        expect(ofRequest.find((l) => ACCESS_LINE.has(l.msg))).toMatchObject({
+          level: 30,
+          msg: 'request aborted',
+          res: { statusCode: 499 },
+        });
+        expect(ofRequest.filter((l) => l.level >= 50)).toEqual([]);
+        expect(sim.engine.state().requests.running).toBe(0);
+      } finally {
+        sim.engine.setFaults({ stallMs: 0 });
+      }
+    },
+  );
 });

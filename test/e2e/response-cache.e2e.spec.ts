@@ -1,7 +1,9 @@
+import { randomUUID } from 'node:crypto';
 import { DATABASE_ENDPOINT, type DatabaseEndpoint } from '../../src/database/database.module';
 import { startEngineSimulator, type RunningSimulator } from '../../src/simulator/simulator.server';
 import { postSse } from '../factories/sse';
 import { api, startTestApp, type TestApp } from '../factories/test-app';
+import { deleteRedisPrefix } from '../factories/redis';
 
 /**
  * The response cache through the turn API: the app on a real port (its default in-process embedding
@@ -240,10 +242,11 @@ describe('response cache across API replicas (e2e)', () => {
   let sim: RunningSimulator;
   let replicaA: TestApp;
   let replicaB: TestApp;
+  // Both replicas share it; the suite deletes it (startTestApp leaves a prefix it was given alone).
+  const prefix = `kvchat-test-replicas-${randomUUID()}:`;
 
   beforeAll(async () => {
     sim = await startEngineSimulator({ timing: { timeScale: 0 }, replyTokens: { min: 24, max: 48 } });
-    const prefix = `kvchat-test-replicas-${Date.now()}:`;
     replicaA = await startTestApp({
       INFERENCE_ENDPOINTS: sim.baseURL,
       REDIS_KEY_PREFIX: prefix,
@@ -262,6 +265,7 @@ describe('response cache across API replicas (e2e)', () => {
     await replicaB?.close();
     await replicaA?.close();
     await sim?.close();
+    await deleteRedisPrefix(prefix);
   });
 
   it('should answer identical questions arriving at two replicas with one engine call, and share hits', async () => {

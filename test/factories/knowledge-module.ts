@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import { EntityManager } from '@mikro-orm/postgresql';
-import Redis from 'ioredis';
 import { Test, type TestingModule } from '@nestjs/testing';
 import { Tenant } from '../../src/auth/tenant.entity';
 import type { Env } from '../../src/config/config.loader';
@@ -14,6 +13,7 @@ import type { Ingestion } from '../../src/knowledge/ingestion.entity';
 import { KnowledgeModule } from '../../src/knowledge/knowledge.module';
 import { QueuesModule } from '../../src/queues/queues.module';
 import { lexicalEmbedding } from '../../src/common/lexical-embedding';
+import { deleteRedisPrefix } from './redis';
 
 /**
  * Embeddings the test controls: the simulator's lexical vectors (64 dimensions); ingestion's batches
@@ -61,17 +61,6 @@ export class ControlledEmbeddings {
     this.calls += 1;
     this.texts += 1;
     return Promise.resolve(lexicalEmbedding(text, 64));
-  }
-}
-
-/** Deletes every key under `prefix` on the local Redis (what a suite created: Bull's queue keys). */
-export async function deleteRedisKeys(prefix: string): Promise<void> {
-  const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
-  try {
-    const keys = await redis.keys(`${prefix.replace(/[*?[\]]/g, '\\$&')}*`);
-    if (keys.length > 0) await redis.del(...keys);
-  } finally {
-    await redis.quit();
   }
 }
 
@@ -143,7 +132,7 @@ export async function startKnowledgeHarness(env: Env = {}): Promise<KnowledgeHar
     close: async () => {
       embeddings.open();
       await module.close();
-      await deleteRedisKeys(prefix);
+      await deleteRedisPrefix(prefix);
     },
   };
 }

@@ -2,23 +2,36 @@ import { randomUUID } from 'node:crypto';
 import { createParser } from 'eventsource-parser';
 import { startBenchInstance, type BenchInstance } from '../../bench/harness';
 import type { Env } from '../../src/config/config.loader';
+import { deleteRedisPrefix } from './redis';
+import { testDatabase } from './test-app';
 
 /**
- * Boots the whole app for an observability test: in-memory PGlite, the local Redis under a unique
- * prefix, the in-process simulator with no sleeping, port 0, one tenant key.
+ * Boots the whole app for an observability test: the worker's database (see testDatabase), the local
+ * Redis under a unique prefix (deleted by `close()` unless `env` names one), the in-process simulator
+ * with no sleeping, port 0, one tenant key.
  */
-export function bootApp(env: Env = {}): Promise<BenchInstance> {
-  return startBenchInstance(
+export async function bootApp(env: Env = {}): Promise<BenchInstance> {
+  const prefix = `kvchat-obs-${randomUUID()}:`;
+  const app = await startBenchInstance(
     {
+      ...testDatabase(env),
       NODE_ENV: 'test',
       LOG_LEVEL: 'silent',
       SIMULATOR_TIME_SCALE: '0',
       API_KEY_CACHE_SECONDS: '0',
-      REDIS_KEY_PREFIX: `kvchat-obs-${randomUUID()}:`,
+      REDIS_KEY_PREFIX: prefix,
       ...env,
     },
     `obs-${randomUUID().slice(0, 8)}`,
   );
+  return {
+    ...app,
+    close: async () => {
+      await app.close();
+      // A prefix the test chose may be shared with another instance it still needs: the test deletes it.
+      if (env.REDIS_KEY_PREFIX === undefined) await deleteRedisPrefix(prefix);
+    },
+  };
 }
 
 /** A JSON request: status, headers and parsed body. */

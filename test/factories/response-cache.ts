@@ -13,6 +13,7 @@ import { EmbeddedEngineModule } from '../../src/embedded-engine.module';
 import { ENTITIES } from '../../src/entities';
 import type { ChatResult } from '../../src/inference/inference.types';
 import { RedisModule } from '../../src/redis/redis.module';
+import { deleteRedisPrefix } from './redis';
 
 /** The caching module booted on the real Redis, a database and the in-process engine simulator. */
 export interface CachingHarness {
@@ -25,13 +26,14 @@ export interface CachingHarness {
 
 /** Boots the caching module with `env` over in-memory PGlite (unless DATABASE_URL) and a unique Redis prefix. */
 export async function startCachingHarness(env: Env = {}): Promise<CachingHarness> {
+  const prefix = `kvchat-test-${randomUUID()}:`;
   const moduleRef = await Test.createTestingModule({
     imports: [
       KvchatConfigModule.forRoot({
         DATA_DIR: 'memory://',
         EMBEDDED_DB_PORT: '0',
         SIMULATOR_TIME_SCALE: '0',
-        REDIS_KEY_PREFIX: `kvchat-test-${randomUUID()}:`,
+        REDIS_KEY_PREFIX: prefix,
         ...env,
       }),
       RedisModule,
@@ -52,7 +54,10 @@ export async function startCachingHarness(env: Env = {}): Promise<CachingHarness
       await fork.flush();
       return tenant.id;
     },
-    close: () => app.close(),
+    close: async () => {
+      await app.close();
+      if (env.REDIS_KEY_PREFIX === undefined) await deleteRedisPrefix(prefix);
+    },
   };
 }
 

@@ -4,6 +4,7 @@ import { createApp, type RunningApp } from '../../src/app.factory';
 import { ApiKeyService } from '../../src/auth/api-key.service';
 import type { Env } from '../../src/config/config.loader';
 import { deleteRedisPrefix } from './redis';
+import { workerDatabaseUrl } from './worker-database';
 
 /** A kvchat booted for a test on real ports, with two tenants' keys. */
 export interface TestApp {
@@ -20,16 +21,17 @@ export interface TestApp {
 }
 
 /**
- * Boots the whole app on port 0 with in-memory PGlite (unless `env.DATABASE_URL`), the local
- * Redis under a unique key prefix (deleted by `close()` unless `env.REDIS_KEY_PREFIX` names one), and the engine given by `env.INFERENCE_ENDPOINTS` (tests pass a
- * simulator they control) or an in-process simulator with no sleeping. `imports` adds modules
- * (e.g. one listing a test `@Agent`).
+ * Boots the whole app on port 0 with the jest worker's migrated database in the e2e tier (see
+ * worker-database.ts; in-memory PGlite elsewhere, or when `env` names DATABASE_URL or DATA_DIR), the
+ * local Redis under a unique key prefix (deleted by `close()` unless `env.REDIS_KEY_PREFIX` names
+ * one), and the engine given by `env.INFERENCE_ENDPOINTS` (tests pass a simulator they control) or an
+ * in-process simulator with no sleeping. `imports` adds modules (e.g. one listing a test `@Agent`).
  */
 export async function startTestApp(env: Env = {}, imports: ModuleMetadata['imports'] = []): Promise<TestApp> {
   const prefix = `kvchat-test-${randomUUID()}:`;
   const running = await createApp(
     {
-      DATA_DIR: 'memory://',
+      ...testDatabase(env),
       EMBEDDED_DB_PORT: '0',
       LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
       LOG_FORMAT: 'json',
@@ -61,6 +63,16 @@ export async function startTestApp(env: Env = {}, imports: ModuleMetadata['impor
       if (env.REDIS_KEY_PREFIX === undefined) await deleteRedisPrefix(prefix);
     },
   };
+}
+
+/**
+ * Where a test app's data goes: the worker's database unless `env` chooses (DATABASE_URL, or DATA_DIR
+ * for the embedded database), else an in-memory PGlite of the app's own.
+ */
+export function testDatabase(env: Env): Env {
+  if (env.DATABASE_URL !== undefined || env.DATA_DIR !== undefined) return {};
+  const url = workerDatabaseUrl();
+  return url ? { DATABASE_URL: url } : { DATA_DIR: 'memory://' };
 }
 
 /** JSON request helper over fetch: returns status, headers and the parsed body. */

@@ -1,5 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import type { FlightLock, NewCachedAnswer, ResponseCacheStore } from '../../src/caching/response-cache.store';
+import type {
+  EntryFilter,
+  FlightLock,
+  NewCachedAnswer,
+  ResponseCacheStore,
+} from '../../src/caching/response-cache.store';
 import type { CachedAnswer } from '../../src/caching/response-cache.types';
 
 /**
@@ -119,10 +124,7 @@ export class InMemoryResponseCacheStore implements ResponseCacheStore {
     return n;
   }
 
-  async entryIds(
-    tenantId: string,
-    filter: { agent?: string; templateVersion?: string } = {},
-  ): Promise<string[]> {
+  async entryIds(tenantId: string, filter: EntryFilter = {}): Promise<string[]> {
     await this.check();
     return [...this.entries.values()]
       .map((h) => h.entry)
@@ -130,7 +132,8 @@ export class InMemoryResponseCacheStore implements ResponseCacheStore {
         (e) =>
           e.tenantId === tenantId &&
           (!filter.agent || e.agent === filter.agent) &&
-          (!filter.templateVersion || e.templateVersion === filter.templateVersion),
+          (!filter.templateVersion || e.templateVersion === filter.templateVersion) &&
+          (!filter.document || (e.documents ?? []).includes(filter.document)),
       )
       .map((e) => e.entryId);
   }

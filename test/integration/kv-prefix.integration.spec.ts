@@ -13,6 +13,7 @@ import { Message } from '../../src/conversations/message.entity';
 import { buildOrmOptions } from '../../src/database/mikro-orm.options';
 import { ENTITIES } from '../../src/entities';
 import { createScratchDatabase, type ScratchDatabase } from '../factories/postgres';
+import { deleteRedisPrefix } from '../factories/redis';
 
 const ids = (n: number, from = 0): number[] => Array.from({ length: n }, (_, i) => from + i);
 
@@ -31,9 +32,8 @@ describe('PrefixReuseService (integration, Redis)', () => {
   });
 
   afterAll(async () => {
-    const keys = await redis.keys(`${prefix}*`);
-    if (keys.length > 0) await redis.del(...keys);
     await redis.quit();
+    await deleteRedisPrefix(prefix);
   });
 
   it('should measure the block-aligned prefix each prompt shares with the previous one of its conversation', async () => {

@@ -6,6 +6,7 @@ import { ENTITIES } from '../../src/entities';
 import { startEngineSimulator, type RunningSimulator } from '../../src/simulator/simulator.server';
 import { createScratchDatabase, type ScratchDatabase } from '../factories/postgres';
 import { api, startTestApp, type TestApp } from '../factories/test-app';
+import { deleteRedisPrefix } from '../factories/redis';
 
 /**
  * Against the local PostgreSQL server: migrations from an empty database, keys stored hashed,
@@ -100,6 +101,7 @@ describe('PostgreSQL server (integration)', () => {
     afterAll(async () => {
       await a?.close();
       await b?.close();
+      await deleteRedisPrefix(`kvchat-test-shared-${db.name}:`);
     });
 
     it('should serialise turns posted to one conversation through both replicas', async () => {

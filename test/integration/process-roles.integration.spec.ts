@@ -14,6 +14,7 @@ import {
   waitFor,
 } from '../factories/processes';
 import { api } from '../factories/test-app';
+import { deleteRedisPrefix } from '../factories/redis';
 
 /**
  * One image, several roles, as the chart and compose run them: `migrate` once, then an `api` and a
@@ -52,6 +53,8 @@ describe('process roles (separate processes)', () => {
       active: number;
     };
 
+  const prefix = `kvchat-test-${randomUUID()}:`;
+
   beforeAll(async () => {
     [build, db, sim] = await Promise.all([
       buildApp(),
@@ -61,7 +64,7 @@ describe('process roles (separate processes)', () => {
     env = childEnv({
       DATABASE_URL: db.url,
       DB_MIGRATE_ON_BOOT: 'false',
-      REDIS_KEY_PREFIX: `kvchat-test-${randomUUID()}:`,
+      REDIS_KEY_PREFIX: prefix,
       INFERENCE_ENDPOINTS: sim.baseURL,
       SERVER_SECRET: randomUUID(),
       NODE_ENV: 'test',
@@ -79,6 +82,7 @@ describe('process roles (separate processes)', () => {
     await Promise.all(started.map((p) => p.stop()));
     await sim?.close();
     await db?.drop();
+    await deleteRedisPrefix(prefix);
     await build?.remove();
   }, PROCESS_TEST_TIMEOUT_MS);
 

@@ -9,6 +9,7 @@ import { QueuesHealthIndicator } from '../../src/health/queues.health';
 import { registerQueue } from '../../src/queues/queue-options';
 import { QueueStatsService } from '../../src/queues/queue-stats.service';
 import { QueuesModule } from '../../src/queues/queues.module';
+import { deleteRedisPrefix } from '../factories/redis';
 
 const FLAKY = 'flaky';
 const IDLE = 'idle';
@@ -43,12 +44,13 @@ class FeatureModule {}
 /** Bull queues on the local Redis: retries, kept failures, depth, stall detection and readiness. */
 describe('queues (integration)', () => {
   let app: TestingModule;
+  const prefix = `kvchat-test-${randomUUID()}:`;
 
   beforeAll(async () => {
     app = await Test.createTestingModule({
       imports: [
         KvchatConfigModule.forRoot({
-          REDIS_KEY_PREFIX: `kvchat-test-${randomUUID()}:`,
+          REDIS_KEY_PREFIX: prefix,
           QUEUE_JOB_BACKOFF_MS: '50',
           QUEUE_STALL_SECONDS: '1',
         }),
@@ -64,6 +66,7 @@ describe('queues (integration)', () => {
 
   afterAll(async () => {
     await app?.close();
+    await deleteRedisPrefix(prefix);
   });
 
   it('should keep the default backoff and failed-job retention when a queue overrides its attempts', () => {

@@ -9,6 +9,7 @@ import type { RedisResponseCacheStore } from '../../src/caching/redis-response-c
 import { RESPONSE_CACHE_STORE } from '../../src/caching/response-cache.store';
 import { questionHash, scopeFingerprint } from '../../src/caching/scope';
 import { SemanticIndex } from '../../src/caching/semantic-index';
+import { SingleFlight } from '../../src/caching/single-flight';
 import { EngineStreamCut } from '../../src/inference/inference.errors';
 import { REDIS } from '../../src/redis/redis.module';
 import {
@@ -17,6 +18,7 @@ import {
   scopeFor,
   startCachingHarness,
 } from '../factories/response-cache';
+import { until } from '../factories/until';
 
 /**
  * The response cache against the real Redis, PGlite with pgvector and the default in-process
@@ -205,10 +207,13 @@ describe('response cache (integration)', () => {
       return engineResult('the one answer');
     });
     const scope = scopeFor(tenant);
+    const coalesce = jest.spyOn(h.app.get(SingleFlight), 'coalesce');
     const all = Promise.all(
       Array.from({ length: 5 }, () => h.cache.serve({ scope, question: 'What is single flight?' }, compute)),
     );
-    await new Promise((r) => setTimeout(r, 100));
+    // Gate: all five have joined the flight (one leads and calls the engine, four wait on it).
+    await until(() => coalesce.mock.calls.length === 5, 'five requests on one flight');
+    coalesce.mockRestore();
     release();
     const served = await all;
     expect(compute).toHaveBeenCalledTimes(1);
@@ -228,8 +233,11 @@ describe('response cache (integration)', () => {
     const lockKey = store.flightKey(tenant, scopeFingerprint(scope), questionHash(question));
     await redis.set(lockKey, 'other-replica', 'PX', 10_000);
     const compute = jest.fn(() => Promise.resolve(engineResult('mine')));
+    const waitFor = jest.spyOn(h.app.get(SingleFlight), 'waitFor');
     const waiting = h.cache.serve({ scope, question }, compute);
-    await new Promise((r) => setTimeout(r, 150));
+    // Gate: this replica found the lock held and waits on it.
+    await until(() => waitFor.mock.calls.length === 1, 'the request to wait on the other replica');
+    waitFor.mockRestore();
     // ... it stores its answer and releases the lock.
     await h.cache.storeAnswer(scope, question, engineResult('from the other replica'));
     await redis.del(lockKey);
@@ -248,8 +256,10 @@ describe('response cache (integration)', () => {
     const redis = h.app.get<Redis>(REDIS);
     await redis.set(lockKey, 'other-replica', 'PX', 10_000);
     const compute = jest.fn(() => Promise.resolve(engineResult('mine')));
+    const waitFor = jest.spyOn(h.app.get(SingleFlight), 'waitFor');
     const waiting = h.cache.serve({ scope, question }, compute);
-    await new Promise((r) => setTimeout(r, 100));
+    await until(() => waitFor.mock.calls.length === 1, 'the request to wait on the other replica');
+    waitFor.mockRestore();
     await redis.del(lockKey);
     const served = await waiting;
     expect(compute).toHaveBeenCalledTimes(1);

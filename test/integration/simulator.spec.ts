@@ -13,6 +13,7 @@ import {
   startEngineSimulator,
   startEngineSimulatorCluster,
 } from '../../src/simulator/simulator.server';
+import { deleteRedisPrefix } from '../factories/redis';
 
 /**
  * The engine simulator over HTTP, spoken to with the official `openai` SDK as the app does:
@@ -443,10 +444,9 @@ describe('engine simulator under load and pressure (integration)', () => {
       expect(onB.data.usage?.prompt_tokens_details?.cached_tokens).toBe(expected);
       expect((await redis.keys(`${prefix}*`)).length).toBe(Math.floor(promptTokens / 64));
     } finally {
-      const keys = await redis.keys(`${prefix}*`);
-      if (keys.length > 0) await redis.del(...keys);
       await redis.quit();
       await cluster.close();
+      await deleteRedisPrefix(prefix, REDIS_URL);
     }
   });
 });

@@ -81,6 +81,34 @@ describe('AgentRouter', () => {
     expect(calls[0].agents.map((a) => a.name)).toEqual(['travel', 'billing', 'weather']);
   });
 
+  it('should never pick an agent that is ineligible for the turn, but still honour it when pinned', async () => {
+    const { sut, calls } = build([
+      { agent: 'travel', score: 0.9 },
+      { agent: 'billing', score: 0.6 },
+      { agent: 'weather', score: 0.3 },
+    ]);
+    const decision = await route(sut, { pinnedAgent: null, userMessage: 'x', ineligible: ['travel'] });
+    expect(decision).toMatchObject({
+      agent: 'billing',
+      score: 0.6,
+      candidates: [
+        { agent: 'billing', score: 0.6 },
+        { agent: 'weather', score: 0.3 },
+      ],
+    });
+    // The classifier sees the same agent list every turn (its index is built once per list).
+    expect(calls[0].agents.map((a) => a.name)).toEqual(['travel', 'billing', 'weather']);
+    const below = await route(sut, {
+      pinnedAgent: null,
+      userMessage: 'x',
+      ineligible: ['travel', 'billing'],
+    });
+    expect(below).toMatchObject({ agent: 'assistant', fallback: true, reason: 'below-floor' });
+    await expect(
+      route(sut, { pinnedAgent: 'travel', userMessage: 'x', ineligible: ['travel'] }),
+    ).resolves.toMatchObject({ agent: 'travel', classifier: 'pinned' });
+  });
+
   it('should fall back below the floor, recording the best score', async () => {
     const { sut } = build([{ agent: 'travel', score: 0.39 }]);
     await expect(route(sut, { pinnedAgent: null, userMessage: 'hello' })).resolves.toMatchObject({

@@ -17,6 +17,12 @@ export interface RouteRequest extends ClassifyContext {
   /** The conversation's pinned agent, if any. */
   pinnedAgent: string | null;
   userMessage: string;
+  /**
+   * Agents intent routing must not pick for this turn (their `ChatAgent.routableFor` said no, e.g. the
+   * knowledge agent in a conversation bound to no knowledge base). Their scores are dropped before the
+   * floor is applied; the index is unchanged. Pinning is unaffected.
+   */
+  ineligible?: readonly string[];
 }
 
 /** The router's answer for a turn. */
@@ -47,7 +53,7 @@ export class AgentRouter {
    * @param signal the turn's cancellation (an aborted classifier call is rethrown, not routed to the fallback)
    */
   async route(request: RouteRequest, signal?: AbortSignal): Promise<RoutedTurn> {
-    const { pinnedAgent, userMessage, ...context } = request;
+    const { pinnedAgent, userMessage, ineligible = [], ...context } = request;
     if (pinnedAgent) {
       if (this.registry.get(pinnedAgent)) {
         return { route: { agent: pinnedAgent, score: 1, classifier: 'pinned' } };
@@ -60,6 +66,7 @@ export class AgentRouter {
         this.config.AGENT_FALLBACK,
         context,
         signal,
+        ineligible,
       );
       return { ...routed, route: { ...routed.route, reason: routed.route.reason ?? 'pinned-agent-unknown' } };
     }
@@ -69,6 +76,7 @@ export class AgentRouter {
       this.config.AGENT_FALLBACK,
       context,
       signal,
+      ineligible,
     );
   }
 
@@ -93,6 +101,7 @@ export class AgentRouter {
     fallback: string,
     context: ClassifyContext,
     signal: AbortSignal | undefined,
+    ineligible: readonly string[] = [],
   ): Promise<RoutedTurn> {
     const floor = this.config.AGENT_ROUTING_FLOOR;
     if (agents.length === 0) {
@@ -125,10 +134,14 @@ export class AgentRouter {
       };
     }
     const embedding = classification.embedding;
-    const candidates = classification.scores
+    const scores =
+      ineligible.length > 0
+        ? classification.scores.filter((s) => !ineligible.includes(s.agent))
+        : classification.scores;
+    const candidates = scores
       .slice(0, KEPT_CANDIDATES)
       .map((c) => ({ agent: c.agent, score: round(c.score) }));
-    const best = classification.scores[0];
+    const best = scores[0];
     if (best && best.score >= floor) {
       return {
         route: {

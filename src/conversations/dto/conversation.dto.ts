@@ -1,6 +1,18 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
-import { IsInt, IsObject, IsOptional, IsString, Matches, Max, MaxLength, Min } from 'class-validator';
+import {
+  ArrayMaxSize,
+  IsArray,
+  IsInt,
+  IsObject,
+  IsOptional,
+  IsString,
+  IsUUID,
+  Matches,
+  Max,
+  MaxLength,
+  Min,
+} from 'class-validator';
 import type { Conversation } from '../conversation.entity';
 
 /** Body of `POST /v1/conversations`. */
@@ -23,6 +35,20 @@ export class CreateConversationDto {
     message: 'agent must be an agent name (lowercase letters, digits, - and _)',
   })
   agent?: string;
+
+  @ApiPropertyOptional({
+    type: [String],
+    format: 'uuid',
+    maxItems: 20,
+    description:
+      'Bind the conversation to these knowledge bases of the tenant: the `knowledge` agent searches only them ' +
+      '(unbound: all the tenant’s). An id that is not the tenant’s is a 400 naming it.',
+  })
+  @IsOptional()
+  @IsArray()
+  @ArrayMaxSize(20)
+  @IsUUID(undefined, { each: true, message: 'knowledgeBaseIds must contain knowledge base ids (uuids)' })
+  knowledgeBaseIds?: string[];
 }
 
 /** Cursor paging: `limit` (1..100) and the opaque `cursor` of the previous page. */
@@ -48,6 +74,8 @@ export class ConversationDto {
   @ApiProperty({ type: String, nullable: true }) title!: string | null;
   @ApiProperty({ type: 'object', additionalProperties: true }) metadata!: Record<string, unknown>;
   @ApiProperty({ type: String, nullable: true, description: 'Pinned agent.' }) agent!: string | null;
+  @ApiProperty({ type: [String], description: 'Knowledge bases the conversation is bound to (empty: none).' })
+  knowledgeBaseIds!: string[];
   @ApiProperty({ description: 'Messages stored, failed turns included.' }) messageCount!: number;
   @ApiProperty({ type: String, format: 'date-time', nullable: true }) lastTurnAt!: string | null;
   @ApiProperty({ format: 'date-time' }) createdAt!: string;
@@ -59,6 +87,7 @@ export class ConversationDto {
       title: c.title,
       metadata: c.metadata,
       agent: c.agent,
+      knowledgeBaseIds: c.knowledgeBaseIds,
       messageCount: c.messageCount,
       lastTurnAt: c.lastTurnAt?.toISOString() ?? null,
       createdAt: c.createdAt.toISOString(),

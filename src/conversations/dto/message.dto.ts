@@ -1,4 +1,5 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { CitationDto } from '../../agents/dto/citation.dto';
 import { RouteDecisionDto } from '../../agents/dto/route-decision.dto';
 import { clientDetail } from '../../common/client-detail';
 import type { Message } from '../message.entity';
@@ -89,6 +90,13 @@ export class MessageDto {
     description: 'How the turn was routed (assistant messages).',
   })
   route!: Record<string, unknown> | null;
+  @ApiPropertyOptional({
+    type: [CitationDto],
+    nullable: true,
+    description:
+      'Passages the answer was given (assistant messages of agents that retrieve, e.g. `knowledge`).',
+  })
+  citations!: CitationDto[] | null;
   @ApiPropertyOptional({ type: String, nullable: true }) templateVersion!: string | null;
   @ApiPropertyOptional({ type: String, nullable: true }) replica!: string | null;
   @ApiPropertyOptional({ type: String, nullable: true }) finishReason!: string | null;
@@ -109,6 +117,7 @@ export class MessageDto {
       timings: m.timings,
       cache: m.cache,
       route: m.route,
+      citations: m.citations,
       templateVersion: m.templateVersion,
       replica: m.replica,
       finishReason: m.finishReason,

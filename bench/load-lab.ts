@@ -1,0 +1,312 @@
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { request } from 'undici';
+import { parsePrometheusText } from '../src/inference/prometheus-text';
+import { freePort, sleep, waitFor } from './chaos-lab';
+
+const run = promisify(execFile);
+
+/** Clock ticks per second of /proc/<pid>/stat times (`getconf CLK_TCK`; 100 on Linux x86-64 and arm64). */
+let clockTicks = 100;
+void run('getconf', ['CLK_TCK'])
+  .then(({ stdout }) => {
+    const n = Number(stdout.trim());
+    if (Number.isInteger(n) && n > 0) clockTicks = n;
+  })
+  .catch(() => undefined);
+
+/** CPU time (user + system) and resident set of a process, from /proc/<pid>/stat (proc(5)). */
+export interface ProcSample {
+  cpuMs: number;
+  rssMb: number;
+}
+
+/** Reads /proc/<pid>/stat: fields 14 and 15 (utime, stime, clock ticks) and 24 (rss, pages). */
+export function readProcStat(pid: number): ProcSample | null {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) is in parentheses and may contain spaces: split after its closing one.
+    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    const utime = Number(fields[11]);
+    const stime = Number(fields[12]);
+    const rssPages = Number(fields[21]);
+    return { cpuMs: ((utime + stime) * 1000) / clockTicks, rssMb: (rssPages * 4096) / 1048576 };
+  } catch {
+    return null;
+  }
+}
+
+/** A process the lab started (or was given), with what the report needs about it. */
+export interface LabProcess {
+  name: string;
+  role: 'api' | 'worker' | 'simulator' | 'gateway';
+  url: string;
+  pid?: number;
+  child?: ChildProcess;
+  /** Highest RSS seen by the sampler, MB. */
+  rssMbMax: number;
+}
+
+/** Where the lab's processes find PostgreSQL, Redis and each other. */
+export interface LabOptions {
+  /** dist/ of `npm run build`. */
+  distDir: string;
+  /** External PostgreSQL; unset = a fresh database `kvchat_load_<pid>` on the local server, dropped at close. */
+  databaseUrl?: string;
+  /** The shared Redis (a fresh key prefix is used and its keys removed at close). */
+  redisUrl: string;
+  apiProcesses: number;
+  /** Extra environment of the api processes (limits, cache switches). */
+  apiEnv: Record<string, string>;
+  /** Flags of `node --cpu-prof` etc. for the first api process. */
+  firstApiNodeFlags?: string[];
+  /** Turn/chat answers the simulator streams are `max_tokens` long; `--time-scale` of its sleeps. */
+  simulatorArgs: string[];
+  /** Start a Portkey gateway from this install directory (node_modules/@portkey-ai/gateway). */
+  portkeyDir?: string;
+}
+
+/**
+ * The processes of one load run: the engine simulator, one worker and K api processes of kvchat
+ * (`KVCHAT_ROLE`, docs/deploy.md) on the external PostgreSQL and the shared Redis under a fresh key
+ * prefix, optionally Portkey's gateway; an API key; a sampler of CPU and RSS from /proc. `close()`
+ * stops exactly the processes it started (by pid), removes its Redis keys and drops the database it created.
+ */
+export class LoadLab {
+  readonly dir = mkdtempSync(join(tmpdir(), 'kvchat-load-'));
+  readonly processes: LabProcess[] = [];
+  readonly metricsToken = randomBytes(18).toString('hex');
+  readonly keyPrefix = `kvchat-load-${process.pid}-${Date.now()}:`;
+  databaseUrl = '';
+  simUrl = '';
+  apiKey = '';
+  private createdDatabase?: string;
+  private sampler?: NodeJS.Timeout;
+
+  constructor(private readonly options: LabOptions) {}
+
+  get apis(): LabProcess[] {
+    return this.processes.filter((p) => p.role === 'api');
+  }
+
+  get gateway(): LabProcess | undefined {
+    return this.processes.find((p) => p.role === 'gateway');
+  }
+
+  async start(): Promise<void> {
+    await this.prepareDatabase();
+    await this.startSimulator();
+    const env = this.kvchatEnv({});
+    // Migrations once, before any process boots (processes then skip them: no race between K api processes).
+    await run(process.execPath, [join(this.options.distDir, 'src/migrate.js')], { env });
+    const { stdout } = await run(
+      process.execPath,
+      [join(this.options.distDir, 'src/auth/cli/keys.cli.js'), 'create', '--tenant', `load-${process.pid}`],
+      { env },
+    );
+    this.apiKey = stdout.trim().split('\n').at(-1) ?? '';
+    const starts = [this.startKvchat('worker', 'worker', {})];
+    for (let i = 0; i < this.options.apiProcesses; i++)
+      starts.push(
+        this.startKvchat(
+          `api-${i + 1}`,
+          'api',
+          this.options.apiEnv,
+          i === 0 ? this.options.firstApiNodeFlags : [],
+        ),
+      );
+    await Promise.all(starts);
+    if (this.options.portkeyDir) await this.startPortkey(this.options.portkeyDir);
+    this.sampler = setInterval(() => this.sample(), 500);
+    this.sampler.unref();
+  }
+
+  /** CPU ms and RSS MB of every process that has a pid, by name. */
+  snapshot(): Record<string, ProcSample> {
+    const out: Record<string, ProcSample> = {};
+    for (const p of this.processes) {
+      const s = p.pid ? readProcStat(p.pid) : null;
+      if (s) out[p.name] = s;
+    }
+    return out;
+  }
+
+  /** Samples of one process's /metrics (the lab's bearer token). */
+  async scrape(p: LabProcess): Promise<ReturnType<typeof parsePrometheusText>> {
+    const res = await request(`${p.url}/metrics`, {
+      headers: { authorization: `Bearer ${this.metricsToken}` },
+      headersTimeout: 30_000,
+      bodyTimeout: 30_000,
+    });
+    const text = await res.body.text();
+    return res.statusCode === 200 ? parsePrometheusText(text) : [];
+  }
+
+  /** Rows of a query as JSON objects, through psql on the run's database. */
+  async query<T>(sql: string): Promise<T[]> {
+    const { stdout } = await run(
+      'psql',
+      [this.databaseUrl, '-At', '-c', `select coalesce(json_agg(t), '[]') from (${sql}) t`],
+      { maxBuffer: 256 * 1024 * 1024 },
+    );
+    return JSON.parse(stdout) as T[];
+  }
+
+  /** Stops what it started (SIGTERM, SIGKILL after 10 s), removes the Redis keys and the database it created. */
+  async close(): Promise<void> {
+    clearInterval(this.sampler);
+    await Promise.all(
+      this.processes.map(async (p) => {
+        const child = p.child;
+        if (!child || child.exitCode !== null || child.signalCode !== null) return;
+        const exited = new Promise<void>((r) => child.once('exit', () => r()));
+        child.kill('SIGTERM');
+        if (!(await Promise.race([exited.then(() => true), sleep(10_000).then(() => false)]))) {
+          child.kill('SIGKILL');
+          await exited;
+        }
+      }),
+    );
+    await this.removeRedisKeys().catch((e: unknown) => process.stderr.write(`redis cleanup: ${String(e)}\n`));
+    if (this.createdDatabase)
+      await run('dropdb', ['-h', '127.0.0.1', '-U', 'postgres', '--if-exists', this.createdDatabase]).catch(
+        (e: unknown) => process.stderr.write(`dropdb: ${String(e)}\n`),
+      );
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  /** The log file of a process, for a failed run. */
+  logPath(name: string): string {
+    return join(this.dir, `${name}.log`);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  private async prepareDatabase(): Promise<void> {
+    if (this.options.databaseUrl) {
+      this.databaseUrl = this.options.databaseUrl;
+      return;
+    }
+    const name = `kvchat_load_${process.pid}`;
+    await run('createdb', ['-h', '127.0.0.1', '-U', 'postgres', name]);
+    this.createdDatabase = name;
+    this.databaseUrl = `postgres://postgres@127.0.0.1:5432/${name}`;
+  }
+
+  private kvchatEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
+    return {
+      ...process.env,
+      NODE_ENV: 'production',
+      LOG_FORMAT: 'json',
+      LOG_LEVEL: 'warn',
+      HOST: '127.0.0.1',
+      DATABASE_URL: this.databaseUrl,
+      DB_MIGRATE_ON_BOOT: 'false',
+      REDIS_URL: this.options.redisUrl,
+      REDIS_KEY_PREFIX: this.keyPrefix,
+      INFERENCE_ENDPOINTS: `${this.simUrl}/v1`,
+      DATA_DIR: join(this.dir, 'data'),
+      SERVER_SECRET: 'load-benchmark-server-secret',
+      API_KEY_CACHE_SECONDS: '300',
+      METRICS_ENABLED: 'true',
+      METRICS_BEARER_TOKEN: this.metricsToken,
+      ...extra,
+    };
+  }
+
+  private async startSimulator(): Promise<void> {
+    const port = await freePort();
+    this.simUrl = `http://127.0.0.1:${port}`;
+    const child = spawn(
+      process.execPath,
+      [
+        join(this.options.distDir, 'src/simulator/main.js'),
+        '--port',
+        String(port),
+        ...this.options.simulatorArgs,
+      ],
+      { stdio: ['ignore', this.log('simulator'), this.log('simulator')] },
+    );
+    this.processes.push({
+      name: 'simulator',
+      role: 'simulator',
+      url: this.simUrl,
+      pid: child.pid,
+      child,
+      rssMbMax: 0,
+    });
+    await waitFor('simulator', async () => (await request(`${this.simUrl}/health`)).statusCode === 200);
+  }
+
+  private async startKvchat(
+    name: string,
+    role: 'api' | 'worker',
+    extra: Record<string, string>,
+    nodeFlags: string[] = [],
+  ): Promise<void> {
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    const child = spawn(process.execPath, [...nodeFlags, join(this.options.distDir, 'src/main.js')], {
+      env: this.kvchatEnv({ ...extra, KVCHAT_ROLE: role, PORT: String(port) }),
+      cwd: this.dir,
+      stdio: ['ignore', this.log(name), this.log(name)],
+    });
+    this.processes.push({ name, role, url, pid: child.pid, child, rssMbMax: 0 });
+    await waitFor(
+      `${name} (log: ${this.logPath(name)})`,
+      async () => {
+        if (child.exitCode !== null) throw new Error(`${name} exited with ${child.exitCode}`);
+        return (await request(`${url}/health/live`)).statusCode === 200;
+      },
+      180_000,
+    );
+  }
+
+  /** Portkey's open-source gateway (`build/start-server.js`, Node server) on a free port. */
+  private async startPortkey(dir: string): Promise<void> {
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    const child = spawn(
+      process.execPath,
+      [join(dir, 'node_modules/@portkey-ai/gateway/build/start-server.js'), `--port=${port}`, '--headless'],
+      {
+        cwd: dir,
+        env: { ...process.env, NODE_ENV: 'production' },
+        stdio: ['ignore', this.log('portkey'), this.log('portkey')],
+      },
+    );
+    this.processes.push({ name: 'portkey', role: 'gateway', url, pid: child.pid, child, rssMbMax: 0 });
+    await waitFor('portkey gateway', async () => (await request(`${url}/`)).statusCode < 500, 60_000);
+  }
+
+  private sample(): void {
+    for (const p of this.processes) {
+      const s = p.pid ? readProcStat(p.pid) : null;
+      if (s && s.rssMb > p.rssMbMax) p.rssMbMax = s.rssMb;
+    }
+  }
+
+  private async removeRedisKeys(): Promise<void> {
+    const { default: Redis } = await import('ioredis');
+    const redis = new Redis(this.options.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
+    await redis.connect();
+    try {
+      let cursor = '0';
+      do {
+        const [next, keys] = await redis.scan(cursor, 'MATCH', `${this.keyPrefix}*`, 'COUNT', 1000);
+        cursor = next;
+        if (keys.length > 0) await redis.unlink(...keys);
+      } while (cursor !== '0');
+      // Bull's queues use their own prefix under the key prefix; the pattern above covers them.
+    } finally {
+      redis.disconnect();
+    }
+  }
+
+  private log(name: string): number {
+    return openSync(this.logPath(name), 'a');
+  }
+}
