@@ -3,7 +3,7 @@ import type { TurnSink } from '../common/turn-events';
 import type { MessageCacheReport } from '../context/cache-report';
 import type { ConversationContextState } from '../context/context-policy';
 import type { HistoryMessage } from '../context/prompt.types';
-import type { ChatResult, ChatUsage } from '../inference/inference.types';
+import type { ChatResult, ChatUsage, ProviderRoute } from '../inference/inference.types';
 import type { TurnTrace } from '../observability/turn-trace';
 import type { Citation } from './chat-agent';
 
@@ -53,6 +53,8 @@ export interface RouteDecision {
   candidates?: { agent: string; score: number }[];
   /** Why the decision is what it is, when it is not the classifier's pick (machine-readable). */
   reason?: 'below-floor' | 'no-routable-agent' | 'classifier-unavailable' | 'pinned-agent-unknown';
+  /** After the engine answered: the catalogue deployment that answered and every attempt (fallbacks, skips). */
+  provider?: ProviderRoute;
 }
 
 /** A turn's answer with everything the message stores. */

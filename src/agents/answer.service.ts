@@ -90,7 +90,8 @@ export class AnswerService {
     const { cache, answerTokenCount } = await this.contextWindow.report(assembled, result);
     return {
       ...result,
-      route,
+      // The catalogue target that answered, and every attempt before it (absent for a response-cache hit).
+      route: result.provider ? { ...route, provider: result.provider } : route,
       templateVersion: assembled.templateVersion,
       cache: served.report ? { ...cache, response: served.report } : cache,
       ...(retrieved ? { citations } : {}),
@@ -169,6 +170,13 @@ export class AnswerService {
         cost: costBreakdown(result.usage, this.prices?.priceOf(result.model) ?? null) ?? undefined,
         metadata: {
           replica: result.replica,
+          ...(result.provider
+            ? {
+                deployment: result.provider.deployment,
+                provider: result.provider.provider,
+                attempts: result.provider.attempts,
+              }
+            : {}),
           templateVersion: assembled.templateVersion,
           prefixReuse: promptTokens > 0 ? cachedTokens / promptTokens : 0,
         },

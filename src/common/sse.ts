@@ -50,9 +50,12 @@ export class SseWriter {
       connection: 'keep-alive',
       'x-accel-buffering': 'no',
       'x-request-id': String(this.reply.request.id),
-      // Set before the handler (the API-key hook's x-ratelimit-*); hijacking drops the reply's own headers.
+      // Set before the first event (the API-key hook's x-ratelimit-*, the answering provider's x-kvchat-*);
+      // hijacking drops the reply's own headers.
       ...Object.fromEntries(
-        Object.entries(this.reply.getHeaders()).filter(([name]) => name.startsWith('x-ratelimit-')),
+        Object.entries(this.reply.getHeaders()).filter(
+          ([name]) => name.startsWith('x-ratelimit-') || name.startsWith('x-kvchat-'),
+        ),
       ),
       ...this.extraHeaders,
     });

@@ -23,6 +23,8 @@ import {
   type ChatCompletionCommand,
   type CompletedChat,
 } from './chat-completions.service';
+import { describeAttempts } from '../inference/deployment-guards';
+import type { ProviderRoute } from '../inference/inference.types';
 import { ChatCompletionDto, ChatCompletionRequestDto, ModelListDto } from './dto/chat-completion.dto';
 import { OpenAiBody } from './openai-body.decorator';
 
@@ -211,6 +213,7 @@ export class ChatCompletionsController {
       const done = await turnResult(this.completions.complete(auth, command, signal));
       await this.limits.chargeTokens(auth, engineTokens(done));
       void reply.header('x-kvchat-cache', cacheHeader(done));
+      if (done.provider) setProviderHeaders(reply, done.provider);
       return toChatCompletion(done);
     }
     // Unknown models are a 404 before any byte of the stream.
@@ -239,6 +242,11 @@ export class ChatCompletionsController {
     };
     try {
       const done = await turnResult(this.completions.complete(auth, command, signal), (event) => {
+        // The answering provider's x-kvchat-* headers go out with the stream's first byte.
+        if (event.type === 'route') {
+          setProviderHeaders(reply, event.route);
+          return;
+        }
         if (event.type === 'token') {
           open(0);
           sse.sendData(
@@ -295,6 +303,20 @@ export class ChatCompletionsController {
       return undefined;
     }
   }
+}
+
+/**
+ * Which catalogue target answered: `x-kvchat-model` (public), `x-kvchat-provider`, `x-kvchat-deployment`,
+ * `x-kvchat-upstream-model`, and `x-kvchat-attempts` (`openai-a=429,anthropic-b=ok`, in order).
+ */
+function setProviderHeaders(reply: FastifyReply, route: ProviderRoute): void {
+  void reply.headers({
+    'x-kvchat-model': route.model,
+    'x-kvchat-provider': route.provider,
+    'x-kvchat-deployment': route.deployment,
+    'x-kvchat-upstream-model': route.upstreamModel,
+    'x-kvchat-attempts': describeAttempts(route.attempts),
+  });
 }
 
 /** Tokens the engine processed for the answer: none for a response-cache hit (tpm and token budgets count these). */

@@ -17,13 +17,13 @@ import type {
   ChatResult,
   ChatUsage,
   ChoiceDelta,
+  ProviderRoute,
   WireChatMessage,
 } from '../inference/inference.types';
 import { EngineEmbeddingsClient } from '../inference/engine-embeddings.client';
 import { type ObservedTurn, TurnTelemetryService } from '../observability/turn-telemetry.service';
 import type { TurnTrace } from '../observability/turn-trace';
 import { UsageRecorder } from '../usage/usage-recorder.service';
-import { ModelNotFound } from './completions.errors';
 
 /** The agent name under which stateless chat completions are cached. */
 export const CHAT_COMPLETIONS_AGENT = 'chat-completions';
@@ -120,12 +120,13 @@ export interface ChatCompletionCommand {
 }
 
 /**
- * The payloads of a chat completion's events (see TurnEvent; no `route`: nothing is routed). `token`
+ * The payloads of a chat completion's events (see TurnEvent). `route`: the catalogue target that answers
+ * and the attempts before it, emitted before its first token (absent for a response-cache hit). `token`
  * carries the first choice's text; `choice` the other pieces of an OpenAI answer (tool-call fragments,
  * the text of choices past the first, logprobs).
  */
 export interface ChatCompletionPayloads {
-  route: never;
+  route: ProviderRoute;
   citations: never;
   cache: ResponseCacheReport;
   usage: ChatUsage;
@@ -159,6 +160,8 @@ export interface CompletedChat {
   cache?: ResponseCacheReport;
   /** Id of the cache entry this answer was stored as (to invalidate it with DELETE /v1/cache?entryId=). */
   storedEntryId?: string;
+  /** The catalogue target that answered and the attempts before it (absent for a response-cache hit). */
+  provider?: ProviderRoute;
 }
 
 /**
@@ -180,27 +183,21 @@ export class ChatCompletionsService {
     private readonly usage: UsageRecorder,
   ) {}
 
-  /** Ids of the models served: the engine's chat model, then its embedding models (when it lists any). */
+  /**
+   * Ids of the models served: the catalogue's public model names (without a catalogue file, the engine's
+   * chat model), then the engine's embedding models (when it lists any).
+   */
   async models(): Promise<string[]> {
-    const chat = await this.inference.modelName();
+    const chat = await this.inference.modelNames();
     const embedding = await this.embeddings.models().catch((): string[] => []);
-    return [chat, ...embedding.filter((id) => id !== chat)];
+    return [...chat, ...embedding.filter((id) => !chat.includes(id))];
   }
 
   /**
-   * The served model when `requested` names it. @throws ModelNotFound otherwise
+   * The catalogue's model when `requested` names it. @throws ModelNotServed (code ModelNotFound, 404) otherwise
    */
-  async resolveModel(requested: string): Promise<string> {
-    const served = await this.inference.modelName();
-    if (requested !== served) {
-      throw new ModelNotFound(
-        `The model \`${requested}\` does not exist. This server serves \`${served}\` (GET /v1/models).`,
-        {
-          served,
-        },
-      );
-    }
-    return served;
+  resolveModel(requested: string): Promise<string> {
+    return this.inference.resolveModel(requested);
   }
 
   /**
@@ -228,11 +225,12 @@ export class ChatCompletionsService {
   }
 
   /**
-   * Answers a chat request as one stream of events (as a conversation turn does, without `route`):
-   * `cache` (when the response cache is on), `token` (the first choice's text, live or a cached answer
-   * replayed) and `choice` (tool-call fragments, other choices, logprobs), `usage`, then `done` with the
-   * completed chat, or `error`. Counted like a turn: Prometheus and Langfuse (TurnTelemetryService,
-   * kind `chat.completions`) and a usage record (endpoint `chat.completions`).
+   * Answers a chat request as one stream of events, as a conversation turn does: `cache` (when the
+   * response cache is on), `route` (the catalogue target answering, before its first token), `token` (the
+   * first choice's text, live or a cached answer replayed) and `choice` (tool-call fragments, other
+   * choices, logprobs), `usage`, then `done` with the completed chat, or `error`. Counted like a turn:
+   * Prometheus and Langfuse (TurnTelemetryService, kind `chat.completions`) and a usage record (endpoint
+   * `chat.completions`).
    * @param signal cancels the request (the client went away): the engine request is aborted
    * @returns events; `error` carries PayloadTooLarge, ModelNotFound, Engine* errors, RequestAborted
    */
@@ -364,13 +362,17 @@ export class ChatCompletionsService {
         };
         try {
           const result = await this.inference.chat({
+            model,
             messages,
             maxTokens,
             temperature: command.temperature,
             sampling: command.sampling,
             ...(command.extra ? { extra: command.extra } : {}),
             cacheSalt: this.salts.saltFor(auth.tenantId),
+            // Stateless: the provider prompt-cache key is the tenant's (salted, so the tenant id never leaves).
+            promptCacheKey: this.salts.saltFor(auth.tenantId),
             signal: sink.signal,
+            onProviderRoute: (route) => sink.emit({ type: 'route', route }),
             onToken: (delta) => {
               firstToken();
               sink.emit({ type: 'token', delta });
@@ -387,7 +389,16 @@ export class ChatCompletionsService {
             output: result.choices?.length ? result.choices : result.content,
             model: result.model,
             usage: result.usage,
-            metadata: { replica: result.replica },
+            metadata: {
+              replica: result.replica,
+              ...(result.provider
+                ? {
+                    deployment: result.provider.deployment,
+                    provider: result.provider.provider,
+                    attempts: result.provider.attempts,
+                  }
+                : {}),
+            },
           });
           return result;
         } catch (e) {
@@ -448,6 +459,7 @@ export class ChatCompletionsService {
         prompt_tokens_details: { cached_tokens: usage.cachedTokens },
       },
       cache: served.report,
+      ...(served.cached || !served.result.provider ? {} : { provider: served.result.provider }),
       ...(served.storedEntryId ? { storedEntryId: served.storedEntryId } : {}),
     };
     sink.emit({ type: 'usage', usage });

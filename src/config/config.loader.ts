@@ -5,6 +5,9 @@ import { getMetadataStorage, validateSync, type ValidationError } from 'class-va
 /** Raw environment: variable name -> string value. */
 export type Env = Record<string, string | undefined>;
 
+/** Injection token of the environment the configuration was loaded from (`process.env` + overrides). */
+export const CONFIG_ENV = Symbol('CONFIG_ENV');
+
 /** Thrown at boot when a configuration variable is missing or malformed; the message names the variable. */
 export class ConfigValidationError extends Error {
   readonly code = 'ConfigInvalid';

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { type DynamicModule, Global, Module } from '@nestjs/common';
 import { CONFIG_RULES, type ConfigLookup } from './config.checks';
-import { ConfigValidationError, type Env, loadConfigClass } from './config.loader';
+import { CONFIG_ENV, ConfigValidationError, type Env, loadConfigClass } from './config.loader';
 import { CONFIG_CLASSES } from './config.registry';
 
 /**
@@ -46,8 +46,13 @@ export function loadAllConfig(env: Env): Map<new () => object, object> {
 @Module({})
 export class KvchatConfigModule {
   static forRoot(overrides: Env = {}): DynamicModule {
-    const loaded = loadAllConfig({ ...process.env, ...overrides });
-    const providers = [...loaded.entries()].map(([cls, value]) => ({ provide: cls, useValue: value }));
+    const env = { ...process.env, ...overrides };
+    const loaded = loadAllConfig(env);
+    const providers = [
+      ...[...loaded.entries()].map(([cls, value]) => ({ provide: cls, useValue: value })),
+      // Variables named by other files (the model catalogue's `apiKeyEnv`), read from the same merged env.
+      { provide: CONFIG_ENV, useValue: env },
+    ];
     return { module: KvchatConfigModule, providers, exports: providers.map((p) => p.provide) };
   }
 }

@@ -31,6 +31,15 @@ export class InferenceConfig {
   @IsOptional() @IsString() INFERENCE_MODEL?: string;
   /** Bearer key for the engine (vLLM `--api-key`). */
   @IsOptional() @IsString() INFERENCE_API_KEY?: string;
+  /**
+   * The model catalogue (YAML, see docs/providers.md), e.g. `config/models.yaml`: public model names ->
+   * deployments (vLLM, OpenAI-compatible, Anthropic) and fallbacks. Unset = one model on the engine replicas.
+   */
+  @IsOptional() @IsString() MODEL_CATALOGUE_PATH?: string;
+  /** Consecutive failures (429, 5xx, unreachable, first-token timeout) that open a deployment's circuit breaker. */
+  @IsInt() @Min(1) PROVIDER_BREAKER_FAILURES = 3;
+  /** How long an open circuit breaker skips its deployment before one trial request, ms. */
+  @IsInt() @Min(100) PROVIDER_BREAKER_COOLDOWN_MS = 30_000;
   /** Whole-request timeout, ms. */
   @IsInt() @Min(100) INFERENCE_TIMEOUT_MS = 120_000;
   /** Time allowed until the first token, ms; past it the turn fails with a 504. */

@@ -4,7 +4,7 @@ import { fakeSummaries } from '../../test/fakes/fake-summaries';
 import { ContextConfig } from '../config/context.config';
 import { InferenceConfig } from '../config/inference.config';
 import { EndpointRouter } from '../inference/endpoint-router';
-import { InferenceService } from '../inference/inference.service';
+import { inferenceService } from '../../test/factories/inference';
 import type { ChatResult } from '../inference/inference.types';
 import { ContextLengthExceeded } from './context.errors';
 import type { ContextPolicy, ConversationContextState } from './context-policy';
@@ -39,10 +39,7 @@ function build(options: { window?: number; policy?: (config: ContextConfig) => C
     inferenceConfig,
     engine,
   );
-  const tokenizer = new TokenizerService(
-    new InferenceService(router, inferenceConfig, engine),
-    contextConfig,
-  );
+  const tokenizer = new TokenizerService(inferenceService(router, inferenceConfig, engine), contextConfig);
   const prefixReuse = new FakePrefixReuse();
   const policy = (options.policy ?? ((c) => new CompactPolicy(c)))(contextConfig);
   const sut = new ContextWindowService(

@@ -11,8 +11,14 @@ export const ENGINE_ADAPTER = Symbol('ENGINE_ADAPTER');
 export interface EngineEndpoint {
   /** Stable id (the base URL). */
   id: string;
-  /** OpenAI-style base URL, e.g. `http://vllm-0:8000/v1`. */
+  /** OpenAI-style base URL, e.g. `http://vllm-0:8000/v1` (Anthropic: `https://api.anthropic.com`). */
   baseURL: string;
+  /** API key of a catalogue deployment (from its `apiKeyEnv`); unset = INFERENCE_API_KEY. */
+  apiKey?: string;
+  /** Whole-request timeout of a catalogue deployment, ms; unset = INFERENCE_TIMEOUT_MS. */
+  timeoutMs?: number;
+  /** Extra headers of a catalogue deployment. */
+  headers?: Record<string, string>;
 }
 
 /** One chat completion as sent to an engine (the adapter maps it onto its wire format). */
@@ -27,6 +33,11 @@ export interface EngineChatRequest {
   extra?: ChatRequest['extra'];
   /** Server-derived per-tenant salt for the engine's prefix cache (vLLM `cache_salt`); never client-supplied. */
   cacheSalt?: string;
+  /**
+   * Key that groups requests sharing a prompt prefix for a provider's prompt cache (OpenAI
+   * `prompt_cache_key`): the conversation, or the tenant for stateless calls; derived by the server.
+   */
+  promptCacheKey?: string;
 }
 
 /**

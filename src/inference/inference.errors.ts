@@ -40,3 +40,8 @@ export class EngineTokenizeUnsupported extends DomainError {
  * as EngineUnavailable; the distinction tells InferenceService to mark that replica unhealthy and try another.
  */
 export class EngineUnreachable extends EngineUnavailable {}
+
+/** The request names a model the catalogue does not list. Same code and status (404) as OpenAI's `model_not_found`. */
+export class ModelNotServed extends DomainError {
+  readonly code = 'ModelNotFound';
+}

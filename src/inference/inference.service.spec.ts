@@ -10,7 +10,7 @@ import {
   EngineUnavailable,
   RequestAborted,
 } from './inference.errors';
-import { InferenceService } from './inference.service';
+import { inferenceService } from '../../test/factories/inference';
 import type { ChatRequest } from './inference.types';
 
 const URLS = ['http://r0:8000/v1', 'http://r1:8000/v1', 'http://r2:8000/v1'];
@@ -23,7 +23,7 @@ function build(overrides: Partial<InferenceConfig> = {}) {
     config,
     engine,
   );
-  const sut = new InferenceService(router, config, engine);
+  const sut = inferenceService(router, config, engine);
   return { sut, engine, router, config };
 }
 
@@ -57,7 +57,7 @@ describe('InferenceService (fake engine adapter)', () => {
       });
     });
 
-    it('should send the discovered model, the default token budget, sampling and the tenant salt', async () => {
+    it('should send the discovered model, the default token budget, sampling, the tenant salt and the conversation as prompt cache key', async () => {
       const { sut, engine } = build({ INFERENCE_DEFAULT_MAX_TOKENS: 77 });
 
       await sut.chat(request({ cacheSalt: 'salt-1', temperature: 0.2, sampling: { seed: 7 } }));
@@ -69,6 +69,7 @@ describe('InferenceService (fake engine adapter)', () => {
         temperature: 0.2,
         sampling: { seed: 7 },
         cacheSalt: 'salt-1',
+        promptCacheKey: 'conversation-1',
       });
     });
 

@@ -1,7 +1,11 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { InferenceConfig } from '../config/inference.config';
+import type { Deployment, ModelCatalogueData, ProviderName } from './catalogue/model-catalogue';
+import { ModelCatalogue } from './catalogue/model-catalogue.service';
+import { DeploymentGuards, isDeploymentFailure, type ProviderAttempt } from './deployment-guards';
 import { EndpointRouter, type Replica, type RoutingDecision } from './endpoint-router';
-import { ENGINE_ADAPTER, type EngineAdapter } from './engine-adapter';
+import { ENGINE_ADAPTER, type EngineAdapter, type EngineEndpoint } from './engine-adapter';
+import { DomainError } from '../common/domain-error';
 import {
   EngineError,
   EngineStreamCut,
@@ -12,11 +16,19 @@ import {
 } from './inference.errors';
 import type { ChatChoice, ChatRequest, ChatResult, ChatUsage, TokenizeInput } from './inference.types';
 
+/** Injection token of the adapters by provider name (`vllm` is ENGINE_ADAPTER). Bound in inference.module.ts. */
+export const PROVIDER_ADAPTERS = Symbol('PROVIDER_ADAPTERS');
+export type ProviderAdapters = Record<ProviderName, EngineAdapter>;
+
 /**
- * Chat completions against the engine replicas, through the bound EngineAdapter (ENGINE_ADAPTER): picks
- * the replica with EndpointRouter, fails over to another replica while no token has been produced, and
- * measures TTFT at the first delta and ITL over the stream; the adapter reports usage, including
- * `cachedTokens` (vLLM `usage.prompt_tokens_details.cached_tokens`).
+ * Chat completions for the catalogue's public models. A request's targets are its model's deployments
+ * (the first drawn by weight), then its fallbacks; each target is guarded by DeploymentGuards (circuit
+ * breaker, rpm/tpm) and answered by its provider's EngineAdapter. A `vllm` deployment without a base URL
+ * is the engine replicas: EndpointRouter picks the replica (prefix-aware) and another replica is tried
+ * while no token has been produced. The next target is tried on 429, 5xx, connection errors and a
+ * first-token timeout, only while no token has reached the caller. TTFT is measured at the first delta,
+ * ITL over the stream; the adapter reports usage, including `cachedTokens` (vLLM/OpenAI
+ * `cached_tokens`, Anthropic `cache_read_input_tokens`).
  */
 @Injectable()
 export class InferenceService {
@@ -27,10 +39,33 @@ export class InferenceService {
     private readonly router: EndpointRouter,
     private readonly config: InferenceConfig,
     @Inject(ENGINE_ADAPTER) private readonly engine: EngineAdapter,
+    private readonly catalogue: ModelCatalogue,
+    private readonly guards: DeploymentGuards,
+    @Inject(PROVIDER_ADAPTERS) private readonly adapters: ProviderAdapters,
   ) {}
 
-  /** The model sent to the engine: INFERENCE_MODEL, else the first model the first replica lists. */
+  /** The catalogue in force (the file, or the engine replicas' model). */
+  catalogueData(): Promise<ModelCatalogueData> {
+    return this.catalogue.data(() => this.engineModel());
+  }
+
+  /** The default public model: the catalogue's first (without a file, the engine replicas' model). */
   async modelName(): Promise<string> {
+    return (await this.catalogueData()).models[0].name;
+  }
+
+  /** The public model names, in catalogue order. */
+  async modelNames(): Promise<string[]> {
+    return ModelCatalogue.names(await this.catalogueData());
+  }
+
+  /** `name` when the catalogue lists it. @throws ModelNotServed (404) naming the served models */
+  async resolveModel(name: string): Promise<string> {
+    return ModelCatalogue.model(await this.catalogueData(), name).name;
+  }
+
+  /** The model the engine replicas serve: INFERENCE_MODEL, else the first model the first replica lists. */
+  async engineModel(): Promise<string> {
     if (this.config.INFERENCE_MODEL) return this.config.INFERENCE_MODEL;
     this.model ??= this.discoverModel().catch((e: unknown) => {
       this.model = undefined;
@@ -76,14 +111,135 @@ export class InferenceService {
   }
 
   /**
-   * Runs one chat completion, streaming deltas to `request.onToken`.
-   * @returns the complete answer with usage and timings (ms)
-   * @throws EngineUnavailable (unreachable / 503), EngineTimeout (no first token or no end in time),
-   *   EngineStreamCut (stream ended without a finish reason), EngineBadRequest (400 from the engine),
-   *   EngineError (other engine errors), RequestAborted (request.signal fired)
+   * Runs one chat completion on `request.model` (default: the catalogue's first), streaming deltas to
+   * `request.onToken`, trying the model's targets in order until one answers.
+   * @returns the complete answer with usage, timings (ms) and `provider` (the target and every attempt)
+   * @throws ModelNotServed (404); when every target failed or was skipped, the last target's error —
+   *   EngineUnavailable (unreachable / 429 / 503, or every breaker open), EngineTimeout (no first token or
+   *   no end in time), EngineStreamCut, EngineBadRequest (400 from the upstream), EngineError — with the
+   *   attempts in its extensions; RequestAborted (request.signal fired)
    */
   async chat(request: ChatRequest): Promise<ChatResult> {
-    const model = await this.modelName();
+    const data = await this.catalogueData();
+    const publicModel = request.model ?? data.models[0].name;
+    const targets = ModelCatalogue.targets(data, publicModel);
+    const attempts: ProviderAttempt[] = [];
+    let lastError: Error | undefined;
+    for (const deployment of targets) {
+      const started = performance.now();
+      let delivered = false;
+      // The route goes out once, before the first piece of the answer (text, tool call or logprobs).
+      const deliver = (): void => {
+        if (!delivered) {
+          delivered = true;
+          request.onProviderRoute?.({
+            model: publicModel,
+            deployment: deployment.id,
+            provider: deployment.provider,
+            upstreamModel: deployment.model,
+            attempts: [
+              ...attempts,
+              {
+                deployment: deployment.id,
+                provider: deployment.provider,
+                model: publicModel,
+                outcome: 'ok',
+                ms: Math.round(performance.now() - started),
+              },
+            ],
+          });
+        }
+      };
+      const guarded: ChatRequest = {
+        ...request,
+        onToken: (delta) => {
+          deliver();
+          request.onToken?.(delta);
+        },
+        onChoiceDelta: (delta) => {
+          if (delta.type !== 'finish') deliver();
+          request.onChoiceDelta?.(delta);
+        },
+      };
+      const attempt = (
+        outcome: ProviderAttempt['outcome'],
+        extra: Partial<ProviderAttempt> = {},
+      ): ProviderAttempt => {
+        const a: ProviderAttempt = {
+          deployment: deployment.id,
+          provider: deployment.provider,
+          model: publicModel,
+          outcome,
+          ms: outcome === 'skipped' ? 0 : Math.round(performance.now() - started),
+          ...extra,
+        };
+        attempts.push(a);
+        this.guards.count(a);
+        return a;
+      };
+      try {
+        const run = await this.guards.run(deployment, () => this.chatOnDeployment(deployment, guarded));
+        if ('skipped' in run) {
+          attempt('skipped', { reason: run.skipped });
+          continue;
+        }
+        attempt('ok');
+        const result = run.value;
+        void this.guards
+          .chargeTokens(deployment, result.usage.promptTokens + result.usage.completionTokens)
+          .catch(() => undefined);
+        return {
+          ...result,
+          model: publicModel,
+          provider: {
+            model: publicModel,
+            deployment: deployment.id,
+            provider: deployment.provider,
+            upstreamModel: result.model,
+            attempts,
+          },
+        };
+      } catch (e) {
+        const status = e instanceof DomainError ? e.extensions.status : undefined;
+        attempt('failed', {
+          ...(e instanceof DomainError ? { code: e.code } : {}),
+          ...(typeof status === 'number' ? { status } : {}),
+        });
+        if (e instanceof DomainError) e.extensions.attempts = attempts;
+        // The next target only while nothing has reached the caller, and only for the deployment's faults.
+        if (delivered || request.signal?.aborted || !isDeploymentFailure(e)) throw e;
+        const retryAfterMs = e instanceof DomainError ? e.extensions.retryAfterMs : undefined;
+        if (typeof retryAfterMs === 'number' && retryAfterMs > 0)
+          this.guards.coolDown(deployment.id, retryAfterMs);
+        lastError = e as Error;
+        this.logger.warn(`${deployment.id} failed, trying the next target: ${(e as Error).message}`);
+      }
+    }
+    if (lastError) throw lastError;
+    throw new EngineUnavailable(
+      `Every deployment of \`${publicModel}\` is cooling down (circuit breaker open or rpm/tpm spent).`,
+      { model: publicModel, attempts },
+    );
+  }
+
+  /** One target: the engine replicas (vLLM without a base URL) or one upstream endpoint. */
+  private chatOnDeployment(deployment: Deployment, request: ChatRequest): Promise<ChatResult> {
+    if (deployment.provider === 'vllm' && !deployment.baseURL)
+      return this.chatOnReplicas(deployment.model, request);
+    const endpoint: EngineEndpoint = {
+      id: deployment.id,
+      baseURL: deployment.baseURL ?? '',
+      ...(deployment.apiKey ? { apiKey: deployment.apiKey } : {}),
+      ...(deployment.timeoutMs ? { timeoutMs: deployment.timeoutMs } : {}),
+      ...(deployment.headers ? { headers: deployment.headers } : {}),
+    };
+    return this.chatOn(this.adapters[deployment.provider], endpoint, deployment.model, request, {
+      firstTokenTimeoutMs: deployment.firstTokenTimeoutMs,
+    });
+  }
+
+  /** The engine replicas: EndpointRouter's choice, another replica while the answer has not started. */
+  private async chatOnReplicas(model: string, request: ChatRequest): Promise<ChatResult> {
     const tried = new Set<string>();
     const attempts = 1 + this.config.ROUTER_RETRIES;
     let lastError: unknown;
@@ -101,7 +257,11 @@ export class InferenceService {
         throw lastError ?? e;
       }
       try {
-        const result = await this.chatOn(decision.replica, model, request);
+        const replica = decision.replica;
+        const result = await this.chatOn(this.engine, replica, model, request, {
+          begin: () => this.router.begin(replica),
+          onUnreachable: (message) => this.router.markUnhealthy(replica, message),
+        });
         return {
           ...result,
           routing: {
@@ -128,15 +288,31 @@ export class InferenceService {
    * @throws EngineTokenizeUnsupported when the engine cannot tokenize, else Engine* errors
    */
   async tokenize(input: TokenizeInput): Promise<number[]> {
-    const model = await this.modelName();
+    const model = await this.engineModel();
     const [tokens] = await this.onAnyReplica((replica) =>
       this.engine.tokenize(replica, model, input, 10_000),
     );
     return tokens;
   }
 
-  private async chatOn(replica: Replica, model: string, request: ChatRequest): Promise<ChatResult> {
-    const end = this.router.begin(replica);
+  /**
+   * One streamed chat on one endpoint through `adapter`, with the first-token deadline and the caller's
+   * cancellation. `hooks.begin` counts the request in flight on a replica (returns its end);
+   * `hooks.onUnreachable` marks a replica unhealthy.
+   */
+  private async chatOn(
+    adapter: EngineAdapter,
+    replica: EngineEndpoint,
+    model: string,
+    request: ChatRequest,
+    hooks: {
+      begin?: () => () => void;
+      onUnreachable?: (message: string) => void;
+      firstTokenTimeoutMs?: number;
+    },
+  ): Promise<ChatResult> {
+    const end = hooks.begin?.() ?? ((): void => undefined);
+    const firstTokenTimeoutMs = hooks.firstTokenTimeoutMs ?? this.config.INFERENCE_FIRST_TOKEN_TIMEOUT_MS;
     const controller = new AbortController();
     const onCallerAbort = (): void => controller.abort();
     request.signal?.addEventListener('abort', onCallerAbort, { once: true });
@@ -144,7 +320,7 @@ export class InferenceService {
     const firstTokenTimer = setTimeout(() => {
       firstTokenTimedOut = true;
       controller.abort();
-    }, this.config.INFERENCE_FIRST_TOKEN_TIMEOUT_MS);
+    }, firstTokenTimeoutMs);
 
     const started = performance.now();
     let ttftMs: number | undefined;
@@ -156,7 +332,7 @@ export class InferenceService {
     const choices: ChatChoice[] = [];
     let engineTimings: { engineTtftMs?: number; engineModelPrefillMs?: number } = {};
     try {
-      const stream = await this.engine.chatStream(
+      const stream = await adapter.chatStream(
         replica,
         {
           model,
@@ -166,6 +342,9 @@ export class InferenceService {
           ...(request.sampling ? { sampling: request.sampling } : {}),
           ...(request.extra ? { extra: request.extra } : {}),
           ...(request.cacheSalt ? { cacheSalt: request.cacheSalt } : {}),
+          ...(request.promptCacheKey || request.routingKey
+            ? { promptCacheKey: request.promptCacheKey ?? request.routingKey }
+            : {}),
         },
         controller.signal,
       );
@@ -232,13 +411,12 @@ export class InferenceService {
       if (request.signal?.aborted)
         throw new RequestAborted('The client disconnected; the engine request was aborted.');
       if (firstTokenTimedOut) {
-        throw new EngineTimeout(
-          `No first token from ${replica.id} within ${this.config.INFERENCE_FIRST_TOKEN_TIMEOUT_MS} ms.`,
-          { replica: replica.id },
-        );
+        throw new EngineTimeout(`No first token from ${replica.id} within ${firstTokenTimeoutMs} ms.`, {
+          replica: replica.id,
+        });
       }
       // A replica that could not be reached is skipped until a probe finds it again.
-      if (e instanceof EngineUnreachable) this.router.markUnhealthy(replica, e.message);
+      if (e instanceof EngineUnreachable) hooks.onUnreachable?.(e.message);
       throw e;
     } finally {
       clearTimeout(firstTokenTimer);
@@ -256,6 +434,7 @@ export class InferenceService {
         promptTokens: usage.promptTokens ?? 0,
         completionTokens: usage.completionTokens ?? tokens,
         cachedTokens: usage.cachedTokens ?? 0,
+        ...(usage.cacheWriteTokens !== undefined ? { cacheWriteTokens: usage.cacheWriteTokens } : {}),
       },
       timings: {
         ttftMs: ttftMs ?? totalMs,

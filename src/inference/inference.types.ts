@@ -1,3 +1,5 @@
+import type { ProviderAttempt } from './deployment-guards';
+
 /** One chat message as sent to the engine. */
 export interface ChatMessage {
   role: 'system' | 'user' | 'assistant';
@@ -50,6 +52,8 @@ export type ChoiceDelta =
 
 /** A chat request to the engine. */
 export interface ChatRequest {
+  /** Public model name of the catalogue; unset = the default model (the catalogue's first). */
+  model?: string;
   messages: WireChatMessage[];
   /** Completion budget, tokens. */
   maxTokens?: number;
@@ -75,6 +79,11 @@ export interface ChatRequest {
   cacheSalt?: string;
   /** Key for replica affinity (the conversation id). */
   routingKey?: string;
+  /**
+   * Provider prompt-cache key (OpenAI `prompt_cache_key`); unset = `routingKey`. Server-derived: the
+   * conversation, or the tenant for stateless calls.
+   */
+  promptCacheKey?: string;
   /** Prompt token ids when known, for prefix-aware routing. */
   promptTokenIds?: readonly number[];
   /**
@@ -86,6 +95,11 @@ export interface ChatRequest {
   onToken?: (delta: string) => void;
   /** Called with every piece of every choice (content, tool-call fragments, finish) as it arrives. */
   onChoiceDelta?: (delta: ChoiceDelta) => void;
+  /**
+   * Called once, just before the first piece of the answer reaches `onToken` / `onChoiceDelta`: the
+   * target answering and the attempts before it (e.g. to set response headers before a stream starts).
+   */
+  onProviderRoute?: (route: ProviderRoute) => void;
   /** Aborts the engine request (client disconnected). */
   signal?: AbortSignal;
 }
@@ -94,8 +108,27 @@ export interface ChatRequest {
 export interface ChatUsage {
   promptTokens: number;
   completionTokens: number;
-  /** `usage.prompt_tokens_details.cached_tokens` (0 when the engine does not report it). */
+  /**
+   * Prompt tokens served from a cache: vLLM/OpenAI `usage.prompt_tokens_details.cached_tokens`, Anthropic
+   * `cache_read_input_tokens` (0 when the engine does not report it).
+   */
   cachedTokens: number;
+  /** Prompt tokens written to a provider's prompt cache (Anthropic `cache_creation_input_tokens`), when reported. */
+  cacheWriteTokens?: number;
+}
+
+/** Which catalogue target answered a chat, and every target tried before it. */
+export interface ProviderRoute {
+  /** The public model asked for. */
+  model: string;
+  /** The deployment that answered (catalogue id; `engine` for the default catalogue). */
+  deployment: string;
+  /** Its provider: `vllm`, `openai`, `anthropic`. */
+  provider: string;
+  /** The model name the upstream knows. */
+  upstreamModel: string;
+  /** Every target in order: skipped (breaker open, rpm/tpm), failed (429, 5xx, ...), and the one that answered. */
+  attempts: ProviderAttempt[];
 }
 
 /** Result of a complete engine call. */
@@ -105,7 +138,10 @@ export interface ChatResult {
   finishReason: string;
   /** Every choice, with tool calls and logprobs (set by InferenceService; absent from cache replays). */
   choices?: ChatChoice[];
+  /** The public model (the catalogue's name). */
   model: string;
+  /** The catalogue target that answered and the attempts before it. */
+  provider?: ProviderRoute;
   usage: ChatUsage;
   /** Replica id (its base URL). */
   replica: string;

@@ -1,5 +1,6 @@
 import { Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
+import { DeploymentGuards } from '../inference/deployment-guards';
 import { EndpointRouter } from '../inference/endpoint-router';
 import { EngineMetricsService, type ReplicaMetricsSnapshot } from '../inference/engine-metrics.service';
 import { QueueStatsService, type QueueStats } from '../queues/queue-stats.service';
@@ -23,6 +24,7 @@ export class FleetMetricsCollector implements OnApplicationBootstrap {
   private router?: EndpointRouter;
   private engineMetrics?: EngineMetricsService;
   private queueStats?: QueueStatsService;
+  private guards?: DeploymentGuards;
 
   constructor(
     private readonly metrics: MetricsService,
@@ -96,6 +98,37 @@ export class FleetMetricsCollector implements OnApplicationBootstrap {
         },
       });
     }
+    // Catalogue targets (DeploymentGuards): attempts by outcome, and which circuit breakers are open. Counts
+    // since this process started: use rate()/increase(). Labels are bounded by the catalogue's size.
+    this.metrics.gauge({
+      name: 'kvchat_provider_attempts_total',
+      help: 'Chat attempts per catalogue target: outcome ok | failed | skipped (reason circuit-open, rpm, tpm); failed and skipped ones were followed by the next target.',
+      labelNames: ['model', 'deployment', 'provider', 'outcome', 'reason'],
+      collect: (gauge) => {
+        gauge.reset();
+        for (const { attempt, n } of this.guards?.attemptCounts() ?? []) {
+          gauge.set(
+            {
+              model: attempt.model,
+              deployment: attempt.deployment,
+              provider: attempt.provider,
+              outcome: attempt.outcome,
+              reason: attempt.reason ?? '',
+            },
+            n,
+          );
+        }
+      },
+    });
+    this.metrics.gauge({
+      name: 'kvchat_deployment_circuit_open',
+      help: 'Catalogue deployments whose circuit breaker is open (1: skipped until its cool-down or Retry-After ends).',
+      labelNames: ['deployment'],
+      collect: (gauge) => {
+        gauge.reset();
+        for (const id of this.guards?.openCircuits() ?? []) gauge.set({ deployment: id }, 1);
+      },
+    });
     // Queues: QueueStatsService (src/queues) reads every registered Bull queue; one read per scrape.
     let queueStats: Promise<QueueStats[]> | undefined;
     const readQueues = (): Promise<QueueStats[]> =>
@@ -148,6 +181,7 @@ export class FleetMetricsCollector implements OnApplicationBootstrap {
   onApplicationBootstrap(): void {
     // A process without the inference module (a worker) has no replicas to report.
     this.router = this.optional(EndpointRouter);
+    this.guards = this.optional(DeploymentGuards);
     this.engineMetrics = this.optional(EngineMetricsService);
     this.queueStats = this.optional(QueueStatsService);
   }

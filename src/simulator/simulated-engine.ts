@@ -226,6 +226,8 @@ export class SimulatedEngine {
       throw new SimulatorHttpError(
         this.faults.errorStatus,
         'Simulated engine failure (faults.errorRate) from the kvchat engine simulator',
+        undefined,
+        this.faults.retryAfterSeconds,
       );
     }
     const prompt = req.promptTokenIds;

@@ -5,10 +5,14 @@
 export class SimulatorHttpError extends Error {
   readonly type: string;
 
+  /**
+   * @param retryAfterSeconds sent as `Retry-After` (an injected 429/503 of a rate-limited provider)
+   */
   constructor(
     readonly status: number,
     message: string,
     type?: string,
+    readonly retryAfterSeconds: number | null = null,
   ) {
     super(message);
     this.name = 'SimulatorHttpError';

@@ -41,6 +41,19 @@ export interface SimulatorFaults {
   cutStreamAfterTokens: number | null;
   /** Extra wall-clock delay before the first token, in ms. NOT multiplied by `timeScale`. Default 0. */
   stallMs: number;
+  /** `Retry-After` (seconds) sent with an injected 429/503/529, as rate-limited providers do. Default null (none). */
+  retryAfterSeconds: number | null;
+}
+
+/**
+ * Anthropic prompt caching as the Messages mode models it
+ * (https://docs.anthropic.com/en/docs/build-with-claude/prompt-caching).
+ */
+export interface SimulatorPromptCaching {
+  /** Shortest cacheable prefix, tokens: 1024 for Claude Opus/Sonnet models (2048 for Haiku). Default 1024. */
+  minTokens: number;
+  /** Lifetime of a cache entry, refreshed on every hit, ms: the default `ephemeral` TTL of 5 minutes. Default 300000. */
+  ttlMs: number;
 }
 
 /** The timing model; every simulated sleep is multiplied by `timeScale`. */
@@ -115,6 +128,8 @@ export interface SimulatorOptions {
   lmcache: SimulatorLmcacheOptions;
   timing: SimulatorTiming;
   faults: SimulatorFaults;
+  /** The Anthropic Messages mode's prompt cache. */
+  promptCaching: SimulatorPromptCaching;
   /** Seed of every pseudo-random choice (replies, fault draws). Default 0. */
   seed: number;
   /** Fastify request logging. Default false. */
@@ -128,8 +143,9 @@ export interface SimulatorOptions {
 
 /** What callers pass: any subset, nested groups included. */
 export type SimulatorOptionsInput = Partial<
-  Omit<SimulatorOptions, 'lmcache' | 'timing' | 'faults' | 'replyTokens'> & {
+  Omit<SimulatorOptions, 'lmcache' | 'timing' | 'faults' | 'replyTokens' | 'promptCaching'> & {
     lmcache: Partial<SimulatorLmcacheOptions>;
+    promptCaching: Partial<SimulatorPromptCaching>;
     timing: Partial<SimulatorTiming>;
     faults: Partial<SimulatorFaults>;
     replyTokens: Partial<SimulatorOptions['replyTokens']>;
@@ -150,6 +166,7 @@ export const DEFAULT_SIMULATOR_FAULTS: Readonly<SimulatorFaults> = Object.freeze
   errorStatus: 500,
   cutStreamAfterTokens: null,
   stallMs: 0,
+  retryAfterSeconds: null,
 });
 
 /** Thrown for options that cannot describe a working engine; the message names the option. */
@@ -187,6 +204,10 @@ export function resolveSimulatorOptions(input: SimulatorOptionsInput = {}): Simu
     },
     timing: { ...DEFAULT_SIMULATOR_TIMING, ...definedOnly(input.timing) },
     faults: { ...DEFAULT_SIMULATOR_FAULTS, ...definedOnly(input.faults) },
+    promptCaching: {
+      minTokens: input.promptCaching?.minTokens ?? 1024,
+      ttlMs: input.promptCaching?.ttlMs ?? 300_000,
+    },
     seed: input.seed ?? 0,
     logger: input.logger ?? false,
     prefixLimit: input.prefixLimit,
@@ -240,6 +261,8 @@ function validateOptions(o: SimulatorOptions): void {
     nonNegative(`timing.${key}`, o.timing[key]);
   }
   validateFaults(o.faults);
+  positiveInteger('promptCaching.minTokens', o.promptCaching.minTokens);
+  positiveInteger('promptCaching.ttlMs', o.promptCaching.ttlMs);
 }
 
 function validateFaults(f: SimulatorFaults): void {
@@ -255,6 +278,7 @@ function validateFaults(f: SimulatorFaults): void {
     }
   }
   nonNegative('faults.stallMs', f.stallMs);
+  if (f.retryAfterSeconds !== null) nonNegative('faults.retryAfterSeconds', f.retryAfterSeconds);
 }
 
 function positiveInteger(name: string, value: number): void {

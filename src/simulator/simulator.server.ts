@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { type ServerResponse } from 'node:http';
 
+import { registerAnthropicMessages } from './anthropic-messages';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 
 import { type ChatMessage } from './chat-template';
@@ -127,12 +128,16 @@ export function buildSimulatorApp(engine: SimulatedEngine): FastifyInstance {
     }
     const { status, message, type } = describeError(err);
     if (status >= 500 && !(err instanceof SimulatorHttpError)) app.log.error(err);
+    if (err instanceof SimulatorHttpError && err.retryAfterSeconds !== null)
+      void reply.header('retry-after', String(err.retryAfterSeconds));
     void reply.status(status).send(errorBody(status, message, type));
   });
 
   app.setNotFoundHandler((_req, reply) => {
     void reply.status(404).send({ detail: 'Not Found' });
   });
+
+  registerAnthropicMessages(app, engine);
 
   app.get('/health', (_req, reply) => reply.status(200).send(''));
   app.get('/version', (_req, reply) => reply.send({ version: 'kvchat-engine-simulator' }));
@@ -692,7 +697,13 @@ function parseFaultsPatch(body: unknown): Partial<SimulatorFaults> {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     throw new SimulatorHttpError(400, 'the faults patch must be a JSON object');
   }
-  const allowed = new Set(['errorRate', 'errorStatus', 'cutStreamAfterTokens', 'stallMs']);
+  const allowed = new Set([
+    'errorRate',
+    'errorStatus',
+    'cutStreamAfterTokens',
+    'stallMs',
+    'retryAfterSeconds',
+  ]);
   const unknown = Object.keys(body).filter((k) => !allowed.has(k));
   if (unknown.length > 0) throw new SimulatorHttpError(400, `unknown fault field(s): ${unknown.join(', ')}`);
   return body as Partial<SimulatorFaults>;

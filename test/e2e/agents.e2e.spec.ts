@@ -183,7 +183,13 @@ describe('agents (e2e)', () => {
     const created = await api(`${sut.url}/v1/conversations`, { key: sut.keyA, body: { agent: 'weather' } });
     expect(created.status).toBe(201);
     const res = await turn(created.body.id as string, 'Summarize our conversation so far');
-    expect(res.body.assistantMessage.route).toEqual({ agent: 'weather', score: 1, classifier: 'pinned' });
+    expect(res.body.assistantMessage.route).toEqual({
+      agent: 'weather',
+      score: 1,
+      classifier: 'pinned',
+      // The catalogue target that answered: without a catalogue file, the engine replicas.
+      provider: expect.objectContaining({ deployment: 'engine', provider: 'vllm' }),
+    });
     expect(res.body.assistantMessage.templateVersion).toBe('global@1+weather@1');
 
     const unknown = await api(`${sut.url}/v1/conversations`, { key: sut.keyA, body: { agent: 'nobody' } });

@@ -160,6 +160,10 @@ describe('Langfuse tracing (local ingestion receiver)', () => {
           templateVersion: res.body.assistantMessage.templateVersion,
           prefixReuse: res.body.assistantMessage.cache.prefixReuse,
           usage: res.body.assistantMessage.usage,
+          // The catalogue target and its attempts (without a catalogue file: the engine replicas).
+          deployment: 'engine',
+          provider: 'vllm',
+          attempts: [expect.objectContaining({ deployment: 'engine', outcome: 'ok' })],
         });
         const start = Date.parse(generation.startTime);
         const firstToken = Date.parse(generation.completionStartTime);

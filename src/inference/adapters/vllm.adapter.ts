@@ -101,20 +101,32 @@ export class VllmEngineAdapter implements EngineAdapter {
   private readonly logger = new Logger('Inference');
   private readonly clients = new Map<string, OpenAI>();
 
-  constructor(private readonly config: InferenceConfig) {}
+  constructor(protected readonly config: InferenceConfig) {}
 
-  private client(endpoint: EngineEndpoint): OpenAI {
-    let client = this.clients.get(endpoint.baseURL);
+  /** One SDK client per endpoint (retries off: InferenceService owns failover). */
+  protected client(endpoint: EngineEndpoint): OpenAI {
+    const key = `${endpoint.id} ${endpoint.baseURL}`;
+    let client = this.clients.get(key);
     if (!client) {
       client = new OpenAI({
         baseURL: endpoint.baseURL,
-        apiKey: this.config.INFERENCE_API_KEY ?? 'unused',
-        timeout: this.config.INFERENCE_TIMEOUT_MS,
+        apiKey: endpoint.apiKey ?? this.config.INFERENCE_API_KEY ?? 'unused',
+        timeout: endpoint.timeoutMs ?? this.config.INFERENCE_TIMEOUT_MS,
         maxRetries: 0,
+        ...(endpoint.headers ? { defaultHeaders: endpoint.headers } : {}),
       });
-      this.clients.set(endpoint.baseURL, client);
+      this.clients.set(key, client);
     }
     return client;
+  }
+
+  /** The streamed Chat Completions body; vLLM adds `cache_salt`. */
+  protected chatBody(request: EngineChatRequest): OpenAI.ChatCompletionCreateParamsStreaming {
+    const body: OpenAI.ChatCompletionCreateParamsStreaming & VllmChatExtensions = {
+      ...openAiChatBody(request),
+      ...(request.cacheSalt ? { cache_salt: request.cacheSalt } : {}),
+    };
+    return body;
   }
 
   async chatStream(
@@ -122,18 +134,7 @@ export class VllmEngineAdapter implements EngineAdapter {
     request: EngineChatRequest,
     signal: AbortSignal,
   ): Promise<EngineChatStream> {
-    const body: OpenAI.ChatCompletionCreateParamsStreaming & VllmChatExtensions = {
-      // The client's other OpenAI and vendor fields first: kvchat's own fields below always win.
-      ...request.extra,
-      model: request.model,
-      messages: request.messages.map(toOpenAiMessage),
-      stream: true,
-      stream_options: { include_usage: true },
-      max_tokens: request.maxTokens,
-      ...(request.temperature !== undefined ? { temperature: request.temperature } : {}),
-      ...request.sampling,
-      ...(request.cacheSalt ? { cache_salt: request.cacheSalt } : {}),
-    };
+    const body = this.chatBody(request);
     try {
       const { data: stream, response } = await this.client(endpoint)
         .chat.completions.create(body, { signal })
@@ -156,47 +157,11 @@ export class VllmEngineAdapter implements EngineAdapter {
     stream: AsyncIterable<ChatCompletionChunk>,
     endpoint: EngineEndpoint,
   ): AsyncGenerator<EngineChatEvent> {
-    let received = 0;
+    const counted = { deltas: 0 };
     try {
-      for await (const chunk of stream) {
-        if (chunk.usage) {
-          const cached = chunk.usage.prompt_tokens_details?.cached_tokens;
-          yield {
-            type: 'usage',
-            usage: {
-              promptTokens: chunk.usage.prompt_tokens,
-              completionTokens: chunk.usage.completion_tokens,
-              ...(cached !== undefined && cached !== null ? { cachedTokens: cached } : {}),
-            },
-          };
-        }
-        for (const choice of chunk.choices) {
-          const index = choice.index ?? 0;
-          const at = index === 0 ? {} : { choice: index };
-          const delta = choice.delta?.content ?? '';
-          if (delta.length > 0) {
-            received++;
-            yield { type: 'delta', text: delta, ...at };
-          }
-          for (const call of choice.delta?.tool_calls ?? []) {
-            received++;
-            yield {
-              type: 'tool_call',
-              ...at,
-              index: call.index,
-              ...(call.id ? { id: call.id } : {}),
-              ...(call.function?.name ? { name: call.function.name } : {}),
-              arguments: call.function?.arguments ?? '',
-            };
-          }
-          if (choice.logprobs?.content?.length) {
-            yield { type: 'logprobs', ...at, content: choice.logprobs.content };
-          }
-          if (choice.finish_reason) yield { type: 'finish', reason: choice.finish_reason, ...at };
-        }
-      }
+      yield* engineEventsOf(stream, counted);
     } catch (e) {
-      throw this.translate(e, endpoint, received);
+      throw this.translate(e, endpoint, counted.deltas);
     }
   }
 
@@ -257,50 +222,163 @@ export class VllmEngineAdapter implements EngineAdapter {
   }
 
   /** Maps SDK and network errors to domain errors (see EngineAdapter). */
-  private translate(e: unknown, endpoint: EngineEndpoint, receivedTokens: number | undefined): Error {
-    if (e instanceof EngineStreamCut || e instanceof EngineError || e instanceof EngineUnavailable) return e;
-    const ext = { replica: endpoint.id };
-    if (e instanceof APIConnectionTimeoutError) {
-      return new EngineTimeout(
-        `The engine at ${endpoint.id} did not answer within ${this.config.INFERENCE_TIMEOUT_MS} ms.`,
-        ext,
-      );
-    }
-    if (e instanceof APIUserAbortError)
-      return new EngineTimeout(`The request to ${endpoint.id} was aborted.`, ext);
-    if (e instanceof APIConnectionError) {
-      if (receivedTokens !== undefined && receivedTokens > 0) {
-        return new EngineStreamCut(
-          `The connection to ${endpoint.id} broke after ${receivedTokens} tokens.`,
-          ext,
-        );
-      }
-      return new EngineUnreachable(`The engine at ${endpoint.id} is unreachable: ${e.message}`, ext);
-    }
-    if (e instanceof APIError) {
-      const status: number = typeof e.status === 'number' ? e.status : 0;
-      if (status === 400 || status === 422)
-        return new EngineBadRequest(`The engine rejected the request: ${e.message}`, ext);
-      if (status === 503 || status === 429)
-        return new EngineUnavailable(
-          `The engine at ${endpoint.id} is overloaded or unavailable (${status}).`,
-          ext,
-        );
-      return new EngineError(
-        `The engine at ${endpoint.id} failed with ${status || 'an error'}: ${e.message}`,
-        ext,
-      );
-    }
-    // undici reports a connection cut mid-body as `TypeError: terminated` (cause UND_ERR_SOCKET). It may come
-    // from another realm (jest's vm), so test the shape, not `instanceof Error`.
-    const message =
-      typeof (e as { message?: unknown })?.message === 'string' ? (e as { message: string }).message : '';
-    if (/terminated|ECONNRESET|socket|premature/i.test(message)) {
-      return new EngineStreamCut(`The stream from ${endpoint.id} broke: ${message}`, ext);
-    }
-    this.logger.error({ err: e }, 'unexpected engine error');
-    return new EngineError(`Unexpected engine error from ${endpoint.id}.`, ext);
+  protected translate(e: unknown, endpoint: EngineEndpoint, receivedTokens: number | undefined): Error {
+    return translateSdkError(e, endpoint, receivedTokens, {
+      timeoutMs: endpoint.timeoutMs ?? this.config.INFERENCE_TIMEOUT_MS,
+      logger: this.logger,
+      isConnectionTimeout: (x) => x instanceof APIConnectionTimeoutError,
+      isUserAbort: (x) => x instanceof APIUserAbortError,
+      isConnection: (x): x is APIConnectionError => x instanceof APIConnectionError,
+      isApiError: (x): x is APIError => x instanceof APIError,
+    });
   }
+}
+
+/** How to recognise one SDK's error classes (the `openai` and `@anthropic-ai/sdk` packages share the shapes). */
+export interface SdkErrorKinds {
+  timeoutMs: number;
+  logger: Logger;
+  isConnectionTimeout(e: unknown): boolean;
+  isUserAbort(e: unknown): boolean;
+  isConnection(e: unknown): e is { message: string };
+  isApiError(e: unknown): e is { status?: number; message: string; headers?: Headers };
+}
+
+/** `Retry-After` of an error response, ms (seconds or an HTTP date, RFC 9110 §10.2.3), or undefined. */
+export function retryAfterMsOf(headers: Headers | undefined): number | undefined {
+  const raw = headers?.get('retry-after-ms') ?? undefined;
+  if (raw !== undefined && Number.isFinite(Number(raw))) return Math.max(0, Number(raw));
+  const value = headers?.get('retry-after');
+  if (!value) return undefined;
+  const seconds = Number(value);
+  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
+  const at = Date.parse(value);
+  return Number.isFinite(at) ? Math.max(0, at - Date.now()) : undefined;
+}
+
+/**
+ * SDK and network errors -> the Engine* errors of inference.errors.ts. 429/503 are EngineUnavailable with
+ * `status` and `retryAfterMs` (from `Retry-After`) in the extensions; other statuses keep theirs in `status`.
+ */
+export function translateSdkError(
+  e: unknown,
+  endpoint: EngineEndpoint,
+  receivedTokens: number | undefined,
+  kinds: SdkErrorKinds,
+): Error {
+  if (e instanceof EngineStreamCut || e instanceof EngineError || e instanceof EngineUnavailable) return e;
+  const ext = { replica: endpoint.id };
+  if (kinds.isConnectionTimeout(e)) {
+    return new EngineTimeout(
+      `The engine at ${endpoint.id} did not answer within ${kinds.timeoutMs} ms.`,
+      ext,
+    );
+  }
+  if (kinds.isUserAbort(e)) return new EngineTimeout(`The request to ${endpoint.id} was aborted.`, ext);
+  if (kinds.isConnection(e)) {
+    if (receivedTokens !== undefined && receivedTokens > 0) {
+      return new EngineStreamCut(
+        `The connection to ${endpoint.id} broke after ${receivedTokens} tokens.`,
+        ext,
+      );
+    }
+    return new EngineUnreachable(`The engine at ${endpoint.id} is unreachable: ${e.message}`, ext);
+  }
+  if (kinds.isApiError(e)) {
+    const status: number = typeof e.status === 'number' ? e.status : 0;
+    if (status === 400 || status === 422)
+      return new EngineBadRequest(`The engine rejected the request: ${e.message}`, { ...ext, status });
+    if (status === 503 || status === 429 || status === 529) {
+      const retryAfterMs = retryAfterMsOf(e.headers);
+      return new EngineUnavailable(`The engine at ${endpoint.id} is overloaded or unavailable (${status}).`, {
+        ...ext,
+        status,
+        ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
+      });
+    }
+    return new EngineError(`The engine at ${endpoint.id} failed with ${status || 'an error'}: ${e.message}`, {
+      ...ext,
+      status,
+    });
+  }
+  // undici reports a connection cut mid-body as `TypeError: terminated` (cause UND_ERR_SOCKET). It may come
+  // from another realm (jest's vm), so test the shape, not `instanceof Error`.
+  const message =
+    typeof (e as { message?: unknown })?.message === 'string' ? (e as { message: string }).message : '';
+  if (/terminated|ECONNRESET|socket|premature/i.test(message)) {
+    return new EngineStreamCut(`The stream from ${endpoint.id} broke: ${message}`, ext);
+  }
+  kinds.logger.error({ err: e }, 'unexpected engine error');
+  return new EngineError(`Unexpected engine error from ${endpoint.id}.`, ext);
+}
+
+/**
+ * Engine events of a Chat Completions chunk stream (vLLM, OpenAI, and Anthropic after translation), for
+ * every choice (`choice` set past the first): content deltas, tool-call fragments, logprobs, the finish
+ * reason, usage with cached (and provider cache-write) tokens. `counted.deltas` counts the content and
+ * tool-call deltas yielded, for the caller's error mapping.
+ */
+export async function* engineEventsOf(
+  stream: AsyncIterable<ChatCompletionChunk>,
+  counted: { deltas: number },
+): AsyncGenerator<EngineChatEvent> {
+  for await (const chunk of stream) {
+    if (chunk.usage) {
+      const cached = chunk.usage.prompt_tokens_details?.cached_tokens;
+      const written = (chunk.usage as { cache_creation_input_tokens?: number }).cache_creation_input_tokens;
+      yield {
+        type: 'usage',
+        usage: {
+          promptTokens: chunk.usage.prompt_tokens,
+          completionTokens: chunk.usage.completion_tokens,
+          ...(cached !== undefined && cached !== null ? { cachedTokens: cached } : {}),
+          ...(written !== undefined ? { cacheWriteTokens: written } : {}),
+        },
+      };
+    }
+    for (const choice of chunk.choices) {
+      const index = choice.index ?? 0;
+      const at = index === 0 ? {} : { choice: index };
+      const delta = choice.delta?.content ?? '';
+      if (delta.length > 0) {
+        counted.deltas++;
+        yield { type: 'delta', text: delta, ...at };
+      }
+      for (const call of choice.delta?.tool_calls ?? []) {
+        counted.deltas++;
+        yield {
+          type: 'tool_call',
+          ...at,
+          index: call.index,
+          ...(call.id ? { id: call.id } : {}),
+          ...(call.function?.name ? { name: call.function.name } : {}),
+          arguments: call.function?.arguments ?? '',
+        };
+      }
+      if (choice.logprobs?.content?.length) {
+        yield { type: 'logprobs', ...at, content: choice.logprobs.content };
+      }
+      if (choice.finish_reason) yield { type: 'finish', reason: choice.finish_reason, ...at };
+    }
+  }
+}
+
+/**
+ * The streamed Chat Completions body of an engine request (no vendor extensions): the client's other
+ * OpenAI and vendor fields (`request.extra`: tools, tool_choice, response_format, n, logprobs, user, ...)
+ * first, then kvchat's own fields, which always win.
+ */
+export function openAiChatBody(request: EngineChatRequest): OpenAI.ChatCompletionCreateParamsStreaming {
+  return {
+    ...request.extra,
+    model: request.model,
+    messages: request.messages.map(toOpenAiMessage),
+    stream: true,
+    stream_options: { include_usage: true },
+    max_tokens: request.maxTokens,
+    ...(request.temperature !== undefined ? { temperature: request.temperature } : {}),
+    ...request.sampling,
+  };
 }
 
 /** A numeric response header (the simulator reports its own timings this way), or undefined. */

@@ -1,0 +1,153 @@
+import Anthropic, {
+  APIConnectionError,
+  APIConnectionTimeoutError,
+  APIError,
+  APIUserAbortError,
+} from '@anthropic-ai/sdk';
+import { Injectable, Logger } from '@nestjs/common';
+import { InferenceConfig } from '../../config/inference.config';
+import type OpenAI from 'openai';
+import type {
+  EngineAdapter,
+  EngineCacheCounters,
+  EngineChatEvent,
+  EngineChatRequest,
+  EngineChatStream,
+  EngineEndpoint,
+} from '../engine-adapter';
+import { EngineBadRequest, EngineTokenizeUnsupported } from '../inference.errors';
+import type { TokenizeInput } from '../inference.types';
+import { fromAnthropicStream, toAnthropicRequest } from './anthropic-translation';
+import { engineEventsOf, openAiChatBody, translateSdkError } from './vllm.adapter';
+
+/**
+ * Anthropic's Messages API through the official `@anthropic-ai/sdk`: the Chat Completions request is
+ * translated (anthropic-translation.ts) with `cache_control` breakpoints at the end of the stable prefix,
+ * on the last history message and on the new message; the event stream is translated back to Chat
+ * Completions chunks, so usage (`cache_read_input_tokens` -> cached tokens) and stop reasons reach the
+ * caller as from any engine. https://docs.anthropic.com/en/api/messages
+ *
+ * The client's OpenAI fields (`EngineChatRequest.extra`) are translated where the Messages API has an
+ * equivalent: `tools`, `tool_choice`, `parallel_tool_calls`, tool messages and assistant `tool_calls`,
+ * `stop`, `top_p`, `user` (-> `metadata.user_id`); tool_use answers come back as `tool_calls` with
+ * `finish_reason: "tool_calls"`. `n > 1` is refused (EngineBadRequest naming `n`: Anthropic answers one
+ * choice). Everything else is dropped: ANTHROPIC_DROPPED_FIELDS and unknown vendor fields.
+ */
+/**
+ * OpenAI Chat Completions fields the Messages API has no equivalent for; the Anthropic adapter drops them
+ * (docs/providers.md, "Which OpenAI fields each provider supports").
+ */
+export const ANTHROPIC_DROPPED_FIELDS = [
+  'response_format',
+  'logprobs',
+  'top_logprobs',
+  'seed',
+  'frequency_penalty',
+  'presence_penalty',
+  'logit_bias',
+  'metadata',
+  'store',
+  'reasoning_effort',
+  'service_tier',
+  'prompt_cache_key',
+  'modalities',
+  'audio',
+  'prediction',
+  'web_search_options',
+] as const;
+
+@Injectable()
+export class AnthropicEngineAdapter implements EngineAdapter {
+  readonly name = 'anthropic';
+  private readonly logger = new Logger('Inference');
+  private readonly clients = new Map<string, Anthropic>();
+  constructor(private readonly config: InferenceConfig) {}
+
+  private client(endpoint: EngineEndpoint): Anthropic {
+    const key = `${endpoint.id} ${endpoint.baseURL}`;
+    let client = this.clients.get(key);
+    if (!client) {
+      client = new Anthropic({
+        baseURL: endpoint.baseURL,
+        apiKey: endpoint.apiKey ?? 'unused',
+        timeout: endpoint.timeoutMs ?? this.config.INFERENCE_TIMEOUT_MS,
+        maxRetries: 0,
+        ...(endpoint.headers ? { defaultHeaders: endpoint.headers } : {}),
+      });
+      this.clients.set(key, client);
+    }
+    return client;
+  }
+
+  async chatStream(
+    endpoint: EngineEndpoint,
+    request: EngineChatRequest,
+    signal: AbortSignal,
+  ): Promise<EngineChatStream> {
+    const n = request.extra?.n;
+    if (typeof n === 'number' && n > 1) {
+      throw new EngineBadRequest(
+        `n: ${endpoint.id} is an Anthropic deployment, which answers one choice; send n: 1 (or omit it).`,
+        { field: 'n', replica: endpoint.id },
+      );
+    }
+    const body = toAnthropicRequest(openAiChatBody(request), { cacheBreakpoints: true });
+    try {
+      const { data: stream } = await this.client(endpoint)
+        .messages.create({ ...body, stream: true }, { signal })
+        .withResponse();
+      const chunks = fromAnthropicStream(stream, Math.floor(Date.now() / 1000));
+      return { engineTimings: {}, events: this.translateEvents(chunks, endpoint) };
+    } catch (e) {
+      throw this.translate(e, endpoint, 0);
+    }
+  }
+
+  private async *translateEvents(
+    chunks: AsyncIterable<OpenAI.ChatCompletionChunk>,
+    endpoint: EngineEndpoint,
+  ): AsyncGenerator<EngineChatEvent> {
+    const counted = { deltas: 0 };
+    try {
+      yield* engineEventsOf(chunks, counted);
+    } catch (e) {
+      throw this.translate(e, endpoint, counted.deltas);
+    }
+  }
+
+  tokenize(endpoint: EngineEndpoint, _model: string, _input: TokenizeInput): Promise<number[]> {
+    return Promise.reject(
+      new EngineTokenizeUnsupported(`The Anthropic API at ${endpoint.id} has no /tokenize.`, {
+        replica: endpoint.id,
+      }),
+    );
+  }
+
+  async models(endpoint: EngineEndpoint, timeoutMs: number): Promise<string[]> {
+    try {
+      const page = await this.client(endpoint).models.list({}, { timeout: timeoutMs, maxRetries: 0 });
+      return page.data.map((m) => m.id);
+    } catch (e) {
+      throw this.translate(e, endpoint, undefined);
+    }
+  }
+
+  async health(endpoint: EngineEndpoint, timeoutMs: number): Promise<void> {
+    await this.models(endpoint, timeoutMs);
+  }
+
+  scrapeMetrics(endpoint: EngineEndpoint): Promise<EngineCacheCounters> {
+    return Promise.reject(new Error(`The Anthropic API at ${endpoint.id} exposes no prefix-cache metrics.`));
+  }
+
+  private translate(e: unknown, endpoint: EngineEndpoint, receivedTokens: number | undefined): Error {
+    return translateSdkError(e, endpoint, receivedTokens, {
+      timeoutMs: endpoint.timeoutMs ?? this.config.INFERENCE_TIMEOUT_MS,
+      logger: this.logger,
+      isConnectionTimeout: (x) => x instanceof APIConnectionTimeoutError,
+      isUserAbort: (x) => x instanceof APIUserAbortError,
+      isConnection: (x): x is APIConnectionError => x instanceof APIConnectionError,
+      isApiError: (x): x is APIError => x instanceof APIError,
+    });
+  }
+}
