@@ -32,15 +32,8 @@ const bullConnections = new WeakMap<RedisConfig, Set<Redis>>();
         prefix: `${config.REDIS_KEY_PREFIX}bull`,
         createClient: (type: 'client' | 'subscriber' | 'bclient') => {
           const connection = createRedisConnection(config.REDIS_URL, type);
-          if (type === 'bclient') {
-            // A blocking connection sits in BRPOPLPUSH for up to Bull's drainDelay (5 s): a QUIT queues
-            // behind it and Bull gives up after 500 ms, for every queue of every app that closes. It has
-            // nothing to flush, so closing it is a disconnect (what Bull does itself while it is blocked).
-            connection.quit = () => {
-              connection.disconnect();
-              return Promise.resolve('OK');
-            };
-          }
+          // The blocking connection is closed by QUIT, never cut: a BRPOPLPUSH answered just as it was cut
+          // would leave its job in the active list without a lock until the stalled check (30 s) recovers it.
           let open = bullConnections.get(config);
           if (!open) bullConnections.set(config, (open = new Set()));
           open.add(connection);
