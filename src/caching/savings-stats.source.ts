@@ -1,4 +1,4 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Optional } from '@nestjs/common';
 import { type LedgerSavings, UsageLedgerRepository } from '../usage/usage-ledger.repository';
 import { CacheStatsSection, type CacheStatsScope, type CacheStatsSource } from './cache-stats.types';
 
@@ -14,10 +14,11 @@ import { CacheStatsSection, type CacheStatsScope, type CacheStatsSource } from '
 export class SavingsStatsSource implements CacheStatsSource {
   readonly section = 'savings';
 
-  constructor(private readonly ledger: UsageLedgerRepository) {}
+  /** @param ledger absent where the usage module is not loaded (a caching-only composition): no section then */
+  constructor(@Optional() private readonly ledger?: UsageLedgerRepository) {}
 
   async collect(scope: CacheStatsScope): Promise<LedgerSavings | undefined> {
-    if (scope.conversationId) return undefined;
+    if (scope.conversationId || !this.ledger) return undefined;
     return this.ledger.savings(scope.kind === 'global' ? {} : { tenantId: scope.tenantId });
   }
 }
