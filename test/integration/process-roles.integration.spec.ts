@@ -200,8 +200,10 @@ describe('process roles (separate processes)', () => {
         expect((await api(`${draining.url}/health/live`)).status).toBe(200);
 
         expect(await draining.exited).toBe(0);
-        expect(draining.output()).toContain('drain time ran out with 1 in flight, closing');
-        await turn; // cut by the close; its outcome is issue 10's (abort and mark failed)
+        expect(draining.output()).toContain('drain time ran out with 1 in flight: aborted them');
+        // The aborted turn records its failure before the close (crash-safe-turns.integration.spec.ts checks what is stored).
+        expect(draining.output()).toContain('aborted work recorded, closing');
+        await turn;
       } finally {
         sim.engine.setFaults({ stallMs: 0 });
       }
