@@ -91,7 +91,7 @@ export class ChaosLab {
     await this.startApp();
     const { stdout } = await run(
       process.execPath,
-      [join(this.distDir, 'src/auth/cli/keys.cli.js'), 'create', '--tenant', 'chaos'],
+      [join(this.distDir, 'src/cli/keys.cli.js'), 'create', '--tenant', 'chaos'],
       {
         env: this.appEnv(),
       },

@@ -105,7 +105,7 @@ export class LoadLab {
     await run(process.execPath, [join(this.options.distDir, 'src/migrate.js')], { env });
     const { stdout } = await run(
       process.execPath,
-      [join(this.options.distDir, 'src/auth/cli/keys.cli.js'), 'create', '--tenant', `load-${process.pid}`],
+      [join(this.options.distDir, 'src/cli/keys.cli.js'), 'create', '--tenant', `load-${process.pid}`],
       { env },
     );
     this.apiKey = stdout.trim().split('\n').at(-1) ?? '';

@@ -5,7 +5,29 @@ import type { ConversationContextState } from '../context/context-policy';
 import type { HistoryMessage } from '../context/prompt.types';
 import type { ChatResult, ChatUsage, ProviderRoute } from '../inference/inference.types';
 import type { TurnTrace } from '../observability/turn-trace';
-import type { Citation } from './chat-agent';
+
+/**
+ * Where a passage of an answer comes from: one chunk of one version of a knowledge document. Sent
+ * as the turn's `citations` event before the tokens and stored on the assistant message.
+ */
+export interface Citation {
+  /** 1-based: the passage's number in the prompt (`[n]`), which the answer may cite. */
+  index: number;
+  documentId: string;
+  /** The document's name in its knowledge base (file name or relative path). */
+  documentName: string;
+  knowledgeBaseId: string;
+  /** The document version the passage was read from. */
+  version: number;
+  /** Headings above the passage, outermost first. */
+  headingPath: string[];
+  /** Offsets in the document's extracted text, characters; `end` exclusive. */
+  start: number;
+  end: number;
+  /** Retrieval score, higher is better (reciprocal-rank-fusion score in hybrid mode; see RetrievalService). */
+  score: number;
+  chunkId: string;
+}
 
 /** What the graph needs to answer one turn. */
 export interface TurnInput {

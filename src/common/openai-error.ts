@@ -1,4 +1,4 @@
-import type { ProblemBody } from './problem.filter';
+import type { ProblemBody } from './problem-body';
 
 /**
  * The OpenAI error object (`{"error": {"message", "type", "param", "code"}}`), as the OpenAI API and its

@@ -12,23 +12,14 @@ import { clientDetail, clientExtensions } from './client-detail';
 import { dependencyFailure } from './dependency-errors';
 import { DomainError } from './domain-error';
 import { isOpenAiPath, toOpenAiError } from './openai-error';
+import type { ProblemBody } from './problem-body';
 import { PROBLEM_STATUSES } from './problem-statuses';
+
+export type { ProblemBody } from './problem-body';
 
 /** Detail of a 413 for a body over Fastify's limit: the limit's variable, and the way around it. */
 const BODY_TOO_LARGE =
   'The request body is larger than BODY_LIMIT_BYTES (knowledge documents can be uploaded larger as multipart/form-data).';
-
-/** RFC 9457 problem details body, plus the request id and domain extensions. */
-export interface ProblemBody {
-  type: string;
-  title: string;
-  status: number;
-  detail: string;
-  instance: string;
-  code: string;
-  requestId: string;
-  [extension: string]: unknown;
-}
 
 /** Reason phrases of the statuses outside the IANA registry that kvchat answers with. */
 const UNREGISTERED_TITLES: Record<number, string> = {

@@ -1,7 +1,7 @@
 import { Entity, Enum, Index, ManyToOne, Property, Unique } from '@mikro-orm/core';
 import { Tenant } from '../auth/tenant.entity';
 import type { MessageCacheReport } from '../context/cache-report';
-import type { Citation } from '../agents/chat-agent';
+import type { Citation } from '../agents/agents.types';
 import { BaseEntity } from '../database/base.entity';
 import { Conversation } from './conversation.entity';
 

@@ -103,7 +103,7 @@ describe('usage ledger after a replay with a SIGTERM in the middle (e2e, separat
       const first = await startKvchat(build, env);
       started.push(first);
       const created = await runNode(
-        build.entry('src/auth/cli/keys.cli.js'),
+        build.entry('src/cli/keys.cli.js'),
         ['create', '--tenant', `replay-${randomUUID().slice(0, 8)}`, '--name', 'replay'],
         env,
         build.dir,

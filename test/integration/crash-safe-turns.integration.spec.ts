@@ -88,7 +88,7 @@ describe('crash-safe turns (separate processes)', () => {
     const migrated = await runNode(build.entry('src/migrate.js'), [], env, build.dir);
     expect(migrated.code).toBe(0);
     key = (
-      await runNode(build.entry('src/auth/cli/keys.cli.js'), ['create', '--tenant', 'crash'], env, build.dir)
+      await runNode(build.entry('src/cli/keys.cli.js'), ['create', '--tenant', 'crash'], env, build.dir)
     ).stdout
       .trim()
       .split('\n')

@@ -1,5 +1,5 @@
 import { MikroORM } from '@mikro-orm/postgresql';
-import { runKeysCli } from '../../src/auth/cli/keys.cli';
+import { runKeysCli } from '../../src/cli/keys.cli';
 import { hashApiKey } from '../../src/auth/api-key.service';
 import { buildOrmOptions } from '../../src/database/mikro-orm.options';
 import { ENTITIES } from '../../src/entities';

@@ -110,12 +110,7 @@ describe('process roles (separate processes)', () => {
     async () => {
       const apiProcess = await start('api');
       const key = (
-        await runNode(
-          build.entry('src/auth/cli/keys.cli.js'),
-          ['create', '--tenant', 'roles'],
-          env,
-          build.dir,
-        )
+        await runNode(build.entry('src/cli/keys.cli.js'), ['create', '--tenant', 'roles'], env, build.dir)
       ).stdout
         .trim()
         .split('\n')
@@ -167,12 +162,7 @@ describe('process roles (separate processes)', () => {
     async () => {
       const draining = await start('api', { SHUTDOWN_DRAIN_MS: '2000' });
       const key = (
-        await runNode(
-          build.entry('src/auth/cli/keys.cli.js'),
-          ['create', '--tenant', 'drain'],
-          env,
-          build.dir,
-        )
+        await runNode(build.entry('src/cli/keys.cli.js'), ['create', '--tenant', 'drain'], env, build.dir)
       ).stdout
         .trim()
         .split('\n')

@@ -56,6 +56,14 @@ export const ANTHROPIC_DROPPED_FIELDS = [
   'web_search_options',
 ] as const;
 
+/**
+ * Anthropic's Messages API behind the EngineAdapter seam, with the official `@anthropic-ai/sdk` (one client
+ * per endpoint, SDK retries off: InferenceService owns fallbacks). Chat Completions requests are translated by
+ * anthropic-translation.ts (tools, tool results, stop reasons, usage incl. `cache_read_input_tokens`, and
+ * `cache_control` breakpoints at the stable prefix and the last history message); fields Anthropic has no
+ * counterpart for are dropped (ANTHROPIC_DROPPED_FIELDS, docs/providers.md). No `/tokenize` and no `/metrics`.
+ * See https://docs.anthropic.com/en/api/messages.
+ */
 @Injectable()
 export class AnthropicEngineAdapter implements EngineAdapter {
   readonly name = 'anthropic';

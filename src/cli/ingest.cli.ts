@@ -6,21 +6,21 @@ import { type INestApplicationContext, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { Presets, SingleBar } from 'cli-progress';
 import { Command, CommanderError } from 'commander';
-import { Tenant } from '../../auth/tenant.entity';
-import { DomainError } from '../../common/domain-error';
-import { type Env, loadConfigClass } from '../../config/config.loader';
-import { KvchatConfigModule, loadDotEnv } from '../../config/config.module';
-import { DatabaseConfig } from '../../config/database.config';
-import { DatabaseModule } from '../../database/database.module';
-import { isPortOpen } from '../../database/standalone';
-import { EmbeddedEngineModule } from '../../embedded-engine.module';
-import { ENTITIES } from '../../entities';
-import { QueuesModule } from '../../queues/queues.module';
-import { SUPPORTED_EXTENSIONS } from '../document-formats';
-import { DocumentsService } from '../documents.service';
-import type { Ingestion } from '../ingestion.entity';
-import { KnowledgeBasesService } from '../knowledge-bases.service';
-import { KnowledgeModule } from '../knowledge.module';
+import { Tenant } from '../auth/tenant.entity';
+import { DomainError } from '../common/domain-error';
+import { type Env, loadConfigClass } from '../config/config.loader';
+import { KvchatConfigModule, loadDotEnv } from '../config/config.module';
+import { DatabaseConfig } from '../config/database.config';
+import { DatabaseModule } from '../database/database.module';
+import { isPortOpen } from '../database/standalone';
+import { EmbeddedEngineModule } from '../embedded-engine.module';
+import { ENTITIES } from '../entities';
+import { QueuesModule } from '../queues/queues.module';
+import { SUPPORTED_EXTENSIONS } from '../knowledge/document-formats';
+import { DocumentsService } from '../knowledge/documents.service';
+import type { Ingestion } from '../knowledge/ingestion.entity';
+import { KnowledgeBasesService } from '../knowledge/knowledge-bases.service';
+import { KnowledgeModule } from '../knowledge/knowledge.module';
 
 /** A file to upload, and the document name it gets. */
 export interface IngestFile {

@@ -1,12 +1,12 @@
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
-import { AppConfig } from '../../config/app.config';
-import { loadConfigClass } from '../../config/config.loader';
-import { loadDotEnv } from '../../config/config.module';
-import { DatabaseConfig } from '../../config/database.config';
-import { openStandaloneDatabase } from '../../database/standalone';
-import { ENTITIES } from '../../entities';
-import { ApiKeyService } from '../api-key.service';
-import { type Scope, SCOPES } from '../scopes';
+import { AppConfig } from '../config/app.config';
+import { loadConfigClass } from '../config/config.loader';
+import { loadDotEnv } from '../config/config.module';
+import { DatabaseConfig } from '../config/database.config';
+import { openStandaloneDatabase } from '../database/standalone';
+import { ENTITIES } from '../entities';
+import { ApiKeyService } from '../auth/api-key.service';
+import { type Scope, SCOPES } from '../auth/scopes';
 
 interface CreateOptions {
   tenant: string;
