@@ -160,7 +160,9 @@ models:
         { role: 'assistant', content: '', tool_calls: toolCall ? [toolCall] : [] },
         { role: 'tool', content: '{"temperature_c": 19}', tool_call_id: toolCall?.id ?? '' },
       ],
-      maxTokens: 16,
+      // Replies are 8..16 tokens, chosen from the prompt (which holds the random tool-use id): 32 leaves room for the
+      // longest reply (16) and its end-of-sequence token, so the answer always ends by itself.
+      maxTokens: 32,
       extra: { tools: [weatherTool] },
     });
 
