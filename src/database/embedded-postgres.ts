@@ -5,6 +5,7 @@ import { join, resolve } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { vector } from '@electric-sql/pglite-pgvector';
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
+import { PgliteSessionQueue } from './pglite-session-queue';
 
 /** A running embedded PostgreSQL (PGlite + pgvector) reachable over the wire protocol. */
 export interface EmbeddedPostgres {
@@ -69,8 +70,9 @@ async function openInMemory(): Promise<PGlite> {
 /**
  * Starts PGlite (PostgreSQL compiled to WASM) with the pgvector extension on `dataDir` and
  * serves it on `127.0.0.1:port` with pglite-socket, so MikroORM's ordinary PostgreSQL driver
- * (and psql) connect to it. PGlite is single-session: pglite-socket queues queries and keeps a
- * transaction on the connection that opened it.
+ * (and psql) connect to it. PGlite is single-session: connections take turns, each keeping the
+ * session for a whole exchange (an extended-query message group up to its Sync, a transaction up to
+ * its end; PgliteSessionQueue), so a transaction on one connection makes the others wait.
  *
  * PGlite allows one process per data directory; while the service runs, other processes (the
  * keys CLI, psql) must use this port instead of opening the directory.
@@ -93,6 +95,7 @@ export async function startEmbeddedPostgres(dataDir: string, port: number): Prom
   }
   const server = new PGLiteSocketServer({ db, host: '127.0.0.1', port, maxConnections: 64 });
   try {
+    serveOneExchangeAtATime(server, db);
     await server.start();
   } catch (e) {
     await db.close();
@@ -114,4 +117,21 @@ export async function startEmbeddedPostgres(dataDir: string, port: number): Prom
       await db.close();
     },
   };
+}
+
+/**
+ * Puts PgliteSessionQueue in place of pglite-socket's own queue, which lets connections' messages
+ * interleave inside an exchange (see PgliteSessionQueue). The server keeps its queue in a private
+ * field that each connection's handler takes when it connects, so this runs before `start()`; if a
+ * pglite-socket release renames the field, the embedded database refuses to start rather than run
+ * with the interleaving queue.
+ */
+function serveOneExchangeAtATime(server: PGLiteSocketServer, db: PGlite): void {
+  const internals = server as unknown as { queryQueue?: unknown };
+  if (internals.queryQueue === undefined) {
+    throw new EmbeddedDatabaseError(
+      'pglite-socket no longer keeps its query queue in `queryQueue`: src/database/pglite-session-queue.ts must be adapted.',
+    );
+  }
+  internals.queryQueue = new PgliteSessionQueue(db);
 }

@@ -149,6 +149,40 @@ describe('knowledge (e2e)', () => {
     expect(top.ranks.fullText).toBeGreaterThan(0);
   });
 
+  it('should make every document of an upload larger than the connection pool ready while their statuses are polled', async () => {
+    // More documents than the embedded database's pool (8 connections) and the worker's concurrency
+    // (1), in one upload, all polled at once while the worker ingests them and bills each one (a usage
+    // batch, one parameterised INSERT): the shape of `bench:rag` on 20 manuals, which stalled when a
+    // connection's BEGIN reached PGlite inside another connection's failed extended-query exchange
+    // and was never answered (src/database/pglite-session-queue.ts).
+    const id = await createKb('larger-than-the-pool');
+    const count = 24;
+    const files = Array.from({ length: count }, (_, i) => ({
+      name: `lamp-${String(i).padStart(2, '0')}.md`,
+      bytes: Buffer.from(
+        `# Lamp ${i}\n\n## Battery\n\nLamp ${i} runs ${10 + i} hours on one charge.\n\n` +
+          `## Light\n\nLamp ${i} gives ${100 + i} lumens.\n\n## Care\n\nWipe lamp ${i} with a dry cloth.\n`,
+      ),
+      type: 'text/markdown',
+    }));
+    const { status, body } = await uploadFiles(sut.url, sut.keyA, id, files);
+    expect(status).toBe(202);
+    expect(body.documents).toHaveLength(count);
+    const settled = await Promise.all(
+      body.documents.map((d: any) => waitForIngestion(sut.url, sut.keyA, id, d.ingestionId, 90_000)),
+    );
+    expect(settled.map((i) => [i.status, i.version, i.error])).toEqual(files.map(() => ['ready', 1, null]));
+    const listed = await api(kbUrl(id, '/documents'), { key: sut.keyA });
+    expect(listed.body.data.map((d: any) => [d.name, d.status, d.version])).toEqual(
+      files.map((f) => [f.name, 'ready', 1]),
+    );
+    const found = await search(id, 'Lamp 17 lumens', { k: 1 });
+    expect(found.body.passages[0]).toMatchObject({
+      documentName: 'lamp-17.md',
+      headingPath: ['Lamp 17', 'Light'],
+    });
+  });
+
   it('should refuse a single upload that is too big, of an unknown type or empty with its own status', async () => {
     const id = await createKb('single');
     const big = await api(kbUrl(id, '/documents'), {
