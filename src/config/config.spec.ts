@@ -135,6 +135,7 @@ const NON_DEFAULTS: Record<string, { raw: string; expected: unknown; env?: Env }
   KNOWLEDGE_URL_TIMEOUT_MS: { raw: '500', expected: 500 },
   KNOWLEDGE_CHUNK_TOKENS: { raw: '128', expected: 128 },
   KNOWLEDGE_CHUNK_OVERLAP_TOKENS: { raw: '16', expected: 16 },
+  KNOWLEDGE_LEAD_TOKENS: { raw: '0', expected: 0 },
   KNOWLEDGE_SEARCH_K: { raw: '7', expected: 7 },
   KNOWLEDGE_SEARCH_CANDIDATES: { raw: '30', expected: 30 },
   KNOWLEDGE_RRF_K: { raw: '10', expected: 10 },

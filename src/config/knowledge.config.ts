@@ -32,6 +32,13 @@ export class KnowledgeConfig {
   @IsInt() @Min(16) @Max(8192) KNOWLEDGE_CHUNK_TOKENS: number = 256;
   /** Tokens a chunk repeats from the end of the previous chunk of the same section. */
   @IsInt() @Min(0) @Max(1024) KNOWLEDGE_CHUNK_OVERLAP_TOKENS: number = 32;
+  /**
+   * Tokens of a document's lead (its first paragraph: for Markdown, the text under its title) embedded
+   * with every chunk, so that a passage deep in a document is found as part of what the document is
+   * about (docs/knowledge.md, Chunking). 0 = none. Changing it changes what every chunk embeds, so
+   * documents are re-embedded at their next ingestion.
+   */
+  @IsInt() @Min(0) @Max(512) KNOWLEDGE_LEAD_TOKENS: number = 32;
   /** Passages returned by a search when the request does not say (`k`). */
   @IsInt() @Min(1) @Max(100) KNOWLEDGE_SEARCH_K: number = 5;
   /** Candidates each method (vector, full text) contributes before fusion. */

@@ -1,4 +1,4 @@
-import { Chunker, countTokens, markdownSections } from './chunker';
+import { Chunker, countTokens, documentLead, markdownSections } from './chunker';
 
 const manual = [
   '# Alpine Ridge Tent',
@@ -111,6 +111,53 @@ describe('Chunker', () => {
     const [c] = await sut.split({ text: '# A\n\nSame words.\n', format: 'markdown' });
     expect(a.contentHash).not.toBe(b.contentHash);
     expect(a.contentHash).toBe(c.contentHash);
+  });
+
+  it('should embed the document’s lead with every chunk, cut to its token bound, and index only the chunk', async () => {
+    const text = [
+      '# Information about product item_number: 9',
+      'SummitClimber Backpack, price $120,',
+      '',
+      '## Straps',
+      '',
+      'Adjust the shoulder straps evenly on both sides.',
+      '',
+      '## Care',
+      '',
+      'Wipe it with a damp cloth.',
+    ].join('\n');
+    const sut = new Chunker({ chunkTokens: 64, overlapTokens: 0, leadTokens: 32 });
+    const chunks = await sut.split({ text, format: 'markdown' });
+    expect(chunks.map((c) => c.embeddingText)).toEqual([
+      'SummitClimber Backpack, price $120,\nInformation about product item_number: 9\n\nSummitClimber Backpack, price $120,',
+      'SummitClimber Backpack, price $120,\nInformation about product item_number: 9 > Straps\n\nAdjust the shoulder straps evenly on both sides.',
+      'SummitClimber Backpack, price $120,\nInformation about product item_number: 9 > Care\n\nWipe it with a damp cloth.',
+    ]);
+    for (const c of chunks) expect(text.slice(c.start, c.end)).toBe(c.text);
+    // Without a lead, what is embedded (and so its hash) is as before.
+    const plain = await new Chunker({ chunkTokens: 64, overlapTokens: 0 }).split({
+      text,
+      format: 'markdown',
+    });
+    expect(plain[1].embeddingText).toBe(
+      'Information about product item_number: 9 > Straps\n\nAdjust the shoulder straps evenly on both sides.',
+    );
+    expect(plain[1].contentHash).not.toBe(chunks[1].contentHash);
+  });
+
+  it('should take the lead from the first paragraph, in whole words within the token bound', () => {
+    const long = 'The Glacier Lantern is a rechargeable camping lantern that runs for many hours.';
+    const text = `\n\n${long}\nIt folds flat.\n\nSecond paragraph.`;
+    const sections = [{ headingPath: [], start: 0, end: text.length }];
+    expect(documentLead(text, sections, 64)).toBe(`${long} It folds flat.`);
+    const cut = documentLead(text, sections, 6);
+    expect(countTokens(cut)).toBeLessThanOrEqual(6);
+    expect(long.startsWith(cut)).toBe(true);
+    expect(long[cut.length]).toBe(' ');
+    expect(documentLead(text, sections, 0)).toBe('');
+    // A document that opens with a subsection has no lead: that section's text is not the document's.
+    const manualText = '# Beacon\n\n## Battery\n\nThe battery lasts 60 hours.\n';
+    expect(documentLead(manualText, markdownSections(manualText), 32)).toBe('');
   });
 
   it('should refuse an overlap as large as the chunk', () => {

@@ -10,6 +10,11 @@ export interface ChunkerOptions {
   chunkTokens: number;
   /** Tokens repeated from the previous chunk of the same section (KNOWLEDGE_CHUNK_OVERLAP_TOKENS). */
   overlapTokens: number;
+  /**
+   * Tokens of the document's lead (its first paragraph) embedded with every chunk
+   * (KNOWLEDGE_LEAD_TOKENS); 0 or absent: none.
+   */
+  leadTokens?: number;
 }
 
 /** A chunk before it is stored. */
@@ -26,7 +31,10 @@ export interface DraftChunk {
   text: string;
   /** Tokens of `text`. */
   tokenCount: number;
-  /** What is embedded and indexed: the heading path, a blank line, the text. */
+  /**
+   * What is embedded: the document's lead (when `leadTokens` > 0), the heading path, a blank line,
+   * the text. (Full-text search indexes the heading path and the text.)
+   */
   embeddingText: string;
   /** SHA-256 (hex) of `embeddingText`: identical chunks share it, and so their embedding. */
   contentHash: string;
@@ -41,6 +49,37 @@ export function countTokens(text: string): number {
 }
 
 const markdown = new MarkdownIt('commonmark');
+const utf8 = new TextDecoder();
+
+/** The first `maxTokens` tokens of `text` (cl100k_base), cut back to whole words when it is cut. */
+export function firstTokens(text: string, maxTokens: number): string {
+  const ids = cl100k.encode(text);
+  if (ids.length <= maxTokens) return text;
+  const head = utf8.decode(cl100k.decodeBytes(ids.subarray(0, maxTokens))).replace(/\uFFFD+$/, '');
+  const lastSpace = head.search(/\s\S*$/);
+  return (lastSpace > 0 ? head.slice(0, lastSpace) : head).trimEnd();
+}
+
+/**
+ * The document's lead: the first paragraph of its opening, whitespace collapsed, at most `maxTokens`
+ * tokens. The opening is the text before the first subsection (a section whose heading path is
+ * deeper than one heading): for Markdown the text under the title and any text before it; for a
+ * format without headings, its beginning. A document that starts straight with a subsection has
+ * no lead: a section's own text is not what the whole document is about.
+ */
+export function documentLead(text: string, sections: readonly ExtractedSection[], maxTokens: number): string {
+  if (maxTokens <= 0) return '';
+  for (const section of sections) {
+    if (section.headingPath.length > 1) break;
+    const paragraph = text
+      .slice(section.start, section.end)
+      .split(/\n\s*\n/)
+      .map((p) => p.replace(/\s+/g, ' ').trim())
+      .find((p) => p.length > 0);
+    if (paragraph) return firstTokens(paragraph, maxTokens);
+  }
+  return '';
+}
 
 /** Character offset of the start of each line of `text`. */
 function lineStarts(text: string): number[] {
@@ -88,6 +127,13 @@ export function markdownSections(text: string): ExtractedSection[] {
  * RecursiveCharacterTextSplitter on paragraphs, lines, then words, with `overlapTokens` of overlap
  * between consecutive chunks of a section. Every chunk is an exact slice of the extracted text, so
  * its offsets can be cited; its heading path travels with it into the embedding and the index.
+ *
+ * With `leadTokens`, the document's lead (documentLead) is embedded with every chunk too: a passage
+ * deep in a manual ("adjust the straps evenly") rarely names what it is about, and neither does its
+ * heading path when the title is generic ("Information about product item_number: 9"), while a
+ * document's opening usually does ("SummitClimber Backpack, price $120"). A short form of what
+ * Anthropic calls contextual retrieval (https://www.anthropic.com/news/contextual-retrieval), without
+ * a model call: the context is the document's own first words.
  */
 export class Chunker {
   private readonly markdownSplitter: RecursiveCharacterTextSplitter;
@@ -124,6 +170,7 @@ export class Chunker {
         ? markdownSections(doc.text)
         : [{ headingPath: [], start: 0, end: doc.text.length }]);
     const splitter = doc.format === 'markdown' ? this.markdownSplitter : this.plainSplitter;
+    const lead = documentLead(doc.text, sections, this.options.leadTokens ?? 0);
     const chunks: DraftChunk[] = [];
     for (const section of sections) {
       const body = doc.text.slice(section.start, section.end);
@@ -136,7 +183,8 @@ export class Chunker {
         if (at === -1) throw new Error('chunker: a chunk is not a slice of its section');
         cursor = at + 1;
         const heading = section.headingPath.join(' > ');
-        const embeddingText = heading ? `${heading}\n\n${piece}` : piece;
+        const context = [lead, heading].filter(Boolean).join('\n');
+        const embeddingText = context ? `${context}\n\n${piece}` : piece;
         chunks.push({
           ordinal: chunks.length,
           headingPath: section.headingPath,

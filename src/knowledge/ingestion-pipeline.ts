@@ -56,6 +56,7 @@ export class IngestionPipeline {
     this.chunker = new Chunker({
       chunkTokens: config.KNOWLEDGE_CHUNK_TOKENS,
       overlapTokens: config.KNOWLEDGE_CHUNK_OVERLAP_TOKENS,
+      leadTokens: config.KNOWLEDGE_LEAD_TOKENS,
     });
   }
 
