@@ -76,12 +76,14 @@ export class ReplyReader {
  * (`ReadyForQuery` with status 'I'), not only while a transaction is open.
  *
  * Why: pglite-socket queues each wire-protocol message on its own and pins the session to one
- * connection only while `isInTransaction()`. node-postgres sends every parameterised query as five
- * messages (Parse, Bind, Describe, Execute, Sync); between two of them another connection's message
- * ran. A simple-query `BEGIN` run between a Bind and its Execute got no reply at all (PGlite streamed
- * 0 bytes for it), so that connection waited for ever for its `BEGIN`: the stall of `bench:rag` on 20
- * documents (an ingestion's transaction never started while the benchmark polled its status). The
- * same interleaving can bind one connection's parameters to another's unnamed statement. Upstream:
+ * connection only while `isInTransaction()`. node-postgres sends a parameterised query as five
+ * messages (Parse, Bind, Describe, Execute, Sync), and other connections' messages ran between
+ * them. Seen in `bench:rag` on 20 documents (and replayed message by message on PGlite): connection A
+ * (the usage ledger's INSERT) had its Parse run, then B's transaction ran (its simple queries drop
+ * the unnamed statement), then A's Bind failed with "unnamed prepared statement does not exist";
+ * PostgreSQL then skips every message until A's Sync, so C's `BEGIN` (an ingestion's swap), run
+ * next, got no reply at all and C waited for ever: the ingestion queue stalled. Without an error,
+ * A's parameters can be bound to another connection's statement and answer for it. Upstream:
  * electric-sql/pglite issue 1046 (open; 0.2.17 is the latest release).
  *
  * Here a message is taken from the connection that owns the session, else in arrival order; the

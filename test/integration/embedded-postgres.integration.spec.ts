@@ -10,9 +10,10 @@ jest.setTimeout(120_000);
 
 /**
  * The embedded database serves one PGlite session to many pooled connections. Each connection must
- * have the session for a whole exchange: with pglite-socket's own queue, a `BEGIN` run between another
- * connection's Bind and Execute was never answered and its connection waited for ever (the stall of
- * `bench:rag`), and parameters could be bound to another connection's statement.
+ * have the session for a whole exchange: with pglite-socket's own queue, another connection's
+ * statement could replace a parameterised query's between its Parse and Bind (its parameters then
+ * answered for the other statement, or its Bind failed and PGlite skipped everything up to its Sync,
+ * including a third connection's `BEGIN`, which was never answered: the stall of `bench:rag`).
  */
 describe('embedded PostgreSQL over the wire (integration, PGlite)', () => {
   let db: EmbeddedPostgres;
