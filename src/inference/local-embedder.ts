@@ -77,10 +77,7 @@ function unit(v: ArrayLike<number>, scale = 1): number[] {
 }
 
 /** Raw sentence-model vectors of `texts`, one row per text, computed on the pool's thread. */
-async function useEmbed(
-  pool: Piscina<string[], Float32Array>,
-  texts: readonly string[],
-): Promise<Float32Array[]> {
+async function useEmbed(pool: UsePool, texts: readonly string[]): Promise<Float32Array[]> {
   if (texts.length === 0) return [];
   // An empty string has no tokens; the model needs at least one.
   const flat = await pool.run(texts.map((t) => (t.trim().length > 0 ? t : '.')));
