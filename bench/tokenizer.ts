@@ -14,7 +14,7 @@ import { quantile, round, startBenchInstance } from './harness';
  *
  * Issue 10, item 4: token counting is linear and never stalls the event loop.
  * 1. In process: `cl100k.encode` on whitespace-free messages of `--chars` characters (one letter
- *    repeated, random letters, CJK, punctuation, base64) — wall ms and CPU ms per count — beside
+ *    repeated, random letters, CJK, punctuation, mixed classes with emoji, base64) — wall ms and CPU ms per count — beside
  *    tiktoken's unbounded BPE on the first shape (the quadratic baseline, measured once).
  * 2. Against a running app (embedded PGlite, the in-process simulator, the local Redis under a fresh
  *    prefix): `TokenizerService.count` of fresh whitespace-free messages through the simulator's
@@ -41,6 +41,8 @@ const SHAPES: Record<string, (seed: number) => string> = {
   'random letters': (seed) => pick('abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ', seed),
   cjk: (seed) => pick(Array.from({ length: 3000 }, (_, i) => String.fromCharCode(0x4e00 + i)).join(''), seed),
   punctuation: (seed) => pick('!?.,;:-_=+*#%&/<>[]{}', seed),
+  // Letters, CJK, digits, punctuation and emoji interleaved: pre-tokenizer classes switch constantly.
+  mixed: (seed) => pick('abcXYZ東京大阪ñé0123456789!?.,;:-_=+*#%&/<>[]{}😀🇫🇷', seed),
   base64: (seed) =>
     Buffer.from(pick('abcdefghijklmnopqrstuvwxyz0123456789', seed)).toString('base64').slice(0, CHARS),
 };
