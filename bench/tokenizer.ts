@@ -156,9 +156,9 @@ async function main(): Promise<void> {
     counting: { live: [], loopDelay: monitorEventLoopDelay({ resolution: 1 }) },
   };
   try {
-    // Start-up work still running once the app listens (the semantic cache's local embedding model
-    // used to load then, on this loop, holding /health/live for 0.5-1.3 s): waited for and reported as
-    // its own phase, so the counting phase measures counting.
+    // Start-up work still running once the app listens (the semantic cache's local embedding model loads
+    // then; on this loop it held /health/live for 0.5-1.3 s, on its worker thread it still takes a core):
+    // waited for and reported as its own phase, so the counting phase measures counting.
     let prober = startProber(`${instance.url}/health/live`, probeIntervalMs);
     phases['warm-up'].loopDelay.enable();
     await instance.running.app.get(SemanticIndex).collection();

@@ -43,13 +43,9 @@ export class SemanticIndex implements OnApplicationBootstrap, OnApplicationShutd
     private readonly embeddings: EmbeddingsService,
   ) {}
 
-  async onApplicationBootstrap(): Promise<void> {
-    const ready = this.collection();
-    // An in-process model loads on this thread (CPU-bound, ~0.5-1.5 s): awaited here, before the server
-    // listens, so the load never stalls requests (it held /health/live for 0.5-1.3 s right after boot,
-    // `npm run bench:tokenizer`, warm-up phase). A remote embeddings server is not waited for: lookups
-    // wait for it instead. `initialise` never rejects (a failure turns semantic lookups off).
-    if (this.embeddings.inProcess) await ready;
+  onApplicationBootstrap(): void {
+    // Not awaited: boot does not wait for the embeddings server; lookups wait for this instead.
+    void this.collection();
     // Expired vectors are never returned; they are deleted with their entries, and here in case a tenant stops storing.
     this.purgeTimer = setInterval(() => void this.purgeExpired(), PURGE_EVERY_MS);
     this.purgeTimer.unref();

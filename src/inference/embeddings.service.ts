@@ -74,14 +74,6 @@ export class EmbeddingsService implements OnApplicationShutdown {
   }
 
   /**
-   * Whether vectors come from a model run on this thread (EMBEDDINGS_PROVIDER=local). Loading it is
-   * CPU-bound (use-lite: ~0.5-1.5 s, see local-embedder.ts) and blocks the event loop meanwhile.
-   */
-  get inProcess(): boolean {
-    return embeddingsProvider(this.config) === 'local';
-  }
-
-  /**
    * Resolves (once) the model and its dimension, probing the server.
    * @throws EmbeddingsUnavailable when the server does not answer, lists no embedding model, or
    *   returns vectors of another length than EMBEDDINGS_DIMENSION

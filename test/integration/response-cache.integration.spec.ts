@@ -45,14 +45,6 @@ describe('response cache (integration)', () => {
     return h.cache.serve({ scope, question, ...extra }, compute).then((served) => ({ ...served, compute }));
   };
 
-  // First in this block: nothing has asked the semantic index yet.
-  it('should have semantic lookups on once the app has started, the in-process model loaded before it serves', () => {
-    expect(h.app.get(SemanticIndex).describe()).toMatchObject({
-      enabled: true,
-      model: 'kvchat-local-use-lite-lexical-896',
-    });
-  });
-
   it('should answer a repeated question from the cache without the engine (exact, normalised)', async () => {
     const first = await ask('What is a KV cache?');
     expect(first.compute).toHaveBeenCalledTimes(1);
