@@ -105,8 +105,9 @@ export default tseslint.config(
     },
   },
   {
-    // Plain CommonJS scripts that run before anything is compiled (postinstall).
-    files: ['scripts/**/*.cjs'],
+    // Plain CommonJS: scripts that run before anything is compiled (postinstall), and worker-thread
+    // entry points that run unchanged from src (tests) and dist.
+    files: ['scripts/**/*.cjs', 'src/**/*.cjs'],
     languageOptions: {
       sourceType: 'commonjs',
       globals: { require: 'readonly', module: 'writable', process: 'readonly', Buffer: 'readonly' },

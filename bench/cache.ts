@@ -568,6 +568,7 @@ async function measureModelLoad(name: LocalEmbeddingModel) {
     loadMs: Math.round(performance.now() - started),
     rssMb: mb(process.memoryUsage().rss - rss),
   };
+  await embedder.close();
   rss = process.memoryUsage().rss;
   started = performance.now();
   const words = sharedWordVectors();

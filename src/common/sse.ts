@@ -4,10 +4,20 @@ import type { FastifyReply } from 'fastify';
 /**
  * Writes Server-Sent Events to a Fastify reply. Headers are sent lazily with the first event, so
  * an error before anything was streamed can still become an ordinary problem response.
+ *
+ * Events written in one turn of the event loop leave in one socket write: the first corks the
+ * response and the loop's check phase (setImmediate) uncorks it. An engine's read usually carries
+ * several tokens, so this turns a write per token into a write per read, and adds no delay beyond
+ * the current loop iteration.
  */
 export class SseWriter {
   private started = false;
+  private corked = false;
   private readonly raw: ServerResponse;
+  private readonly uncork = (): void => {
+    this.corked = false;
+    this.raw.uncork();
+  };
 
   constructor(
     private readonly reply: FastifyReply,
@@ -25,6 +35,7 @@ export class SseWriter {
   send(event: string, data: unknown): void {
     this.start();
     if (this.raw.writableEnded || this.raw.destroyed) return;
+    this.cork();
     this.raw.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
   }
 
@@ -32,12 +43,21 @@ export class SseWriter {
   sendData(data: string): void {
     this.start();
     if (this.raw.writableEnded || this.raw.destroyed) return;
+    this.cork();
     this.raw.write(`data: ${data}\n\n`);
   }
 
+  /** Ends the stream; whatever is corked leaves with it. */
   end(): void {
     this.start();
     if (!this.raw.writableEnded) this.raw.end();
+  }
+
+  private cork(): void {
+    if (this.corked) return;
+    this.corked = true;
+    this.raw.cork();
+    setImmediate(this.uncork);
   }
 
   private start(): void {

@@ -104,6 +104,11 @@ export class EmbeddingsConfig {
    * no model).
    */
   @IsIn(LOCAL_EMBEDDING_MODELS) EMBEDDINGS_LOCAL_MODEL: LocalEmbeddingModel = 'use-lite+lexical';
+  /**
+   * Worker threads running the in-process sentence model (each loads its own copy, ~150 MB). One keeps
+   * its batches off the event loop; more help only with cores to spare beside the api's own.
+   */
+  @IsInt() @Min(1) @Max(16) EMBEDDINGS_LOCAL_THREADS: number = 1;
   /** Base URL of the embeddings server (`http://vllm-embed:8000/v1`). Unset = the inference replicas. */
   @IsOptional()
   @IsUrl({ require_tld: false, require_protocol: true }, { message: 'must be an http(s) URL' })
@@ -114,7 +119,11 @@ export class EmbeddingsConfig {
   @IsOptional() @IsInt() @Min(1) @Max(16_000) EMBEDDINGS_DIMENSION?: number;
   /** Bearer key for the embeddings server (unset = INFERENCE_API_KEY when on the inference replicas). */
   @IsOptional() @IsString() EMBEDDINGS_API_KEY?: string;
-  /** Texts per `/v1/embeddings` request; concurrent lookups are batched up to this. */
+  /**
+   * Texts per embedding batch (one `/v1/embeddings` request, or one task of the local model). Concurrent
+   * lookups are batched up to this: for the local model, those that arrive while it computes the
+   * previous batch (one batch at a time), so the batch grows with the load and the cost per text falls.
+   */
   @IsInt() @Min(1) @Max(2048) EMBEDDINGS_BATCH_SIZE: number = 64;
   /** Timeout of one embeddings request, ms. */
   @IsInt() @Min(100) EMBEDDINGS_TIMEOUT_MS: number = 10_000;

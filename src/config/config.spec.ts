@@ -59,6 +59,7 @@ const NON_DEFAULTS: Record<string, { raw: string; expected: unknown; env?: Env }
   RESPONSE_CACHE_SINGLE_FLIGHT_WAIT_MS: { raw: '0', expected: 0 },
   EMBEDDINGS_PROVIDER: { raw: 'remote', expected: 'remote' },
   EMBEDDINGS_LOCAL_MODEL: { raw: 'lexical', expected: 'lexical' },
+  EMBEDDINGS_LOCAL_THREADS: { raw: '2', expected: 2 },
   EMBEDDINGS_URL: { raw: 'http://embed:8000/v1', expected: 'http://embed:8000/v1' },
   EMBEDDINGS_MODEL: { raw: 'bge-small', expected: 'bge-small' },
   EMBEDDINGS_DIMENSION: { raw: '384', expected: 384 },

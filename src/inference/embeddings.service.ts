@@ -1,4 +1,5 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
+import DataLoader from 'dataloader';
 import OpenAI from 'openai';
 import { EmbeddingsConfig } from '../config/caching.config';
 import { InferenceConfig } from '../config/inference.config';
@@ -21,12 +22,6 @@ export function embeddingsProvider(config: EmbeddingsConfig): 'local' | 'remote'
   return config.EMBEDDINGS_PROVIDER ?? (config.EMBEDDINGS_URL ? 'remote' : 'local');
 }
 
-interface Pending {
-  text: string;
-  resolve: (vector: number[]) => void;
-  reject: (error: unknown) => void;
-}
-
 /**
  * Text embeddings from an in-process model (EMBEDDINGS_PROVIDER=local, the default:
  * EMBEDDINGS_LOCAL_MODEL, see local-embedder.ts) or over an OpenAI-compatible `/v1/embeddings`
@@ -35,17 +30,20 @@ interface Pending {
  *
  * Remote model and dimension come from EMBEDDINGS_MODEL / EMBEDDINGS_DIMENSION, else from the server:
  * the first listed model whose id contains `embed`, and the length of a probe vector. Single texts
- * asked for in the same tick are embedded as one batch (up to EMBEDDINGS_BATCH_SIZE inputs).
+ * are batched by a DataLoader (up to EMBEDDINGS_BATCH_SIZE inputs): those asked for in the same tick,
+ * and for the local model also those that arrive while it computes the batch before (one at a time).
  */
 @Injectable()
-export class EmbeddingsService {
+export class EmbeddingsService implements OnApplicationShutdown {
   private readonly logger = new Logger(EmbeddingsService.name);
   private readonly clients: { baseURL: string; client: OpenAI }[];
   private cursor = 0;
   private info?: Promise<EmbeddingModelInfo>;
   private local?: LocalEmbedder;
-  private queue: Pending[] = [];
-  private flushScheduled = false;
+  private readonly loader: DataLoader<string, number[]>;
+  /** The local model's batch being computed, if any (the next one waits for it). */
+  private localBatch?: Promise<unknown>;
+  private closed = false;
 
   constructor(
     private readonly config: EmbeddingsConfig,
@@ -55,6 +53,15 @@ export class EmbeddingsService {
     const baseURLs = config.EMBEDDINGS_URL ? [config.EMBEDDINGS_URL] : endpoints.baseURLs;
     const apiKey =
       config.EMBEDDINGS_API_KEY ?? (config.EMBEDDINGS_URL ? undefined : inference.INFERENCE_API_KEY);
+    this.loader = new DataLoader<string, number[]>((texts) => this.loadBatch(texts), {
+      cache: false,
+      maxBatchSize: config.EMBEDDINGS_BATCH_SIZE,
+      batchScheduleFn: (dispatch) => {
+        const next = (): void => void setImmediate(dispatch);
+        if (this.localBatch) void this.localBatch.finally(next);
+        else next();
+      },
+    });
     this.clients = baseURLs.map((baseURL) => ({
       baseURL,
       client: new OpenAI({
@@ -83,14 +90,7 @@ export class EmbeddingsService {
 
   /** Embeds one text; concurrent calls are batched. @throws EmbeddingsUnavailable */
   embed(text: string): Promise<number[]> {
-    return new Promise<number[]>((resolve, reject) => {
-      this.queue.push({ text, resolve, reject });
-      if (this.queue.length >= this.config.EMBEDDINGS_BATCH_SIZE) this.flush();
-      else if (!this.flushScheduled) {
-        this.flushScheduled = true;
-        setImmediate(() => this.flush());
-      }
-    });
+    return this.loader.load(text);
   }
 
   /** Embeds many texts in batches of EMBEDDINGS_BATCH_SIZE, in order. @throws EmbeddingsUnavailable */
@@ -102,19 +102,31 @@ export class EmbeddingsService {
     return out;
   }
 
-  private flush(): void {
-    this.flushScheduled = false;
-    while (this.queue.length > 0) {
-      const batch = this.queue.splice(0, this.config.EMBEDDINGS_BATCH_SIZE);
-      this.request(batch.map((p) => p.text)).then(
-        (vectors) => batch.forEach((p, i) => p.resolve(vectors[i])),
-        (error: unknown) => batch.forEach((p) => p.reject(error)),
+  /** One DataLoader batch; with the local model, the next batch is scheduled after this one. */
+  private loadBatch(texts: readonly string[]): Promise<number[][]> {
+    const batch = this.request(texts);
+    if (this.local) {
+      const settled = batch.then(
+        () => undefined,
+        () => undefined,
       );
+      this.localBatch = settled;
+      void settled.then(() => {
+        if (this.localBatch === settled) this.localBatch = undefined;
+      });
     }
+    return batch;
+  }
+
+  /** Stops the local model's threads; later calls fail with EmbeddingsUnavailable. */
+  async onApplicationShutdown(): Promise<void> {
+    this.closed = true;
+    await this.local?.close();
   }
 
   private async request(texts: readonly string[]): Promise<number[][]> {
     if (texts.length === 0) return [];
+    if (this.closed) throw new EmbeddingsUnavailable('The embeddings service has shut down.');
     const { model, dimension } = await this.describe();
     const vectors = this.local ? await this.local.embed(texts) : await this.call(model, texts);
     for (const v of vectors) {
@@ -161,7 +173,10 @@ export class EmbeddingsService {
   private async loadLocal(): Promise<EmbeddingModelInfo> {
     const started = performance.now();
     try {
-      this.local = await loadLocalEmbedder(this.config.EMBEDDINGS_LOCAL_MODEL);
+      this.local = await loadLocalEmbedder(
+        this.config.EMBEDDINGS_LOCAL_MODEL,
+        this.config.EMBEDDINGS_LOCAL_THREADS,
+      );
     } catch (e) {
       throw new EmbeddingsUnavailable(
         `Cannot load the local embedding model ${this.config.EMBEDDINGS_LOCAL_MODEL}: ${e instanceof Error ? e.message : String(e)}`,
