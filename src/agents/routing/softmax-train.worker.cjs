@@ -10,6 +10,35 @@
 const { move } = require('piscina');
 
 /**
+ * A TensorFlow.js tensor, as far as training uses one.
+ * @typedef {{ dispose(): void, data(): Promise<Float32Array> }} Tensor
+ */
+/**
+ * The TensorFlow.js functions training uses. `@energetic-ai/core` re-exports @tensorflow/tfjs-core, whose
+ * type declarations it does not install, so they are declared here (signatures as in tfjs-core 4.x).
+ * @typedef {{
+ *   ready(): Promise<void>,
+ *   tidy<T>(fn: () => T): T,
+ *   tensor1d(values: number[], dtype: 'int32' | 'float32'): Tensor,
+ *   tensor2d(values: Float32Array, shape: [number, number]): Tensor,
+ *   zeros(shape: number[]): Tensor,
+ *   fill(shape: number[], value: number): Tensor,
+ *   concat(tensors: Tensor[], axis: number): Tensor,
+ *   oneHot(indices: Tensor, depth: number): Tensor,
+ *   cast(x: Tensor, dtype: 'float32'): Tensor,
+ *   transpose(x: Tensor): Tensor,
+ *   matMul(a: Tensor, b: Tensor): Tensor,
+ *   softmax(logits: Tensor): Tensor,
+ *   add(a: Tensor, b: Tensor | number): Tensor,
+ *   sub(a: Tensor, b: Tensor | number): Tensor,
+ *   mul(a: Tensor, b: Tensor | number): Tensor,
+ *   div(a: Tensor, b: Tensor | number): Tensor,
+ *   square(x: Tensor): Tensor,
+ *   sqrt(x: Tensor): Tensor,
+ * }} Tf
+ */
+
+/**
  * @param {{ x: Float32Array, labels: Int32Array, n: number, dimension: number, classes: number,
  *   l2: number, epochs: number, learningRate: number }} task rows of `x` are the training vectors, each
  *   followed by a 1 (the bias input): n x (dimension + 1)
@@ -18,8 +47,7 @@ const { move } = require('piscina');
  */
 module.exports = async function train(task) {
   const { x, labels, n, dimension, classes, l2, epochs, learningRate } = task;
-  /** @type {any} the package re-exports @tensorflow/tfjs-core, whose type declarations it does not install */
-  const tf = require('@energetic-ai/core');
+  const tf = /** @type {Tf} */ (/** @type {unknown} */ (require('@energetic-ai/core')));
   await tf.ready();
   const beta1 = 0.9;
   const beta2 = 0.999;
@@ -43,7 +71,7 @@ module.exports = async function train(task) {
         const mHat = tf.div(mNext, 1 - beta1 ** step);
         const vHat = tf.div(vNext, 1 - beta2 ** step);
         const update = tf.mul(tf.div(mHat, tf.add(tf.sqrt(vHat), epsilon)), learningRate);
-        return [tf.sub(W, update), mNext, vNext];
+        return /** @type {[Tensor, Tensor, Tensor]} */ ([tf.sub(W, update), mNext, vNext]);
       });
       W.dispose();
       m.dispose();
