@@ -149,6 +149,8 @@ const NON_DEFAULTS: Record<string, { raw: string; expected: unknown; env?: Env }
   REDIS_KEY_PREFIX: { raw: 'tenant-x:', expected: 'tenant-x:' },
   REDIS_COMMAND_TIMEOUT_MS: { raw: '750', expected: 750 },
   TURN_LOCK_WAIT_MS: { raw: '5000', expected: 5000 },
+  TURN_LOCK_LEASE_MS: { raw: '8000', expected: 8000 },
+  TURN_LOCK_RENEW_MS: { raw: '2000', expected: 2000 },
   TURN_DEADLINE_MS: { raw: '20000', expected: 20000 },
   TURN_SWEEP_INTERVAL_SECONDS: { raw: '5', expected: 5 },
   IDEMPOTENCY_TTL_SECONDS: { raw: '3600', expected: 3600 },
@@ -248,6 +250,11 @@ describe('configuration', () => {
       '/metrics on in production on the API port with no token',
       { NODE_ENV: 'production', METRICS_ENABLED: 'true' },
       ['METRICS_ENABLED', 'METRICS_PORT', 'METRICS_BEARER_TOKEN'],
+    ],
+    [
+      'a turn lock renewed less often than every half lease',
+      { TURN_LOCK_LEASE_MS: '3000', TURN_LOCK_RENEW_MS: '2000' },
+      ['TURN_LOCK_RENEW_MS', 'TURN_LOCK_LEASE_MS'],
     ],
     [
       'the metrics port equal to the API port',

@@ -5,6 +5,7 @@ import { loadConfigClass } from '../config/config.loader';
 import { InferenceConfig } from '../config/inference.config';
 import { EmbeddingsService, embeddingsProvider } from './embeddings.service';
 import { EmbeddingsUnavailable } from './embeddings.errors';
+import type { LocalEmbedder } from './local-embedder';
 
 /** A stand-in `/v1` server: lists models and embeds each input as [length, index, 1]. */
 async function fakeEmbeddingsServer(models = ['chat-model', 'text-embed-small']) {
@@ -178,6 +179,40 @@ describe('EmbeddingsService (local provider)', () => {
     ]);
     expect(cosine(q, q)).toBeCloseTo(1, 5);
     expect(cosine(q, paraphrase)).toBeGreaterThan(cosine(q, other) + 0.2);
+    await sut.onApplicationShutdown();
+    await expect(sut.embed('after the shutdown')).rejects.toBeInstanceOf(EmbeddingsUnavailable);
+  });
+
+  it('should gather texts that arrive while the local model computes a batch into the next batch', async () => {
+    const sut = local({ EMBEDDINGS_LOCAL_MODEL: 'lexical' });
+    await sut.describe();
+    const model = (sut as unknown as { local: LocalEmbedder }).local;
+    const embedBatch = model.embed.bind(model);
+    const batchSizes: number[] = [];
+    let releaseFirst!: () => void;
+    const firstHeld = new Promise<void>((resolve) => (releaseFirst = resolve));
+    jest.spyOn(model, 'embed').mockImplementation(async (texts) => {
+      batchSizes.push(texts.length);
+      if (batchSizes.length === 1) await firstHeld;
+      return embedBatch(texts);
+    });
+    const nextIteration = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+    const first = sut.embed('first question');
+    await nextIteration();
+    await nextIteration();
+    const waiting: Promise<number[]>[] = [];
+    for (const text of ['second', 'third', 'fourth']) {
+      waiting.push(sut.embed(text));
+      await nextIteration();
+    }
+    expect(batchSizes).toEqual([1]);
+    releaseFirst();
+    const vectors = await Promise.all([first, ...waiting]);
+
+    expect(batchSizes).toEqual([1, 3]);
+    expect(vectors.map((v) => v.length)).toEqual([384, 384, 384, 384]);
+    await sut.onApplicationShutdown();
   });
 
   it('should refuse a local model whose dimension is not EMBEDDINGS_DIMENSION', async () => {

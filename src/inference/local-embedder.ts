@@ -34,18 +34,39 @@ export const LEXICAL_DIMENSION = 384;
 /** Weight of the sentence model in `use-lite+lexical` (the lexical part gets the rest). */
 export const COMBINED_SENTENCE_WEIGHT = 0.7;
 
+type UsePool = Piscina<string[], Float32Array>;
+
 /**
- * The sentence model's thread: a piscina pool of EMBEDDINGS_LOCAL_THREADS worker threads, each
- * loading the model once (local-embedder.worker.cjs). One per LocalEmbedder; `close()` ends it.
+ * The sentence model's threads: a piscina pool of `threads` worker threads, each loading the model once
+ * (local-embedder.worker.cjs). Pools are shared within the process by thread count, counted by holder:
+ * several apps in one process (as in tests) load the model once; the last `release` ends the threads.
  */
-function startUsePool(threads: number): Piscina<string[], Float32Array> {
-  return new Piscina<string[], Float32Array>({
-    filename: resolve(__dirname, 'local-embedder.worker.cjs'),
-    minThreads: threads,
-    maxThreads: threads,
-    // A turn's embedding must not wait for a thread to start: the threads live as long as the pool.
-    idleTimeout: Number.POSITIVE_INFINITY,
-  });
+const pools = new Map<number, { pool: UsePool; holders: number }>();
+
+function acquireUsePool(threads: number): UsePool {
+  let entry = pools.get(threads);
+  if (!entry) {
+    entry = {
+      pool: new Piscina<string[], Float32Array>({
+        filename: resolve(__dirname, 'local-embedder.worker.cjs'),
+        minThreads: threads,
+        maxThreads: threads,
+        // A turn's embedding must not wait for a thread to start: the threads live as long as the pool.
+        idleTimeout: Number.POSITIVE_INFINITY,
+      }),
+      holders: 0,
+    };
+    pools.set(threads, entry);
+  }
+  entry.holders++;
+  return entry.pool;
+}
+
+async function releaseUsePool(threads: number): Promise<void> {
+  const entry = pools.get(threads);
+  if (!entry || --entry.holders > 0) return;
+  pools.delete(threads);
+  await entry.pool.destroy();
 }
 
 function unit(v: ArrayLike<number>, scale = 1): number[] {
@@ -56,10 +77,7 @@ function unit(v: ArrayLike<number>, scale = 1): number[] {
 }
 
 /** Raw sentence-model vectors of `texts`, one row per text, computed on the pool's thread. */
-async function useEmbed(
-  pool: Piscina<string[], Float32Array>,
-  texts: readonly string[],
-): Promise<Float32Array[]> {
+async function useEmbed(pool: UsePool, texts: readonly string[]): Promise<Float32Array[]> {
   if (texts.length === 0) return [];
   // An empty string has no tokens; the model needs at least one.
   const flat = await pool.run(texts.map((t) => (t.trim().length > 0 ? t : '.')));
@@ -83,15 +101,20 @@ export async function loadLocalEmbedder(name: LocalEmbeddingModel, threads = 1):
       close: () => Promise.resolve(),
     };
   }
-  const pool = startUsePool(threads);
+  const pool = acquireUsePool(threads);
   let probe: Float32Array;
   try {
     [probe] = await useEmbed(pool, ['kvchat embedding probe']);
   } catch (e) {
-    await pool.destroy();
+    await releaseUsePool(threads);
     throw e;
   }
-  const close = (): Promise<void> => pool.destroy();
+  let closed = false;
+  const close = async (): Promise<void> => {
+    if (closed) return;
+    closed = true;
+    await releaseUsePool(threads);
+  };
   if (name === 'use-lite') {
     return {
       model: `kvchat-local-use-lite-${probe.length}`,

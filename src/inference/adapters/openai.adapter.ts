@@ -14,6 +14,7 @@ import { openAiChatBody, VllmEngineAdapter } from './vllm.adapter';
 @Injectable()
 export class OpenAiEngineAdapter extends VllmEngineAdapter {
   override readonly name: string = 'openai';
+  protected override readonly streamsThroughSdk: boolean = true;
 
   protected override chatBody(request: EngineChatRequest): OpenAI.ChatCompletionCreateParamsStreaming {
     return {

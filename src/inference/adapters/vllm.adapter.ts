@@ -21,6 +21,7 @@ import {
 } from '../inference.errors';
 import type { TokenizeInput, WireChatMessage } from '../inference.types';
 import { type PromSample, parsePrometheusText, sumCounter } from '../prometheus-text';
+import { postChatStream } from './chat-stream-request';
 
 /** vLLM's `/tokenize` response (also the simulator's). */
 interface TokenizeResponse {
@@ -87,8 +88,8 @@ export function cacheCountersOf(samples: readonly PromSample[]): EngineCacheCoun
 
 /**
  * vLLM (and any OpenAI-compatible server) through the `openai` SDK, one client per endpoint:
- * - chat: always streamed with `stream_options.include_usage`, so the caller measures TTFT at the first
- *   delta and reads `usage.prompt_tokens_details.cached_tokens` (vLLM `--enable-prompt-tokens-details`);
+ * - chat: always streamed with `stream_options.include_usage` (undici + eventsource-parser, not the SDK's
+ *   fetch and SSE decoder: chat-stream-request.ts), so the caller measures TTFT at the first delta and reads `usage.prompt_tokens_details.cached_tokens` (vLLM `--enable-prompt-tokens-details`);
  *   `cache_salt` (vLLM >= 0.9) carries the tenant's salt;
  * - tokenize: vLLM's `POST /tokenize` at the server root (404/405 = unsupported);
  * - models and health: `GET /v1/models` (every OpenAI-compatible server has it, not all have `/health`);
@@ -100,6 +101,8 @@ export class VllmEngineAdapter implements EngineAdapter {
   readonly name: string = 'vllm';
   private readonly logger = new Logger('Inference');
   private readonly clients = new Map<string, OpenAI>();
+  /** Chat streams through the SDK rather than postChatStream (hosted APIs: the SDK's headers and quirks). */
+  protected readonly streamsThroughSdk: boolean = false;
 
   constructor(protected readonly config: InferenceConfig) {}
 
@@ -136,11 +139,9 @@ export class VllmEngineAdapter implements EngineAdapter {
   ): Promise<EngineChatStream> {
     const body = this.chatBody(request);
     try {
-      const { data: stream, response } = await this.client(endpoint)
-        .chat.completions.create(body, { signal })
-        .withResponse();
-      const engineTtftMs = numericHeader(response.headers, 'x-kvchat-engine-ttft-ms');
-      const engineModelPrefillMs = numericHeader(response.headers, 'x-kvchat-engine-model-prefill-ms');
+      const { stream, headers } = await this.openStream(endpoint, body, signal);
+      const engineTtftMs = numericHeader(headers, 'x-kvchat-engine-ttft-ms');
+      const engineModelPrefillMs = numericHeader(headers, 'x-kvchat-engine-model-prefill-ms');
       return {
         engineTimings: {
           ...(engineTtftMs !== undefined ? { engineTtftMs } : {}),
@@ -151,6 +152,32 @@ export class VllmEngineAdapter implements EngineAdapter {
     } catch (e) {
       throw this.translate(e, endpoint, 0);
     }
+  }
+
+  /**
+   * Starts the streamed request: through undici and eventsource-parser (postChatStream, the turn's hot
+   * path), or through the SDK where `streamsThroughSdk`.
+   */
+  protected async openStream(
+    endpoint: EngineEndpoint,
+    body: OpenAI.ChatCompletionCreateParamsStreaming,
+    signal: AbortSignal,
+  ): Promise<{ stream: AsyncIterable<ChatCompletionChunk>; headers: Headers }> {
+    if (!this.streamsThroughSdk) {
+      const { chunks, headers } = await postChatStream({
+        baseURL: endpoint.baseURL,
+        apiKey: endpoint.apiKey ?? this.config.INFERENCE_API_KEY ?? 'unused',
+        ...(endpoint.headers ? { headers: endpoint.headers } : {}),
+        body,
+        signal,
+        timeoutMs: endpoint.timeoutMs ?? this.config.INFERENCE_TIMEOUT_MS,
+      });
+      return { stream: chunks, headers };
+    }
+    const { data, response } = await this.client(endpoint)
+      .chat.completions.create(body, { signal })
+      .withResponse();
+    return { stream: data, headers: response.headers };
   }
 
   private async *events(
@@ -306,6 +333,13 @@ export function translateSdkError(
   const message =
     typeof (e as { message?: unknown })?.message === 'string' ? (e as { message: string }).message : '';
   if (/terminated|ECONNRESET|socket|premature/i.test(message)) {
+    // Before the first delta nothing has reached the caller: another replica may take the request.
+    if (receivedTokens === 0) {
+      return new EngineUnreachable(
+        `The connection to ${endpoint.id} broke before the first token: ${message}`,
+        ext,
+      );
+    }
     return new EngineStreamCut(`The stream from ${endpoint.id} broke: ${message}`, ext);
   }
   kinds.logger.error({ err: e }, 'unexpected engine error');

@@ -1,0 +1,109 @@
+import { createParser, type EventSourceMessage } from 'eventsource-parser';
+import { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
+import type { ChatCompletionChunk } from 'openai/resources/chat/completions';
+import { type Dispatcher, request } from 'undici';
+
+/** A streamed Chat Completions response: its headers and its chunks, parsed as they arrive. */
+export interface ChatStreamResponse {
+  headers: Headers;
+  chunks: AsyncIterable<ChatCompletionChunk>;
+}
+
+/** What one streamed Chat Completions POST needs. */
+export interface ChatStreamRequest {
+  /** `…/v1` of the server. */
+  baseURL: string;
+  /** Sent as `Authorization: Bearer <apiKey>`. */
+  apiKey: string;
+  /** Extra request headers (the deployment's). */
+  headers?: Record<string, string>;
+  /** The request body (`stream: true`). */
+  body: object;
+  signal: AbortSignal;
+  /** Until the response headers arrive, ms (as the SDK's `timeout`). */
+  timeoutMs: number;
+  dispatcher?: Dispatcher;
+}
+
+/**
+ * POSTs a streamed Chat Completions request with undici and parses its Server-Sent Events with
+ * eventsource-parser, chunk by chunk. This is the hot path of every turn: the `openai` SDK's way (fetch, a
+ * web ReadableStream, and an SSE decoder that copies its buffer once per event) cost ~10 % of the api's CPU
+ * in the load benchmark's profile (docs/scaling.md). Failures are the SDK's own error classes, so callers
+ * map them as they map the SDK's:
+ * @throws APIError (status, error body and headers, as `APIError.generate` builds them) on a status ≥ 400
+ * @throws APIConnectionTimeoutError when no response headers came within `timeoutMs`
+ * @throws APIUserAbortError when `signal` aborted (also while reading the chunks)
+ * @throws APIConnectionError when the server cannot be reached
+ * The chunk iterator throws APIError for an `error` object in the stream and `Error('terminated: …')` when
+ * the connection breaks mid-stream.
+ */
+export async function postChatStream(req: ChatStreamRequest): Promise<ChatStreamResponse> {
+  let response: Dispatcher.ResponseData;
+  try {
+    response = await request(`${req.baseURL.replace(/\/+$/, '')}/chat/completions`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        accept: 'text/event-stream',
+        authorization: `Bearer ${req.apiKey}`,
+        ...req.headers,
+      },
+      body: JSON.stringify(req.body),
+      signal: req.signal,
+      headersTimeout: req.timeoutMs,
+      // A stalled stream is cut by the caller (INFERENCE_FIRST_TOKEN_TIMEOUT_MS), as with the SDK.
+      bodyTimeout: 0,
+      ...(req.dispatcher ? { dispatcher: req.dispatcher } : {}),
+    });
+  } catch (e) {
+    if (req.signal.aborted) throw new APIUserAbortError();
+    if ((e as { code?: string }).code === 'UND_ERR_HEADERS_TIMEOUT') throw new APIConnectionTimeoutError();
+    throw new APIConnectionError({ cause: e instanceof Error ? e : new Error(String(e)) });
+  }
+  const headers = new Headers();
+  for (const [name, value] of Object.entries(response.headers)) {
+    if (value !== undefined) headers.set(name, Array.isArray(value) ? value.join(', ') : value);
+  }
+  if (response.statusCode >= 400) {
+    const text = await response.body.text().catch(() => '');
+    let json: object | undefined;
+    try {
+      json = JSON.parse(text) as object;
+    } catch {
+      json = undefined;
+    }
+    throw APIError.generate(response.statusCode, json, json ? undefined : text, headers);
+  }
+  return { headers, chunks: chunksOf(response.body, headers, req.signal) };
+}
+
+async function* chunksOf(
+  body: Dispatcher.ResponseData['body'],
+  headers: Headers,
+  signal: AbortSignal,
+): AsyncGenerator<ChatCompletionChunk> {
+  const ready: EventSourceMessage[] = [];
+  const parser = createParser({ onEvent: (event) => ready.push(event) });
+  const decoder = new TextDecoder();
+  try {
+    for await (const bytes of body as AsyncIterable<Buffer>) {
+      parser.feed(decoder.decode(bytes, { stream: true }));
+      for (const event of ready.splice(0)) {
+        if (event.data.startsWith('[DONE]')) return;
+        const data = JSON.parse(event.data) as ChatCompletionChunk & { error?: object };
+        if (data.error !== undefined || event.event === 'error') {
+          throw new APIError(undefined, data.error ?? data, undefined, headers);
+        }
+        yield data;
+      }
+    }
+  } catch (e) {
+    if (e instanceof APIError) throw e;
+    if (signal.aborted) throw new APIUserAbortError();
+    throw new Error(`terminated: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+  } finally {
+    // Ends the request if the consumer stopped early (an abort, a cut by the caller).
+    if (!body.destroyed) body.destroy();
+  }
+}
