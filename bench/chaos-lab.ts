@@ -137,6 +137,36 @@ export class ChaosLab {
     }
   }
 
+  /**
+   * Turn locks held in the lab's Redis (`…lock:conversation:<id>`): conversation id → the holder's lock value
+   * (Redlock's random token, new at every acquire, so a lock taken again by another turn is told apart).
+   * Empty while Redis is down.
+   */
+  async turnLocks(): Promise<Map<string, string>> {
+    const pattern = `${CHAOS_KEY_PREFIX}lock:conversation:`;
+    const script =
+      "local out = {} for _, k in ipairs(redis.call('keys', ARGV[1])) do " +
+      "out[#out + 1] = k; out[#out + 1] = redis.call('get', k) or '' end return out";
+    try {
+      const { stdout } = await run('redis-cli', [
+        '-p',
+        String(this.redisPort),
+        'eval',
+        script,
+        '0',
+        `${pattern}*`,
+      ]);
+      const lines = stdout.split('\n').filter((l) => l.length > 0);
+      const locks = new Map<string, string>();
+      for (let i = 0; i + 1 < lines.length; i += 2) {
+        if (lines[i].startsWith(pattern)) locks.set(lines[i].slice(pattern.length), lines[i + 1]);
+      }
+      return locks;
+    } catch {
+      return new Map();
+    }
+  }
+
   /** Stops Redis the way a crash or a failover does: the process is gone (its data too: no persistence). */
   async stopRedis(): Promise<void> {
     const redis = this.redis;

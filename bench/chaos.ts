@@ -28,6 +28,13 @@ import { ChaosLab, sleep } from './chaos-lab';
  * - `leftInFlight`: turns still recorded as running in Redis at the audit (after waiting for the sweeper).
  * - `maxWaitPastOutageMs`: longest a request that started before the end of the outage waited past that
  *   end (the end = the broken component is back: restarted, or kvchat live again), ms.
+ * sigkill-load also reports the turn locks the killed process held (nothing released them):
+ * - `locksHeldAtKill`: conversations whose turn lock was held right after the kill.
+ * - `locksLapsedAfterKillMs`: when the last of them was gone (its lease lapsed, TURN_LOCK_LEASE_MS), ms after
+ *   the kill (polled every 100 ms).
+ * - `nextTurnAfterKillMaxMs`: on the conversations that had a turn running at the kill, the longest the next
+ *   turn that got a response took (posted to the restarted kvchat: it waits for the lock if it is still held), ms;
+ *   `nextTurnAfterKillOk`: how many of those next turns were answered, out of how many.
  */
 const program = new Command()
   .option('--conversations <n>', 'concurrent conversations of the load', '8')
@@ -78,6 +85,10 @@ export interface ChaosScenarioReport {
   interrupted: number;
   leftInFlight: number;
   maxWaitPastOutageMs: number;
+  locksHeldAtKill?: number;
+  locksLapsedAfterKillMs?: number;
+  nextTurnAfterKillMaxMs?: number;
+  nextTurnAfterKillOk?: string;
   /** Client-side outcomes by status (`0` = no response). */
   byStatus: Record<string, number>;
   notes: string[];
@@ -231,7 +242,12 @@ async function audit(
 type Scenario = (
   lab: ChaosLab,
   tag: string,
-) => Promise<{ attempts: Attempt[]; outageEnd: number; notes: string[] }>;
+) => Promise<{
+  attempts: Attempt[];
+  outageEnd: number;
+  notes: string[];
+  extra?: Partial<ChaosScenarioReport>;
+}>;
 
 /**
  * Load until steady, then `breakIt`, `OUTAGE_MS` later `repair`, then 5 s more load; the outage ends when
@@ -289,12 +305,66 @@ const SCENARIOS: Record<string, Scenario> = {
       ],
     };
   },
-  'sigkill-load': outage(
-    async (lab) => {
-      await lab.stopApp('SIGKILL');
-    },
-    (lab) => lab.startApp(),
-  ),
+  /**
+   * SIGKILL mid-load, kvchat restarted OUTAGE_MS later. Nothing releases the turn locks of the turns that
+   * were running: measured here are how long those locks outlive the kill and how long the next turn on
+   * each of those conversations takes.
+   */
+  'sigkill-load': async (lab, tag) => {
+    const load = startLoad(lab, tag, CONVERSATIONS);
+    await load.warm();
+    await sleep(2000);
+    const killedAt = Date.now();
+    await lab.stopApp('SIGKILL');
+    const heldAtKill = await lab.turnLocks();
+    // A lock is gone when its key is, or holds another turn's token (taken again after the lapse).
+    const lapsed = (async () => {
+      let left = [...heldAtKill];
+      while (left.length > 0 && Date.now() - killedAt < 120_000) {
+        await sleep(100);
+        const now = await lab.turnLocks();
+        left = left.filter(([c, token]) => now.get(c) === token);
+      }
+      return Date.now() - killedAt;
+    })();
+    await sleep(OUTAGE_MS);
+    await lab.startApp();
+    const outageEnd = Date.now();
+    await sleep(5000);
+    const attempts = await load.stop();
+    const locksLapsedAfterKillMs = await lapsed;
+    const killed = new Set(
+      attempts.filter((a) => a.startedAt <= killedAt && a.endedAt >= killedAt).map((a) => a.conversationId),
+    );
+    const nextTurns = [...killed].flatMap((c) => {
+      const next = attempts
+        .filter((a) => a.conversationId === c && a.startedAt > killedAt && a.status !== 0)
+        .sort((a, b) => a.startedAt - b.startedAt)[0];
+      return next ? [next] : [];
+    });
+    const lease = process.env.TURN_LOCK_LEASE_MS ?? 'default';
+    // What a turn costs on the restarted kvchat with no lock left to wait for: the turns after those.
+    const baseline = attempts
+      .filter((a) => a.startedAt >= outageEnd && a.ok && !nextTurns.includes(a))
+      .map((a) => a.endedAt - a.startedAt)
+      .sort((a, b) => a - b);
+    return {
+      attempts,
+      outageEnd,
+      notes: [
+        `kvchat SIGKILLed with ${killed.size} turns running; TURN_LOCK_LEASE_MS ${lease}; ` +
+          `${heldAtKill.size} turn locks held at the kill, all gone ${locksLapsedAfterKillMs} ms after it; ` +
+          `kvchat back ${outageEnd - killedAt} ms after it; later turns answered after the restart: ` +
+          `${baseline.length}, median ${baseline[baseline.length >> 1] ?? '-'} ms, max ${baseline.at(-1) ?? '-'} ms`,
+      ],
+      extra: {
+        locksHeldAtKill: heldAtKill.size,
+        locksLapsedAfterKillMs,
+        nextTurnAfterKillMaxMs: Math.max(0, ...nextTurns.map((a) => a.endedAt - a.startedAt)),
+        nextTurnAfterKillOk: `${nextTurns.filter((a) => a.ok).length}/${nextTurns.length}`,
+      },
+    };
+  },
 };
 
 async function main(): Promise<void> {
@@ -319,10 +389,10 @@ async function main(): Promise<void> {
     for (const name of names) {
       const tag = `chaos-${name}-${Date.now()}`;
       console.log(`scenario ${name} ...`);
-      const { attempts, outageEnd, notes } = await SCENARIOS[name](lab, tag);
+      const { attempts, outageEnd, notes, extra } = await SCENARIOS[name](lab, tag);
       // Turns still finishing server-side after their client gave up are counted once they are done.
       await sleep(2000);
-      const report = await audit(lab, name, tag, attempts, outageEnd, notes);
+      const report = { ...(await audit(lab, name, tag, attempts, outageEnd, notes)), ...extra };
       reports.push(report);
       console.log(JSON.stringify(report));
     }

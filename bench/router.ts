@@ -36,6 +36,7 @@ interface Options {
   offTopic?: string;
   offTopicLimit: number;
   embedder?: string;
+  ranking?: string;
   out: string;
 }
 
@@ -132,6 +133,10 @@ async function main(): Promise<void> {
       '--embedder <model>',
       'local embedding model (EMBEDDINGS_LOCAL_MODEL; default: the configured one)',
     )
+    .option(
+      '--ranking <model>',
+      'how the embedding classifier ranks agents (AGENT_ROUTING_MODEL: softmax or nearest; default: the configured one)',
+    )
     .requiredOption('--out <json>', 'report path')
     .parse()
     .opts<Options>();
@@ -168,6 +173,7 @@ async function main(): Promise<void> {
     SIMULATOR_TIME_SCALE: '0',
     ...(opts.floor !== undefined ? { AGENT_ROUTING_FLOOR: opts.floor } : {}),
     ...(opts.embedder !== undefined ? { EMBEDDINGS_LOCAL_MODEL: opts.embedder } : {}),
+    ...(opts.ranking !== undefined ? { AGENT_ROUTING_MODEL: opts.ranking } : {}),
   });
   try {
     const app = instance.running.app;
@@ -200,8 +206,11 @@ async function main(): Promise<void> {
       });
     }
     const fallback = config.AGENT_FALLBACK;
-    // Builds the index once (the classifier caches it per agents array) before timing anything.
+    // Builds the index (and trains the ranking model) once, the classifier caches it per agents array,
+    // before timing anything.
+    const buildStarted = performance.now();
     await router.decide(questions[0].text, agents, fallback);
+    const indexBuildMs = performance.now() - buildStarted;
 
     const bar = new SingleBar(
       { format: 'route [{bar}] {value}/{total} questions | eta {eta}s' },
@@ -298,6 +307,8 @@ async function main(): Promise<void> {
       draw: opts.draw,
       floor: config.AGENT_ROUTING_FLOOR,
       classifier: config.AGENT_CLASSIFIER,
+      rankingModel: config.AGENT_ROUTING_MODEL,
+      indexBuildMs: round(indexBuildMs, 0),
       decisionsPerSecond: round(questions.length / seconds, 1),
       decisionP50Ms: round(quantile(latencies, 0.5), 2),
       decisionP99Ms: round(quantile(latencies, 0.99), 2),
@@ -315,6 +326,7 @@ async function main(): Promise<void> {
         floor: config.AGENT_ROUTING_FLOOR,
         fallbackAgent: fallback,
         classifier: config.AGENT_CLASSIFIER,
+        rankingModel: config.AGENT_ROUTING_MODEL,
         embeddingModel: model.model,
         embeddingDimension: model.dimension,
         skippedOverlappingQuestions: overlapping,
@@ -332,7 +344,7 @@ async function main(): Promise<void> {
 
     const lines = [
       '',
-      `intent routing: ${agents.length} agents x ${opts.perIntent} examples (${opts.draw}), ${questions.length} questions, classifier ${config.AGENT_CLASSIFIER} (${model.model}, ${model.dimension} dims)`,
+      `intent routing: ${agents.length} agents x ${opts.perIntent} examples (${opts.draw}), ${questions.length} questions, classifier ${config.AGENT_CLASSIFIER}, ranking ${config.AGENT_ROUTING_MODEL} (${model.model}, ${model.dimension} dims)`,
       `  routingAccuracy  ${summary.routingAccuracy.toFixed(4)}   (routed to the question's intent, floor ${summary.floor})`,
       `  fallbackRate     ${summary.fallbackRate.toFixed(4)}   (below the floor: answered by ${fallback})`,
       `  top1Accuracy     ${summary.top1Accuracy.toFixed(4)}   (best candidate, ignoring the floor)`,
@@ -341,6 +353,7 @@ async function main(): Promise<void> {
             `  offTopicRouted   ${offTopicRouted(config.AGENT_ROUTING_FLOOR).toFixed(4)}   (of ${offTopic.length} off-topic messages, claimed by an agent instead of ${fallback})`,
           ]
         : []),
+      `  index build      ${summary.indexBuildMs} ms (embedding the examples, training the ranking model)`,
       `  decisions        ${summary.decisionsPerSecond}/s batched; one at a time p50 ${summary.decisionP50Ms} ms, p99 ${summary.decisionP99Ms} ms`,
       '',
       `  floor   accuracy  fallback${offTopic.length > 0 ? '  off-topic routed' : ''}`,

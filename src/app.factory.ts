@@ -10,6 +10,7 @@ import { frameworkErrorOptions, hardenHttp } from './common/http-hardening';
 import { ProblemFilter } from './common/problem.filter';
 import { AppConfig } from './config/app.config';
 import type { Env } from './config/config.loader';
+import { EmbeddingsService } from './inference/embeddings.service';
 import { LifecycleService } from './lifecycle/lifecycle.service';
 import { requestIdFor } from './observability/logging.module';
 
@@ -44,7 +45,7 @@ export function setupSwagger(app: INestApplication): void {
  * configured, framework errors as problems), global validation, the problem filter and Swagger
  * (unless DOCS_ENABLED=false, or in production unless DOCS_ENABLED=true; never in a `worker`, which
  * serves only /health and /metrics). Signals are the caller's: `main.ts` installs the graceful
- * shutdown (src/lifecycle/graceful-shutdown.ts).
+ * shutdown (src/lifecycle/graceful-shutdown.ts). A local embedding model is loaded before it listens.
  * @param env overrides of process.env
  * @param options.port overrides PORT (0 = any free port)
  * @param options.imports extra modules (AppModule.forRoot's `extra`)
@@ -89,6 +90,9 @@ export async function createApp(
     });
   if (app.get(LifecycleService).servesApi && (config.DOCS_ENABLED ?? config.NODE_ENV !== 'production'))
     setupSwagger(app);
+  // The local embedding model (router, semantic cache) loads before the server listens: the first turns
+  // after a start or a crash would otherwise wait ~0.5-1.5 s for it (bench:chaos, sigkill-load).
+  await app.get(EmbeddingsService, { strict: false }).preload();
   const port = options.port ?? config.PORT;
   const host = options.host ?? config.HOST;
   // Node's keep-alive idle timeout and the accept queue: docs/scaling.md (HTTP_KEEP_ALIVE_TIMEOUT_MS, HTTP_LISTEN_BACKLOG).

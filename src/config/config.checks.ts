@@ -2,6 +2,7 @@ import { AppConfig } from './app.config';
 import { ContextConfig } from './context.config';
 import { InferenceConfig } from './inference.config';
 import { MetricsConfig } from './metrics.config';
+import { RedisConfig } from './redis.config';
 
 /** Reads one loaded configuration class. */
 export type ConfigLookup = <T extends object>(cls: new () => T) => T;
@@ -78,6 +79,16 @@ export const CONFIG_RULES: readonly ConfigRule[] = [
         metrics.METRICS_PORT === undefined &&
         metrics.METRICS_BEARER_TOKEN === undefined
         ? 'in production /metrics is served only on its own port (METRICS_PORT) or behind a token (METRICS_BEARER_TOKEN)'
+        : null;
+    },
+  },
+  {
+    variables: ['TURN_LOCK_RENEW_MS', 'TURN_LOCK_LEASE_MS'],
+    check: (c) => {
+      const { TURN_LOCK_RENEW_MS: renew, TURN_LOCK_LEASE_MS: lease } = c(RedisConfig);
+      return renew * 2 > lease
+        ? `the turn lock is renewed every ${renew} ms but its lease is ${lease} ms: renewing at most every ` +
+            'half lease leaves room for one failed renewal before a running turn loses its lock'
         : null;
     },
   },

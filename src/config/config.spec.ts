@@ -12,6 +12,7 @@ const NON_DEFAULTS: Record<string, { raw: string; expected: unknown; env?: Env }
   AGENT_ROUTING_FLOOR: { raw: '0.25', expected: 0.25 },
   AGENT_FALLBACK: { raw: 'helper', expected: 'helper' },
   AGENT_ROUTING_MAX_EXAMPLES: { raw: '8', expected: 8 },
+  AGENT_ROUTING_MODEL: { raw: 'nearest', expected: 'nearest' },
   PORT: { raw: '8080', expected: 8080 },
   HOST: { raw: '127.0.0.1', expected: '127.0.0.1' },
   NODE_ENV: { raw: 'production', expected: 'production' },
@@ -149,6 +150,8 @@ const NON_DEFAULTS: Record<string, { raw: string; expected: unknown; env?: Env }
   REDIS_KEY_PREFIX: { raw: 'tenant-x:', expected: 'tenant-x:' },
   REDIS_COMMAND_TIMEOUT_MS: { raw: '750', expected: 750 },
   TURN_LOCK_WAIT_MS: { raw: '5000', expected: 5000 },
+  TURN_LOCK_LEASE_MS: { raw: '8000', expected: 8000 },
+  TURN_LOCK_RENEW_MS: { raw: '2000', expected: 2000 },
   TURN_DEADLINE_MS: { raw: '20000', expected: 20000 },
   TURN_SWEEP_INTERVAL_SECONDS: { raw: '5', expected: 5 },
   IDEMPOTENCY_TTL_SECONDS: { raw: '3600', expected: 3600 },
@@ -248,6 +251,11 @@ describe('configuration', () => {
       '/metrics on in production on the API port with no token',
       { NODE_ENV: 'production', METRICS_ENABLED: 'true' },
       ['METRICS_ENABLED', 'METRICS_PORT', 'METRICS_BEARER_TOKEN'],
+    ],
+    [
+      'a turn lock renewed less often than every half lease',
+      { TURN_LOCK_LEASE_MS: '3000', TURN_LOCK_RENEW_MS: '2000' },
+      ['TURN_LOCK_RENEW_MS', 'TURN_LOCK_LEASE_MS'],
     ],
     [
       'the metrics port equal to the API port',

@@ -17,4 +17,16 @@ export class RedisConfig {
    * `ConversationBusy` with `Retry-After`. Only real contention waits: a Redis failure is a 503 at once.
    */
   @IsInt() @Min(0) @Max(600_000) TURN_LOCK_WAIT_MS: number = 30_000;
+  /**
+   * Lease of a conversation's turn lock, ms: the longest the lock outlives a holder that died without
+   * releasing it (SIGKILL, OOM kill, a lost host), so the next turn on that conversation runs at most this
+   * long after the crash. A running turn renews it every TURN_LOCK_RENEW_MS.
+   */
+  @IsInt() @Min(1000) @Max(600_000) TURN_LOCK_LEASE_MS: number = 5000;
+  /**
+   * How often a running turn renews its lock's lease, ms; at most half of TURN_LOCK_LEASE_MS. A live
+   * holder loses the lock only when renewals stop for TURN_LOCK_LEASE_MS − TURN_LOCK_RENEW_MS (4 s by
+   * default: an event loop stalled that long, or Redis unreachable that long).
+   */
+  @IsInt() @Min(100) @Max(300_000) TURN_LOCK_RENEW_MS: number = 1000;
 }

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { Injectable, Logger } from '@nestjs/common';
+import { Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import { LRUCache } from 'lru-cache';
 import { ContextConfig } from '../config/context.config';
 import { EngineTokenizeUnsupported } from '../inference/inference.errors';
@@ -35,7 +35,7 @@ const GENERATION_MARKER = -4;
  * re-count for the window either.
  */
 @Injectable()
-export class TokenizerService {
+export class TokenizerService implements OnModuleInit {
   private readonly logger = new Logger(TokenizerService.name);
   private readonly local = new LocalTokenizer();
   private readonly ids = new LRUCache<string, Uint32Array>({
@@ -51,6 +51,15 @@ export class TokenizerService {
     private readonly config: ContextConfig,
   ) {
     if (config.TOKENIZER !== 'auto') this.mode = config.TOKENIZER;
+  }
+
+  /**
+   * Where the local BPE may count (TOKENIZER=local, or auto with an engine that has no `/tokenize`), its
+   * encoder is built and warmed at boot: built lazily, it held the event loop for 0.2-0.5 s on the first
+   * count of a request.
+   */
+  onModuleInit(): void {
+    if (this.config.TOKENIZER !== 'engine') this.local.warm();
   }
 
   /** Which tokenizer counts: `engine` or `local` (undecided in `auto` mode until the first call). */

@@ -12,10 +12,15 @@ import { ConversationBusy } from './conversation.errors';
  * single instance). A second turn waits for the first (up to TURN_LOCK_WAIT_MS), so it sees the
  * first turn's answer in its history.
  *
- * The lock never changes a turn's outcome once it runs: it is extended in the background while the
- * turn runs (a failed extension is logged, not thrown), and released in the background after it (a
- * failed release lets the lock expire after `lockMs`). Only acquiring can fail a turn: 409 when the
- * conversation is really busy, 503 naming Redis at once when Redis does not answer.
+ * The lock is a short lease (TURN_LOCK_LEASE_MS, 5 s) that the running turn renews every
+ * TURN_LOCK_RENEW_MS (1 s) with Redlock's `extend`, so a holder that dies without releasing (SIGKILL)
+ * blocks its conversation for at most one lease, while a live holder keeps it through renewals that
+ * fail or stall for up to lease − renew (4 s).
+ *
+ * The lock never changes a turn's outcome once it runs: a failed renewal is logged, not thrown (the
+ * next one is tried while the lease lasts), and the release runs in the background after the turn (a
+ * failed release lets the lease lapse). Only acquiring can fail a turn: 409 when the conversation is
+ * really busy, 503 naming Redis at once when Redis does not answer.
  */
 @Injectable()
 export class TurnLockService {
@@ -23,12 +28,10 @@ export class TurnLockService {
   private readonly redlock: Redlock;
   /** Longest a turn waits for the conversation, ms (TURN_LOCK_WAIT_MS). */
   readonly waitMs: number;
-  /**
-   * Lock lifetime, ms; extended every `lockMs - extendBeforeMs` (10 s) while the turn runs, so an event
-   * loop stalled for up to 20 s (a starved CPU) still extends it in time.
-   */
-  private static readonly lockMs = 30_000;
-  private static readonly extendBeforeMs = 20_000;
+  /** Lease of the lock, ms (TURN_LOCK_LEASE_MS): set at acquire and at each renewal. */
+  private readonly leaseMs: number;
+  /** Pause between renewals while the turn runs, ms (TURN_LOCK_RENEW_MS). */
+  private readonly renewMs: number;
   private static readonly retryDelayMs = 40;
 
   constructor(
@@ -36,7 +39,9 @@ export class TurnLockService {
     private readonly config: RedisConfig,
   ) {
     this.waitMs = config.TURN_LOCK_WAIT_MS;
-    // Release and extension: one attempt each; the lock's expiry covers a failure.
+    this.leaseMs = config.TURN_LOCK_LEASE_MS;
+    this.renewMs = config.TURN_LOCK_RENEW_MS;
+    // Release and renewal: one attempt each; the next renewal, or the lease's expiry, covers a failure.
     this.redlock = new Redlock([redis], { retryCount: 0, retryDelay: TurnLockService.retryDelayMs });
     // Redlock reports each failed attempt here; contention is expected, anything else is logged at the caller.
     this.redlock.on('error', () => undefined);
@@ -62,25 +67,27 @@ export class TurnLockService {
     }
     let current = lock;
     let timer: NodeJS.Timeout | undefined;
-    const extend = (): void => {
+    let done = false;
+    const renew = (): void => {
       timer = setTimeout(() => {
         current
-          .extend(TurnLockService.lockMs)
+          .extend(this.leaseMs)
           .then((extended) => {
             current = extended;
-            extend();
+            if (!done) renew();
           })
           .catch((e: unknown) => {
-            this.logger.warn(`turn lock of ${conversationId} not extended: ${(e as Error).message}`);
-            if (current.expiration > Date.now()) extend();
+            this.logger.warn(`turn lock of ${conversationId} not renewed: ${(e as Error).message}`);
+            if (!done && current.expiration > Date.now()) renew();
           });
-      }, TurnLockService.lockMs - TurnLockService.extendBeforeMs);
+      }, this.renewMs);
       timer.unref();
     };
-    extend();
+    renew();
     try {
       return await routine();
     } finally {
+      done = true;
       clearTimeout(timer);
       this.release(current);
     }
@@ -91,7 +98,7 @@ export class TurnLockService {
     const waits = [0, Math.ceil(this.waitMs / TurnLockService.retryDelayMs)];
     for (const retryCount of waits) {
       try {
-        return await this.redlock.acquire([resource], TurnLockService.lockMs, {
+        return await this.redlock.acquire([resource], this.leaseMs, {
           retryCount,
           retryDelay: TurnLockService.retryDelayMs,
           retryJitter: 20,
@@ -118,7 +125,7 @@ export class TurnLockService {
   private release(lock: Lock): void {
     lock.release().catch((e: unknown) => {
       this.logger.warn(
-        `turn lock not released (expires in ≤ ${TurnLockService.lockMs} ms): ${(e as Error).message}`,
+        `turn lock not released (its lease lapses in ≤ ${this.leaseMs} ms): ${(e as Error).message}`,
       );
     });
   }

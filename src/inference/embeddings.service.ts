@@ -88,6 +88,22 @@ export class EmbeddingsService implements OnApplicationShutdown {
     return this.info;
   }
 
+  /**
+   * Loads the in-process model now (a no-op for a remote provider, which is probed on first use), so the
+   * first turns after a start do not wait for it; the model loads on its worker thread, so the event loop
+   * stays free meanwhile. Never rejects: a failure is logged and the next lookup tries again.
+   */
+  async preload(): Promise<void> {
+    if (embeddingsProvider(this.config) !== 'local') return;
+    try {
+      await this.describe();
+    } catch (e) {
+      this.logger.warn(
+        `local embedding model not loaded at boot: ${e instanceof Error ? e.message : String(e)}`,
+      );
+    }
+  }
+
   /** Embeds one text; concurrent calls are batched. @throws EmbeddingsUnavailable */
   embed(text: string): Promise<number[]> {
     return this.loader.load(text);

@@ -1,3 +1,5 @@
+import { get_encoding } from 'tiktoken';
+import { CL100K_SPECIALS, IM_END_TOKEN, IM_START_TOKEN } from '../common/cl100k';
 import { renderChatTemplate } from './chat-template';
 import { IncrementalDetokenizer, SimTokenizer } from './sim-tokenizer';
 
@@ -42,6 +44,24 @@ describe('SimTokenizer', () => {
     expect(sut.encodeChat(messages)).toEqual(sut.encode(renderChatTemplate(messages)));
     expect(sut.encodeChat(messages, false)).toEqual(sut.encode(renderChatTemplate(messages, false)));
     expect(sut.encodeChat(messages)).toEqual(sut.encode(renderChatTemplate(messages))); // served from the cache
+  });
+
+  it('should give tiktoken’s own ids on ordinary text, sync and async, so counts are unchanged', async () => {
+    const reference = get_encoding('cl100k_base', {
+      [IM_START_TOKEN]: CL100K_SPECIALS[IM_START_TOKEN],
+      [IM_END_TOKEN]: CL100K_SPECIALS[IM_END_TOKEN],
+    });
+    const messages = [
+      { role: 'system', content: 'You are kvchat.\n\nAnswer in French when asked in French.' },
+      { role: 'user', content: "Quelle est la capitale de la France ? It's 1234567 km away; 東京 🇫🇷 naïve" },
+    ];
+    const rendered = renderChatTemplate(messages);
+    const expected = Array.from(reference.encode(rendered, 'all'));
+    reference.free();
+
+    expect(sut.encode(rendered)).toEqual(expected);
+    expect(await sut.encodeAsync(rendered)).toEqual(expected);
+    expect(await sut.encodeChatAsync(messages)).toEqual(expected);
   });
 
   it('should extend the previous turn when the reply is appended to the chat', () => {

@@ -25,6 +25,8 @@ export class SimTokenizer {
   private readonly utf8 = new TextDecoder();
 
   constructor() {
+    // Built and warmed here, at the simulator's boot, rather than on its first request.
+    cl100k.warm();
     this.newlineIds = this.encode('\n');
     this.generationPromptIds = [this.imStartId, ...this.encode('assistant\n')];
   }

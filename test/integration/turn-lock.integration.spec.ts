@@ -23,8 +23,15 @@ function gate(): { opened: Promise<void>; open: () => void } {
   return { opened, open };
 }
 
-const lockConfig = (prefix: string, waitMs: number): RedisConfig =>
-  Object.assign(new RedisConfig(), { REDIS_KEY_PREFIX: prefix, TURN_LOCK_WAIT_MS: waitMs });
+const lockConfig = (prefix: string, waitMs: number, leaseMs = 5000, renewMs = 1000): RedisConfig =>
+  Object.assign(new RedisConfig(), {
+    REDIS_KEY_PREFIX: prefix,
+    TURN_LOCK_WAIT_MS: waitMs,
+    TURN_LOCK_LEASE_MS: leaseMs,
+    TURN_LOCK_RENEW_MS: renewMs,
+  });
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** The turn lock against the local Redis (contention) and a Redis of its own that it stops (outage). */
 describe('TurnLockService (integration)', () => {
@@ -72,6 +79,43 @@ describe('TurnLockService (integration)', () => {
 
       expect(err).toBeInstanceOf(ConversationBusy);
       expect(toProblem(err, '/x', 'r')).toMatchObject({ status: 409, retryAfterSeconds: 1 });
+    });
+
+    it('should keep the lock of a turn that runs for several leases, renewing it', async () => {
+      const sut = new TurnLockService(redis, lockConfig(prefix, 0, 1000, 200));
+      const held = gate();
+      const holder = sut.withConversation('c6', () => held.opened);
+      await sleep(2500);
+
+      const err = await sut.withConversation('c6', () => Promise.resolve()).catch((e: unknown) => e);
+      const ttl = await redis.pttl(`${prefix}lock:conversation:c6`);
+      held.open();
+      await holder;
+
+      expect(err).toBeInstanceOf(ConversationBusy);
+      expect(ttl).toBeGreaterThan(0);
+      expect(ttl).toBeLessThanOrEqual(1000);
+    });
+
+    it('should let the next turn run once the lease of a holder that died has lapsed, not before', async () => {
+      // The holder's own connection closes mid-turn: like a killed process, it can neither renew nor release.
+      const dying = await connectRedisOrFail('redis://127.0.0.1:6379', 3000, 2000);
+      const holderLock = new TurnLockService(dying, lockConfig(prefix, 0, 1000, 200));
+      const held = gate();
+      const holder = holderLock.withConversation('c7', () => held.opened);
+      await sleep(300);
+      dying.disconnect();
+      const died = performance.now();
+      const sut = new TurnLockService(redis, lockConfig(prefix, 10_000, 1000, 200));
+
+      await sut.withConversation('c7', () => Promise.resolve());
+      const waitedMs = performance.now() - died;
+      held.open();
+      await holder;
+
+      // The lease was set at most one renewal (200 ms) before the holder died.
+      expect(waitedMs).toBeGreaterThanOrEqual(700);
+      expect(waitedMs).toBeLessThan(1000 + 2000);
     });
 
     it('should not run a turn whose client went away while it waited', async () => {

@@ -1,18 +1,22 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
 import { AgentsConfig } from '../../config/agents.config';
 import { EmbeddingsService } from '../../inference/embeddings.service';
 import type { IntentClassification, IntentClassifier, RoutableAgent } from './intent-classifier';
-import { IntentIndex, representativeExamples } from './intent-index';
+import { representativeExamples } from './intent-index';
+import { IntentRanker } from './intent-ranker';
 
 /**
  * Routes by embedding similarity: each agent's examples are embedded once (per candidate array)
  * over `/v1/embeddings` into an IntentIndex, then each message costs one embedding and a scan of
  * the examples. An agent with more than AGENT_ROUTING_MAX_EXAMPLES examples keeps that many
- * representative ones.
+ * representative ones. With AGENT_ROUTING_MODEL=softmax (default) a softmax regression trained on the
+ * example vectors re-ranks the index's agents (IntentRanker); should it fail to train, the index ranks
+ * alone.
  */
 @Injectable()
 export class EmbeddingIntentClassifier implements IntentClassifier {
-  private readonly indexes = new WeakMap<readonly RoutableAgent[], Promise<IntentIndex>>();
+  private readonly logger = new Logger(EmbeddingIntentClassifier.name);
+  private readonly indexes = new WeakMap<readonly RoutableAgent[], Promise<IntentRanker>>();
 
   constructor(
     private readonly embeddings: EmbeddingsService,
@@ -29,8 +33,8 @@ export class EmbeddingIntentClassifier implements IntentClassifier {
     };
   }
 
-  /** The index for `agents`, built once per array (a failed build is retried on the next call). */
-  index(agents: readonly RoutableAgent[]): Promise<IntentIndex> {
+  /** The ranker for `agents`, built once per array (a failed build is retried on the next call). */
+  index(agents: readonly RoutableAgent[]): Promise<IntentRanker> {
     let index = this.indexes.get(agents);
     if (!index) {
       index = this.build(agents);
@@ -40,7 +44,7 @@ export class EmbeddingIntentClassifier implements IntentClassifier {
     return index;
   }
 
-  private async build(agents: readonly RoutableAgent[]): Promise<IntentIndex> {
+  private async build(agents: readonly RoutableAgent[]): Promise<IntentRanker> {
     const withExamples = agents.filter((a) => a.examples.length > 0);
     const texts = withExamples.flatMap((a) => a.examples);
     const vectors = await this.embeddings.embedMany(texts);
@@ -53,6 +57,15 @@ export class EmbeddingIntentClassifier implements IntentClassifier {
       }
       return { agent: agent.name, vectors: own };
     });
-    return IntentIndex.build(prototypes);
+    const ranking = this.config.AGENT_ROUTING_MODEL;
+    try {
+      return await IntentRanker.build(prototypes, ranking);
+    } catch (e) {
+      if (ranking === 'nearest') throw e;
+      this.logger.warn(
+        `could not train the softmax routing model, ranking by nearest neighbours: ${e instanceof Error ? e.message : String(e)}`,
+      );
+      return IntentRanker.build(prototypes, 'nearest');
+    }
   }
 }

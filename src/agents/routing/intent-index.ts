@@ -9,7 +9,10 @@ export interface IntentScore {
   agent: string;
   /** Blended cosine similarity of the message to the agent's examples (clamped to 0..1). */
   score: number;
-  /** `score` minus the agent's hubness penalty: what ranks the agents. */
+  /**
+   * What ranks the agents: here `score` minus the agent's hubness penalty (IntentRanker may add a trained
+   * model's log-probability).
+   */
   rank: number;
 }
 

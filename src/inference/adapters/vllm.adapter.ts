@@ -333,6 +333,13 @@ export function translateSdkError(
   const message =
     typeof (e as { message?: unknown })?.message === 'string' ? (e as { message: string }).message : '';
   if (/terminated|ECONNRESET|socket|premature/i.test(message)) {
+    // Before the first delta nothing has reached the caller: another replica may take the request.
+    if (receivedTokens === 0) {
+      return new EngineUnreachable(
+        `The connection to ${endpoint.id} broke before the first token: ${message}`,
+        ext,
+      );
+    }
     return new EngineStreamCut(`The stream from ${endpoint.id} broke: ${message}`, ext);
   }
   kinds.logger.error({ err: e }, 'unexpected engine error');

@@ -1,0 +1,151 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
+import { postChatStream } from './chat-stream-request';
+
+type Handler = (req: IncomingMessage, res: ServerResponse, body: string) => void;
+
+/** A one-route stand-in server whose handler each test sets. */
+async function startServer(): Promise<{ baseURL: string; handle(h: Handler): void; close(): Promise<void> }> {
+  let handler: Handler = (_req, res) => res.end();
+  const server: Server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => (body += c.toString()));
+    req.on('end', () => handler(req, res, body));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    baseURL: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`,
+    handle: (h) => (handler = h),
+    close: () => {
+      server.closeAllConnections();
+      return new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+const chunk = (content: string) => ({
+  id: 'c1',
+  object: 'chat.completion.chunk',
+  created: 0,
+  model: 'm',
+  choices: [{ index: 0, delta: { content }, finish_reason: null }],
+});
+
+async function collect(iterable: AsyncIterable<unknown>): Promise<unknown[]> {
+  const out: unknown[] = [];
+  for await (const x of iterable) out.push(x);
+  return out;
+}
+
+describe('postChatStream', () => {
+  let server: Awaited<ReturnType<typeof startServer>>;
+  beforeAll(async () => {
+    server = await startServer();
+  });
+  afterAll(() => server.close());
+  const post = (signal = new AbortController().signal, timeoutMs = 2000) =>
+    postChatStream({
+      baseURL: server.baseURL,
+      apiKey: 'k-1',
+      headers: { 'x-deployment': 'd' },
+      body: { model: 'm', stream: true, messages: [] },
+      signal,
+      timeoutMs,
+    });
+
+  it('should post the body with the key and headers, and yield every chunk split across reads until [DONE]', async () => {
+    let seen: { auth?: string; deployment?: string; body?: string } = {};
+    server.handle((req, res, body) => {
+      seen = { auth: req.headers.authorization, deployment: req.headers['x-deployment'] as string, body };
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'x-kvchat-engine-ttft-ms': '12' });
+      const wire = `data: ${JSON.stringify(chunk('Hé'))}\n\ndata: ${JSON.stringify(chunk('llo'))}\n\ndata: [DONE]\n\n`;
+      const bytes = Buffer.from(wire);
+      // Split inside an event and inside the two-byte é.
+      const cut = bytes.indexOf(Buffer.from('é')) + 1;
+      res.write(bytes.subarray(0, cut));
+      setTimeout(() => res.end(bytes.subarray(cut)), 20);
+    });
+
+    const { headers, chunks } = await post();
+    const all = (await collect(chunks)) as ReturnType<typeof chunk>[];
+
+    expect(seen).toEqual({
+      auth: 'Bearer k-1',
+      deployment: 'd',
+      body: expect.stringContaining('"stream":true'),
+    });
+    expect(headers.get('x-kvchat-engine-ttft-ms')).toBe('12');
+    expect(all.map((c) => c.choices[0].delta.content)).toEqual(['Hé', 'llo']);
+  });
+
+  it('should throw the SDK error of the status with its body and Retry-After', async () => {
+    server.handle((_req, res) => {
+      res.writeHead(429, { 'content-type': 'application/json', 'retry-after': '3' });
+      res.end(JSON.stringify({ error: { message: 'slow down', type: 'rate_limit' } }));
+    });
+
+    const failure = await post().catch((e: unknown) => e);
+
+    expect(failure).toBeInstanceOf(APIError);
+    expect(failure).toMatchObject({ status: 429, message: '429 slow down' });
+    expect((failure as APIError).headers?.get('retry-after')).toBe('3');
+  });
+
+  it('should throw an APIError for an error object inside the stream', async () => {
+    server.handle((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.end(`data: ${JSON.stringify(chunk('a'))}\n\ndata: {"error":{"message":"engine overloaded"}}\n\n`);
+    });
+
+    const { chunks } = await post();
+
+    await expect(collect(chunks)).rejects.toThrow(/engine overloaded/);
+  });
+
+  it('should report a connection cut mid-stream as terminated', async () => {
+    server.handle((req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(`data: ${JSON.stringify(chunk('a'))}\n\n`);
+      setTimeout(() => req.socket.destroy(), 20);
+    });
+
+    const { chunks } = await post();
+
+    await expect(collect(chunks)).rejects.toThrow(/^terminated/);
+  });
+
+  it('should throw APIUserAbortError when the signal fires while streaming', async () => {
+    server.handle((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(`data: ${JSON.stringify(chunk('a'))}\n\n`);
+    });
+    const controller = new AbortController();
+
+    const { chunks } = await post(controller.signal);
+    const iterator = chunks[Symbol.asyncIterator]();
+    await iterator.next();
+    controller.abort();
+
+    await expect(iterator.next()).rejects.toBeInstanceOf(APIUserAbortError);
+  });
+
+  it('should throw APIConnectionTimeoutError when no headers come within the timeout', async () => {
+    server.handle(() => undefined);
+
+    await expect(post(undefined, 100)).rejects.toBeInstanceOf(APIConnectionTimeoutError);
+  });
+
+  it('should throw APIConnectionError when nothing listens', async () => {
+    const failure = await postChatStream({
+      baseURL: 'http://127.0.0.1:1/v1',
+      apiKey: 'k',
+      body: {},
+      signal: new AbortController().signal,
+      timeoutMs: 1000,
+    }).catch((e: unknown) => e);
+
+    expect(failure).toBeInstanceOf(APIConnectionError);
+    expect(failure).not.toBeInstanceOf(APIConnectionTimeoutError);
+  });
+});
