@@ -1,5 +1,6 @@
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
+import Redis from 'ioredis';
 import { createApp, type RunningApp } from '../src/app.factory';
 import { ApiKeyService } from '../src/auth/api-key.service';
 import type { Env } from '../src/config/config.loader';
@@ -17,16 +18,18 @@ export interface BenchInstance {
 
 /**
  * Starts kvchat on the embedded defaults (in-memory PGlite, in-process simulator, any free
- * ports) with `env` overrides, and creates a tenant key. Redis must run on REDIS_URL.
+ * ports) with `env` overrides, and creates a tenant key. Redis must run on REDIS_URL. `close()` stops it
+ * and deletes the Redis keys under its own fresh prefix (not under one `env.REDIS_KEY_PREFIX` chose).
  */
 export async function startBenchInstance(env: Env = {}, tenant = 'bench'): Promise<BenchInstance> {
+  const ownPrefix = `kvchat-bench-${process.pid}-${Date.now()}:`;
   const running = await createApp(
     {
       DATA_DIR: 'memory://',
       EMBEDDED_DB_PORT: '0',
       LOG_LEVEL: 'warn',
       LOG_FORMAT: 'json',
-      REDIS_KEY_PREFIX: `kvchat-bench-${process.pid}-${Date.now()}:`,
+      REDIS_KEY_PREFIX: ownPrefix,
       ...env,
     },
     { port: 0, host: '127.0.0.1' },
@@ -39,8 +42,28 @@ export async function startBenchInstance(env: Env = {}, tenant = 'bench'): Promi
     tenantId: created.tenantId,
     running,
     newKey: async (name, admin = false) => (await keys.create(`${name}-${Date.now()}`, { admin })).key,
-    close: () => running.close(),
+    close: async () => {
+      await running.close();
+      if (env.REDIS_KEY_PREFIX === undefined) {
+        await deleteKeysUnder(ownPrefix, env.REDIS_URL ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
+      }
+    },
   };
+}
+
+/** Deletes every key under `prefix` (SCAN + UNLINK), so a benchmark leaves nothing in a shared Redis. */
+async function deleteKeysUnder(prefix: string, url: string): Promise<void> {
+  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    await redis.connect();
+    for await (const keys of redis.scanStream({ match: `${prefix}*`, count: 1000 }) as AsyncIterable<
+      string[]
+    >) {
+      if (keys.length > 0) await redis.unlink(...keys);
+    }
+  } finally {
+    redis.disconnect();
+  }
 }
 
 /** Reads a JSONL file: one JSON value a line, blank lines skipped. */
