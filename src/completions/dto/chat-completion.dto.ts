@@ -71,6 +71,7 @@ function IsStop(options?: ValidationOptions): PropertyDecorator {
     });
 }
 
+/** The function a tool call invokes: its name and its arguments as a JSON string (OpenAI's shape). */
 export class ToolCallFunctionDto {
   @ApiProperty({ example: 'get_weather' })
   @IsString()
@@ -102,6 +103,7 @@ export class ToolCallDto {
 
 const ROLES = ['system', 'developer', 'user', 'assistant', 'tool'] as const;
 
+/** One message of a Chat Completions request (roles system, developer, user, assistant, tool), as the OpenAI API reference defines it. */
 export class ChatCompletionMessageDto {
   @ApiProperty({ enum: ROLES, example: 'user' })
   @IsIn(ROLES, { message: 'role must be system, developer, user, assistant or tool' })
@@ -141,6 +143,7 @@ export class ChatCompletionMessageDto {
   tool_call_id?: string;
 }
 
+/** A tool's function: name, description and its parameters as a JSON Schema object. */
 export class FunctionDefinitionDto {
   @ApiProperty({ example: 'get_weather', description: 'a-z, A-Z, 0-9, _ and -, at most 64.' })
   @Matches(/^[a-zA-Z0-9_-]{1,64}$/, { message: 'name must be 1-64 of a-z, A-Z, 0-9, _ and -' })
@@ -179,6 +182,7 @@ export class ToolDto {
   function!: FunctionDefinitionDto;
 }
 
+/** `response_format.json_schema`: a named JSON Schema the answer must follow (`strict` asks the upstream to enforce it). */
 export class JsonSchemaFormatDto {
   @ApiProperty({ example: 'answer' })
   @Matches(/^[a-zA-Z0-9_-]{1,64}$/, { message: 'name must be 1-64 of a-z, A-Z, 0-9, _ and -' })
@@ -242,6 +246,7 @@ function IsToolChoice(options?: ValidationOptions): PropertyDecorator {
     });
 }
 
+/** `stream_options`: `include_usage` adds a last chunk with the token usage. */
 export class StreamOptionsDto {
   @ApiPropertyOptional({
     description: 'Send a last chunk with `usage` (and `usage: null` on the others).',
@@ -486,6 +491,7 @@ class PromptTokensDetailsDto {
   cached_tokens!: number;
 }
 
+/** Token usage of a completion: prompt, completion and total tokens, and the prompt tokens served from a cache. */
 export class CompletionUsageDto {
   @ApiProperty() prompt_tokens!: number;
   @ApiProperty() completion_tokens!: number;
@@ -493,6 +499,7 @@ export class CompletionUsageDto {
   @ApiProperty({ type: PromptTokensDetailsDto }) prompt_tokens_details!: PromptTokensDetailsDto;
 }
 
+/** A non-streamed Chat Completions response (`object: chat.completion`), OpenAI's shape. */
 export class ChatCompletionDto {
   @ApiProperty({ example: 'chatcmpl-3f0c...' }) id!: string;
   @ApiProperty({ enum: ['chat.completion'] }) object!: 'chat.completion';
@@ -515,6 +522,7 @@ class ModelCardDto {
   @ApiProperty() owned_by!: string;
 }
 
+/** `GET /v1/models`: the catalogue's public model names (`object: list`). */
 export class ModelListDto {
   @ApiProperty({ enum: ['list'] }) object!: 'list';
   @ApiProperty({ type: [ModelCardDto] }) data!: ModelCardDto[];
@@ -595,6 +603,7 @@ class EmbeddingUsageDto {
   @ApiProperty() total_tokens!: number;
 }
 
+/** A `/v1/embeddings` response: one vector per input (floats, or base64 little-endian float32), with usage. */
 export class EmbeddingListDto {
   @ApiProperty({ enum: ['list'] }) object!: 'list';
   @ApiProperty({ type: [EmbeddingDto] }) data!: EmbeddingDto[];
