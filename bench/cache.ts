@@ -2,7 +2,6 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, relative, resolve } from 'node:path';
 import { Presets, SingleBar } from 'cli-progress';
 import { Command } from 'commander';
-import type Redis from 'ioredis';
 import OpenAI from 'openai';
 import { normalizeQuestion } from '../src/caching/question-features';
 import { ResponseCache } from '../src/caching/response-cache.service';
@@ -17,8 +16,6 @@ import {
 import { EmbeddingsConfig } from '../src/config/caching.config';
 import { loadLocalEmbedder } from '../src/inference/local-embedder';
 import { sharedWordVectors } from '../src/inference/word-vectors';
-import { RedisConfig } from '../src/config/redis.config';
-import { REDIS } from '../src/redis/redis.module';
 import { type BenchInstance, startBenchInstance } from './harness';
 import { renderCacheChart } from './cache-chart';
 import {
@@ -552,7 +549,6 @@ async function main(): Promise<void> {
       console.log(`chart written to ${relative(process.cwd(), chart)}`);
     }
   } finally {
-    await removeKeys(instance);
     await instance.close();
   }
 }
@@ -580,18 +576,6 @@ async function measureModelLoad(name: LocalEmbeddingModel) {
       rssMb: mb(process.memoryUsage().rss - rss),
     },
   };
-}
-
-/** Deletes the Redis keys this run wrote (its own key prefix), so benchmarks leave nothing behind. */
-async function removeKeys(instance: BenchInstance): Promise<void> {
-  const redis = instance.running.app.get<Redis>(REDIS);
-  const prefix = instance.running.app.get(RedisConfig).REDIS_KEY_PREFIX;
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length > 0) await redis.unlink(...keys);
-  } while (cursor !== '0');
 }
 
 if (require.main === module) {

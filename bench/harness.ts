@@ -1,9 +1,9 @@
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
-import Redis from 'ioredis';
 import { createApp, type RunningApp } from '../src/app.factory';
 import { ApiKeyService } from '../src/auth/api-key.service';
 import type { Env } from '../src/config/config.loader';
+import { deleteRedisPrefix } from './redis-prefix';
 
 /** A kvchat started in this process for a benchmark, with a fresh tenant and key. */
 export interface BenchInstance {
@@ -45,25 +45,13 @@ export async function startBenchInstance(env: Env = {}, tenant = 'bench'): Promi
     close: async () => {
       await running.close();
       if (env.REDIS_KEY_PREFIX === undefined) {
-        await deleteKeysUnder(ownPrefix, env.REDIS_URL ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
+        await deleteRedisPrefix(
+          ownPrefix,
+          env.REDIS_URL ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+        );
       }
     },
   };
-}
-
-/** Deletes every key under `prefix` (SCAN + UNLINK), so a benchmark leaves nothing in a shared Redis. */
-async function deleteKeysUnder(prefix: string, url: string): Promise<void> {
-  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 });
-  try {
-    await redis.connect();
-    for await (const keys of redis.scanStream({ match: `${prefix}*`, count: 1000 }) as AsyncIterable<
-      string[]
-    >) {
-      if (keys.length > 0) await redis.unlink(...keys);
-    }
-  } finally {
-    redis.disconnect();
-  }
 }
 
 /** Reads a JSONL file: one JSON value a line, blank lines skipped. */

@@ -4,29 +4,31 @@ import type { MessageCacheReport } from '../context/cache-report';
 import type { ConversationContextState } from '../context/context-policy';
 import type { HistoryMessage } from '../context/prompt.types';
 import type { ChatResult, ChatUsage, ProviderRoute } from '../inference/inference.types';
+import type { RetrievedPassage as KnowledgePassage } from '../knowledge/retrieval.service';
 import type { TurnTrace } from '../observability/turn-trace';
 
 /**
- * Where a passage of an answer comes from: one chunk of one version of a knowledge document. Sent
- * as the turn's `citations` event before the tokens and stored on the assistant message.
+ * Where a passage of an answer comes from: one chunk of one version of a knowledge document (the
+ * location fields of the knowledge layer's RetrievedPassage, without its text and ranks). Sent as the
+ * turn's `citations` event before the tokens and stored on the assistant message. `Pick`, not `Omit`, so a
+ * field added to retrieval does not silently become part of the stored citation.
  */
-export interface Citation {
+export interface Citation
+  extends Pick<
+    KnowledgePassage,
+    | 'chunkId'
+    | 'documentId'
+    | 'documentName'
+    | 'knowledgeBaseId'
+    | 'version'
+    | 'headingPath'
+    | 'start'
+    | 'end'
+  > {
   /** 1-based: the passage's number in the prompt (`[n]`), which the answer may cite. */
   index: number;
-  documentId: string;
-  /** The document's name in its knowledge base (file name or relative path). */
-  documentName: string;
-  knowledgeBaseId: string;
-  /** The document version the passage was read from. */
-  version: number;
-  /** Headings above the passage, outermost first. */
-  headingPath: string[];
-  /** Offsets in the document's extracted text, characters; `end` exclusive. */
-  start: number;
-  end: number;
   /** Retrieval score, higher is better (reciprocal-rank-fusion score in hybrid mode; see RetrievalService). */
   score: number;
-  chunkId: string;
 }
 
 /** What the graph needs to answer one turn. */

@@ -8,7 +8,7 @@ import { ContextWindowService, type PreparedPrompt } from '../context/context-wi
 import type { PromptSpec } from '../context/prompt.types';
 import { InferenceService } from '../inference/inference.service';
 import type { ChatResult } from '../inference/inference.types';
-import { NOOP_TURN_TRACE } from '../observability/turn-trace';
+import { generationRouteMetadata, NOOP_TURN_TRACE } from '../observability/turn-trace';
 import { PRICE_LOOKUP, type PriceLookup } from '../usage/price-lookup';
 import { costBreakdown } from '../usage/usage-pricing';
 import type { AgentTurnSink, RouteDecision, TurnInput, TurnOutput } from './agents.types';
@@ -169,14 +169,7 @@ export class AnswerService {
         usage: result.usage,
         cost: costBreakdown(result.usage, this.prices?.priceOf(result.model) ?? null) ?? undefined,
         metadata: {
-          replica: result.replica,
-          ...(result.provider
-            ? {
-                deployment: result.provider.deployment,
-                provider: result.provider.provider,
-                attempts: result.provider.attempts,
-              }
-            : {}),
+          ...generationRouteMetadata(result),
           templateVersion: assembled.templateVersion,
           prefixReuse: promptTokens > 0 ? cachedTokens / promptTokens : 0,
         },

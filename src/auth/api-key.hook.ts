@@ -2,13 +2,14 @@ import { Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import { DiscoveryService, HttpAdapterHost, MetadataScanner, Reflector } from '@nestjs/core';
 import { FASTIFY_ROUTE_CONFIG_METADATA } from '@nestjs/platform-fastify/constants';
 import { METHOD_METADATA } from '@nestjs/common/constants';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { sendProblem, toProblem } from '../common/problem.filter';
 import { IS_PUBLIC } from '../common/public.decorator';
 import { ApiKeyService } from './api-key.service';
 import { AuthUnavailable, BudgetExceeded, RateLimitExceeded, Unauthorized } from './auth.errors';
 import { type AuthenticatedRequest, bearerToken } from './auth.guard';
 import { RateLimitService } from './limits/rate-limit.service';
+import { fastifyOf } from '../common/fastify-instance';
 
 /** Fastify route config member telling the hook whether a route needs an API key. */
 export const ROUTE_AUTH = 'kvchatAuth';
@@ -45,8 +46,8 @@ export class ApiKeyHook implements OnModuleInit {
   }
 
   onModuleInit(): void {
-    const fastify = this.adapterHost.httpAdapter?.getInstance<FastifyInstance>();
-    if (!fastify || typeof fastify.addHook !== 'function') return; // no HTTP server (CLI, module tests)
+    const fastify = fastifyOf(this.adapterHost);
+    if (!fastify) return; // no HTTP server (CLI, module tests)
     fastify.addHook('onRequest', (request, reply) => this.onRequest(request, reply));
   }
 

@@ -22,7 +22,7 @@ import type {
 } from '../inference/inference.types';
 import { EngineEmbeddingsClient } from '../inference/engine-embeddings.client';
 import { type ObservedTurn, TurnTelemetryService } from '../observability/turn-telemetry.service';
-import type { TurnTrace } from '../observability/turn-trace';
+import { generationRouteMetadata, type TurnTrace } from '../observability/turn-trace';
 import { UsageRecorder } from '../usage/usage-recorder.service';
 
 /** The agent name under which stateless chat completions are cached. */
@@ -389,16 +389,7 @@ export class ChatCompletionsService {
             output: result.choices?.length ? result.choices : result.content,
             model: result.model,
             usage: result.usage,
-            metadata: {
-              replica: result.replica,
-              ...(result.provider
-                ? {
-                    deployment: result.provider.deployment,
-                    provider: result.provider.provider,
-                    attempts: result.provider.attempts,
-                  }
-                : {}),
-            },
+            metadata: generationRouteMetadata(result),
           });
           return result;
         } catch (e) {

@@ -251,6 +251,17 @@ export class ConversationsService {
       receivedAt: receivedAt.getTime(),
       deadline: receivedAt.getTime() + this.inFlight.deadlineMs,
     });
+    // The user message as the turn stores it, whatever the outcome (written once, in the turn's one write).
+    const userRow = {
+      id: turnId,
+      tenantId: auth.tenantId,
+      conversationId,
+      sequence: userSequence,
+      role: 'user' as const,
+      content: command.content,
+      createdAt: receivedAt,
+      updatedAt: receivedAt,
+    };
     // Set once the turn's outcome is stored (or there is none to store): only then is its record removed.
     let settled = false;
     const write = async (): Promise<void> => {
@@ -314,18 +325,7 @@ export class ConversationsService {
             : null;
         const e = stopped && !sink.signal.aborted ? new TurnInterrupted(stopped) : caught;
         // The user message is written once, as failed: kept for the record, left out of later prompts.
-        em.create(Message, {
-          id: turnId,
-          tenantId: auth.tenantId,
-          conversationId,
-          sequence: userSequence,
-          role: 'user',
-          content: command.content,
-          status: 'failed',
-          error: failureOf(e),
-          createdAt: receivedAt,
-          updatedAt: receivedAt,
-        });
+        em.create(Message, { ...userRow, status: 'failed', error: failureOf(e) });
         conversation.messageCount = userSequence;
         conversation.lastTurnAt = receivedAt;
         await write();
@@ -333,20 +333,13 @@ export class ConversationsService {
       }
 
       const userMessage = em.create(Message, {
-        id: turnId,
-        tenantId: auth.tenantId,
-        conversationId,
-        sequence: userSequence,
-        role: 'user',
-        content: command.content,
+        ...userRow,
         // What the answer step measured (src/context): the message as sent, and its tokens.
         promptContent:
           output.userPromptContent !== undefined && output.userPromptContent !== command.content
             ? output.userPromptContent
             : null,
         tokenCount: output.tokenCounts?.user ?? null,
-        createdAt: receivedAt,
-        updatedAt: receivedAt,
       });
       const assistantMessage = em.create(Message, {
         tenantId: auth.tenantId,

@@ -9,17 +9,24 @@ import type { ReingestionPlan, StoredChunk } from './reingestion';
 const quoteIdent = (name: string): string => `"${name.replace(/"/g, '""')}"`;
 const placeholders = (n: number): string => Array.from({ length: n }, () => '?').join(', ');
 
-/** A chunk found by a search, with what a citation needs. */
+/**
+ * A chunk found by a search, with what a citation needs. The source of the passage shape:
+ * RetrievalService's `RetrievedPassage` extends it, and the agents' `Citation` is derived from that.
+ */
 export interface ChunkHit {
   chunkId: string;
   documentId: string;
+  /** The document's name in its knowledge base (file name or relative path). */
   documentName: string;
   knowledgeBaseId: string;
   /** The document version served (all hits of one search come from one snapshot). */
   version: number;
+  /** Headings above the passage, outermost first. */
   headingPath: string[];
+  /** Offsets in the document's extracted text, characters; `end` exclusive. */
   start: number;
   end: number;
+  /** The chunk's text. */
   text: string;
   /** Cosine similarity (vector search) or ts_rank_cd (full text). */
   score: number;

@@ -37,20 +37,11 @@ export interface RetrieveRequest {
   signal?: AbortSignal;
 }
 
-/** A passage to cite: where it is, what it says, how it ranked. */
-export interface RetrievedPassage {
-  chunkId: string;
-  documentId: string;
-  documentName: string;
-  knowledgeBaseId: string;
-  /** Document version the passage belongs to (a citation is keyed to it). */
-  version: number;
-  /** Headings above the passage, outermost first. */
-  headingPath: string[];
-  /** Offsets in the document's extracted text, characters; `end` exclusive. */
-  start: number;
-  end: number;
-  text: string;
+/**
+ * A passage to cite: where it is, what it says (the ChunkHit fields: chunk, document, version, headings,
+ * character offsets, text), and how it ranked.
+ */
+export interface RetrievedPassage extends ChunkHit {
   /**
    * Ranking score, higher is better: the reranker's relevance when reranked; else, in hybrid mode,
    * the reciprocal-rank-fusion score (sum of 1 / (KNOWLEDGE_RRF_K + rank)); in a single mode, that

@@ -5,10 +5,10 @@ import {
   ServiceUnavailableException,
 } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
-import type { FastifyInstance } from 'fastify';
 import { isProbePath } from '../common/probe-paths';
 import { toProblem } from '../common/problem.filter';
 import { LifecycleService } from './lifecycle.service';
+import { fastifyOf } from '../common/fastify-instance';
 
 /**
  * The HTTP side of the process's role and drain, as one Fastify `onRequest` hook:
@@ -27,8 +27,8 @@ export class HttpLifecycleHook implements OnModuleInit {
   ) {}
 
   onModuleInit(): void {
-    const fastify = this.adapterHost.httpAdapter?.getInstance<FastifyInstance>();
-    if (!fastify || typeof fastify.addHook !== 'function') return; // no HTTP server (CLI, tests without one)
+    const fastify = fastifyOf(this.adapterHost);
+    if (!fastify) return; // no HTTP server (CLI, module tests)
     fastify.addHook('onRequest', (request, reply, done) => {
       if (isProbePath(request.url)) return done();
       if (!this.lifecycle.servesApi) {

@@ -1,9 +1,10 @@
 import { Injectable, type OnModuleInit } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import { RouteConfig } from '@nestjs/platform-fastify';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { problemHeaders, toProblem } from '../common/problem.filter';
 import { TurnAdmission } from './turn-admission.service';
+import { fastifyOf } from '../common/fastify-instance';
 
 /** Fastify route config member marking a route as a turn (admission control applies). */
 export const ROUTE_ADMISSION = 'kvchatAdmission';
@@ -28,8 +29,8 @@ export class TurnAdmissionHook implements OnModuleInit {
   ) {}
 
   onModuleInit(): void {
-    const fastify = this.adapterHost.httpAdapter?.getInstance<FastifyInstance>();
-    if (!fastify || typeof fastify.addHook !== 'function') return; // no HTTP server (CLI, module tests)
+    const fastify = fastifyOf(this.adapterHost);
+    if (!fastify) return; // no HTTP server (CLI, module tests)
     fastify.addHook('onRequest', (request, reply) => this.onRequest(request, reply));
   }
 

@@ -1,7 +1,7 @@
 import { Injectable, type OnModuleInit } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
-import type { FastifyInstance } from 'fastify';
 import { MetricsService } from './metrics.service';
+import { fastifyOf } from '../common/fastify-instance';
 
 /**
  * Times every HTTP request with a Fastify `onRequest` hook and records it when the response
@@ -16,8 +16,8 @@ export class HttpMetricsHook implements OnModuleInit {
   ) {}
 
   onModuleInit(): void {
-    const fastify = this.adapterHost.httpAdapter?.getInstance<FastifyInstance>();
-    if (!fastify || typeof fastify.addHook !== 'function') return; // no HTTP server (CLI, tests without one)
+    const fastify = fastifyOf(this.adapterHost);
+    if (!fastify) return; // no HTTP server (CLI, module tests)
     fastify.addHook('onRequest', (request, reply, done) => {
       const started = performance.now();
       reply.raw.once('close', () => {

@@ -3,6 +3,8 @@
  * session = conversation); when Langfuse is off every method is a no-op. Code that runs a turn
  * records spans through it and never imports Langfuse itself.
  */
+import type { ChatResult, ProviderRoute } from '../inference/inference.types';
+
 export interface TraceSpan {
   /** Ends the span with its output and extra metadata. */
   end(output?: unknown, metadata?: Record<string, unknown>): void;
@@ -42,3 +44,38 @@ export const NOOP_TURN_TRACE: TurnTrace = {
   generation: () => noopGeneration,
   end: () => undefined,
 };
+
+/**
+ * Langfuse metadata naming who answered an engine call (see {@link generationRouteMetadata}). A type alias,
+ * not an interface, so it is assignable to `TraceGeneration.end`'s `Record<string, unknown>` metadata.
+ */
+export type GenerationRouteMetadata = {
+  /** Replica id (its base URL). */
+  replica: string;
+  /** The catalogue deployment that answered; present only when the result names its provider route. */
+  deployment?: string;
+  /** That deployment's provider (`vllm`, `openai`, `anthropic`). */
+  provider?: string;
+  /** Every catalogue target tried, in order, the answering one last (ProviderRoute.attempts). */
+  attempts?: ProviderRoute['attempts'];
+};
+
+/**
+ * The replica and provider route of an engine call, as `TraceGeneration.end` metadata: `replica` always;
+ * `deployment`, `provider` and `attempts` only when `result.provider` is set (absent from cache replays and
+ * engine-only calls). Use it as the metadata, or spread it and add keys. Pure; throws nothing.
+ */
+export function generationRouteMetadata(
+  result: Pick<ChatResult, 'replica' | 'provider'>,
+): GenerationRouteMetadata {
+  return {
+    replica: result.replica,
+    ...(result.provider
+      ? {
+          deployment: result.provider.deployment,
+          provider: result.provider.provider,
+          attempts: result.provider.attempts,
+        }
+      : {}),
+  };
+}

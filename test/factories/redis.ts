@@ -2,29 +2,17 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer } from 'node:net';
 import Redis from 'ioredis';
+import { deleteRedisPrefix as deletePrefix } from '../../bench/redis-prefix';
 
 /** The local Redis every suite shares (REDIS_URL, as the app reads it). */
 export const LOCAL_REDIS = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 /**
- * Deletes every key under `prefix` on the local Redis: a suite's own keys only (SCAN + UNLINK, never
- * KEYS or FLUSH*, so other suites and agents sharing the server are untouched). Every suite gives its
- * apps a fresh prefix and calls this when it is done.
+ * Deletes every key under `prefix` on the local Redis (bench/redis-prefix.ts: SCAN + UNLINK
+ * of that prefix only). Every suite gives its apps a fresh prefix and calls this when it is done.
  */
-export async function deleteRedisPrefix(prefix: string, url = LOCAL_REDIS): Promise<void> {
-  if (prefix.length < 8) throw new Error(`refusing to delete under a short prefix ${JSON.stringify(prefix)}`);
-  const redis = new Redis(url);
-  try {
-    const pattern = `${prefix.replace(/[*?[\]\\]/g, '\\$&')}*`;
-    let cursor = '0';
-    do {
-      const [next, found] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-      cursor = next;
-      if (found.length > 0) await redis.unlink(...found);
-    } while (cursor !== '0');
-  } finally {
-    await redis.quit();
-  }
+export function deleteRedisPrefix(prefix: string, url = LOCAL_REDIS): Promise<void> {
+  return deletePrefix(prefix, url);
 }
 
 /** A free TCP port on the loopback interface (nothing listens on it once this returns). */

@@ -2,6 +2,7 @@ import { InjectQueue, Process, Processor } from '@nestjs/bull';
 import { Logger, type OnApplicationBootstrap } from '@nestjs/common';
 import type { Queue } from 'bull';
 import { TurnsConfig } from '../../config/turns.config';
+import { keepRepeatableJob } from '../../queues/repeatable-job';
 import { type SweepResult, TurnSweeper } from '../turn-sweeper';
 import { TURN_SWEEP_JOB, TURNS_QUEUE } from '../turns.queue';
 
@@ -22,30 +23,18 @@ export class TurnSweepJob implements OnApplicationBootstrap {
 
   /**
    * Schedules the repeatable job and one sweep now, and again whenever the queue's Redis connection is
-   * back: a Redis restarted without persistence has forgotten the schedule (Bull keeps it in Redis).
+   * back (keepRepeatableJob).
    */
-  async onApplicationBootstrap(): Promise<void> {
-    await this.schedule();
-    this.queue.client.on('ready', () => {
-      this.schedule().catch((e: unknown) =>
-        this.logger.warn(`turn sweep not rescheduled: ${(e as Error).message}`),
-      );
-    });
-  }
-
-  /** Idempotent: Bull keys a repeatable job by name and interval. */
-  private async schedule(): Promise<void> {
-    const every = this.config.TURN_SWEEP_INTERVAL_SECONDS * 1000;
-    for (const job of await this.queue.getRepeatableJobs()) {
-      if (job.name === TURN_SWEEP_JOB && Number(job.every) !== every)
-        await this.queue.removeRepeatableByKey(job.key);
-    }
-    await this.queue.add(
+  onApplicationBootstrap(): Promise<void> {
+    return keepRepeatableJob(
+      this.queue,
       TURN_SWEEP_JOB,
-      {},
-      { repeat: { every }, removeOnComplete: true, removeOnFail: 100 },
+      this.config.TURN_SWEEP_INTERVAL_SECONDS * 1000,
+      this.logger,
+      {
+        runNow: true,
+      },
     );
-    await this.queue.add(TURN_SWEEP_JOB, {}, { removeOnComplete: true, removeOnFail: 100 });
   }
 
   @Process(TURN_SWEEP_JOB)

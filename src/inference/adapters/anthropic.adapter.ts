@@ -18,6 +18,7 @@ import type {
 import { EngineBadRequest, EngineTokenizeUnsupported } from '../inference.errors';
 import type { TokenizeInput } from '../inference.types';
 import { fromAnthropicStream, toAnthropicRequest } from './anthropic-translation';
+import { ClientPerEndpoint } from './client-per-endpoint';
 import { engineEventsOf, openAiChatBody, translateSdkError } from './vllm.adapter';
 
 /**
@@ -68,23 +69,14 @@ export const ANTHROPIC_DROPPED_FIELDS = [
 export class AnthropicEngineAdapter implements EngineAdapter {
   readonly name = 'anthropic';
   private readonly logger = new Logger('Inference');
-  private readonly clients = new Map<string, Anthropic>();
-  constructor(private readonly config: InferenceConfig) {}
+  private readonly clients: ClientPerEndpoint<Anthropic>;
+
+  constructor(private readonly config: InferenceConfig) {
+    this.clients = new ClientPerEndpoint((options) => new Anthropic(options), config.INFERENCE_TIMEOUT_MS);
+  }
 
   private client(endpoint: EngineEndpoint): Anthropic {
-    const key = `${endpoint.id} ${endpoint.baseURL}`;
-    let client = this.clients.get(key);
-    if (!client) {
-      client = new Anthropic({
-        baseURL: endpoint.baseURL,
-        apiKey: endpoint.apiKey ?? 'unused',
-        timeout: endpoint.timeoutMs ?? this.config.INFERENCE_TIMEOUT_MS,
-        maxRetries: 0,
-        ...(endpoint.headers ? { defaultHeaders: endpoint.headers } : {}),
-      });
-      this.clients.set(key, client);
-    }
-    return client;
+    return this.clients.get(endpoint);
   }
 
   async chatStream(

@@ -22,6 +22,7 @@ import {
 import type { TokenizeInput, WireChatMessage } from '../inference.types';
 import { type PromSample, parsePrometheusText, sumCounter } from '../prometheus-text';
 import { postChatStream } from './chat-stream-request';
+import { ClientPerEndpoint } from './client-per-endpoint';
 
 /** vLLM's `/tokenize` response (also the simulator's). */
 interface TokenizeResponse {
@@ -100,27 +101,21 @@ export function cacheCountersOf(samples: readonly PromSample[]): EngineCacheCoun
 export class VllmEngineAdapter implements EngineAdapter {
   readonly name: string = 'vllm';
   private readonly logger = new Logger('Inference');
-  private readonly clients = new Map<string, OpenAI>();
+  private readonly clients: ClientPerEndpoint<OpenAI>;
   /** Chat streams through the SDK rather than postChatStream (hosted APIs: the SDK's headers and quirks). */
   protected readonly streamsThroughSdk: boolean = false;
 
-  constructor(protected readonly config: InferenceConfig) {}
+  constructor(protected readonly config: InferenceConfig) {
+    this.clients = new ClientPerEndpoint(
+      (options) => new OpenAI(options),
+      config.INFERENCE_TIMEOUT_MS,
+      config.INFERENCE_API_KEY,
+    );
+  }
 
   /** One SDK client per endpoint (retries off: InferenceService owns failover). */
   protected client(endpoint: EngineEndpoint): OpenAI {
-    const key = `${endpoint.id} ${endpoint.baseURL}`;
-    let client = this.clients.get(key);
-    if (!client) {
-      client = new OpenAI({
-        baseURL: endpoint.baseURL,
-        apiKey: endpoint.apiKey ?? this.config.INFERENCE_API_KEY ?? 'unused',
-        timeout: endpoint.timeoutMs ?? this.config.INFERENCE_TIMEOUT_MS,
-        maxRetries: 0,
-        ...(endpoint.headers ? { defaultHeaders: endpoint.headers } : {}),
-      });
-      this.clients.set(key, client);
-    }
-    return client;
+    return this.clients.get(endpoint);
   }
 
   /** The streamed Chat Completions body; vLLM adds `cache_salt`. */
@@ -166,7 +161,7 @@ export class VllmEngineAdapter implements EngineAdapter {
     if (!this.streamsThroughSdk) {
       const { chunks, headers } = await postChatStream({
         baseURL: endpoint.baseURL,
-        apiKey: endpoint.apiKey ?? this.config.INFERENCE_API_KEY ?? 'unused',
+        apiKey: this.clients.apiKeyOf(endpoint),
         ...(endpoint.headers ? { headers: endpoint.headers } : {}),
         body,
         signal,

@@ -2,6 +2,7 @@ import { InjectQueue, Process, Processor } from '@nestjs/bull';
 import { Logger, type OnApplicationBootstrap } from '@nestjs/common';
 import type { Queue } from 'bull';
 import { UsageConfig } from '../../config/usage.config';
+import { keepRepeatableJob } from '../../queues/repeatable-job';
 import { UsageLedgerRepository } from '../usage-ledger.repository';
 import { USAGE_QUEUE, USAGE_ROLLUP_JOB } from '../usage.queue';
 
@@ -19,18 +20,13 @@ export class UsageRollupJob implements OnApplicationBootstrap {
     private readonly config: UsageConfig,
   ) {}
 
-  /** Schedules the repeatable job (idempotent: Bull keys it by name and interval). */
-  async onApplicationBootstrap(): Promise<void> {
-    const every = this.config.USAGE_ROLLUP_INTERVAL_SECONDS * 1000;
-    const existing = await this.queue.getRepeatableJobs();
-    for (const job of existing) {
-      if (job.name === USAGE_ROLLUP_JOB && Number(job.every) !== every)
-        await this.queue.removeRepeatableByKey(job.key);
-    }
-    await this.queue.add(
+  /** Schedules the repeatable job, and again whenever the queue's Redis connection is back (keepRepeatableJob). */
+  onApplicationBootstrap(): Promise<void> {
+    return keepRepeatableJob(
+      this.queue,
       USAGE_ROLLUP_JOB,
-      {},
-      { repeat: { every }, removeOnComplete: true, removeOnFail: 100 },
+      this.config.USAGE_ROLLUP_INTERVAL_SECONDS * 1000,
+      this.logger,
     );
   }
 
