@@ -4,18 +4,8 @@ import { join } from 'node:path';
 import { MikroORM } from '@mikro-orm/postgresql';
 import { buildOrmOptions } from '../../src/database/mikro-orm.options';
 import { ENTITIES } from '../../src/entities';
-import { startEngineSimulator, type RunningSimulator } from '../../src/simulator/simulator.server';
-import { createScratchDatabase, type ScratchDatabase } from '../factories/postgres';
-import {
-  type Build,
-  buildApp,
-  childEnv,
-  type KvchatProcess,
-  runNode,
-  startKvchat,
-  waitFor,
-} from '../factories/processes';
-import { deleteRedisPrefix } from '../factories/redis';
+import { type ProcessFixture, setUpProcessFixture } from '../factories/process-fixture';
+import { waitFor } from '../factories/processes';
 import { api } from '../factories/test-app';
 
 /** 50 MT-Bench-101 dialogues, their first three user turns (test/fixtures/conversations/README.md). */
@@ -48,45 +38,30 @@ interface Reported {
  * are the sums of the turns' `assistantMessage.usage` and `savings`.
  */
 describe('usage ledger after a replay with a SIGTERM in the middle (e2e, separate processes)', () => {
-  let build: Build;
-  let db: ScratchDatabase;
-  let sim: RunningSimulator;
-  let env: NodeJS.ProcessEnv;
-  const prefix = `kvchat-test-${randomUUID()}:`;
-  const started: KvchatProcess[] = [];
+  let procs: ProcessFixture;
   const since = new Date(Date.now() - 3_600_000).toISOString();
 
   beforeAll(async () => {
-    [build, db, sim] = await Promise.all([
-      buildApp(),
-      createScratchDatabase(),
-      startEngineSimulator({ timing: { timeScale: 0 }, replyTokens: { min: 8, max: 24 } }),
-    ]);
-    const models = (await (await fetch(`${sim.baseURL}/models`)).json()) as { data: { id: string }[] };
-    env = childEnv({
-      DATABASE_URL: db.url,
-      REDIS_KEY_PREFIX: prefix,
-      INFERENCE_ENDPOINTS: sim.baseURL,
-      SERVER_SECRET: randomUUID(),
-      NODE_ENV: 'test',
-      RESPONSE_CACHE_ENABLED: 'false',
-      USAGE_PRICES: JSON.stringify({ [models.data[0].id]: PRICE }),
-      // Small batches, a long flush interval: at the stop some records are still in memory, some queued.
-      USAGE_BATCH_SIZE: '7',
-      USAGE_FLUSH_MS: '5000',
+    procs = await setUpProcessFixture({
+      simulator: { timing: { timeScale: 0 }, replyTokens: { min: 8, max: 24 } },
+      env: async (sim) => {
+        const models = (await (await fetch(`${sim.baseURL}/models`)).json()) as { data: { id: string }[] };
+        return {
+          USAGE_PRICES: JSON.stringify({ [models.data[0].id]: PRICE }),
+          // Small batches, a long flush interval: at the stop some records are still in memory, some queued.
+          USAGE_BATCH_SIZE: '7',
+          USAGE_FLUSH_MS: '5000',
+        };
+      },
     });
   }, TIMEOUT_MS);
 
   afterAll(async () => {
-    await Promise.all(started.map((p) => p.stop()));
-    await sim?.close();
-    await db?.drop();
-    await build?.remove();
-    await deleteRedisPrefix(prefix);
+    await procs?.close();
   }, TIMEOUT_MS);
 
   const ledgerRequestIds = async (): Promise<string[]> => {
-    const orm = await MikroORM.init(buildOrmOptions(db.url, ENTITIES, { pool: { min: 0, max: 1 } }));
+    const orm = await MikroORM.init(buildOrmOptions(procs.db.url, ENTITIES, { pool: { min: 0, max: 1 } }));
     try {
       const rows = await orm.em
         .getConnection()
@@ -100,16 +75,10 @@ describe('usage ledger after a replay with a SIGTERM in the middle (e2e, separat
   it(
     'should hold one record per answered turn, and totals equal to the turns’ reported usage',
     async () => {
-      const first = await startKvchat(build, env);
-      started.push(first);
-      const created = await runNode(
-        build.entry('src/cli/keys.cli.js'),
-        ['create', '--tenant', `replay-${randomUUID().slice(0, 8)}`, '--name', 'replay'],
-        env,
-        build.dir,
-      );
+      const first = await procs.start();
+      const created = await procs.createKey(`replay-${randomUUID().slice(0, 8)}`, 'replay');
       expect(created.code).toBe(0);
-      const key = created.stdout.trim().split('\n').pop()!;
+      const key = created.key;
 
       const conversations = await Promise.all(
         DIALOGUES.map(async () => {
@@ -178,8 +147,7 @@ describe('usage ledger after a replay with a SIGTERM in the middle (e2e, separat
       expect(answeredByFirst).toBeLessThan(total);
 
       // The second process finishes the replay (and writes what the queue still holds).
-      const second = await startKvchat(build, env);
-      started.push(second);
+      const second = await procs.start();
       stopping = false;
       await replay(second.url);
       expect(reported.length).toBe(total);

@@ -1,20 +1,9 @@
-import { randomUUID } from 'node:crypto';
 import { MikroORM } from '@mikro-orm/postgresql';
 import Redis from 'ioredis';
 import { buildOrmOptions } from '../../src/database/mikro-orm.options';
 import { ENTITIES } from '../../src/entities';
-import { startEngineSimulator, type RunningSimulator } from '../../src/simulator/simulator.server';
-import { createScratchDatabase, type ScratchDatabase } from '../factories/postgres';
-import {
-  type Build,
-  buildApp,
-  childEnv,
-  type KvchatProcess,
-  runNode,
-  startKvchat,
-  waitFor,
-} from '../factories/processes';
-import { deleteRedisPrefix } from '../factories/redis';
+import { type ProcessFixture, setUpProcessFixture } from '../factories/process-fixture';
+import { waitFor } from '../factories/processes';
 import { postSse } from '../factories/sse';
 import { api } from '../factories/test-app';
 
@@ -39,22 +28,13 @@ interface Row {
 }
 
 describe('crash-safe turns (separate processes)', () => {
-  let build: Build;
-  let db: ScratchDatabase;
-  let sim: RunningSimulator;
-  let env: NodeJS.ProcessEnv;
+  let procs: ProcessFixture;
   let redis: Redis;
   let orm: MikroORM;
   let key: string;
-  const prefix = `kvchat-test-${randomUUID()}:`;
-  const started: KvchatProcess[] = [];
 
-  const start = async (extra: Record<string, string> = {}) => {
-    const p = await startKvchat(build, { ...env, ...extra });
-    started.push(p);
-    return p;
-  };
-  const inFlight = (): Promise<number> => redis.zcard(`${prefix}turns:in-flight`);
+  const start = (extra: Record<string, string> = {}) => procs.start(extra);
+  const inFlight = (): Promise<number> => redis.zcard(`${procs.prefix}turns:in-flight`);
   const messages = async (conversationId: string): Promise<Row[]> =>
     orm.em
       .fork()
@@ -69,48 +49,30 @@ describe('crash-safe turns (separate processes)', () => {
   };
 
   beforeAll(async () => {
-    [build, db, sim] = await Promise.all([
-      buildApp(),
-      createScratchDatabase(),
-      startEngineSimulator({ timing: { timeScale: 0 }, replyTokens: { min: 8, max: 16 } }),
-    ]);
-    env = childEnv({
-      DATABASE_URL: db.url,
-      REDIS_KEY_PREFIX: prefix,
-      INFERENCE_ENDPOINTS: sim.baseURL,
-      SERVER_SECRET: randomUUID(),
-      NODE_ENV: 'test',
-      API_KEY_CACHE_SECONDS: '0',
-      RESPONSE_CACHE_ENABLED: 'false',
-      SHUTDOWN_DRAIN_MS: '1500',
-      TURN_SWEEP_INTERVAL_SECONDS: '1',
+    procs = await setUpProcessFixture({
+      simulator: { timing: { timeScale: 0 }, replyTokens: { min: 8, max: 16 } },
+      env: () => ({
+        API_KEY_CACHE_SECONDS: '0',
+        SHUTDOWN_DRAIN_MS: '1500',
+        TURN_SWEEP_INTERVAL_SECONDS: '1',
+      }),
     });
-    const migrated = await runNode(build.entry('src/migrate.js'), [], env, build.dir);
+    const migrated = await procs.migrate();
     expect(migrated.code).toBe(0);
-    key = (
-      await runNode(build.entry('src/cli/keys.cli.js'), ['create', '--tenant', 'crash'], env, build.dir)
-    ).stdout
-      .trim()
-      .split('\n')
-      .pop()!;
+    key = (await procs.createKey('crash')).key;
     redis = new Redis('redis://127.0.0.1:6379');
-    orm = await MikroORM.init(buildOrmOptions(db.url, ENTITIES, { pool: { min: 0, max: 2 } }));
+    orm = await MikroORM.init(buildOrmOptions(procs.db.url, ENTITIES, { pool: { min: 0, max: 2 } }));
   }, PROCESS_TEST_TIMEOUT_MS);
 
   afterAll(async () => {
-    for (const p of started)
-      if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
-    await Promise.all(started.map((p) => p.exited));
     await orm?.close(true);
     await redis?.quit();
-    await deleteRedisPrefix(prefix);
-    await sim?.close();
-    await db?.drop();
-    await build?.remove();
+    // SIGKILL: a process stopped mid-test may still hold stalled turns; no drain needed at teardown.
+    await procs?.close('SIGKILL');
   }, PROCESS_TEST_TIMEOUT_MS);
 
   afterEach(() => {
-    sim.engine.setFaults({ stallMs: 0 });
+    procs.sim.engine.setFaults({ stallMs: 0 });
   });
 
   it(
@@ -118,7 +80,7 @@ describe('crash-safe turns (separate processes)', () => {
     async () => {
       const app = await start();
       const ids = await Promise.all([conversation(app.url), conversation(app.url), conversation(app.url)]);
-      sim.engine.setFaults({ stallMs: 60_000 });
+      procs.sim.engine.setFaults({ stallMs: 60_000 });
       const streams = ids.map((id, i) =>
         postSse(`${app.url}/v1/conversations/${id}/turns`, key, { content: `shutdown ${i}`, maxTokens: 16 }),
       );
@@ -171,7 +133,7 @@ describe('crash-safe turns (separate processes)', () => {
         body: { content: 'first question', maxTokens: 16 },
       });
       expect(answered.status).toBe(201);
-      sim.engine.setFaults({ stallMs: 60_000 });
+      procs.sim.engine.setFaults({ stallMs: 60_000 });
       const killedTurn = api(`${first.url}/v1/conversations/${id}/turns`, {
         key,
         body: { content: 'killed mid-turn', maxTokens: 16 },
@@ -182,7 +144,7 @@ describe('crash-safe turns (separate processes)', () => {
       await killedTurn;
       // Nothing of the killed turn reached the database: one write per turn, at its end.
       expect((await messages(id)).map((m) => m.sequence)).toEqual([1, 2]);
-      sim.engine.setFaults({ stallMs: 0 });
+      procs.sim.engine.setFaults({ stallMs: 0 });
 
       const second = await start(extra);
       const swept = await waitFor(

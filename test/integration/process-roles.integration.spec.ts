@@ -2,19 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { MikroORM } from '@mikro-orm/postgresql';
 import { buildOrmOptions } from '../../src/database/mikro-orm.options';
 import { ENTITIES } from '../../src/entities';
-import { startEngineSimulator, type RunningSimulator } from '../../src/simulator/simulator.server';
-import { createScratchDatabase, type ScratchDatabase } from '../factories/postgres';
-import {
-  type Build,
-  buildApp,
-  childEnv,
-  type KvchatProcess,
-  runNode,
-  startKvchat,
-  waitFor,
-} from '../factories/processes';
+import { type ProcessFixture, setUpProcessFixture } from '../factories/process-fixture';
+import { type KvchatProcess, waitFor } from '../factories/processes';
 import { api } from '../factories/test-app';
-import { deleteRedisPrefix } from '../factories/redis';
 
 /**
  * One image, several roles, as the chart and compose run them: `migrate` once, then an `api` and a
@@ -25,19 +15,12 @@ import { deleteRedisPrefix } from '../factories/redis';
 const PROCESS_TEST_TIMEOUT_MS = 240_000;
 
 describe('process roles (separate processes)', () => {
-  let build: Build;
-  let db: ScratchDatabase;
-  let sim: RunningSimulator;
-  let env: NodeJS.ProcessEnv;
-  const started: KvchatProcess[] = [];
+  let procs: ProcessFixture;
 
-  const start = async (role: string, extra: Record<string, string> = {}) => {
-    const p = await startKvchat(build, { ...env, KVCHAT_ROLE: role, ...extra });
-    started.push(p);
-    return p;
-  };
+  const start = (role: string, extra: Record<string, string> = {}) =>
+    procs.start({ KVCHAT_ROLE: role, ...extra });
   const summaries = async (): Promise<number> => {
-    const orm = await MikroORM.init(buildOrmOptions(db.url, ENTITIES, { pool: { min: 0, max: 1 } }));
+    const orm = await MikroORM.init(buildOrmOptions(procs.db.url, ENTITIES, { pool: { min: 0, max: 1 } }));
     try {
       const [row] = await orm.em
         .getConnection()
@@ -53,54 +36,39 @@ describe('process roles (separate processes)', () => {
       active: number;
     };
 
-  const prefix = `kvchat-test-${randomUUID()}:`;
-
   beforeAll(async () => {
-    [build, db, sim] = await Promise.all([
-      buildApp(),
-      createScratchDatabase(),
-      startEngineSimulator({ timing: { timeScale: 0 }, replyTokens: { min: 24, max: 48 } }),
-    ]);
-    env = childEnv({
-      DATABASE_URL: db.url,
-      DB_MIGRATE_ON_BOOT: 'false',
-      REDIS_KEY_PREFIX: prefix,
-      INFERENCE_ENDPOINTS: sim.baseURL,
-      SERVER_SECRET: randomUUID(),
-      NODE_ENV: 'test',
-      API_KEY_CACHE_SECONDS: '0',
-      RESPONSE_CACHE_ENABLED: 'false',
-      // Small context window and the summary policy: a few turns queue a `summaries` job.
-      INFERENCE_MAX_CONTEXT_TOKENS: '1024',
-      CONTEXT_POLICY: 'summary',
-      CONTEXT_SUMMARY_MAX_TOKENS: '64',
-      CONTEXT_SUMMARY_WAIT_MS: '0',
+    procs = await setUpProcessFixture({
+      simulator: { timing: { timeScale: 0 }, replyTokens: { min: 24, max: 48 } },
+      env: () => ({
+        DB_MIGRATE_ON_BOOT: 'false',
+        API_KEY_CACHE_SECONDS: '0',
+        // Small context window and the summary policy: a few turns queue a `summaries` job.
+        INFERENCE_MAX_CONTEXT_TOKENS: '1024',
+        CONTEXT_POLICY: 'summary',
+        CONTEXT_SUMMARY_MAX_TOKENS: '64',
+        CONTEXT_SUMMARY_WAIT_MS: '0',
+      }),
     });
   }, PROCESS_TEST_TIMEOUT_MS);
 
   afterAll(async () => {
-    await Promise.all(started.map((p) => p.stop()));
-    await sim?.close();
-    await db?.drop();
-    await deleteRedisPrefix(prefix);
-    await build?.remove();
+    await procs?.close();
   }, PROCESS_TEST_TIMEOUT_MS);
 
   it(
     'should apply the schema with `migrate`, once, and report pending migrations with --check',
     async () => {
-      const migrate = build.entry('src/migrate.js');
-      const before = await runNode(migrate, ['--check'], env, build.dir);
+      const before = await procs.migrate(['--check']);
       expect(before.code).toBe(1);
       expect(before.stdout).toMatch(/^pending migrations: Migration\d+/);
 
-      const first = await runNode(migrate, [], env, build.dir);
+      const first = await procs.migrate();
       expect(first.code).toBe(0);
       expect(first.stdout).toMatch(/^applied migrations: Migration\d+, Migration\d+/);
 
-      const again = await runNode(migrate, [], env, build.dir);
+      const again = await procs.migrate();
       expect([again.code, again.stdout.trim()]).toEqual([0, 'schema is current']);
-      expect((await runNode(migrate, ['--check'], env, build.dir)).code).toBe(0);
+      expect((await procs.migrate(['--check'])).code).toBe(0);
     },
     PROCESS_TEST_TIMEOUT_MS,
   );
@@ -109,12 +77,7 @@ describe('process roles (separate processes)', () => {
     'should queue a summary in the api process and have it done by the worker process only',
     async () => {
       const apiProcess = await start('api');
-      const key = (
-        await runNode(build.entry('src/cli/keys.cli.js'), ['create', '--tenant', 'roles'], env, build.dir)
-      ).stdout
-        .trim()
-        .split('\n')
-        .pop()!;
+      const key = (await procs.createKey('roles')).key;
       const conv = await api(`${apiProcess.url}/v1/conversations`, { key, body: { title: 'roles' } });
       expect(conv.status).toBe(201);
 
@@ -161,16 +124,11 @@ describe('process roles (separate processes)', () => {
     'should turn readiness 503 on SIGTERM while a turn is in flight, then close when the drain time runs out',
     async () => {
       const draining = await start('api', { SHUTDOWN_DRAIN_MS: '2000' });
-      const key = (
-        await runNode(build.entry('src/cli/keys.cli.js'), ['create', '--tenant', 'drain'], env, build.dir)
-      ).stdout
-        .trim()
-        .split('\n')
-        .pop()!;
+      const key = (await procs.createKey('drain')).key;
       const conv = await api(`${draining.url}/v1/conversations`, { key, body: { title: 'drain' } });
       expect((await api(`${draining.url}/health/ready`)).status).toBe(200);
 
-      sim.engine.setFaults({ stallMs: 60_000 }); // the turn below outlives the drain
+      procs.sim.engine.setFaults({ stallMs: 60_000 }); // the turn below outlives the drain
       try {
         const turn = api(`${draining.url}/v1/conversations/${conv.body.id}/turns`, {
           key,
@@ -195,7 +153,7 @@ describe('process roles (separate processes)', () => {
         expect(draining.output()).toContain('aborted work recorded, closing');
         await turn;
       } finally {
-        sim.engine.setFaults({ stallMs: 0 });
+        procs.sim.engine.setFaults({ stallMs: 0 });
       }
     },
     PROCESS_TEST_TIMEOUT_MS,
