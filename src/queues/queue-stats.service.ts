@@ -61,7 +61,16 @@ export class QueueStatsService implements OnApplicationBootstrap {
     private readonly config: QueuesConfig,
   ) {}
 
+  private discovered = false;
+
   onApplicationBootstrap(): void {
+    this.discover();
+  }
+
+  /** Finds the app's queues once (at bootstrap, or on the first `queues()` call before it). */
+  private discover(): void {
+    if (this.discovered) return;
+    this.discovered = true;
     for (const wrapper of this.discovery.getProviders()) {
       const instance: unknown = wrapper.isDependencyTreeStatic() ? wrapper.instance : undefined;
       if (!isBullQueue(instance) || this.found.has(instance.name)) continue;
@@ -74,6 +83,7 @@ export class QueueStatsService implements OnApplicationBootstrap {
 
   /** The queues, by name. */
   queues(): Queue[] {
+    this.discover();
     return [...this.found.values()].map((e) => e.queue).sort((a, b) => a.name.localeCompare(b.name));
   }
 

@@ -1,7 +1,7 @@
 import { BullModule } from '@nestjs/bull';
-import { type BeforeApplicationShutdown, Global, Module, type OnApplicationShutdown } from '@nestjs/common';
+import { Global, Module, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
-import type { Queue } from 'bull';
+import type { Job, Queue } from 'bull';
 import type Redis from 'ioredis';
 import { QueuesConfig } from '../config/queues.config';
 import { RedisConfig } from '../config/redis.config';
@@ -16,15 +16,38 @@ import { QueueStatsService } from './queue-stats.service';
  */
 const bullConnections = new WeakMap<RedisConfig, Set<Redis>>();
 
-/** At most this many rounds of `CLIENT UNBLOCK` at shutdown (one per pipelined read, i.e. per processor slot). */
-const UNBLOCK_ROUNDS = 16;
+/** How long shutdown keeps ending blocked reads before leaving the rest to Bull's own timeout, ms. */
+const UNBLOCK_FOR_MS = 2000;
 
-/** What shutdown reads of a Bull queue beyond its typings (bull/lib/queue.js, bull/lib/worker.js). */
+/** What shutdown uses of a Bull queue beyond its typings (bull/lib/queue.js, bull/lib/worker.js). */
 type BullInternals = Queue & {
   bclientInitialized?: boolean;
   bclient: Redis & { stream?: { localPort?: number } };
   clientName(): string;
+  closing?: Promise<void>;
+  /** One processor slot's loop step: process `job` (or fetch one), then step again. */
+  processJobs(index: number, resolve: (closing: unknown) => void, job?: Job): unknown;
+  processJob(job: Job): Promise<unknown>;
 };
+
+/**
+ * Makes a queue finish the job it fetched as it began to close instead of dropping it. When a job of
+ * a processor slot completes, Bull's moveToFinished script also moves the next waiting job to active
+ * (locked) and hands it to the slot; if `close()` began during that round trip, Bull 4.16 drops it
+ * (bull/lib/queue.js `_processJobOnNextTick`), and it sits in the active list until its lock expires
+ * and a stalled check recovers it, 30-60 s later: a usage batch written a minute late, seen in
+ * test/e2e/usage.e2e.spec.ts when the app closed while its writer was busy. BullMQ fixed the same race
+ * ("wait fetched jobs to be processed when closing", taskforcesh/bullmq#3059); Bull has not. Here such a
+ * job is processed, and the slot's promise, which close() waits for, includes it (it fetches no other:
+ * moveToFinished fetches nothing for a closing queue).
+ */
+function processJobsFetchedWhileClosing(queue: BullInternals): void {
+  const step = queue.processJobs;
+  queue.processJobs = function (this: BullInternals, index, resolve, job) {
+    if (job && this.closing) return this.processJob(job).finally(() => step.call(this, index, resolve));
+    return step.call(this, index, resolve, job);
+  };
+}
 
 /**
  * Bull on the shared Redis connection factory. Each feature module registers its own queues with
@@ -57,36 +80,57 @@ type BullInternals = Queue & {
   providers: [QueueStatsService],
   exports: [BullModule, QueueStatsService],
 })
-export class QueuesModule implements BeforeApplicationShutdown, OnApplicationShutdown {
+export class QueuesModule implements OnApplicationBootstrap, OnApplicationShutdown {
   constructor(
     private readonly config: RedisConfig,
     private readonly stats: QueueStatsService,
   ) {}
 
+  private closing?: Promise<void>;
+
   /**
-   * Closes every queue at once, without waiting out their blocking reads. @nestjs/bull closes each queue
-   * in its own module's shutdown hook, one module after another, and each close sends QUIT on its
-   * blocking connection, which Redis answers only after the pending BRPOPLPUSH (up to Bull's 5 s
-   * drainDelay); Bull gives up after 500 ms and cuts it, so four queues took ~2 s. Here all queues close
-   * together, and once their QUITs are sent, `CLIENT UNBLOCK` ends the blocked reads: each returns
-   * nothing (a closing queue asks for no more jobs), the QUIT is answered, and no connection is cut
-   * under a read that could still hand it a job. Global modules run their hooks last, so producers'
-   * own hooks (UsageRecorder's final flush) have run. `Queue.close()` is idempotent: @nestjs/bull's
-   * later call gets the same promise.
+   * Makes every queue's shutdown hook close all queues at once. @nestjs/bull gives each queue an
+   * `onApplicationShutdown` that closes it, and Nest runs those module by module, one after another;
+   * each close waited up to 500 ms for its blocking connection (see closeQueues), so four queues took
+   * ~2 s. The queues still close in the shutdown phase, after the HTTP server has closed, as before.
    */
-  async beforeApplicationShutdown(): Promise<void> {
+  onApplicationBootstrap(): void {
+    for (const queue of this.stats.queues()) {
+      (queue as Queue & OnApplicationShutdown).onApplicationShutdown = () => this.closeAll();
+      processJobsFetchedWhileClosing(queue as BullInternals);
+    }
+  }
+
+  /** Closes every queue (once; later calls share the first). */
+  closeAll(): Promise<void> {
+    this.closing ??= this.closeQueues();
+    return this.closing;
+  }
+
+  /**
+   * Closes the queues together without cutting a blocking read. Bull's close sends QUIT on the blocking
+   * connection, which Redis answers only after the BRPOPLPUSH reads ahead of it (one per processor slot,
+   * pipelined; each may block up to Bull's 5 s drainDelay). Bull gives up after 500 ms and cuts the
+   * connection, and a read answered with a job just as it is cut leaves that job in the active list
+   * with nobody working on it until the stalled check recovers it, 30-60 s later (seen in
+   * test/e2e/usage.e2e.spec.ts under load). So, until the queues are closed, every read of this process
+   * that Redis lists as blocked is ended with `CLIENT UNBLOCK` (it returns nothing; a closing queue asks
+   * for no more jobs): each read either hands its job to Bull, which finishes it before closing, or ends
+   * empty, and the QUIT is answered rather than cut.
+   */
+  private async closeQueues(): Promise<void> {
     const queues = this.stats.queues();
+    if (queues.length === 0) return;
     let settled = false;
     const closed = Promise.all(queues.map((queue) => queue.close())).finally(() => {
       settled = true;
     });
     // Queue.close() sends QUIT within a few microtasks (no I/O before it): after this turn of the loop
-    // it is on the wire, so an unblocked read cannot be followed by another. A processor with
-    // concurrency > 1 pipelines one read per slot on the same connection: each is ended in turn.
+    // it is on the wire, behind the reads already sent.
     await new Promise<void>((resolve) => setImmediate(resolve));
-    for (let round = 0; round < UNBLOCK_ROUNDS && !settled && queues.length > 0; round++) {
-      const ended = await this.unblockReads(queues, queues[0].client).catch(() => 0);
-      if (ended === 0) break;
+    const until = Date.now() + UNBLOCK_FOR_MS;
+    while (!settled && Date.now() < until) {
+      await this.unblockReads(queues, queues[0].client).catch(() => 0);
       await new Promise<void>((resolve) => setTimeout(resolve, 5));
     }
     await closed;

@@ -59,6 +59,19 @@ class QuietJob {
 @Module({ imports: [registerQueue(BUSY), registerQueue(QUIET)], providers: [BusyJob, QuietJob] })
 class ProcessedModule {}
 
+const WRITER = 'writer';
+/** A processor that records the jobs it finished. */
+@Processor(WRITER)
+class WriterJob {
+  readonly done: number[] = [];
+  @Process({ concurrency: 2 })
+  handle(job: Job<{ n: number }>): void {
+    this.done.push(job.data.n);
+  }
+}
+@Module({ imports: [registerQueue(WRITER)], providers: [WriterJob] })
+class WriterModule {}
+
 /** The connections Redis lists as blocked whose name starts with `prefix`. */
 async function blockedReads(redis: Redis, prefix: string): Promise<string[]> {
   const list = (await redis.client('LIST')) as string;
@@ -185,5 +198,50 @@ describe('queues shutdown (integration)', () => {
     expect(quits).toHaveLength(2);
     expect(new Set(await Promise.all(quits))).toEqual(new Set(['OK']));
     expect(await blockedReads(redis, prefix)).toEqual([]);
+  });
+});
+
+describe('queues shutdown while a processor is busy (integration)', () => {
+  const prefix = `kvchat-test-${randomUUID()}:`;
+
+  afterAll(async () => {
+    await deleteRedisPrefix(prefix);
+  });
+
+  it('should finish the job that completing a job fetched as the queue began to close, not leave it active', async () => {
+    const app = await Test.createTestingModule({
+      imports: [KvchatConfigModule.forRoot({ REDIS_KEY_PREFIX: prefix }), QueuesModule, WriterModule],
+    }).compile();
+    app.useLogger(false);
+    await app.init();
+    const [queue] = app.get(QueueStatsService).queues();
+    const writer = app.get(WriterJob);
+    // The race, made certain: the app starts closing while the script that completes the first job (and
+    // moves the next waiting one to active for the same slot) is on its way to Redis.
+    const client = queue.client as Redis & { moveToFinished(args: unknown[]): Promise<unknown> };
+    const moveToFinished = client.moveToFinished.bind(client);
+    let closing: Promise<void> | undefined;
+    jest.spyOn(client, 'moveToFinished').mockImplementation((args: unknown[]) => {
+      const answer = moveToFinished(args);
+      closing ??= app.close();
+      return answer;
+    });
+    await queue.addBulk(Array.from({ length: 6 }, (_, n) => ({ data: { n } })));
+    const until = Date.now() + 10_000;
+    while (!closing && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 10));
+    await closing;
+
+    // Every job is either done or still waiting for the next instance: none is stuck in the active list.
+    const redis = new Redis(process.env.REDIS_URL ?? 'redis://localhost:6379');
+    try {
+      const keys = `${prefix}bull:${WRITER}:`;
+      const active = await redis.lrange(`${keys}active`, 0, -1);
+      const waiting = await redis.llen(`${keys}wait`);
+      expect(active).toEqual([]);
+      expect(writer.done.length + waiting).toBe(6);
+      expect(writer.done.length).toBeGreaterThanOrEqual(2);
+    } finally {
+      redis.disconnect();
+    }
   });
 });
