@@ -42,10 +42,10 @@ type BullInternals = Queue & {
  * moveToFinished fetches nothing for a closing queue).
  */
 function processJobsFetchedWhileClosing(queue: BullInternals): void {
-  const step = queue.processJobs;
-  queue.processJobs = function (this: BullInternals, index, resolve, job) {
-    if (job && this.closing) return this.processJob(job).finally(() => step.call(this, index, resolve));
-    return step.call(this, index, resolve, job);
+  const step = queue.processJobs.bind(queue);
+  queue.processJobs = (index, resolve, job) => {
+    if (job && queue.closing) return queue.processJob(job).finally(() => step(index, resolve));
+    return step(index, resolve, job);
   };
 }
 
