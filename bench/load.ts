@@ -417,6 +417,11 @@ async function runTurns(opts: Options, lab: LoadLab, client: Client): Promise<Re
   const questions = await loadQuestions(opts.data);
   const random = mulberry32(opts.seed);
   const users = opts.burst ?? opts.users;
+  // Booted and idle: no turn has run yet (the local sentence model is loaded at boot, the rest lazily).
+  const atBoot = lab.snapshot();
+  const rssAtBoot: Record<string, number> = Object.fromEntries(
+    lab.apis.map((p) => [p.name, round(atBoot[p.name]?.rssMb ?? NaN, 1)]),
+  );
   process.stdout.write(`${new Date().toISOString()} creating ${users} conversations...\n`);
   const conversations = await createConversations(client, lab, users);
   const runTag = `load${randomBytes(3).toString('hex')}`;
@@ -576,6 +581,7 @@ async function runTurns(opts: Options, lab: LoadLab, client: Client): Promise<Re
         simulator: round((window.cpuMs.simulator ?? 0) / Math.max(1, ok.length), 2),
       },
       rssMbMaxByProcess: window.rssMbMax,
+      rssMbAtBoot: rssAtBoot,
       rssMbBefore: rssBefore,
       ...(rssAfterSettle ? { rssMbAfterSettle: rssAfterSettle, settleSeconds: opts.settleSeconds } : {}),
       eventLoopDelayP99MsByProcess: window.eventLoopDelayP99Ms,
