@@ -5,7 +5,7 @@ import { loadConfigClass } from './config/config.loader';
 import { loadDotEnv } from './config/config.module';
 import { DatabaseConfig } from './config/database.config';
 import { openStandaloneDatabase } from './database/standalone';
-import { buildOrmOptions } from './database/mikro-orm.options';
+import { buildOrmOptions, migratorOf } from './database/mikro-orm.options';
 import { ENTITIES } from './entities';
 
 /** What `migrate` did. */
@@ -42,7 +42,7 @@ export async function migrate(
     buildOrmOptions(database.DATABASE_URL, ENTITIES, { pool: { min: 0, max: 1 } }),
   );
   try {
-    const migrator = orm.getMigrator();
+    const migrator = await migratorOf(orm);
     if (options.check) {
       const pending = (await migrator.getPendingMigrations()).map((m) => m.name);
       log(pending.length === 0 ? 'schema is current' : `pending migrations: ${pending.join(', ')}`);

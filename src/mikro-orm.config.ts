@@ -1,7 +1,9 @@
 import { loadConfigClass } from './config/config.loader';
 import { loadDotEnv } from './config/config.module';
 import { DatabaseConfig } from './config/database.config';
+import { Migrator } from '@mikro-orm/migrations';
 import { buildOrmOptions } from './database/mikro-orm.options';
+import { MIGRATIONS } from './database/migrations.list';
 import { ENTITIES } from './entities';
 
 /**
@@ -12,4 +14,10 @@ loadDotEnv();
 const database = loadConfigClass(DatabaseConfig, process.env);
 const url = database.DATABASE_URL ?? `postgres://postgres@127.0.0.1:${database.EMBEDDED_DB_PORT}/postgres`;
 
-export default buildOrmOptions(url, ENTITIES);
+const options = buildOrmOptions(url, ENTITIES);
+// The CLI uses the migrator directly (the app and tools load it on first use: migratorOf).
+export default {
+  ...options,
+  extensions: [Migrator],
+  migrations: { ...options.migrations, migrationsList: MIGRATIONS },
+};

@@ -12,7 +12,7 @@ import { AppConfig } from '../config/app.config';
 import { ProcessConfig } from '../config/process.config';
 import { ContextLengthExceeded } from '../context/context.errors';
 import { type EmbeddedPostgres, startEmbeddedPostgres } from '../database/embedded-postgres';
-import { buildOrmOptions } from '../database/mikro-orm.options';
+import { buildOrmOptions, migratorOf } from '../database/mikro-orm.options';
 import { EngineUnavailable, RequestAborted } from '../inference/inference.errors';
 import type { KnowledgeBasesService } from '../knowledge/knowledge-bases.service';
 import { LifecycleService } from '../lifecycle/lifecycle.service';
@@ -128,7 +128,7 @@ describe('ConversationsService', () => {
     orm = await MikroORM.init(
       buildOrmOptions(pg.url, [Tenant, Conversation, Message], { pool: { min: 0, max: 2 } }),
     );
-    await orm.getMigrator().up();
+    await (await migratorOf(orm)).up();
     const logger = orm.config.getLogger();
     const logQuery = logger.logQuery.bind(logger);
     logger.logQuery = (context) => {

@@ -15,7 +15,7 @@ import { registerDatabaseEndpoint } from '../common/dependency-errors';
 import { DatabaseConfig } from '../config/database.config';
 import { ProcessConfig } from '../config/process.config';
 import { type EmbeddedPostgres, startEmbeddedPostgres } from './embedded-postgres';
-import { buildOrmOptions, type EntityList } from './mikro-orm.options';
+import { buildOrmOptions, type EntityList, migratorOf } from './mikro-orm.options';
 
 /** Where the ORM connects: an external server or the embedded PGlite started for this process. */
 export interface DatabaseEndpoint {
@@ -101,7 +101,7 @@ export class DatabaseModule implements OnModuleInit {
 
   async onModuleInit(): Promise<void> {
     if (!this.config.DB_MIGRATE_ON_BOOT) return;
-    const applied = await this.orm.getMigrator().up();
+    const applied = await (await migratorOf(this.orm)).up();
     if (applied.length > 0) this.logger.log(`applied migrations: ${applied.map((m) => m.name).join(', ')}`);
   }
 }

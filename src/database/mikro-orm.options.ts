@@ -1,7 +1,5 @@
-import { Migrator } from '@mikro-orm/migrations';
-import type { Options } from '@mikro-orm/core';
+import type { IMigrator, MikroORM, Options } from '@mikro-orm/core';
 import { defineConfig, type PostgreSqlDriver } from '@mikro-orm/postgresql';
-import { MIGRATIONS } from './migrations.list';
 
 /** The entity classes the ORM maps; the composition root lists them (src/entities.ts). */
 export type EntityList = NonNullable<Options<PostgreSqlDriver>['entities']>;
@@ -21,14 +19,13 @@ export function buildOrmOptions(
     clientUrl,
     entities,
     discovery: { warnWhenNoEntities: true },
-    extensions: [Migrator],
+    // The migrator and the migration list are added on first use (migratorOf).
     migrations: {
       tableName: 'mikro_orm_migrations',
       // New migrations are written as TypeScript into the source tree and listed in migrations.list.ts.
       path: 'src/database/migrations',
       pathTs: 'src/database/migrations',
       emit: 'ts',
-      migrationsList: MIGRATIONS,
       transactional: true,
       allOrNothing: true,
       snapshot: false,
@@ -39,6 +36,25 @@ export function buildOrmOptions(
     ...overrides,
     pool: { min: 0, max: 20, ...overrides.pool, afterCreate: iterativeVectorScans },
   });
+}
+
+/**
+ * The ORM's migrator, over the migrations listed in migrations.list.ts. `@mikro-orm/migrations` (with
+ * umzug and its command-line parser, ~290 modules) loads here, on first use, not with the ORM options:
+ * a process that does not migrate (DB_MIGRATE_ON_BOOT=false: replicas behind a `migrate` job, test apps
+ * on a migrated database) never loads it. Use this instead of `orm.getMigrator()`, which without it
+ * would look for migration files on disk.
+ */
+export async function migratorOf(orm: MikroORM): Promise<IMigrator> {
+  const [{ Migrator }, { MIGRATIONS }] = await Promise.all([
+    import('@mikro-orm/migrations'),
+    import('./migrations.list'),
+  ]);
+  if (!orm.config.getExtension('@mikro-orm/migrator')) {
+    orm.config.set('migrations', { ...orm.config.get('migrations'), migrationsList: MIGRATIONS });
+    Migrator.register(orm);
+  }
+  return orm.getMigrator();
 }
 
 /** A pooled `pg` client, as knex hands it to `afterCreate`. */

@@ -2,7 +2,7 @@ import { createConnection } from 'node:net';
 import { MikroORM } from '@mikro-orm/postgresql';
 import type { DatabaseConfig } from '../config/database.config';
 import { startEmbeddedPostgres } from './embedded-postgres';
-import { buildOrmOptions, type EntityList } from './mikro-orm.options';
+import { buildOrmOptions, type EntityList, migratorOf } from './mikro-orm.options';
 
 /** True when something accepts TCP connections on 127.0.0.1:port within `timeoutMs`. */
 export function isPortOpen(port: number, timeoutMs = 500): Promise<boolean> {
@@ -44,7 +44,7 @@ export async function openStandaloneDatabase(
   }
   const options = buildOrmOptions(url, entities, { pool: { min: 0, max: 2 } });
   const orm = await MikroORM.init({ ...options, migrations: { ...options.migrations, silent: true } });
-  await orm.getMigrator().up();
+  await (await migratorOf(orm)).up();
   return {
     orm,
     via,

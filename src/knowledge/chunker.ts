@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { RecursiveCharacterTextSplitter } from '@langchain/textsplitters';
+import type { RecursiveCharacterTextSplitter } from '@langchain/textsplitters';
 import MarkdownIt from 'markdown-it';
 import { cl100k } from '../common/cl100k';
 import type { ExtractedDocument, ExtractedSection } from './document-formats';
@@ -136,8 +136,11 @@ export function markdownSections(text: string): ExtractedSection[] {
  * a model call: the context is the document's own first words.
  */
 export class Chunker {
-  private readonly markdownSplitter: RecursiveCharacterTextSplitter;
-  private readonly plainSplitter: RecursiveCharacterTextSplitter;
+  /** LangChain's splitters, made on the first split (@langchain/textsplitters loads only when ingesting). */
+  private splitters?: Promise<{
+    markdown: RecursiveCharacterTextSplitter;
+    plain: RecursiveCharacterTextSplitter;
+  }>;
 
   constructor(readonly options: ChunkerOptions) {
     if (options.overlapTokens >= options.chunkTokens) {
@@ -145,21 +148,28 @@ export class Chunker {
         `chunk overlap (${options.overlapTokens} tokens) must be below the chunk size (${options.chunkTokens})`,
       );
     }
-    const common = {
-      chunkSize: options.chunkTokens,
-      chunkOverlap: options.overlapTokens,
-      lengthFunction: countTokens,
-      keepSeparator: true,
-    };
-    // Sections are already cut at headings; inside one, split at breaks, paragraphs, lines, sentences, words.
-    this.markdownSplitter = new RecursiveCharacterTextSplitter({
-      ...common,
-      separators: ['```\n\n', '\n\n***\n\n', '\n\n---\n\n', '\n\n', '\n', '. ', ' ', ''],
-    });
-    this.plainSplitter = new RecursiveCharacterTextSplitter({
-      ...common,
-      separators: ['\n\n', '\n', '. ', ' ', ''],
-    });
+  }
+
+  private loadSplitters(): NonNullable<Chunker['splitters']> {
+    this.splitters ??= import('@langchain/textsplitters').then(
+      ({ RecursiveCharacterTextSplitter: Splitter }) => {
+        const common = {
+          chunkSize: this.options.chunkTokens,
+          chunkOverlap: this.options.overlapTokens,
+          lengthFunction: countTokens,
+          keepSeparator: true,
+        };
+        return {
+          // Sections are already cut at headings; inside one, split at breaks, paragraphs, lines, sentences, words.
+          markdown: new Splitter({
+            ...common,
+            separators: ['```\n\n', '\n\n***\n\n', '\n\n---\n\n', '\n\n', '\n', '. ', ' ', ''],
+          }),
+          plain: new Splitter({ ...common, separators: ['\n\n', '\n', '. ', ' ', ''] }),
+        };
+      },
+    );
+    return this.splitters;
   }
 
   /** The chunks of `doc`, in document order. */
@@ -169,7 +179,8 @@ export class Chunker {
       (doc.format === 'markdown'
         ? markdownSections(doc.text)
         : [{ headingPath: [], start: 0, end: doc.text.length }]);
-    const splitter = doc.format === 'markdown' ? this.markdownSplitter : this.plainSplitter;
+    const splitters = await this.loadSplitters();
+    const splitter = doc.format === 'markdown' ? splitters.markdown : splitters.plain;
     const lead = documentLead(doc.text, sections, this.options.leadTokens ?? 0);
     const chunks: DraftChunk[] = [];
     for (const section of sections) {

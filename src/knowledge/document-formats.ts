@@ -1,6 +1,5 @@
 import { extname } from 'node:path';
-import { PDFParse } from 'pdf-parse';
-import TurndownService from 'turndown';
+import type TurndownService from 'turndown';
 import { DOCUMENT_CONTENT_TYPES, type DocumentContentType } from './knowledge-document.entity';
 import { DocumentUnreadable, UnsupportedDocumentType } from './knowledge.errors';
 
@@ -76,12 +75,19 @@ export function resolveContentType(name: string, declared?: string | null): Docu
   );
 }
 
-const turndown = new TurndownService({
-  headingStyle: 'atx',
-  codeBlockStyle: 'fenced',
-  bulletListMarker: '-',
-});
-turndown.remove(['script', 'style', 'noscript', 'template', 'head', 'iframe', 'object', 'embed']);
+/**
+ * The HTML converter, made on the first HTML document: turndown and PDF.js (pdf-parse) load only when a
+ * document needs them, so an app that never ingests HTML or PDF does not pay for them at boot or in memory.
+ */
+let turndown: Promise<TurndownService> | undefined;
+function htmlConverter(): Promise<TurndownService> {
+  turndown ??= import('turndown').then(({ default: Turndown }) => {
+    const converter = new Turndown({ headingStyle: 'atx', codeBlockStyle: 'fenced', bulletListMarker: '-' });
+    converter.remove(['script', 'style', 'noscript', 'template', 'head', 'iframe', 'object', 'embed']);
+    return converter;
+  });
+  return turndown;
+}
 
 function decodeUtf8(bytes: Uint8Array, name: string): string {
   try {
@@ -94,6 +100,7 @@ function decodeUtf8(bytes: Uint8Array, name: string): string {
 
 /** Text of each PDF page, by Mozilla's PDF.js (through pdf-parse). */
 async function pdfPages(bytes: Uint8Array, name: string): Promise<string[]> {
+  const { PDFParse } = await import('pdf-parse');
   const parser = new PDFParse({ data: new Uint8Array(bytes) });
   try {
     const result = await parser.getText();
@@ -128,7 +135,7 @@ export async function extractText(
       doc = { text: decodeUtf8(bytes, name), format: 'plain' };
       break;
     case 'text/html':
-      doc = { text: turndown.turndown(decodeUtf8(bytes, name)), format: 'markdown' };
+      doc = { text: (await htmlConverter()).turndown(decodeUtf8(bytes, name)), format: 'markdown' };
       break;
     case 'application/pdf': {
       const pages = await pdfPages(bytes, name);

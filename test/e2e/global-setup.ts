@@ -1,7 +1,7 @@
 import { MikroORM } from '@mikro-orm/postgresql';
 import type { Config } from '@jest/types';
 import { type EmbeddedPostgres, startEmbeddedPostgres } from '../../src/database/embedded-postgres';
-import { buildOrmOptions } from '../../src/database/mikro-orm.options';
+import { buildOrmOptions, migratorOf } from '../../src/database/mikro-orm.options';
 import { workerDatabaseVariable } from '../factories/worker-database';
 
 /** The databases this run started; global-teardown.ts closes them (jest keeps globals between the two). */
@@ -24,7 +24,7 @@ export default async function globalSetup(globalConfig: Config.GlobalConfig): Pr
       buildOrmOptions(db.url, [], { pool: { min: 0, max: 1 }, discovery: { warnWhenNoEntities: false } }),
     );
     try {
-      await orm.getMigrator().up();
+      await (await migratorOf(orm)).up();
     } finally {
       await orm.close(true);
     }

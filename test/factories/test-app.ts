@@ -66,13 +66,15 @@ export async function startTestApp(env: Env = {}, imports: ModuleMetadata['impor
 }
 
 /**
- * Where a test app's data goes: the worker's database unless `env` chooses (DATABASE_URL, or DATA_DIR
- * for the embedded database), else an in-memory PGlite of the app's own.
+ * Where a test app's data goes: the worker's database (already migrated, so not migrated again at boot)
+ * unless `env` chooses (DATABASE_URL, or DATA_DIR for the embedded database), else an in-memory PGlite of
+ * the app's own.
  */
 export function testDatabase(env: Env): Env {
   if (env.DATABASE_URL !== undefined || env.DATA_DIR !== undefined) return {};
   const url = workerDatabaseUrl();
-  return url ? { DATABASE_URL: url } : { DATA_DIR: 'memory://' };
+  // The worker's database was migrated by the e2e global setup: its apps skip the check at boot.
+  return url ? { DATABASE_URL: url, DB_MIGRATE_ON_BOOT: 'false' } : { DATA_DIR: 'memory://' };
 }
 
 /** JSON request helper over fetch: returns status, headers and the parsed body. */

@@ -10,7 +10,7 @@ import { Conversation } from '../../src/conversations/conversation.entity';
 import { ConversationNotFound } from '../../src/conversations/conversation.errors';
 import { PrefixStatsSource } from '../../src/conversations/prefix-stats.source';
 import { Message } from '../../src/conversations/message.entity';
-import { buildOrmOptions } from '../../src/database/mikro-orm.options';
+import { buildOrmOptions, migratorOf } from '../../src/database/mikro-orm.options';
 import { ENTITIES } from '../../src/entities';
 import { createScratchDatabase, type ScratchDatabase } from '../factories/postgres';
 import { deleteRedisPrefix } from '../factories/redis';
@@ -62,7 +62,7 @@ describe('PrefixStatsSource (integration, PostgreSQL server)', () => {
   beforeAll(async () => {
     db = await createScratchDatabase();
     orm = await MikroORM.init(buildOrmOptions(db.url, ENTITIES, { pool: { min: 0, max: 2 } }));
-    await orm.getMigrator().up();
+    await (await migratorOf(orm)).up();
     const em = orm.em.fork();
     for (const name of ['a', 'b']) {
       const tenant = em.create(Tenant, { name: `${name}-${randomUUID()}` });

@@ -1,7 +1,7 @@
 import { MikroORM } from '@mikro-orm/postgresql';
 import { runKeysCli } from '../../src/cli/keys.cli';
 import { hashApiKey } from '../../src/auth/api-key.service';
-import { buildOrmOptions } from '../../src/database/mikro-orm.options';
+import { buildOrmOptions, migratorOf } from '../../src/database/mikro-orm.options';
 import { ENTITIES } from '../../src/entities';
 import { startEngineSimulator, type RunningSimulator } from '../../src/simulator/simulator.server';
 import { createScratchDatabase, type ScratchDatabase } from '../factories/postgres';
@@ -29,7 +29,7 @@ describe('PostgreSQL server (integration)', () => {
   it('should migrate an empty database up and down and up again', async () => {
     const sut = await MikroORM.init(buildOrmOptions(db.url, ENTITIES, { pool: { min: 0, max: 2 } }));
     try {
-      const migrator = sut.getMigrator();
+      const migrator = await migratorOf(sut);
       const applied = await migrator.up();
       expect(applied.length).toBeGreaterThan(0);
       expect(await migrator.getPendingMigrations()).toHaveLength(0);

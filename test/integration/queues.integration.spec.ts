@@ -4,6 +4,7 @@ import { Injectable, Module } from '@nestjs/common';
 import { Test, type TestingModule } from '@nestjs/testing';
 import { TerminusModule } from '@nestjs/terminus';
 import type { Job, Queue } from 'bull';
+import Redis from 'ioredis';
 import { KvchatConfigModule } from '../../src/config/config.module';
 import { QueuesHealthIndicator } from '../../src/health/queues.health';
 import { registerQueue } from '../../src/queues/queue-options';
@@ -40,6 +41,29 @@ class Queues {
   providers: [FlakyJob, Queues],
 })
 class FeatureModule {}
+
+const BUSY = 'busy';
+const QUIET = 'quiet';
+
+/** Two processed queues, one with three slots (three blocking reads pipelined on one connection). */
+@Processor(BUSY)
+class BusyJob {
+  @Process({ concurrency: 3 })
+  handle(): void {}
+}
+@Processor(QUIET)
+class QuietJob {
+  @Process()
+  handle(): void {}
+}
+@Module({ imports: [registerQueue(BUSY), registerQueue(QUIET)], providers: [BusyJob, QuietJob] })
+class ProcessedModule {}
+
+/** The connections Redis lists as blocked whose name starts with `prefix`. */
+async function blockedReads(redis: Redis, prefix: string): Promise<string[]> {
+  const list = (await redis.client('LIST')) as string;
+  return list.split('\n').filter((line) => line.includes(` name=${prefix}`) && / flags=\S*b/.test(line));
+}
 
 /** Bull queues on the local Redis: retries, kept failures, depth, stall detection and readiness. */
 describe('queues (integration)', () => {
@@ -120,5 +144,46 @@ describe('queues (integration)', () => {
       message: 'stalled queues: idle',
       queues: { idle: { waiting: 1, stalled: true }, flaky: { stalled: false } },
     });
+  });
+});
+
+describe('queues shutdown (integration)', () => {
+  const prefix = `kvchat-test-${randomUUID()}:`;
+  const redis = new Redis(process.env.REDIS_URL ?? 'redis://localhost:6379');
+
+  afterAll(async () => {
+    await deleteRedisPrefix(prefix);
+    redis.disconnect();
+  });
+
+  it('should end blocked reads with CLIENT UNBLOCK so that every QUIT is answered, not cut after its timeout', async () => {
+    const app = await Test.createTestingModule({
+      imports: [KvchatConfigModule.forRoot({ REDIS_KEY_PREFIX: prefix }), QueuesModule, ProcessedModule],
+    }).compile();
+    app.useLogger(false);
+    await app.init();
+    // Every processor slot is waiting in BRPOPLPUSH before the app closes: 3 + 1 reads on 2 connections.
+    const until = Date.now() + 10_000;
+    while ((await blockedReads(redis, prefix)).length < 2 && Date.now() < until) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    expect(await blockedReads(redis, prefix)).toHaveLength(2);
+    const quits: Promise<string>[] = [];
+    for (const queue of app.get(QueueStatsService).queues()) {
+      const bclient = (queue as Queue & { bclient: Redis }).bclient;
+      const quit = bclient.quit.bind(bclient);
+      jest.spyOn(bclient, 'quit').mockImplementation(() => {
+        const answered = quit();
+        quits.push(answered.catch((e: Error) => e.message));
+        return answered;
+      });
+    }
+
+    await app.close();
+
+    // Bull's own path would wait 500 ms, cut the connection and see "Connection is closed." instead.
+    expect(quits).toHaveLength(2);
+    expect(new Set(await Promise.all(quits))).toEqual(new Set(['OK']));
+    expect(await blockedReads(redis, prefix)).toEqual([]);
   });
 });

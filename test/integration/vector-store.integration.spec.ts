@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { MikroORM } from '@mikro-orm/postgresql';
 import { Tenant } from '../../src/auth/tenant.entity';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from '../../src/database/embedded-postgres';
-import { buildOrmOptions } from '../../src/database/mikro-orm.options';
+import { buildOrmOptions, migratorOf } from '../../src/database/mikro-orm.options';
 import { ENTITIES } from '../../src/entities';
 import { PgVectorStore, vectorTableName } from '../../src/database/vector-store';
 
@@ -22,7 +22,7 @@ describe('PgVectorStore (integration, PGlite + pgvector)', () => {
   beforeAll(async () => {
     pg = await startEmbeddedPostgres('memory://', 0);
     orm = await MikroORM.init({ ...buildOrmOptions(pg.url, ENTITIES, { pool: { min: 0, max: 4 } }) });
-    await orm.getMigrator().up();
+    await (await migratorOf(orm)).up();
     sut = new PgVectorStore(orm.em);
     const em = orm.em.fork();
     tenantA = em.create(Tenant, { name: `a-${randomUUID()}` }).id;

@@ -1,9 +1,5 @@
-import Anthropic, {
-  APIConnectionError,
-  APIConnectionTimeoutError,
-  APIError,
-  APIUserAbortError,
-} from '@anthropic-ai/sdk';
+import type Anthropic from '@anthropic-ai/sdk';
+import type { APIConnectionError, APIError } from '@anthropic-ai/sdk';
 import { Injectable, Logger } from '@nestjs/common';
 import { InferenceConfig } from '../../config/inference.config';
 import type OpenAI from 'openai';
@@ -69,14 +65,23 @@ export const ANTHROPIC_DROPPED_FIELDS = [
 export class AnthropicEngineAdapter implements EngineAdapter {
   readonly name = 'anthropic';
   private readonly logger = new Logger('Inference');
-  private readonly clients: ClientPerEndpoint<Anthropic>;
+  /** The SDK and its clients, loaded on the first call to an Anthropic endpoint (none configured: never). */
+  private sdk?: Promise<{
+    module: typeof import('@anthropic-ai/sdk');
+    clients: ClientPerEndpoint<Anthropic>;
+  }>;
 
-  constructor(private readonly config: InferenceConfig) {
-    this.clients = new ClientPerEndpoint((options) => new Anthropic(options), config.INFERENCE_TIMEOUT_MS);
-  }
+  constructor(private readonly config: InferenceConfig) {}
 
-  private client(endpoint: EngineEndpoint): Anthropic {
-    return this.clients.get(endpoint);
+  private async client(endpoint: EngineEndpoint): Promise<Anthropic> {
+    this.sdk ??= import('@anthropic-ai/sdk').then((module) => ({
+      module,
+      clients: new ClientPerEndpoint(
+        (options) => new module.default(options),
+        this.config.INFERENCE_TIMEOUT_MS,
+      ),
+    }));
+    return (await this.sdk).clients.get(endpoint);
   }
 
   async chatStream(
@@ -93,13 +98,14 @@ export class AnthropicEngineAdapter implements EngineAdapter {
     }
     const body = toAnthropicRequest(openAiChatBody(request), { cacheBreakpoints: true });
     try {
-      const { data: stream } = await this.client(endpoint)
-        .messages.create({ ...body, stream: true }, { signal })
+      const client = await this.client(endpoint);
+      const { data: stream } = await client.messages
+        .create({ ...body, stream: true }, { signal })
         .withResponse();
       const chunks = fromAnthropicStream(stream, Math.floor(Date.now() / 1000));
       return { engineTimings: {}, events: this.translateEvents(chunks, endpoint) };
     } catch (e) {
-      throw this.translate(e, endpoint, 0);
+      throw await this.translate(e, endpoint, 0);
     }
   }
 
@@ -111,7 +117,7 @@ export class AnthropicEngineAdapter implements EngineAdapter {
     try {
       yield* engineEventsOf(chunks, counted);
     } catch (e) {
-      throw this.translate(e, endpoint, counted.deltas);
+      throw await this.translate(e, endpoint, counted.deltas);
     }
   }
 
@@ -125,10 +131,11 @@ export class AnthropicEngineAdapter implements EngineAdapter {
 
   async models(endpoint: EngineEndpoint, timeoutMs: number): Promise<string[]> {
     try {
-      const page = await this.client(endpoint).models.list({}, { timeout: timeoutMs, maxRetries: 0 });
+      const client = await this.client(endpoint);
+      const page = await client.models.list({}, { timeout: timeoutMs, maxRetries: 0 });
       return page.data.map((m) => m.id);
     } catch (e) {
-      throw this.translate(e, endpoint, undefined);
+      throw await this.translate(e, endpoint, undefined);
     }
   }
 
@@ -140,7 +147,15 @@ export class AnthropicEngineAdapter implements EngineAdapter {
     return Promise.reject(new Error(`The Anthropic API at ${endpoint.id} exposes no prefix-cache metrics.`));
   }
 
-  private translate(e: unknown, endpoint: EngineEndpoint, receivedTokens: number | undefined): Error {
+  /** The SDK's error as an engine error (the SDK is loaded by then: only its calls throw its errors). */
+  private async translate(
+    e: unknown,
+    endpoint: EngineEndpoint,
+    receivedTokens: number | undefined,
+  ): Promise<Error> {
+    const sdk = await this.sdk?.catch(() => undefined);
+    if (!sdk) return e instanceof Error ? e : new Error(String(e));
+    const { APIConnectionTimeoutError, APIUserAbortError, APIConnectionError, APIError } = sdk.module;
     return translateSdkError(e, endpoint, receivedTokens, {
       timeoutMs: endpoint.timeoutMs ?? this.config.INFERENCE_TIMEOUT_MS,
       logger: this.logger,
