@@ -12,8 +12,34 @@ const CHAOS_KEY_PREFIX = 'kvchat-chaos:';
 /** PostgreSQL 15 server binaries (Debian layout). */
 export const PG_BIN = process.env.PG_BIN ?? '/usr/lib/postgresql/15/bin';
 
-/** A free TCP port on 127.0.0.1, chosen by the kernel (bind 0, read it, close). */
+/** Next candidate of `BENCH_PORT_RANGE` (see freePort). */
+let nextRangePort = 0;
+
+/** Whether `port` can be bound on 127.0.0.1 right now. */
+function canBind(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
+/**
+ * A free TCP port on 127.0.0.1: chosen by the kernel (bind 0, read it, close), or, when
+ * `BENCH_PORT_RANGE=LOW-HIGH` is set (a machine shared by sessions that each own a range), the next
+ * bindable port of that range, round robin. Throws when no port of the range is free.
+ */
 export async function freePort(): Promise<number> {
+  const range = /^(\d+)-(\d+)$/.exec(process.env.BENCH_PORT_RANGE ?? '');
+  if (range) {
+    const low = Number(range[1]);
+    const size = Number(range[2]) - low + 1;
+    for (let tried = 0; tried < size; tried++) {
+      const port = low + (nextRangePort++ % size);
+      if (await canBind(port)) return port;
+    }
+    throw new Error(`no free port in BENCH_PORT_RANGE ${process.env.BENCH_PORT_RANGE}`);
+  }
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);

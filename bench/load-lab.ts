@@ -22,19 +22,31 @@ void run('getconf', ['CLK_TCK'])
 /** CPU time (user + system) and resident set of a process, from /proc/<pid>/stat (proc(5)). */
 export interface ProcSample {
   cpuMs: number;
+  /** CPU time of the main thread alone (the event loop), /proc/<pid>/task/<pid>/stat, ms. */
+  mainThreadCpuMs: number;
   rssMb: number;
 }
 
-/** Reads /proc/<pid>/stat: fields 14 and 15 (utime, stime, clock ticks) and 24 (rss, pages). */
+/** utime + stime (ms) and rss (MB) of a /proc stat file: fields 14, 15 and 24. @throws when unreadable */
+function readStatFile(path: string): { cpuMs: number; rssMb: number } {
+  const text = readFileSync(path, 'utf8');
+  // The command name (field 2) is in parentheses and may contain spaces: split after its closing one.
+  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  const utime = Number(fields[11]);
+  const stime = Number(fields[12]);
+  const rssPages = Number(fields[21]);
+  return { cpuMs: ((utime + stime) * 1000) / clockTicks, rssMb: (rssPages * 4096) / 1048576 };
+}
+
+/**
+ * Reads /proc/<pid>/stat (every thread) and /proc/<pid>/task/<pid>/stat (the main thread: the event loop,
+ * apart from worker threads such as the local sentence model's). @returns null when the process is gone
+ */
 export function readProcStat(pid: number): ProcSample | null {
   try {
-    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The command name (field 2) is in parentheses and may contain spaces: split after its closing one.
-    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    const utime = Number(fields[11]);
-    const stime = Number(fields[12]);
-    const rssPages = Number(fields[21]);
-    return { cpuMs: ((utime + stime) * 1000) / clockTicks, rssMb: (rssPages * 4096) / 1048576 };
+    const all = readStatFile(`/proc/${pid}/stat`);
+    const main = readStatFile(`/proc/${pid}/task/${pid}/stat`);
+    return { cpuMs: all.cpuMs, mainThreadCpuMs: main.cpuMs, rssMb: all.rssMb };
   } catch {
     return null;
   }

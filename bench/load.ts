@@ -39,7 +39,9 @@ import { LoadLab, type LabProcess, type ProcSample } from './load-lab';
  * - `ttftP50Ms`, `ttftP99Ms`: client-side time from sending the request to the first `token` event, ms.
  * - `addedTtftP99Ms`: p99 of (client TTFT − the engine's own TTFT, `assistantMessage.timings.engineTtftMs`
  *   that the simulator reports in `x-kvchat-engine-ttft-ms`), ms: what kvchat and the network add.
- * - `cpuMsPerTurn`: user + system CPU of all api processes over the run (/proc/<pid>/stat) / turns served, ms.
+ * - `cpuMsPerTurn`: user + system CPU of all api processes over the run (/proc/<pid>/stat) / turns served, ms;
+ *   `details.cpuMsPerTurnByRole.apiMainThread` is the event loop's share (/proc/<pid>/task/<pid>/stat), the
+ *   rest being worker threads (the local sentence model).
  * - `rssMbMax`: highest resident set of an api process seen by a 500 ms sampler, MB.
  * - `eventLoopDelayP99Ms`: highest p99 over the api processes of Node's event-loop delay during the run
  *   (prom-client's `nodejs_eventloop_lag_p99_seconds`, a perf_hooks.monitorEventLoopDelay histogram reset at
@@ -292,6 +294,8 @@ class Client {
 /** What the api processes did over a measured window. */
 interface ProcessWindow {
   cpuMs: Record<string, number>;
+  /** Main-thread (event-loop) CPU, ms. */
+  mainThreadCpuMs: Record<string, number>;
   rssMbMax: Record<string, number>;
   rssMbEnd: Record<string, number>;
   eventLoopDelayP99Ms: Record<string, number>;
@@ -312,6 +316,7 @@ async function closeWindow(
   const after = lab.snapshot();
   const window: ProcessWindow = {
     cpuMs: {},
+    mainThreadCpuMs: {},
     rssMbMax: {},
     rssMbEnd: {},
     eventLoopDelayP99Ms: {},
@@ -319,8 +324,13 @@ async function closeWindow(
     abandonedInQueueCounted: 0,
   };
   for (const p of lab.processes) {
-    if (after[p.name] && before[p.name])
+    if (after[p.name] && before[p.name]) {
       window.cpuMs[p.name] = round(after[p.name].cpuMs - before[p.name].cpuMs, 0);
+      window.mainThreadCpuMs[p.name] = round(
+        after[p.name].mainThreadCpuMs - before[p.name].mainThreadCpuMs,
+        0,
+      );
+    }
     window.rssMbMax[p.name] = round(p.rssMbMax, 1);
     if (after[p.name]) window.rssMbEnd[p.name] = round(after[p.name].rssMb, 1);
   }
@@ -407,6 +417,11 @@ async function runTurns(opts: Options, lab: LoadLab, client: Client): Promise<Re
   const questions = await loadQuestions(opts.data);
   const random = mulberry32(opts.seed);
   const users = opts.burst ?? opts.users;
+  // Booted and idle: no turn has run yet (the local sentence model is loaded at boot, the rest lazily).
+  const atBoot = lab.snapshot();
+  const rssAtBoot: Record<string, number> = Object.fromEntries(
+    lab.apis.map((p) => [p.name, round(atBoot[p.name]?.rssMb ?? NaN, 1)]),
+  );
   process.stdout.write(`${new Date().toISOString()} creating ${users} conversations...\n`);
   const conversations = await createConversations(client, lab, users);
   const runTag = `load${randomBytes(3).toString('hex')}`;
@@ -520,6 +535,7 @@ async function runTurns(opts: Options, lab: LoadLab, client: Client): Promise<Re
 
   const ok = samples.filter((s) => s.outcome === 'ok');
   const apiCpuMs = apis.reduce((sum, p) => sum + (window.cpuMs[p.name] ?? 0), 0);
+  const apiMainThreadCpuMs = apis.reduce((sum, p) => sum + (window.mainThreadCpuMs[p.name] ?? 0), 0);
   const answeredOrShed = samples
     .filter((s) => s.firstAnswerMs !== undefined)
     .map((s) => s.firstAnswerMs ?? 0);
@@ -559,10 +575,13 @@ async function runTurns(opts: Options, lab: LoadLab, client: Client): Promise<Re
       cpuMsByProcess: window.cpuMs,
       cpuMsPerTurnByRole: {
         api: round(apiCpuMs / Math.max(1, ok.length), 2),
+        // The event loop alone (the rest of the api's CPU is its worker threads: the local sentence model).
+        apiMainThread: round(apiMainThreadCpuMs / Math.max(1, ok.length), 2),
         worker: round((window.cpuMs.worker ?? 0) / Math.max(1, ok.length), 2),
         simulator: round((window.cpuMs.simulator ?? 0) / Math.max(1, ok.length), 2),
       },
       rssMbMaxByProcess: window.rssMbMax,
+      rssMbAtBoot: rssAtBoot,
       rssMbBefore: rssBefore,
       ...(rssAfterSettle ? { rssMbAfterSettle: rssAfterSettle, settleSeconds: opts.settleSeconds } : {}),
       eventLoopDelayP99MsByProcess: window.eventLoopDelayP99Ms,

@@ -27,8 +27,12 @@ const guardsProvider: Provider = {
   provide: RESPONSE_CACHE_GUARDS,
   inject: [CachingConfig],
   useFactory: (config: CachingConfig): ResponseCacheGuard[] => {
+    // The guards judge semantic hits only: with no semantic lookup the 40 MB of vectors stay unloaded.
     const words: WordSimilarity | undefined =
-      config.RESPONSE_CACHE_WORD_VECTORS && config.RESPONSE_CACHE_GUARDS.includes('term')
+      config.RESPONSE_CACHE_ENABLED &&
+      config.RESPONSE_CACHE_SEMANTIC &&
+      config.RESPONSE_CACHE_WORD_VECTORS &&
+      config.RESPONSE_CACHE_GUARDS.includes('term')
         ? sharedWordVectors()
         : undefined;
     return guardsByName(config.RESPONSE_CACHE_GUARDS, words);

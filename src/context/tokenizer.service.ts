@@ -54,12 +54,17 @@ export class TokenizerService implements OnModuleInit {
   }
 
   /**
-   * Where the local BPE may count (TOKENIZER=local, or auto with an engine that has no `/tokenize`), its
-   * encoder is built and warmed at boot: built lazily, it held the event loop for 0.2-0.5 s on the first
-   * count of a request.
+   * Where the local BPE counts, its encoder is built and warmed before serving: built lazily, it held the
+   * event loop for 0.2-0.5 s on the first count of a request. TOKENIZER=local: here. `auto`: only once the
+   * engine turns out to have no `/tokenize` — asked here once, in the background — since the encoder
+   * holds ~20 MB (its WASM memory and ranks) that an api counting on the engine never uses.
    */
   onModuleInit(): void {
-    if (this.config.TOKENIZER !== 'engine') this.local.warm();
+    if (this.config.TOKENIZER === 'local') this.local.warm();
+    else if (this.config.TOKENIZER === 'auto') {
+      // Settles `auto` now when the engine answers; an unreachable engine leaves it to the first count.
+      void this.tokenize('kvchat tokenizer probe').catch(() => undefined);
+    }
   }
 
   /** Which tokenizer counts: `engine` or `local` (undecided in `auto` mode until the first call). */
@@ -144,6 +149,7 @@ export class TokenizerService implements OnModuleInit {
         this.logger.warn(
           'the engine has no /tokenize: counting tokens with the local tokenizer (cl100k_base)',
         );
+        if (this.mode === undefined) this.local.warm();
         this.mode = 'local';
       }
     }

@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
-import { postChatStream } from './chat-stream-request';
+import { postChatStream, postJson } from './chat-stream-request';
 
 type Handler = (req: IncomingMessage, res: ServerResponse, body: string) => void;
 
@@ -142,6 +142,76 @@ describe('postChatStream', () => {
       apiKey: 'k',
       body: {},
       signal: new AbortController().signal,
+      timeoutMs: 1000,
+    }).catch((e: unknown) => e);
+
+    expect(failure).toBeInstanceOf(APIConnectionError);
+    expect(failure).not.toBeInstanceOf(APIConnectionTimeoutError);
+  });
+});
+
+describe('postJson', () => {
+  let server: Awaited<ReturnType<typeof startServer>>;
+  beforeAll(async () => {
+    server = await startServer();
+  });
+  afterAll(() => server.close());
+  const post = (timeoutMs = 2000) =>
+    postJson<{ tokens: number[] }>({
+      url: `${server.baseURL.replace(/\/v1$/, '')}/tokenize`,
+      apiKey: 'k-1',
+      headers: { 'x-deployment': 'd' },
+      body: { model: 'm', prompt: 'hi' },
+      timeoutMs,
+    });
+
+  it('should post the JSON body with the key and headers and return the parsed answer', async () => {
+    let seen: { url?: string; auth?: string; deployment?: string; body?: string } = {};
+    server.handle((req, res, body) => {
+      seen = {
+        url: req.url,
+        auth: req.headers.authorization,
+        deployment: req.headers['x-deployment'] as string,
+        body,
+      };
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ tokens: [1, 2, 3], count: 3 }));
+    });
+
+    const answer = await post();
+
+    expect(seen).toEqual({
+      url: '/tokenize',
+      auth: 'Bearer k-1',
+      deployment: 'd',
+      body: '{"model":"m","prompt":"hi"}',
+    });
+    expect(answer.tokens).toEqual([1, 2, 3]);
+  });
+
+  it('should throw the SDK error of the status (a 404 keeps its status and body text)', async () => {
+    server.handle((_req, res) => {
+      res.writeHead(404, { 'content-type': 'text/plain' });
+      res.end('Not Found');
+    });
+
+    const failure = await post().catch((e: unknown) => e);
+
+    expect(failure).toBeInstanceOf(APIError);
+    expect(failure).toMatchObject({ status: 404 });
+  });
+
+  it('should throw APIConnectionTimeoutError when no headers come within the timeout', async () => {
+    server.handle(() => undefined);
+
+    await expect(post(100)).rejects.toBeInstanceOf(APIConnectionTimeoutError);
+  });
+
+  it('should throw APIConnectionError when nothing listens', async () => {
+    const failure = await postJson({
+      url: 'http://127.0.0.1:1/tokenize',
+      apiKey: 'k',
+      body: {},
       timeoutMs: 1000,
     }).catch((e: unknown) => e);
 

@@ -21,7 +21,7 @@ import {
 } from '../inference.errors';
 import type { TokenizeInput, WireChatMessage } from '../inference.types';
 import { type PromSample, parsePrometheusText, sumCounter } from '../prometheus-text';
-import { postChatStream } from './chat-stream-request';
+import { postChatStream, postJson } from './chat-stream-request';
 import { ClientPerEndpoint } from './client-per-endpoint';
 
 /** vLLM's `/tokenize` response (also the simulator's). */
@@ -199,14 +199,21 @@ export class VllmEngineAdapter implements EngineAdapter {
         : { model, prompt: input.prompt, add_special_tokens: false };
     let response: TokenizeResponse;
     try {
-      response = await this.client(endpoint).post<TokenizeResponse>(
-        `${rootUrlOf(endpoint.baseURL)}/tokenize`,
-        {
-          body,
-          timeout: timeoutMs,
-          maxRetries: 0,
-        },
-      );
+      // Once or twice per turn (the new user message, the last answer): through undici, not the SDK's
+      // fetch, unless this adapter talks to a hosted API (streamsThroughSdk).
+      response = this.streamsThroughSdk
+        ? await this.client(endpoint).post<TokenizeResponse>(`${rootUrlOf(endpoint.baseURL)}/tokenize`, {
+            body,
+            timeout: timeoutMs,
+            maxRetries: 0,
+          })
+        : await postJson<TokenizeResponse>({
+            url: `${rootUrlOf(endpoint.baseURL)}/tokenize`,
+            apiKey: this.clients.apiKeyOf(endpoint),
+            ...(endpoint.headers ? { headers: endpoint.headers } : {}),
+            body,
+            timeoutMs,
+          });
     } catch (e) {
       if (e instanceof APIError && (e.status === 404 || e.status === 405)) {
         throw new EngineTokenizeUnsupported(`The engine at ${endpoint.id} has no /tokenize endpoint.`, {
