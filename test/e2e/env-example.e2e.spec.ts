@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { parseEnv } from 'node:util';
 import { randomUUID } from 'node:crypto';
 import { loadAllConfig } from '../../src/config/config.module';
+import { deleteRedisPrefix } from '../factories/redis';
 import { api, startTestApp, type TestApp } from '../factories/test-app';
 
 /**
@@ -12,10 +13,13 @@ import { api, startTestApp, type TestApp } from '../factories/test-app';
  */
 describe('config/.env.example copied to .env (e2e)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'kvchat-env-'));
+  const prefix = `kvchat-test-${randomUUID()}:`;
   let sut: TestApp | undefined;
 
   afterAll(async () => {
     await sut?.close();
+    // The prefix is the test's (it overrides the copied file's), so the test deletes its keys.
+    await deleteRedisPrefix(prefix);
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -35,7 +39,7 @@ describe('config/.env.example copied to .env (e2e)', () => {
       ...fromFile,
       DATA_DIR: 'memory://',
       EMBEDDED_DB_PORT: '0',
-      REDIS_KEY_PREFIX: `kvchat-test-${randomUUID()}:`,
+      REDIS_KEY_PREFIX: prefix,
       LOG_LEVEL: 'silent',
       // Not a collision: the simulator's calibrated real time would only make the turn slow.
       SIMULATOR_TIME_SCALE: '0',
