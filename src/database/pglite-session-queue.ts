@@ -1,4 +1,7 @@
 import type { PGlite } from '@electric-sql/pglite';
+import { serialize } from 'pg-protocol';
+import { type BackendMessage, ReadyForQueryMessage } from 'pg-protocol/dist/messages';
+import { Parser } from 'pg-protocol/dist/parser';
 
 /** One frontend message of a connection, waiting for the session. */
 interface Waiting {
@@ -10,62 +13,35 @@ interface Waiting {
   reject: (error: Error) => void;
 }
 
-/** Backend message types and statuses of the PostgreSQL wire protocol (protocol-message-formats.html). */
-const READY_FOR_QUERY = 0x5a; // 'Z': the backend is ready for a new query; its body is one status byte
-const IDLE = 0x49; // 'I': ReadyForQuery status outside any transaction block
-const TERMINATE = 0x58; // 'X': the client closes the connection; nothing is answered
-
-/** A `Sync` message (no body): ends an extended-query exchange, leaving any error state. */
-const SYNC = Uint8Array.of(0x53, 0, 0, 0, 4);
-
-/** A simple `Query` message. */
-function simpleQuery(sql: string): Uint8Array {
-  const text = Buffer.from(`${sql}\0`);
-  const message = Buffer.alloc(5 + text.length);
-  message[0] = 0x51; // 'Q'
-  message.writeInt32BE(4 + text.length, 1);
-  text.copy(message, 5);
-  return message;
-}
+/** A Terminate message ('X'): the client closes the connection; nothing is answered. */
+const TERMINATE = 0x58;
 
 /**
- * Follows the backend's reply to one message, message by message (type byte, int32 length, body),
- * across the chunks PGlite streams, to tell whether it ended with `ReadyForQuery` status idle.
+ * Follows the backend's reply to one message, message by message, across the chunks PGlite streams
+ * (pg-protocol's parser, the one node-postgres uses), to tell whether it ended with `ReadyForQuery`
+ * status idle.
  */
 export class ReplyReader {
-  private readonly header = Buffer.alloc(5);
-  private headerBytes = 0;
-  private bodyLeft = 0;
-  private lastType = -1;
-  private lastByte = -1;
+  private readonly parser = new Parser();
+  /** Bytes pushed, and bytes of the whole messages parsed from them (type byte + int32 length). */
+  private pushed = 0;
+  private parsed = 0;
+  private last: BackendMessage | undefined;
 
+  /** Takes the next chunk of the reply, as PGlite streams it (any cut, even inside a message). */
   push(chunk: Uint8Array): void {
-    let i = 0;
-    while (i < chunk.length) {
-      if (this.bodyLeft > 0) {
-        const n = Math.min(this.bodyLeft, chunk.length - i);
-        i += n;
-        this.bodyLeft -= n;
-        this.lastByte = chunk[i - 1];
-        continue;
-      }
-      this.header[this.headerBytes++] = chunk[i++];
-      if (this.headerBytes === 5) {
-        this.headerBytes = 0;
-        this.lastType = this.header[0];
-        this.bodyLeft = this.header.readInt32BE(1) - 4;
-        this.lastByte = -1;
-      }
-    }
+    this.pushed += chunk.length;
+    // A copy: the parser may write later chunks into the buffer it keeps, and this one is the caller's.
+    this.parser.parse(Buffer.from(chunk), (message) => {
+      this.parsed += 1 + message.length;
+      this.last = message;
+    });
   }
 
   /** The reply ended with `ReadyForQuery` 'I': the session is between exchanges, outside a transaction. */
   get idle(): boolean {
     return (
-      this.headerBytes === 0 &&
-      this.bodyLeft === 0 &&
-      this.lastType === READY_FOR_QUERY &&
-      this.lastByte === IDLE
+      this.parsed === this.pushed && this.last instanceof ReadyForQueryMessage && this.last.status === 'I'
     );
   }
 }
@@ -193,9 +169,9 @@ export class PgliteSessionQueue {
   private async release(): Promise<void> {
     try {
       await this.db.runExclusive(async () => {
-        await this.db.execProtocolRawStream(SYNC, { onRawData: () => undefined });
+        await this.db.execProtocolRawStream(serialize.sync(), { onRawData: () => undefined });
         if (this.db.isInTransaction()) {
-          await this.db.execProtocolRawStream(simpleQuery('ROLLBACK'), { onRawData: () => undefined });
+          await this.db.execProtocolRawStream(serialize.query('ROLLBACK'), { onRawData: () => undefined });
         }
       });
     } finally {

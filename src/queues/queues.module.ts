@@ -1,3 +1,4 @@
+import { setImmediate, setTimeout } from 'node:timers/promises';
 import { BullModule } from '@nestjs/bull';
 import { Global, Module, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
@@ -127,11 +128,11 @@ export class QueuesModule implements OnApplicationBootstrap, OnApplicationShutdo
     });
     // Queue.close() sends QUIT within a few microtasks (no I/O before it): after this turn of the loop
     // it is on the wire, behind the reads already sent.
-    await new Promise<void>((resolve) => setImmediate(resolve));
+    await setImmediate();
     const until = Date.now() + UNBLOCK_FOR_MS;
     while (!settled && Date.now() < until) {
-      await this.unblockReads(queues, queues[0].client).catch(() => 0);
-      await new Promise<void>((resolve) => setTimeout(resolve, 5));
+      await this.unblockReads(queues, queues[0].client).catch(() => undefined);
+      await setTimeout(5);
     }
     await closed;
   }
@@ -141,12 +142,12 @@ export class QueuesModule implements OnApplicationBootstrap, OnApplicationShutdo
    * names each one after its queue (`clientName()`), shared by every process on the same prefix, so a
    * connection is also matched by its local port: only this process's reads are ended.
    */
-  private async unblockReads(queues: Queue[], client: Redis): Promise<number> {
+  private async unblockReads(queues: Queue[], client: Redis): Promise<void> {
     const ours = new Map<string, number | undefined>();
     for (const queue of queues as BullInternals[]) {
       if (queue.bclientInitialized) ours.set(queue.clientName(), queue.bclient.stream?.localPort);
     }
-    if (ours.size === 0 || client.status !== 'ready') return 0;
+    if (ours.size === 0 || client.status !== 'ready') return;
     const list = (await client.client('LIST')) as string;
     const blocked = list
       .split('\n')
@@ -164,7 +165,6 @@ export class QueuesModule implements OnApplicationBootstrap, OnApplicationShutdo
           fields.addr?.endsWith(`:${ours.get(fields.name)}`),
       );
     await Promise.all(blocked.map((fields: Record<string, string>) => client.client('UNBLOCK', fields.id)));
-    return blocked.length;
   }
 
   /** Runs after the queues (in deeper modules) have closed: drops the connections Bull left open. */

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { InjectQueue, Process, Processor } from '@nestjs/bull';
-import { Injectable, Module } from '@nestjs/common';
+import { Injectable, Module, type Type } from '@nestjs/common';
 import { Test, type TestingModule } from '@nestjs/testing';
 import { TerminusModule } from '@nestjs/terminus';
 import type { Job, Queue } from 'bull';
@@ -10,7 +10,7 @@ import { QueuesHealthIndicator } from '../../src/health/queues.health';
 import { registerQueue } from '../../src/queues/queue-options';
 import { QueueStatsService } from '../../src/queues/queue-stats.service';
 import { QueuesModule } from '../../src/queues/queues.module';
-import { deleteRedisPrefix } from '../factories/redis';
+import { deleteRedisPrefix, LOCAL_REDIS } from '../factories/redis';
 
 const FLAKY = 'flaky';
 const IDLE = 'idle';
@@ -71,6 +71,16 @@ class WriterJob {
 }
 @Module({ imports: [registerQueue(WRITER)], providers: [WriterJob] })
 class WriterModule {}
+
+/** The queues module and `feature` on the local Redis under `prefix`, started (hooks run), logs off. */
+async function startQueues(prefix: string, feature: Type): Promise<TestingModule> {
+  const app = await Test.createTestingModule({
+    imports: [KvchatConfigModule.forRoot({ REDIS_KEY_PREFIX: prefix }), QueuesModule, feature],
+  }).compile();
+  app.useLogger(false);
+  await app.init();
+  return app;
+}
 
 /** The connections Redis lists as blocked whose name starts with `prefix`. */
 async function blockedReads(redis: Redis, prefix: string): Promise<string[]> {
@@ -162,7 +172,7 @@ describe('queues (integration)', () => {
 
 describe('queues shutdown (integration)', () => {
   const prefix = `kvchat-test-${randomUUID()}:`;
-  const redis = new Redis(process.env.REDIS_URL ?? 'redis://localhost:6379');
+  const redis = new Redis(LOCAL_REDIS);
 
   afterAll(async () => {
     await deleteRedisPrefix(prefix);
@@ -170,11 +180,7 @@ describe('queues shutdown (integration)', () => {
   });
 
   it('should end blocked reads with CLIENT UNBLOCK so that every QUIT is answered, not cut after its timeout', async () => {
-    const app = await Test.createTestingModule({
-      imports: [KvchatConfigModule.forRoot({ REDIS_KEY_PREFIX: prefix }), QueuesModule, ProcessedModule],
-    }).compile();
-    app.useLogger(false);
-    await app.init();
+    const app = await startQueues(prefix, ProcessedModule);
     // Every processor slot is waiting in BRPOPLPUSH before the app closes: 3 + 1 reads on 2 connections.
     const until = Date.now() + 10_000;
     while ((await blockedReads(redis, prefix)).length < 2 && Date.now() < until) {
@@ -209,11 +215,7 @@ describe('queues shutdown while a processor is busy (integration)', () => {
   });
 
   it('should finish the job that completing a job fetched as the queue began to close, not leave it active', async () => {
-    const app = await Test.createTestingModule({
-      imports: [KvchatConfigModule.forRoot({ REDIS_KEY_PREFIX: prefix }), QueuesModule, WriterModule],
-    }).compile();
-    app.useLogger(false);
-    await app.init();
+    const app = await startQueues(prefix, WriterModule);
     const [queue] = app.get(QueueStatsService).queues();
     const writer = app.get(WriterJob);
     // The race, made certain: the app starts closing while the script that completes the first job (and
@@ -232,7 +234,7 @@ describe('queues shutdown while a processor is busy (integration)', () => {
     await closing;
 
     // Every job is either done or still waiting for the next instance: none is stuck in the active list.
-    const redis = new Redis(process.env.REDIS_URL ?? 'redis://localhost:6379');
+    const redis = new Redis(LOCAL_REDIS);
     try {
       const keys = `${prefix}bull:${WRITER}:`;
       const active = await redis.lrange(`${keys}active`, 0, -1);

@@ -43,12 +43,7 @@ export async function postChatStream(req: ChatStreamRequest): Promise<ChatStream
   try {
     response = await request(`${req.baseURL.replace(/\/+$/, '')}/chat/completions`, {
       method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        accept: 'text/event-stream',
-        authorization: `Bearer ${req.apiKey}`,
-        ...req.headers,
-      },
+      headers: requestHeaders('text/event-stream', req.apiKey, req.headers),
       body: JSON.stringify(req.body),
       signal: req.signal,
       headersTimeout: req.timeoutMs,
@@ -57,20 +52,12 @@ export async function postChatStream(req: ChatStreamRequest): Promise<ChatStream
       ...(req.dispatcher ? { dispatcher: req.dispatcher } : {}),
     });
   } catch (e) {
-    if (req.signal.aborted) throw new APIUserAbortError();
-    if ((e as { code?: string }).code === 'UND_ERR_HEADERS_TIMEOUT') throw new APIConnectionTimeoutError();
-    throw new APIConnectionError({ cause: e instanceof Error ? e : new Error(String(e)) });
+    throw transportError(e, req.signal);
   }
   const headers = headersOf(response);
   if (response.statusCode >= 400) {
     const text = await response.body.text().catch(() => '');
-    let json: object | undefined;
-    try {
-      json = JSON.parse(text) as object;
-    } catch {
-      json = undefined;
-    }
-    throw APIError.generate(response.statusCode, json, json ? undefined : text, headers);
+    throw statusError(response.statusCode, text, parseJson(text), headers);
   }
   return { headers, chunks: chunksOf(response.body, headers, req.signal) };
 }
@@ -106,12 +93,7 @@ export async function postJson<T>(req: JsonPostRequest): Promise<T> {
   try {
     response = await request(req.url, {
       method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        accept: 'application/json',
-        authorization: `Bearer ${req.apiKey}`,
-        ...req.headers,
-      },
+      headers: requestHeaders('application/json', req.apiKey, req.headers),
       body: JSON.stringify(req.body),
       headersTimeout: req.timeoutMs,
       bodyTimeout: req.timeoutMs,
@@ -119,32 +101,56 @@ export async function postJson<T>(req: JsonPostRequest): Promise<T> {
     });
     text = await response.body.text();
   } catch (e) {
-    const code = (e as { code?: string }).code;
-    if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
-      throw new APIConnectionTimeoutError();
-    }
-    throw new APIConnectionError({ cause: e instanceof Error ? e : new Error(String(e)) });
+    throw transportError(e);
   }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  if (response.statusCode >= 400) {
-    throw APIError.generate(
-      response.statusCode,
-      json as object | undefined,
-      json === undefined ? text : undefined,
-      headersOf(response),
-    );
-  }
+  const json = parseJson(text);
+  if (response.statusCode >= 400) throw statusError(response.statusCode, text, json, headersOf(response));
   if (json === undefined) {
     throw new APIConnectionError({
       cause: new Error(`${req.url} answered ${response.statusCode} without JSON`),
     });
   }
   return json as T;
+}
+
+/** The headers of an engine request: JSON body, `accept`, the bearer key, then the deployment's own. */
+function requestHeaders(
+  accept: string,
+  apiKey: string,
+  extra?: Record<string, string>,
+): Record<string, string> {
+  return { 'content-type': 'application/json', accept, authorization: `Bearer ${apiKey}`, ...extra };
+}
+
+/** `text` parsed as JSON, or undefined when it is not JSON. */
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The SDK's error for an answer with status ≥ 400: its JSON body when it has one, else its text. */
+function statusError(status: number, text: string, json: unknown, headers: Headers): APIError {
+  return APIError.generate(
+    status,
+    json as object | undefined,
+    json === undefined ? text : undefined,
+    headers,
+  );
+}
+
+/**
+ * The SDK's error for a request that got no answer: an abort of `signal`, a timeout (headers, or a body
+ * that stalled), or a server that cannot be reached.
+ */
+function transportError(e: unknown, signal?: AbortSignal): Error {
+  if (signal?.aborted) return new APIUserAbortError();
+  const code = (e as { code?: string }).code;
+  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT')
+    return new APIConnectionTimeoutError();
+  return new APIConnectionError({ cause: e instanceof Error ? e : new Error(String(e)) });
 }
 
 /** undici's raw response headers as a fetch `Headers` (what the SDK's error classes carry). */
