@@ -4,6 +4,7 @@ import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
+import dockerignore from '@balena/dockerignore';
 import Ajv from 'ajv';
 import { DockerfileParser } from 'dockerfile-ast';
 import { validate as lintDockerfile } from 'dockerfile-utils';
@@ -85,6 +86,37 @@ describe('deployment artifacts', () => {
         expect(ignored).toContain(path);
       for (const needed of ['src', 'config', 'package.json', 'package-lock.json'])
         expect(ignored).not.toContain(needed);
+    });
+    it('should COPY only what the build context holds, and what postinstall runs before each npm ci', () => {
+      const context = dockerignore({ ignorecase: false }).add(read('.dockerignore'));
+      const inContext = (path: string) =>
+        existsSync(join(REPO, path)) && !context.ignores(path.replace(/\/$/, ''));
+      const copies = instructions.filter(
+        (i) => i.getKeyword() === 'COPY' && !/\s--from=/.test(i.getTextContent()),
+      );
+      const sources = copies.flatMap((i) => (i.getArgumentsContent() ?? '').split(/\s+/).slice(0, -1));
+      expect(sources.filter((path) => !inContext(path))).toEqual([]);
+      // npm ci runs the package's postinstall: every file it names must be there by then, in every stage.
+      const postinstall = (JSON.parse(read('package.json')) as { scripts: Record<string, string> }).scripts
+        .postinstall;
+      const needed = [...postinstall.matchAll(/\bnode (\S+)/g)].map((m) => m[1]);
+      if (postinstall.includes('patch-package')) needed.push('patches');
+      expect(needed.length).toBeGreaterThan(0);
+      for (const install of instructions.filter(
+        (i) => i.getKeyword() === 'RUN' && /\bnpm ci\b/.test(i.getArgumentsContent() ?? ''),
+      )) {
+        const line = install.getRange().start.line;
+        const stageStart = Math.max(
+          ...stages.map((s) => s.getRange().start.line).filter((start) => start < line),
+        );
+        const copiedBefore = copies
+          .filter((c) => c.getRange().start.line > stageStart && c.getRange().start.line < line)
+          .flatMap((c) => (c.getArgumentsContent() ?? '').split(/\s+/).slice(0, -1));
+        for (const path of needed)
+          expect(copiedBefore.some((source) => path === source || path.startsWith(`${source}/`))).toBe(true);
+      }
+      // The matcher is Docker's own semantics: a path under an ignored directory is outside the context.
+      expect(dockerignore().add('scripts\n').ignores('scripts/word-vectors.cjs')).toBe(true);
     });
   });
 
