@@ -1,7 +1,9 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
+import { UniqueConstraintViolationException } from '@mikro-orm/core';
 import type { HistoryMessage } from '../context/prompt.types';
 import { Conversation } from './conversation.entity';
-import type { MessageRole } from './message.entity';
+import { Message, type MessageRole } from './message.entity';
+import { ConversationBusy } from './conversation.errors';
 
 /** A history message as a turn loads it: what the prompt needs, and its row id (to store a late token count). */
 export interface TurnHistoryMessage extends HistoryMessage {
@@ -63,4 +65,102 @@ export async function loadTurnState(
       tokenCount: m.tokenCount,
     })),
   };
+}
+
+/** What a turn stores, in its one write. */
+export interface TurnWrite {
+  /** The conversation whose counters (`messageCount`, `lastTurnAt`, `context`) the turn set. */
+  conversation: Conversation;
+  /** New messages (the user message, and the answer when there is one), as `em.create` built them. */
+  messages: Message[];
+  /** Token counts measured this turn for earlier messages stored without one. */
+  tokenCounts: { id: string; tokenCount: number }[];
+}
+
+/** A pg (or pg-compatible PGlite) error with its SQLSTATE. */
+const isUniqueViolation = (e: unknown): boolean =>
+  e instanceof UniqueConstraintViolationException ||
+  (typeof e === 'object' && e !== null && (e as { code?: unknown }).code === '23505');
+
+/**
+ * Stores a turn in ONE statement (one round trip, atomic without BEGIN/COMMIT): a multi-row INSERT of
+ * its messages and the UPDATE of earlier messages' late token counts as data-modifying CTEs, then the
+ * conversation's counters. No unit of work: the columns come from the entity metadata once, the values
+ * straight from the entities. Should any part fail, none of it is stored. The (conversation, sequence)
+ * key fences the write: should the conversation's lock have been lost (Redis failed over, or this process
+ * stalled past the lock's lifetime) and another turn taken the same sequence, nothing is written and the
+ * client gets a retryable 409, never a 500.
+ * @throws ConversationBusy (409, retryable) when a message's (conversation, sequence) is already taken:
+ *   another turn took the sequence after this one's lock was lost; nothing is stored
+ */
+export async function storeTurn(em: EntityManager, write: TurnWrite): Promise<void> {
+  const { conversation, messages, tokenCounts } = write;
+  const columns = messageColumns(em);
+  const now = new Date();
+  const params: unknown[] = [];
+  const rows = messages.map((message) => {
+    message.updatedAt = now;
+    for (const column of columns) params.push(column.value(message));
+    return `(${columns.map((c) => c.placeholder).join(', ')})`;
+  });
+  let counted = '';
+  if (tokenCounts.length > 0) {
+    counted =
+      `, counted as (update messages m set token_count = v.token_count, updated_at = ? ` +
+      `from (values ${tokenCounts.map(() => '(?::uuid, ?::int)').join(', ')}) as v(id, token_count) ` +
+      `where m.id = v.id and m.tenant_id = ? returning 1)`;
+    params.push(now, ...tokenCounts.flatMap((t) => [t.id, t.tokenCount]), conversation.tenantId);
+  }
+  conversation.updatedAt = now;
+  params.push(
+    conversation.messageCount,
+    conversation.lastTurnAt,
+    conversation.context === null ? null : JSON.stringify(conversation.context),
+    now,
+    conversation.id,
+    conversation.tenantId,
+  );
+  const sql =
+    `with inserted as (insert into messages (${columns.map((c) => `"${c.name}"`).join(', ')}) ` +
+    `values ${rows.join(', ')} returning 1)${counted} ` +
+    `update conversations set message_count = ?, last_turn_at = ?, context = ?::jsonb, updated_at = ? ` +
+    `where id = ? and tenant_id = ?`;
+  try {
+    await em.getConnection().execute(sql, params, 'run');
+  } catch (e) {
+    if (isUniqueViolation(e)) {
+      throw new ConversationBusy(`Conversation ${conversation.id} took another turn meanwhile; try again.`, {
+        retryAfterSeconds: 1,
+      });
+    }
+    throw e;
+  }
+}
+
+interface MessageColumn {
+  name: string;
+  placeholder: string;
+  value: (message: Message) => unknown;
+}
+
+let columnsOfMessage: MessageColumn[] | undefined;
+
+/** The messages table's columns and how each takes its value from a Message (read once from the metadata). */
+function messageColumns(em: EntityManager): MessageColumn[] {
+  columnsOfMessage ??= em
+    .getMetadata()
+    .get(Message.name)
+    .props.filter((p) => p.persist !== false && p.fieldNames?.length === 1)
+    .map((p) => {
+      const key = p.name as keyof Message;
+      const json = p.type === 'json' || p.runtimeType === 'object' || p.columnTypes?.[0] === 'jsonb';
+      return {
+        name: p.fieldNames[0],
+        placeholder: json ? '?::jsonb' : '?',
+        value: json
+          ? (m: Message) => (m[key] == null ? null : JSON.stringify(m[key]))
+          : (m: Message) => m[key] ?? null,
+      };
+    });
+  return columnsOfMessage;
 }

@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { UniqueConstraintViolationException } from '@mikro-orm/core';
 import { EntityManager } from '@mikro-orm/postgresql';
 import { Injectable, Logger } from '@nestjs/common';
 import type { AuthContext } from '../auth/api-key.service';
@@ -19,7 +18,7 @@ import { RequestAborted } from '../inference/inference.errors';
 import { TurnTelemetryService } from '../observability/turn-telemetry.service';
 import type { UsageSavings } from '../usage/usage-savings';
 import { Conversation } from './conversation.entity';
-import { loadTurnState } from './conversation.repository';
+import { loadTurnState, storeTurn, type TurnWrite } from './conversation.repository';
 import { ConversationBusy, ConversationNotFound, TurnInterrupted } from './conversation.errors';
 import { InFlightTurns } from './in-flight-turns';
 import { Message, type MessageError } from './message.entity';
@@ -264,9 +263,9 @@ export class ConversationsService {
     };
     // Set once the turn's outcome is stored (or there is none to store): only then is its record removed.
     let settled = false;
-    const write = async (): Promise<void> => {
+    const write = async (messages: Message[], tokenCounts: TurnWrite['tokenCounts'] = []): Promise<void> => {
       try {
-        await flushTurn(em, conversationId);
+        await storeTurn(em, { conversation, messages, tokenCounts });
         settled = true;
       } catch (e) {
         // Its sequence was taken (a lost lock): nothing stored, the client retries; nothing for the sweeper.
@@ -325,58 +324,67 @@ export class ConversationsService {
             : null;
         const e = stopped && !sink.signal.aborted ? new TurnInterrupted(stopped) : caught;
         // The user message is written once, as failed: kept for the record, left out of later prompts.
-        em.create(Message, { ...userRow, status: 'failed', error: failureOf(e) });
+        const failed = em.create(Message, { ...userRow, status: 'failed', error: failureOf(e) }, NOT_MANAGED);
         conversation.messageCount = userSequence;
         conversation.lastTurnAt = receivedAt;
-        await write();
+        await write([failed]);
         throw e;
       }
 
-      const userMessage = em.create(Message, {
-        ...userRow,
-        // What the answer step measured (src/context): the message as sent, and its tokens.
-        promptContent:
-          output.userPromptContent !== undefined && output.userPromptContent !== command.content
-            ? output.userPromptContent
-            : null,
-        tokenCount: output.tokenCounts?.user ?? null,
-      });
-      const assistantMessage = em.create(Message, {
-        tenantId: auth.tenantId,
-        conversationId,
-        sequence: userSequence + 1,
-        role: 'assistant',
-        content: output.content,
-        model: output.model,
-        usage: output.usage,
-        timings: {
-          ttftMs: round(output.timings.ttftMs),
-          totalMs: round(performance.now() - started),
-          ...(output.timings.engineTtftMs !== undefined
-            ? { engineTtftMs: round(output.timings.engineTtftMs) }
-            : {}),
-          ...(output.timings.engineModelPrefillMs !== undefined
-            ? { engineModelPrefillMs: round(output.timings.engineModelPrefillMs) }
-            : {}),
+      const userMessage = em.create(
+        Message,
+        {
+          ...userRow,
+          // What the answer step measured (src/context): the message as sent, and its tokens.
+          promptContent:
+            output.userPromptContent !== undefined && output.userPromptContent !== command.content
+              ? output.userPromptContent
+              : null,
+          tokenCount: output.tokenCounts?.user ?? null,
         },
-        cache: output.cache,
-        route: { ...output.route },
-        citations: output.citations ?? null,
-        templateVersion: output.templateVersion,
-        replica: output.replica,
-        finishReason: output.finishReason,
-        tokenCount: output.tokenCounts?.assistant ?? output.usage.completionTokens,
-      });
+        NOT_MANAGED,
+      );
+      const assistantMessage = em.create(
+        Message,
+        {
+          tenantId: auth.tenantId,
+          conversationId,
+          sequence: userSequence + 1,
+          role: 'assistant',
+          content: output.content,
+          model: output.model,
+          usage: output.usage,
+          timings: {
+            ttftMs: round(output.timings.ttftMs),
+            totalMs: round(performance.now() - started),
+            ...(output.timings.engineTtftMs !== undefined
+              ? { engineTtftMs: round(output.timings.engineTtftMs) }
+              : {}),
+            ...(output.timings.engineModelPrefillMs !== undefined
+              ? { engineModelPrefillMs: round(output.timings.engineModelPrefillMs) }
+              : {}),
+          },
+          cache: output.cache,
+          route: { ...output.route },
+          citations: output.citations ?? null,
+          templateVersion: output.templateVersion,
+          replica: output.replica,
+          finishReason: output.finishReason,
+          tokenCount: output.tokenCounts?.assistant ?? output.usage.completionTokens,
+        },
+        NOT_MANAGED,
+      );
       conversation.messageCount = userSequence + 1;
       conversation.lastTurnAt = receivedAt;
       if (output.context) conversation.context = output.context;
       // Messages stored before token counts were kept (or whose count failed) are counted once, here.
+      const tokenCounts: TurnWrite['tokenCounts'] = [];
       for (const m of history) {
         const counted = m.tokenCount == null ? output.tokenCounts?.history?.[m.sequence] : undefined;
-        if (counted !== undefined) em.getReference(Message, m.id).tokenCount = counted;
+        if (counted !== undefined) tokenCounts.push({ id: m.id, tokenCount: counted });
       }
-      // One transaction: both messages (one multi-row INSERT) and the conversation's counters.
-      await write();
+      // One statement: both messages (one multi-row INSERT), late token counts, the conversation's counters.
+      await write([userMessage, assistantMessage], tokenCounts);
       // Billed once stored: one usage record (queued, never awaited), then the tokens charged to limits.
       const { row, savings } = await this.billing.bill(auth, {
         requestId: command.requestId ?? randomUUID(),
@@ -435,21 +443,5 @@ function failureOf(e: unknown): MessageError {
 
 const round = (ms: number): number => Math.round(ms * 100) / 100;
 
-/**
- * Writes a turn. The (conversation, sequence) key fences it: should the conversation's lock have been
- * lost (Redis failed over, or this process stalled past the lock's lifetime) and another turn taken
- * the same sequence, nothing is written and the client gets a retryable 409, never a 500.
- * @throws ConversationBusy on a sequence already taken
- */
-async function flushTurn(em: EntityManager, conversationId: string): Promise<void> {
-  try {
-    await em.flush();
-  } catch (e) {
-    if (e instanceof UniqueConstraintViolationException) {
-      throw new ConversationBusy(`Conversation ${conversationId} took another turn meanwhile; try again.`, {
-        retryAfterSeconds: 1,
-      });
-    }
-    throw e;
-  }
-}
+/** The turn's messages are built as entities (the response serialises them) but stored by storeTurn, not a flush. */
+const NOT_MANAGED = { persist: false } as const;
