@@ -416,6 +416,37 @@ describe('deployment artifacts', () => {
       expect(rendered.defaults.filter((d) => d.kind === 'NetworkPolicy')).toHaveLength(3);
     });
 
+    it('should bound the api process heap and malloc arenas, and leave them to Node when set to 0', async () => {
+      const env = (docs: any[]) =>
+        docs.find((d) => d.kind === 'Deployment' && d.metadata.name.endsWith('-api')).spec.template.spec
+          .containers[0].env as { name: string; value: string }[];
+      expect(env(rendered.defaults)).toEqual(
+        expect.arrayContaining([
+          { name: 'NODE_OPTIONS', value: '--max-old-space-size=256' },
+          { name: 'MALLOC_ARENA_MAX', value: '2' },
+        ]),
+      );
+      const worker = find('defaults', 'Deployment', '-worker').spec.template.spec.containers[0];
+      expect(worker.env.map((e: { name: string }) => e.name)).not.toContain('NODE_OPTIONS');
+      const out = await helm([
+        'template',
+        'kv',
+        CHART,
+        ...scenarios.defaults,
+        '--set',
+        'api.maxOldSpaceMb=0',
+        '--set',
+        'api.mallocArenaMax=0',
+      ]);
+      const names = env(
+        parseAllDocuments(out.stdout)
+          .map((d) => d.toJS())
+          .filter((d) => d),
+      ).map((e) => e.name);
+      expect(names).not.toContain('NODE_OPTIONS');
+      expect(names).not.toContain('MALLOC_ARENA_MAX');
+    });
+
     it('should migrate in a pre-install/pre-upgrade hook Job with its own DATABASE_URL Secret', () => {
       const job = find('defaults', 'Job', '-migrate');
       expect(job.metadata.annotations['helm.sh/hook']).toBe('pre-install,pre-upgrade');
