@@ -10,6 +10,9 @@ import type { LocalEmbedder } from './local-embedder';
 /** A stand-in `/v1` server: lists models and embeds each input as [length, index, 1]. */
 async function fakeEmbeddingsServer(models = ['chat-model', 'text-embed-small']) {
   const requests: { model: string; input: string[] }[] = [];
+  const authorizations: (string | undefined)[] = [];
+  /** Embedding requests still to answer 503 (a server restarting). */
+  const unavailable = { count: 0 };
   const server: Server = createServer((req, res) => {
     let body = '';
     req.on('data', (c: Buffer) => (body += c.toString()));
@@ -22,6 +25,13 @@ async function fakeEmbeddingsServer(models = ['chat-model', 'text-embed-small'])
             data: models.map((id) => ({ id, object: 'model', created: 0, owned_by: 't' })),
           }),
         );
+        return;
+      }
+      authorizations.push(req.headers.authorization);
+      if (unavailable.count > 0) {
+        unavailable.count--;
+        res.statusCode = 503;
+        res.end(JSON.stringify({ error: { message: 'warming up' } }));
         return;
       }
       const parsed = JSON.parse(body) as { model: string; input: string[] };
@@ -42,7 +52,13 @@ async function fakeEmbeddingsServer(models = ['chat-model', 'text-embed-small'])
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const baseURL = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`;
-  return { baseURL, requests, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+  return {
+    baseURL,
+    requests,
+    authorizations,
+    unavailable,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
 }
 
 function makeSut(baseURLs: string[], overrides: Partial<EmbeddingsConfig> = {}): EmbeddingsService {
@@ -111,6 +127,26 @@ describe('EmbeddingsService', () => {
   it('should use the next server when one cannot be reached', async () => {
     const sut = makeSut(['http://127.0.0.1:1/v1', server.baseURL], { EMBEDDINGS_MODEL: 'text-embed-small' });
     await expect(sut.embedMany(['hello'])).resolves.toEqual([[5, 0, 1]]);
+    await sut.onApplicationShutdown();
+  });
+
+  it('should retry a batch once on a 503 with the API key, and give up after the second', async () => {
+    const sut = makeSut([server.baseURL], {
+      EMBEDDINGS_MODEL: 'text-embed-small',
+      EMBEDDINGS_API_KEY: 'k-1',
+    });
+    await sut.describe(); // the model's probe, through the SDK
+    server.authorizations.length = 0;
+    server.requests.length = 0;
+    server.unavailable.count = 1;
+    await expect(sut.embed('hello')).resolves.toEqual([5, 0, 1]);
+    expect(server.authorizations).toEqual(['Bearer k-1', 'Bearer k-1']);
+
+    server.unavailable.count = 2;
+    await expect(sut.embed('again')).rejects.toBeInstanceOf(EmbeddingsUnavailable);
+    expect(server.authorizations).toHaveLength(4);
+    expect(server.requests.map((r) => r.input)).toEqual([['hello']]);
+    await sut.onApplicationShutdown();
   });
 });
 

@@ -1,8 +1,10 @@
 import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
 import DataLoader from 'dataloader';
 import OpenAI from 'openai';
+import { Agent, RetryAgent } from 'undici';
 import { EmbeddingsConfig } from '../config/caching.config';
 import { InferenceConfig } from '../config/inference.config';
+import { postJson } from './adapters/chat-stream-request';
 import { ENGINE_ENDPOINTS, type EngineEndpoints } from './engine-endpoints.provider';
 import { EmbeddingsUnavailable } from './embeddings.errors';
 import { type LocalEmbedder, loadLocalEmbedder } from './local-embedder';
@@ -25,8 +27,10 @@ export function embeddingsProvider(config: EmbeddingsConfig): 'local' | 'remote'
 /**
  * Text embeddings from an in-process model (EMBEDDINGS_PROVIDER=local, the default:
  * EMBEDDINGS_LOCAL_MODEL, see local-embedder.ts) or over an OpenAI-compatible `/v1/embeddings`
- * (`remote`: vLLM serving an embedding model, the engine simulator's lexical vectors, or any provider)
- * through the `openai` SDK.
+ * (`remote`: vLLM serving an embedding model, the engine simulator's lexical vectors, or any provider):
+ * the model is resolved once through the `openai` SDK, and each batch is one undici POST (`postJson`, about
+ * a millisecond of CPU less per call than the SDK's fetch), retried once on a connection error, 429 or 5xx
+ * (undici's RetryAgent, as the SDK's `maxRetries: 1` did).
  *
  * Remote model and dimension come from EMBEDDINGS_MODEL / EMBEDDINGS_DIMENSION, else from the server:
  * the first listed model whose id contains `embed`, and the length of a probe vector. Single texts
@@ -37,6 +41,9 @@ export function embeddingsProvider(config: EmbeddingsConfig): 'local' | 'remote'
 export class EmbeddingsService implements OnApplicationShutdown {
   private readonly logger = new Logger(EmbeddingsService.name);
   private readonly clients: { baseURL: string; client: OpenAI }[];
+  private readonly apiKey: string;
+  /** The per-batch requests' connection pool, retrying once (POST included: embedding is idempotent). */
+  private readonly dispatcher = new RetryAgent(new Agent(), { maxRetries: 1, methods: ['POST'] });
   private cursor = 0;
   private info?: Promise<EmbeddingModelInfo>;
   private local?: LocalEmbedder;
@@ -62,11 +69,12 @@ export class EmbeddingsService implements OnApplicationShutdown {
         else next();
       },
     });
+    this.apiKey = apiKey ?? 'unused';
     this.clients = baseURLs.map((baseURL) => ({
       baseURL,
       client: new OpenAI({
         baseURL,
-        apiKey: apiKey ?? 'unused',
+        apiKey: this.apiKey,
         timeout: config.EMBEDDINGS_TIMEOUT_MS,
         maxRetries: 1,
       }),
@@ -137,7 +145,7 @@ export class EmbeddingsService implements OnApplicationShutdown {
   /** Stops the local model's threads; later calls fail with EmbeddingsUnavailable. */
   async onApplicationShutdown(): Promise<void> {
     this.closed = true;
-    await this.local?.close();
+    await Promise.all([this.local?.close(), this.dispatcher.close()]);
   }
 
   private async request(texts: readonly string[]): Promise<number[][]> {
@@ -159,12 +167,14 @@ export class EmbeddingsService implements OnApplicationShutdown {
   private async call(model: string, texts: readonly string[]): Promise<number[][]> {
     let lastError: unknown;
     for (let attempt = 0; attempt < this.clients.length; attempt++) {
-      const { client, baseURL } = this.clients[this.cursor++ % this.clients.length];
+      const { baseURL } = this.clients[this.cursor++ % this.clients.length];
       try {
-        const response = await client.embeddings.create({
-          model,
-          input: [...texts],
-          encoding_format: 'float',
+        const response = await postJson<OpenAI.CreateEmbeddingResponse>({
+          url: `${baseURL.replace(/\/+$/, '')}/embeddings`,
+          apiKey: this.apiKey,
+          body: { model, input: texts, encoding_format: 'float' },
+          timeoutMs: this.config.EMBEDDINGS_TIMEOUT_MS,
+          dispatcher: this.dispatcher,
         });
         const data = [...response.data].sort((a, b) => a.index - b.index);
         if (data.length !== texts.length) {
