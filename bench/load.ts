@@ -30,7 +30,11 @@ import { LoadLab, type LabProcess, type ProcSample } from './load-lab';
  * `--mode completions` drives the stateless `POST /v1/chat/completions` instead (not streamed unless
  * `--stream`; TTFT is then the whole answer), against the simulator directly, kvchat, and Portkey's gateway
  * (`--portkey-dir`, an `npm i @portkey-ai/gateway` directory) one after another with the same load, and
- * reports each: requests/s, TTFT, gateway CPU ms per request (/proc).
+ * reports each: requests/s, TTFT, gateway CPU ms per request (/proc; of it, the main thread's).
+ * `--repeat-prompts N` (with `--mode completions`) measures an exact response-cache hit instead: kvchat
+ * alone, RESPONSE_CACHE_ENABLED=true, N fixed one-message prompts each answered (and stored) before the
+ * measured window, so that every measured request is an exact hit (`kvchatExactHits` counts them from the
+ * `x-kvchat-cache` header).
  *
  * Figures (JSON `summary`; docs/scaling.md reads them):
  * - `turnsPerSecondOffered`: turns the clients started / measured seconds; `turnsPerSecondServed`: turns
@@ -73,6 +77,7 @@ interface Options {
   seed: number;
   warmupTurns: number;
   stream: boolean;
+  repeatPrompts?: number;
   out: string;
 }
 
@@ -104,6 +109,8 @@ interface Sample {
   firstAnswerMs?: number;
   /** The user message's unique tag (to find it in the database). */
   tag?: string;
+  /** kvchat's `x-kvchat-cache` response header (`off`, `miss`, `hit-exact`, `hit-semantic`). */
+  cache?: string;
 }
 
 /** Exponential draw with the given mean, from a seeded PRNG. */
@@ -249,6 +256,8 @@ class Client {
         signal,
       });
       sample.status = res.statusCode;
+      const cache = res.headers['x-kvchat-cache'];
+      if (typeof cache === 'string') sample.cache = cache;
       if (res.statusCode !== 200 || !stream) {
         const text = await res.body.text();
         sample.firstAnswerMs = performance.now() - started;
@@ -591,9 +600,19 @@ async function runTurns(opts: Options, lab: LoadLab, client: Client): Promise<Re
   };
 }
 
-/** The stateless endpoint under the same closed-loop load: simulator direct, kvchat, Portkey (when installed). */
+/** `max_tokens` of `--repeat-prompts` requests: above the simulator's longest reply (128 tokens by default). */
+const REPEATED_MAX_TOKENS = 256;
+
+/**
+ * The stateless endpoint under the same closed-loop load: simulator direct, kvchat, Portkey (when installed).
+ * With `--repeat-prompts N`, kvchat alone (response cache on) on N fixed one-message prompts, each answered
+ * once before the measured window so that every measured request is an exact response-cache hit.
+ */
 async function runCompletions(opts: Options, lab: LoadLab, client: Client): Promise<Record<string, unknown>> {
-  const questions = await loadQuestions(opts.data);
+  const repeated = opts.repeatPrompts !== undefined;
+  // Only complete answers (finish_reason `stop`) are cached: the simulator's replies are 64-128 tokens.
+  const maxTokens = repeated ? Math.max(opts.maxTokens, REPEATED_MAX_TOKENS) : opts.maxTokens;
+  const questions = (await loadQuestions(opts.data)).slice(0, repeated ? opts.repeatPrompts : undefined);
   const models = (await (await request(`${lab.simUrl}/v1/models`)).body.json()) as { data: { id: string }[] };
   const model = models.data[0].id;
   const targets: { name: string; url: string; headers: Record<string, string>; process?: LabProcess }[] = [
@@ -606,7 +625,11 @@ async function runCompletions(opts: Options, lab: LoadLab, client: Client): Prom
     },
   ];
   const gateway = lab.gateway;
-  if (gateway)
+  if (repeated) {
+    // Exact hits: kvchat only (the simulator and Portkey have no response cache to compare).
+    targets.splice(0, 1);
+    await storeRepeatedPrompts(client, targets[0], model, questions, maxTokens, opts);
+  } else if (gateway)
     targets.push({
       name: 'portkey',
       url: `${gateway.url}/v1/chat/completions`,
@@ -634,13 +657,16 @@ async function runCompletions(opts: Options, lab: LoadLab, client: Client): Prom
           const think = exponential(random, opts.thinkSeconds * 1000);
           if (Date.now() + think >= deadline) return;
           await sleep(think);
-          const question = `${questions[Math.floor(random() * questions.length)]} (user ${user}, turn ${turn}, ${target.name})`;
-          const messages = [...history.slice(-8), { role: 'user', content: question }];
+          const pick = questions[Math.floor(random() * questions.length)];
+          const question = repeated ? pick : `${pick} (user ${user}, turn ${turn}, ${target.name})`;
+          const messages = repeated
+            ? [{ role: 'user', content: question }]
+            : [...history.slice(-8), { role: 'user', content: question }];
           const sample = await client.chat(
             target.name,
             target.url,
             target.headers,
-            { model, messages, max_tokens: opts.maxTokens },
+            { model, messages, max_tokens: maxTokens },
             opts.giveUpSeconds * 1000,
             opts.stream,
           );
@@ -654,21 +680,68 @@ async function runCompletions(opts: Options, lab: LoadLab, client: Client): Prom
     const ok = samples.filter((s) => s.outcome === 'ok');
     const cpu = (name: string): number => (after[name]?.cpuMs ?? 0) - (before[name]?.cpuMs ?? 0);
     const gatewayCpu = target.process ? cpu(target.process.name) : 0;
+    const name = target.process?.name;
+    const gatewayMainThreadCpu = name
+      ? (after[name]?.mainThreadCpuMs ?? 0) - (before[name]?.mainThreadCpuMs ?? 0)
+      : 0;
     const figures = {
       requestsPerSecondServed: round(ok.length / seconds, 2),
       errors: samples.filter((s) => s.outcome !== 'ok').length,
       ...latencySummary(samples),
       gatewayCpuMsPerRequest: round(gatewayCpu / Math.max(1, ok.length), 3),
+      gatewayMainThreadCpuMsPerRequest: round(gatewayMainThreadCpu / Math.max(1, ok.length), 3),
+      ...(repeated ? { exactHits: ok.filter((s) => s.cache === 'hit-exact').length } : {}),
       simulatorCpuMsPerRequest: round(cpu('simulator') / Math.max(1, ok.length), 3),
       errorsByStatus: byStatus(samples, 'error'),
       loadAverage: { start: load0.map((x) => round(x, 2)), end: loadavg().map((x) => round(x, 2)) },
     };
     results[target.name] = figures;
-    if (target.process) summary[`${target.name}CpuMsPerRequest`] = figures.gatewayCpuMsPerRequest;
+    if (target.process) {
+      summary[`${target.name}CpuMsPerRequest`] = figures.gatewayCpuMsPerRequest;
+      summary[`${target.name}MainThreadCpuMsPerRequest`] = figures.gatewayMainThreadCpuMsPerRequest;
+    }
+    if (figures.exactHits !== undefined) summary[`${target.name}ExactHits`] = figures.exactHits;
     summary[`${target.name}RequestsPerSecond`] = figures.requestsPerSecondServed;
     summary[`${target.name}TtftP99Ms`] = figures.ttftP99Ms;
   }
-  return { summary, details: { mode: 'completions', targets: results } };
+  return {
+    summary,
+    details: { mode: repeated ? 'completions, exact hits' : 'completions', targets: results },
+  };
+}
+
+/**
+ * Answers each of `questions` once through `target` (kvchat) and waits until a repeat of each is an exact
+ * response-cache hit (the entry is stored after the answer is sent), so the measured window only hits.
+ * @throws when a prompt is not an exact hit after 20 attempts (the response cache is off, or the answer was
+ * not cacheable)
+ */
+async function storeRepeatedPrompts(
+  client: Client,
+  target: { name: string; url: string; headers: Record<string, string> },
+  model: string,
+  questions: string[],
+  maxTokens: number,
+  opts: Options,
+): Promise<void> {
+  for (const question of questions) {
+    for (let attempt = 0; ; attempt++) {
+      const sample = await client.chat(
+        target.name,
+        target.url,
+        target.headers,
+        { model, messages: [{ role: 'user', content: question }], max_tokens: maxTokens },
+        opts.giveUpSeconds * 1000,
+        opts.stream,
+      );
+      if (sample.cache === 'hit-exact') break;
+      if (attempt >= 20)
+        throw new Error(
+          `--repeat-prompts: "${question}" is not an exact hit (x-kvchat-cache: ${sample.cache})`,
+        );
+      await sleep(100);
+    }
+  }
 }
 
 async function main(): Promise<void> {
@@ -714,11 +787,18 @@ async function main(): Promise<void> {
       'completions mode: streamed requests (Portkey 1.15.2 on Node fails them: its streamed responses keep fetch’s immutable headers)',
       false,
     )
+    .option(
+      '--repeat-prompts <n>',
+      'completions mode: kvchat alone with the response cache on, on n fixed prompts answered once beforehand (every measured request an exact hit)',
+      count,
+    )
     .requiredOption('--out <json>', 'report path')
     .parse();
   const opts = program.opts<Options>();
   if (opts.mode !== 'turns' && opts.mode !== 'completions')
     throw new Error('--mode must be turns or completions');
+  if (opts.repeatPrompts !== undefined && (opts.mode !== 'completions' || opts.repeatPrompts < 1))
+    throw new Error('--repeat-prompts needs --mode completions and n ≥ 1');
   const apiEnv = Object.fromEntries(
     opts.apiEnv.map((kv) => {
       const i = kv.indexOf('=');
@@ -731,10 +811,10 @@ async function main(): Promise<void> {
     databaseUrl: opts.databaseUrl,
     redisUrl: opts.redisUrl,
     apiProcesses: Math.max(1, opts.apiProcesses),
-    apiEnv: { RESPONSE_CACHE_ENABLED: 'false', ...apiEnv },
+    apiEnv: { RESPONSE_CACHE_ENABLED: opts.repeatPrompts !== undefined ? 'true' : 'false', ...apiEnv },
     firstApiNodeFlags: opts.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', resolve(opts.cpuProf)] : [],
     simulatorArgs: ['--time-scale', String(opts.timeScale), '--max-num-seqs', '1024'],
-    portkeyDir: opts.mode === 'completions' ? opts.portkeyDir : undefined,
+    portkeyDir: opts.mode === 'completions' && opts.repeatPrompts === undefined ? opts.portkeyDir : undefined,
   });
   // A burst opens one connection per turn, as that many clients would (the client must not queue them itself).
   const client = new Client(Math.max(opts.connections, opts.burst ?? 0));

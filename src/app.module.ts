@@ -1,4 +1,4 @@
-import { type DynamicModule, Module, type ModuleMetadata } from '@nestjs/common';
+import { type DynamicModule, Module, type ModuleMetadata, RequestMethod } from '@nestjs/common';
 import { AdminModule } from './admin/admin.module';
 import { AgentsModule } from './agents/agents.module';
 import { ConversationSummarizerModule } from './agents/conversation-summarizer.module';
@@ -38,7 +38,8 @@ export class AppModule {
         EmbeddedEngineModule,
         ObservabilityModule,
         RedisModule,
-        DatabaseModule.forRoot(ENTITIES),
+        // The stateless completions endpoint uses no entity: no EntityManager fork per request.
+        DatabaseModule.forRoot(ENTITIES, [{ path: 'v1/chat/completions', method: RequestMethod.POST }]),
         QueuesModule,
         UsageModule.forRoot(),
         AuthModule,

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, type OnModuleDestroy } from '@nestjs/common';
 import type Redis from 'ioredis';
 import { CachingConfig } from '../config/caching.config';
 import { RedisConfig } from '../config/redis.config';
@@ -66,6 +66,16 @@ end
 return n
 `;
 
+/**
+ * The entry filed under an exact key, in one round trip: KEYS: exact; ARGV: entry key prefix. Returns
+ * `[id, [field, value, ...]]`, or nil when no entry is filed there.
+ */
+const GET_EXACT_SCRIPT = `
+local id = redis.call('GET', KEYS[1])
+if not id then return nil end
+return {id, redis.call('HGETALL', ARGV[1] .. id)}
+`;
+
 /** Deletes the lock only if we still own it. */
 const RELEASE_SCRIPT = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
 /** Extends the lock only if we still own it. */
@@ -73,8 +83,21 @@ const EXTEND_SCRIPT = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redi
 
 type ScriptedRedis = Redis & {
   rcStore(...keysThenArgs: string[]): Promise<string[]>;
+  rcGetExact(exactKey: string, entryPrefix: string): Promise<[string, string[]] | null>;
   rcDelete(lru: string, exp: string, ...args: string[]): Promise<number>;
 };
+
+/** Counter increments and hit marks of one write-behind interval. */
+interface WriteBehindBatch {
+  /** Stats hash key -> counter -> increment. */
+  counts: Map<string, Map<string, number>>;
+  /** Entry hash key -> its recency set, id, last use (ms) and hits. */
+  touches: Map<string, { lru: string; entryId: string; usedAt: number; hits: number }>;
+  /** Settles once the batch is written. */
+  written: Promise<void>;
+  settle: (error?: unknown) => void;
+  timer: NodeJS.Timeout;
+}
 
 /**
  * The response cache's entries in Redis: the answer and its metadata in a hash with a TTL, an exact
@@ -84,12 +107,20 @@ type ScriptedRedis = Redis & {
  * with REDIS_KEY_PREFIX and carries the tenant as a hash tag.
  */
 @Injectable()
-export class RedisResponseCacheStore implements ResponseCacheStore {
+export class RedisResponseCacheStore implements ResponseCacheStore, OnModuleDestroy {
   /** Single-flight lock lifetime without renewal, ms; renewed every third of it while held. */
   static readonly lockMs = 15_000;
 
+  /**
+   * How long counter increments and hit marks wait to be written together, ms: at most one pipeline per
+   * interval instead of three commands per cache hit (docs/scaling.md, completions). Other replicas see
+   * them this much later; this process flushes them before it reads the counters or stores (evicts).
+   */
+  static readonly writeBehindMs = 100;
+
   private readonly redis: ScriptedRedis;
   private readonly prefix: string;
+  private pending: WriteBehindBatch | null = null;
 
   constructor(
     @Inject(REDIS) redis: Redis,
@@ -100,7 +131,52 @@ export class RedisResponseCacheStore implements ResponseCacheStore {
     // defineCommand is idempotent per client; both scripts are sent by EVALSHA with an EVAL fallback.
     redis.defineCommand('rcStore', { lua: STORE_SCRIPT, numberOfKeys: 4 });
     redis.defineCommand('rcDelete', { lua: DELETE_SCRIPT, numberOfKeys: 2 });
+    redis.defineCommand('rcGetExact', { lua: GET_EXACT_SCRIPT, numberOfKeys: 1 });
     this.redis = redis as ScriptedRedis;
+  }
+
+  /** The batch being filled, started (with its flush timer) on the first write after a flush. */
+  private writeBehind(): WriteBehindBatch {
+    if (this.pending) return this.pending;
+    let settle!: (error?: unknown) => void;
+    const written = new Promise<void>((resolve, reject) => {
+      settle = (error) => (error === undefined ? resolve() : reject(error as Error));
+    });
+    // A caller that does not wait must not leave an unhandled rejection behind.
+    written.catch(() => undefined);
+    const timer = setTimeout(
+      () => void this.flush().catch(() => undefined),
+      RedisResponseCacheStore.writeBehindMs,
+    );
+    timer.unref();
+    this.pending = { counts: new Map(), touches: new Map(), written, settle, timer };
+    return this.pending;
+  }
+
+  /** Writes the pending counter increments and hit marks in one pipeline. @throws the first command's error */
+  async flush(): Promise<void> {
+    const batch = this.pending;
+    if (!batch) return;
+    this.pending = null;
+    clearTimeout(batch.timer);
+    const pipeline = this.redis.pipeline();
+    for (const [key, fields] of batch.counts)
+      for (const [field, by] of fields) pipeline.hincrby(key, field, by);
+    for (const [key, t] of batch.touches)
+      pipeline.zadd(t.lru, 'XX', t.usedAt, t.entryId).hincrby(key, 'hits', t.hits);
+    try {
+      const results = (await pipeline.exec()) ?? [];
+      const failed = results.find(([error]) => error);
+      batch.settle(failed?.[0] ?? undefined);
+    } catch (e) {
+      batch.settle(e);
+    }
+    await batch.written;
+  }
+
+  /** Writes what is pending before the Redis client closes (RedisModule closes it at application shutdown). */
+  async onModuleDestroy(): Promise<void> {
+    await this.flush().catch(() => undefined);
   }
 
   private tenantKey(tenantId: string): string {
@@ -131,15 +207,26 @@ export class RedisResponseCacheStore implements ResponseCacheStore {
     return `${this.tenantKey(tenantId)}:stats`;
   }
 
-  /** The entry filed under the exact key, if any. */
+  /** The entry filed under the exact key, if any (one round trip: GET_EXACT_SCRIPT). */
   async getExact(tenantId: string, scope: string, question: string): Promise<CachedAnswer | null> {
-    const id = await this.redis.get(this.exactKey(tenantId, scope, question));
-    return id ? this.get(tenantId, id) : null;
+    const found = await this.redis.rcGetExact(
+      this.exactKey(tenantId, scope, question),
+      this.entryPrefix(tenantId),
+    );
+    if (!found) return null;
+    const [entryId, flat] = found;
+    const h: Record<string, string> = {};
+    for (let i = 0; i + 1 < flat.length; i += 2) h[flat[i]] = flat[i + 1];
+    return this.entryOf(tenantId, entryId, h);
   }
 
   /** An entry by id (null once expired or evicted). */
   async get(tenantId: string, entryId: string): Promise<CachedAnswer | null> {
-    const h = await this.redis.hgetall(this.entryPrefix(tenantId) + entryId);
+    return this.entryOf(tenantId, entryId, await this.redis.hgetall(this.entryPrefix(tenantId) + entryId));
+  }
+
+  /** An entry from its hash's fields (null when the hash is gone or another tenant's). */
+  private entryOf(tenantId: string, entryId: string, h: Record<string, string>): CachedAnswer | null {
     if (h.answer === undefined || h.tenant !== tenantId) return null;
     return {
       entryId,
@@ -158,13 +245,19 @@ export class RedisResponseCacheStore implements ResponseCacheStore {
     };
   }
 
-  /** Marks an entry used now (LRU recency) and counts the hit. */
-  async touch(tenantId: string, entryId: string): Promise<void> {
-    await this.redis
-      .multi()
-      .zadd(this.lruKey(tenantId), 'XX', Date.now(), entryId)
-      .hincrby(this.entryPrefix(tenantId) + entryId, 'hits', 1)
-      .exec();
+  /**
+   * Marks an entry used now (LRU recency) and counts the hit: written behind, with the counters (see
+   * `writeBehind`); the promise settles once written.
+   */
+  touch(tenantId: string, entryId: string): Promise<void> {
+    const batch = this.writeBehind();
+    const key = this.entryPrefix(tenantId) + entryId;
+    const touched = batch.touches.get(key);
+    if (touched) {
+      touched.usedAt = Date.now();
+      touched.hits += 1;
+    } else batch.touches.set(key, { lru: this.lruKey(tenantId), entryId, usedAt: Date.now(), hits: 1 });
+    return batch.written;
   }
 
   /**
@@ -191,6 +284,8 @@ export class RedisResponseCacheStore implements ResponseCacheStore {
     answer: NewCachedAnswer,
     questionHash: string,
   ): Promise<{ entry: CachedAnswer; removed: string[] }> {
+    // Eviction reads the recency set: the hits written behind go first.
+    await this.flush().catch(() => undefined);
     const entry: CachedAnswer = { ...answer, entryId: randomUUID(), createdAt: Date.now() };
     const t = entry.tenantId;
     const xkey = this.exactKey(t, entry.scope, questionHash);
@@ -320,11 +415,19 @@ export class RedisResponseCacheStore implements ResponseCacheStore {
     return (await this.redis.exists(this.flightKey(tenantId, scope, questionHash))) > 0;
   }
 
-  async count(tenantId: string, event: string, by: number): Promise<void> {
-    await this.redis.hincrby(this.statsKey(tenantId), event, by);
+  /** Adds to a counter: written behind (see `writeBehind`); the promise settles once written. */
+  count(tenantId: string, event: string, by: number): Promise<void> {
+    const batch = this.writeBehind();
+    const key = this.statsKey(tenantId);
+    let fields = batch.counts.get(key);
+    if (!fields) batch.counts.set(key, (fields = new Map<string, number>()));
+    fields.set(event, (fields.get(event) ?? 0) + by);
+    return batch.written;
   }
 
   async counters(tenantId: string): Promise<Record<string, number>> {
+    // This process's increments not yet written count too.
+    await this.flush().catch(() => undefined);
     const sum: Record<string, number> = {};
     const add = (raw: Record<string, string>): void => {
       for (const [field, value] of Object.entries(raw)) sum[field] = (sum[field] ?? 0) + Number(value);

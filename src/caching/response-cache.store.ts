@@ -36,7 +36,10 @@ export interface ResponseCacheStore {
   getExact(tenantId: string, scope: string, questionHash: string): Promise<CachedAnswer | null>;
   /** A live entry by id, or null (expired, evicted, another tenant's). */
   get(tenantId: string, entryId: string): Promise<CachedAnswer | null>;
-  /** Marks an entry used now (recency for eviction) and counts the hit. */
+  /**
+   * Marks an entry used now (recency for eviction) and counts the hit. A store may write it behind, with
+   * the counters, as long as its own `put` and `counters` see it.
+   */
   touch(tenantId: string, entryId: string): Promise<void>;
   /**
    * Files an entry under another question's exact key too (a question answered by a semantic hit), so
@@ -68,7 +71,10 @@ export interface ResponseCacheStore {
   acquireFlight(tenantId: string, scope: string, questionHash: string): Promise<FlightLock | null>;
   /** Whether someone holds the single-flight lock of an exact key. */
   flightHeld(tenantId: string, scope: string, questionHash: string): Promise<boolean>;
-  /** Adds `by` to a tenant's counter `event` (response-cache.stats.ts names the events). */
+  /**
+   * Adds `by` to a tenant's counter `event` (response-cache.stats.ts names the events); may be written
+   * behind (RedisResponseCacheStore batches them), settling once written.
+   */
   count(tenantId: string, event: string, by: number): Promise<void>;
   /** A tenant's counters, or every tenant's summed when `tenantId` is `*`. */
   counters(tenantId: string): Promise<Record<string, number>>;

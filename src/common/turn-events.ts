@@ -89,5 +89,42 @@ export async function turnResult<E extends TurnEvent<TurnEventPayloads>>(
   throw new Error('the turn stream ended without done or error');
 }
 
+/**
+ * Runs `produce` and hands each event it emits to `onEvent` at once, in order, then resolves with its
+ * result: what `turnResult(turnEventStream(signal, produce), onEvent)` gives, without the queue and the
+ * two async iterators each event goes through there (a request that streams nothing, such as a
+ * non-streamed chat completion, drops its token events here at the cost of a function call).
+ * Use it when the consumer is one callback; `turnEventStream` when the events are read as a stream.
+ * @param onEvent called synchronously from `emit`; when it throws, the promise rejects with that error
+ *   at once and later events are not passed on (the producer runs on, as when a consumer of
+ *   `turnEventStream` stops iterating; abort `signal` to stop it)
+ * @throws what `produce` throws
+ */
+export function runTurn<P extends TurnEventPayloads>(
+  signal: AbortSignal,
+  produce: (sink: TurnSink<P>) => Promise<P['done']>,
+  onEvent?: (event: TurnProgressEvent<P>) => void,
+): Promise<P['done']> {
+  if (!onEvent) return produce({ signal, emit: () => undefined });
+  let failed = false;
+  let fail!: (error: unknown) => void;
+  const consumerFailed = new Promise<never>((_resolve, reject) => (fail = reject));
+  const produced = produce({
+    signal,
+    emit: (event) => {
+      if (failed) return;
+      try {
+        onEvent(event);
+      } catch (e) {
+        failed = true;
+        fail(e);
+      }
+    },
+  });
+  // Once the consumer failed, what the producer ends with is nobody's (it must not go unhandled).
+  produced.catch(() => undefined);
+  return Promise.race([produced, consumerFailed]);
+}
+
 /** A signal that never fires (a turn nobody can cancel: jobs, CLIs, tests). */
 export const NEVER_ABORTED: AbortSignal = new AbortController().signal;

@@ -11,7 +11,6 @@ import { InvalidRequest } from '../common/domain-error';
 import { toOpenAiError } from '../common/openai-error';
 import { toProblem } from '../common/problem.filter';
 import { clientDisconnectSignal, SseWriter } from '../common/sse';
-import { turnResult } from '../common/turn-events';
 import { AdmittedAsTurn } from '../lifecycle/turn-admission.hook';
 import {
   Idempotent,
@@ -210,7 +209,7 @@ export class ChatCompletionsController {
     const command = { ...toCommand(body, request.body), requestId: String(request.id) };
     const signal = clientDisconnectSignal(reply);
     if (body.stream !== true) {
-      const done = await turnResult(this.completions.complete(auth, command, signal));
+      const done = await this.completions.complete(auth, command, signal);
       await this.limits.chargeTokens(auth, engineTokens(done));
       void reply.header('x-kvchat-cache', cacheHeader(done));
       if (done.provider) setProviderHeaders(reply, done.provider);
@@ -241,7 +240,7 @@ export class ChatCompletionsController {
       );
     };
     try {
-      const done = await turnResult(this.completions.complete(auth, command, signal), (event) => {
+      const done = await this.completions.complete(auth, command, signal, (event) => {
         // The answering provider's x-kvchat-* headers go out with the stream's first byte.
         if (event.type === 'route') {
           setProviderHeaders(reply, event.route);

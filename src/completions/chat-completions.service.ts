@@ -7,7 +7,12 @@ import { ResponseCache } from '../caching/response-cache.service';
 import type { CacheControl, ResponseCacheReport, ResponseCacheScope } from '../caching/response-cache.types';
 import { canonicalJson, contextFingerprint } from '../caching/scope';
 import { PayloadTooLarge } from '../common/domain-error';
-import { NEVER_ABORTED, type TurnEvent, type TurnSink, turnEventStream } from '../common/turn-events';
+import {
+  NEVER_ABORTED,
+  runTurn,
+  type TurnProgressEvent,
+  type TurnSink,
+} from '../common/turn-events';
 import { AppConfig } from '../config/app.config';
 import { InferenceConfig } from '../config/inference.config';
 import { InferenceService } from '../inference/inference.service';
@@ -134,8 +139,8 @@ export interface ChatCompletionPayloads {
   done: CompletedChat;
 }
 
-/** One event of a chat completion's stream. */
-export type ChatCompletionEvent = TurnEvent<ChatCompletionPayloads>;
+/** An event of a chat completion before its end (`done` or `error`). */
+export type ChatCompletionProgressEvent = TurnProgressEvent<ChatCompletionPayloads>;
 
 /** OpenAI `usage`, tokens. */
 export interface OpenAiUsage {
@@ -225,21 +230,24 @@ export class ChatCompletionsService {
   }
 
   /**
-   * Answers a chat request as one stream of events, as a conversation turn does: `cache` (when the
-   * response cache is on), `route` (the catalogue target answering, before its first token), `token` (the
-   * first choice's text, live or a cached answer replayed) and `choice` (tool-call fragments, other
-   * choices, logprobs), `usage`, then `done` with the completed chat, or `error`. Counted like a turn:
+   * Answers a chat request, emitting its events to `onEvent` as a conversation turn streams them: `cache`
+   * (when the response cache is on), `route` (the catalogue target answering, before its first token),
+   * `token` (the first choice's text, live or a cached answer replayed) and `choice` (tool-call fragments,
+   * other choices, logprobs), then `usage`. Each event is handed over as it is emitted, with no queue
+   * (`runTurn`); without `onEvent` (a non-streamed request) none is passed on. Counted like a turn:
    * Prometheus and Langfuse (TurnTelemetryService, kind `chat.completions`) and a usage record (endpoint
    * `chat.completions`).
    * @param signal cancels the request (the client went away): the engine request is aborted
-   * @returns events; `error` carries PayloadTooLarge, ModelNotFound, Engine* errors, RequestAborted
+   * @returns the completed chat
+   * @throws PayloadTooLarge, ModelNotFound, Engine* errors, RequestAborted; or what `onEvent` throws
    */
   complete(
     auth: AuthContext,
     command: ChatCompletionCommand,
     signal: AbortSignal = NEVER_ABORTED,
-  ): AsyncGenerator<ChatCompletionEvent, void, undefined> {
-    return turnEventStream<ChatCompletionPayloads>(signal, (sink) => this.run(auth, command, sink));
+    onEvent?: (event: ChatCompletionProgressEvent) => void,
+  ): Promise<CompletedChat> {
+    return runTurn<ChatCompletionPayloads>(signal, (sink) => this.run(auth, command, sink), onEvent);
   }
 
   private async run(

@@ -1,5 +1,5 @@
 import { MikroORM } from '@mikro-orm/core';
-import { MikroOrmModule } from '@mikro-orm/nestjs';
+import { MikroOrmMiddleware, MikroOrmModule } from '@mikro-orm/nestjs';
 import { PostgreSqlDriver } from '@mikro-orm/postgresql';
 import {
   type DynamicModule,
@@ -7,10 +7,14 @@ import {
   Inject,
   Injectable,
   Logger,
+  type MiddlewareConsumer,
   Module,
+  type NestModule,
   type OnApplicationShutdown,
   type OnModuleInit,
+  RequestMethod,
 } from '@nestjs/common';
+import type { RouteInfo } from '@nestjs/common/interfaces';
 import { registerDatabaseEndpoint } from '../common/dependency-errors';
 import { DatabaseConfig } from '../config/database.config';
 import { ProcessConfig } from '../config/process.config';
@@ -64,17 +68,27 @@ export class EmbeddedDatabaseLifecycle implements OnApplicationShutdown {
 })
 class DatabaseEndpointModule {}
 
+/** Routes whose requests get no MikroORM request context (`DatabaseModule.forRoot`'s second argument). */
+const ROUTES_WITHOUT_REQUEST_CONTEXT = Symbol('ROUTES_WITHOUT_REQUEST_CONTEXT');
+
 /**
  * MikroORM over PostgreSQL: DATABASE_URL when set, else embedded PGlite with pgvector.
  * Pending migrations are applied at boot unless DB_MIGRATE_ON_BOOT=false.
+ * Every HTTP request runs in its own MikroORM request context (a fork of the EntityManager:
+ * `MikroOrmMiddleware`, registered here rather than by MikroOrmModule), except on the routes given to
+ * `forRoot` that never use an entity.
  */
 @Module({})
-export class DatabaseModule implements OnModuleInit {
+export class DatabaseModule implements OnModuleInit, NestModule {
   /**
    * @param entities every entity of the schema: `ENTITIES` from src/entities.ts (the composition root
    *   lists them, so the database layer imports no feature module)
+   * @param withoutRequestContext routes that never touch an entity through the request's EntityManager
+   *   (they may fork one, or use `em.getConnection()`): their requests skip the fork of the
+   *   EntityManager (~0.3 ms of CPU each on /v1/chat/completions, docs/scaling.md); an entity method on
+   *   the global EntityManager there throws MikroORM's "global context" error
    */
-  static forRoot(entities: EntityList): DynamicModule {
+  static forRoot(entities: EntityList, withoutRequestContext: RouteInfo[] = []): DynamicModule {
     return {
       module: DatabaseModule,
       imports: [
@@ -82,13 +96,17 @@ export class DatabaseModule implements OnModuleInit {
         MikroOrmModule.forRootAsync({
           driver: PostgreSqlDriver,
           inject: [DatabaseConfig, DATABASE_ENDPOINT],
-          useFactory: (config: DatabaseConfig, endpoint: DatabaseEndpoint) =>
-            buildOrmOptions(endpoint.url, entities, {
+          useFactory: (config: DatabaseConfig, endpoint: DatabaseEndpoint) => ({
+            ...buildOrmOptions(endpoint.url, entities, {
               debug: config.DB_DEBUG,
               pool: { min: 0, max: endpoint.embedded ? 8 : config.DB_POOL_MAX },
             }),
+            // Registered by DatabaseModule.configure, with the exclusions.
+            registerRequestContext: false,
+          }),
         }),
       ],
+      providers: [{ provide: ROUTES_WITHOUT_REQUEST_CONTEXT, useValue: withoutRequestContext }],
       exports: [DatabaseEndpointModule],
     };
   }
@@ -97,7 +115,16 @@ export class DatabaseModule implements OnModuleInit {
   constructor(
     private readonly orm: MikroORM,
     private readonly config: DatabaseConfig,
+    @Inject(ROUTES_WITHOUT_REQUEST_CONTEXT) private readonly withoutRequestContext: RouteInfo[],
   ) {}
+
+  configure(consumer: MiddlewareConsumer): void {
+    // '{*all}': every path, in Nest 11's syntax (as MikroOrmModule registers it).
+    consumer
+      .apply(MikroOrmMiddleware)
+      .exclude(...this.withoutRequestContext)
+      .forRoutes({ path: '{*all}', method: RequestMethod.ALL });
+  }
 
   async onModuleInit(): Promise<void> {
     if (!this.config.DB_MIGRATE_ON_BOOT) return;

@@ -317,6 +317,24 @@ describe('response cache (integration)', () => {
     expect(report.guardRejections.term).toBeGreaterThanOrEqual(1);
   });
 
+  it('should write a hit mark and the counters behind, yet count them in a read at once', async () => {
+    const scope = scopeFor(tenant);
+    const question = 'What does a write-behind buffer do?';
+    const store = h.app.get<RedisResponseCacheStore>(RESPONSE_CACHE_STORE);
+    const redis = h.app.get<Redis>(REDIS);
+    await ask(question);
+    const hit = await ask(question, 'never computed');
+    expect(hit.report).toMatchObject({ hit: true, type: 'exact' });
+
+    // The read flushes this process's pending increments first.
+    const counts = await h.app.get(ResponseCacheStats).forTenant(tenant);
+    expect(counts).toMatchObject({ lookups: 2, hits: { exact: 1, semantic: 0 }, misses: 1 });
+    // The hit mark reaches the entry's hash within the write-behind interval.
+    const exactKey = store.exactKey(tenant, scopeFingerprint(scope), questionHash(question));
+    const entryKey = exactKey.replace(/:x:.*$/, `:e:${hit.cached?.entryId}`);
+    await until(async () => (await redis.hget(entryKey, 'hits')) === '1', 'the hit mark written behind');
+  });
+
   it('should report semantic lookups on, with the embedding model', () => {
     expect(h.app.get(SemanticIndex).describe()).toMatchObject({
       enabled: true,
