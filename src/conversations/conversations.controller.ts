@@ -26,7 +26,6 @@ import { Auth, RequireScopes } from '../auth/auth.guard';
 import { ApiProblems } from '../common/api-problems.decorator';
 import { toProblem } from '../common/problem.filter';
 import { clientDisconnectSignal, SseWriter } from '../common/sse';
-import { turnResult } from '../common/turn-events';
 import { AdmittedAsTurn } from '../lifecycle/turn-admission.hook';
 import {
   Idempotent,
@@ -171,53 +170,39 @@ export class ConversationsController {
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<TurnResponseDto | undefined> {
     const wantsStream = body.stream === true || (request.headers.accept ?? '').includes('text/event-stream');
-    const events = this.conversations.turn(
-      auth,
-      id,
-      {
-        content: body.content,
-        maxTokens: body.maxTokens,
-        temperature: body.temperature,
-        cache: body.cache,
-        streamed: wantsStream,
-        requestId: String(request.id),
-      },
-      clientDisconnectSignal(reply),
-    );
+    const command = {
+      content: body.content,
+      maxTokens: body.maxTokens,
+      temperature: body.temperature,
+      cache: body.cache,
+      streamed: wantsStream,
+      requestId: String(request.id),
+    };
+    const signal = clientDisconnectSignal(reply);
     if (!wantsStream) {
-      const record = await turnResult(events);
+      const record = await this.conversations.run(auth, id, command, signal);
       void reply.status(201);
       return toTurnResponse(record);
     }
-    // SSE: `citations` (agents that retrieve; before any token), `token` events, then `turn` (the stored turn) or `error` (a problem). route/cache/usage are
-    // in the `turn` event's assistant message.
+    // SSE: `citations` (agents that retrieve; before any token), `token` events, then `turn` (the stored turn)
+    // or `error` (a problem). route/cache/usage are in the `turn` event's assistant message.
     const sse = new SseWriter(reply);
-    for await (const event of events) {
-      switch (event.type) {
-        case 'token':
-          sse.send('token', { delta: event.delta });
-          break;
-        case 'done': {
-          const response = toTurnResponse(event.result);
-          publishIdempotentResult(request, 201, response);
-          sse.send('turn', response);
-          sse.end();
-          break;
-        }
-        case 'error':
-          if (!sse.isStarted) throw event.error;
-          sse.send('error', toProblem(event.error, request.url, String(request.id)));
-          sse.end();
-          break;
-        case 'citations':
-          sse.send('citations', { citations: event.citations });
-          break;
-        case 'route':
-        case 'cache':
-        case 'usage':
-          break;
-      }
+    let record: TurnRecord;
+    try {
+      record = await this.conversations.run(auth, id, command, signal, (event) => {
+        if (event.type === 'token') sse.send('token', { delta: event.delta });
+        else if (event.type === 'citations') sse.send('citations', { citations: event.citations });
+      });
+    } catch (e) {
+      if (!sse.isStarted) throw e;
+      sse.send('error', toProblem(e, request.url, String(request.id)));
+      sse.end();
+      return undefined;
     }
+    const response = toTurnResponse(record);
+    publishIdempotentResult(request, 201, response);
+    sse.send('turn', response);
+    sse.end();
     return undefined;
   }
 }

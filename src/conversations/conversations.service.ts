@@ -11,7 +11,13 @@ import { DomainError, InvalidRequest, PayloadTooLarge } from '../common/domain-e
 import { PROBLEM_STATUSES } from '../common/problem-statuses';
 import { KnowledgeBasesService } from '../knowledge/knowledge-bases.service';
 import { KnowledgeBaseNotFound } from '../knowledge/knowledge.errors';
-import { NEVER_ABORTED, type TurnEvent, turnEventStream } from '../common/turn-events';
+import {
+  NEVER_ABORTED,
+  runTurn,
+  type TurnEvent,
+  turnEventStream,
+  type TurnProgressEvent,
+} from '../common/turn-events';
 import { AppConfig } from '../config/app.config';
 import { LifecycleService } from '../lifecycle/lifecycle.service';
 import { RequestAborted } from '../inference/inference.errors';
@@ -199,6 +205,28 @@ export class ConversationsService {
   ): AsyncGenerator<ConversationTurnEvent, void, undefined> {
     return turnEventStream<ConversationTurnPayloads>(signal, (sink) =>
       this.runTurn(auth, conversationId, command, sink),
+    );
+  }
+
+  /**
+   * The same turn as `turn`, with its events handed to `onEvent` as they are emitted (no queue, no async
+   * iterator per event: the HTTP route's path) and its record as the result.
+   * @param onEvent called synchronously with each progress event (`route`, `citations`, `cache`, `token`,
+   *   `usage`); when it throws, the promise rejects with that error and later events are dropped
+   * @returns the stored turn
+   * @throws what `turn` ends with as its `error` event
+   */
+  run(
+    auth: AuthContext,
+    conversationId: string,
+    command: TurnCommand,
+    signal: AbortSignal = NEVER_ABORTED,
+    onEvent?: (event: TurnProgressEvent<ConversationTurnPayloads>) => void,
+  ): Promise<TurnRecord> {
+    return runTurn<ConversationTurnPayloads>(
+      signal,
+      (sink) => this.runTurn(auth, conversationId, command, sink),
+      onEvent,
     );
   }
 
