@@ -38,8 +38,12 @@ export class AppModule {
         EmbeddedEngineModule,
         ObservabilityModule,
         RedisModule,
-        // The stateless completions endpoint uses no entity: no EntityManager fork per request.
-        DatabaseModule.forRoot(ENTITIES, [{ path: 'v1/chat/completions', method: RequestMethod.POST }]),
+        // Routes that use no entity through the request's EntityManager (the stateless completions; a turn,
+        // which forks its own and writes with SQL): no EntityManager fork per request.
+        DatabaseModule.forRoot(ENTITIES, [
+          { path: 'v1/chat/completions', method: RequestMethod.POST },
+          { path: 'v1/conversations/:id/turns', method: RequestMethod.POST },
+        ]),
         QueuesModule,
         UsageModule.forRoot(),
         AuthModule,
