@@ -7,12 +7,7 @@ import { ResponseCache } from '../caching/response-cache.service';
 import type { CacheControl, ResponseCacheReport, ResponseCacheScope } from '../caching/response-cache.types';
 import { canonicalJson, contextFingerprint } from '../caching/scope';
 import { PayloadTooLarge } from '../common/domain-error';
-import {
-  NEVER_ABORTED,
-  runTurn,
-  type TurnProgressEvent,
-  type TurnSink,
-} from '../common/turn-events';
+import { NEVER_ABORTED, runTurn, type TurnProgressEvent, type TurnSink } from '../common/turn-events';
 import { AppConfig } from '../config/app.config';
 import { InferenceConfig } from '../config/inference.config';
 import { InferenceService } from '../inference/inference.service';

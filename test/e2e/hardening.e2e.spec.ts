@@ -186,6 +186,16 @@ describe('hardening (e2e)', () => {
     expect(live.headers.get('strict-transport-security')).toContain('max-age=');
     expect(live.headers.get('access-control-allow-origin')).toBeNull();
     expect(preflight.status).toBe(404);
+    // The same headers on a refusal answered by an earlier hook and on the OpenAI-compatible endpoint.
+    expect(preflight.headers.get('x-content-type-options')).toBe('nosniff');
+    const unauthorized = await api(`${sut.url}/v1/chat/completions`, {
+      body: { model: 'x', messages: [{ role: 'user', content: 'hi' }] },
+    });
+    expect(unauthorized.status).toBe(401);
+    expect(unauthorized.headers.get('content-security-policy')).toContain(
+      "script-src 'self' 'unsafe-inline'",
+    );
+    expect(unauthorized.headers.get('x-frame-options')).toBe('SAMEORIGIN');
   });
 
   it('should make every documented request example succeed', async () => {
