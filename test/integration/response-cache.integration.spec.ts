@@ -1,3 +1,4 @@
+import { setTimeout } from 'node:timers/promises';
 import { replayDeltas } from '../../src/caching/replay';
 import { randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
@@ -359,6 +360,9 @@ describe('response cache size bound (integration)', () => {
     const tenant = await h.tenant();
     const scope = scopeFor(tenant);
     const ask = async (q: string) => {
+      // Recency is a millisecond timestamp: two uses in the same millisecond tie, and Redis then orders
+      // them by entry id. A millisecond apart, the order under test is the order of use.
+      await setTimeout(2);
       const compute = jest.fn(() => Promise.resolve(engineResult(`a:${q}`)));
       const served = await h.cache.serve({ scope, question: q }, compute);
       return { hit: served.report?.hit, computed: compute.mock.calls.length };
