@@ -1,5 +1,5 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { UniqueConstraintViolationException } from '@mikro-orm/core';
+import { JsonType, UniqueConstraintViolationException } from '@mikro-orm/core';
 import type { HistoryMessage } from '../context/prompt.types';
 import { Conversation } from './conversation.entity';
 import { Message, type MessageRole } from './message.entity';
@@ -145,21 +145,26 @@ interface MessageColumn {
 
 let columnsOfMessage: MessageColumn[] | undefined;
 
-/** The messages table's columns and how each takes its value from a Message (read once from the metadata). */
+/**
+ * The messages table's columns and how each takes its value from a Message, read once from the entity
+ * metadata: the value goes through the property's MikroORM type (JsonType gives the JSON text) as a flush
+ * would convert it.
+ */
 function messageColumns(em: EntityManager): MessageColumn[] {
+  const platform = em.getPlatform();
   columnsOfMessage ??= em
     .getMetadata()
     .get(Message.name)
     .props.filter((p) => p.persist !== false && p.fieldNames?.length === 1)
     .map((p) => {
       const key = p.name as keyof Message;
-      const json = p.type === 'json' || p.runtimeType === 'object' || p.columnTypes?.[0] === 'jsonb';
+      const type = p.customType;
       return {
         name: p.fieldNames[0],
-        placeholder: json ? '?::jsonb' : '?',
-        value: json
-          ? (m: Message) => (m[key] == null ? null : JSON.stringify(m[key]))
-          : (m: Message) => m[key] ?? null,
+        placeholder: type instanceof JsonType ? '?::jsonb' : '?',
+        value: (m: Message): unknown =>
+          (type ? (type.convertToDatabaseValue(m[key], platform, { mode: 'query' }) as unknown) : m[key]) ??
+          null,
       };
     });
   return columnsOfMessage;

@@ -204,7 +204,7 @@ export class ConversationsService {
     signal: AbortSignal = NEVER_ABORTED,
   ): AsyncGenerator<ConversationTurnEvent, void, undefined> {
     return turnEventStream<ConversationTurnPayloads>(signal, (sink) =>
-      this.runTurn(auth, conversationId, command, sink),
+      this.admitAndRun(auth, conversationId, command, sink),
     );
   }
 
@@ -225,12 +225,13 @@ export class ConversationsService {
   ): Promise<TurnRecord> {
     return runTurn<ConversationTurnPayloads>(
       signal,
-      (sink) => this.runTurn(auth, conversationId, command, sink),
+      (sink) => this.admitAndRun(auth, conversationId, command, sink),
       onEvent,
     );
   }
 
-  private async runTurn(
+  /** The turn's admission (size, the key's model allow-list), then the turn under its conversation's lock. */
+  private async admitAndRun(
     auth: AuthContext,
     conversationId: string,
     command: TurnCommand,
