@@ -467,6 +467,9 @@ async function runChat(
         const logprobs: unknown[] = [];
         for await (const ev of events) {
           if (ev.type === 'token') {
+            // As the stream does: a token without text (the end-of-turn token) has no logprobs entry
+            // (decoding its neighbours would leave the vocabulary).
+            if (ev.delta === '') continue;
             text += ev.delta;
             const lp = logprobsOf(ev);
             if (lp) logprobs.push(...lp.content);

@@ -97,6 +97,27 @@ describe('engine simulator (integration)', () => {
     expect(expected).toBeGreaterThan(first.usage?.prompt_tokens ?? Infinity);
   });
 
+  it('should answer n choices with logprobs in one JSON answer, one entry per token of text', async () => {
+    const answer = await sut.chat.completions.create({
+      model: sim.engine.options.model,
+      messages: userTurn(`Give me three takes on KV caches ${randomUUID()}`),
+      n: 3,
+      logprobs: true,
+      top_logprobs: 2,
+      max_tokens: 24,
+    });
+
+    expect(answer.choices.map((c) => c.index)).toEqual([0, 1, 2]);
+    for (const choice of answer.choices) {
+      const entries = choice.logprobs?.content ?? [];
+      expect(entries.length).toBeGreaterThan(0);
+      // The end-of-turn token has no text and no entry, as in the stream.
+      expect(entries.map((e) => e.token).join('')).toBe(choice.message.content);
+      expect(entries.every((e) => e.top_logprobs.length === 2)).toBe(true);
+    }
+    expect(answer.usage?.prompt_tokens_details?.cached_tokens).toBeGreaterThanOrEqual(0);
+  });
+
   it('should stream the same text as a plain answer and end with a usage chunk when include_usage is set', async () => {
     const messages = userTurn(`Stream me ${randomUUID()}`);
     const plain = await sut.chat.completions.create({ model: sim.engine.options.model, messages, seed: 3 });
