@@ -301,7 +301,8 @@ export class ChatCompletionsService {
         replica: result.replica,
         finishReason: completed.finishReason,
         usage: engineUsage,
-        timings: result.timings,
+        // A whole answer has no inter-token latency to report (its TTFT is the time to the whole answer).
+        timings: result.wholeAnswer ? { ...result.timings, itlMs: undefined } : result.timings,
         ...(response ? { cache: { response } } : {}),
       },
       { totalMs },
@@ -375,6 +376,8 @@ export class ChatCompletionsService {
             // Stateless: the provider prompt-cache key is the tenant's (salted, so the tenant id never leaves).
             promptCacheKey: this.salts.saltFor(auth.tenantId),
             signal: sink.signal,
+            // A client that does not stream gets one JSON answer from the engine: no stream to parse.
+            wholeAnswer: command.streamed !== true,
             onProviderRoute: (route) => sink.emit({ type: 'route', route }),
             onToken: (delta) => {
               firstToken();

@@ -60,6 +60,17 @@ export interface EngineChatStream {
   events: AsyncIterable<EngineChatEvent>;
 }
 
+/**
+ * An engine's whole answer to a non-streamed request, as the events its stream would have carried: per
+ * choice its whole text (one `delta`), its tool calls (one complete `tool_call` each), its logprobs and
+ * its finish reason; then usage.
+ */
+export interface EngineChatAnswer {
+  /** The engine's own timings when it reports them (the simulator sends headers), ms. */
+  engineTimings: { engineTtftMs?: number; engineModelPrefillMs?: number };
+  events: EngineChatEvent[];
+}
+
 /** Prefix-cache counters of one replica since it started, in tokens. */
 export interface EngineCacheCounters {
   /** vLLM `vllm:prefix_cache_queries`: prompt tokens looked up in the GPU prefix cache. */
@@ -107,6 +118,19 @@ export interface EngineAdapter {
     request: EngineChatRequest,
     signal: AbortSignal,
   ): Promise<EngineChatStream>;
+
+  /**
+   * One non-streamed chat completion on `endpoint` (`stream: false`: one JSON answer): resolves once the
+   * engine has finished the whole answer. Optional: InferenceService asks for it when the caller does not
+   * stream (`ChatRequest.wholeAnswer`), and streams from adapters without it (Anthropic). Fails as
+   * `chatStream` does; a connection broken before the answer is EngineUnreachable (nothing reached the
+   * caller, so another replica may take the request).
+   */
+  chatAnswer?(
+    endpoint: EngineEndpoint,
+    request: EngineChatRequest,
+    signal: AbortSignal,
+  ): Promise<EngineChatAnswer>;
 
   /**
    * Token ids from the engine's own tokenizer (`prompt` without special tokens; `messages` through its

@@ -4,7 +4,13 @@ import type { Deployment, ModelCatalogueData, ProviderName } from './catalogue/m
 import { ModelCatalogue } from './catalogue/model-catalogue.service';
 import { DeploymentGuards, isDeploymentFailure, type ProviderAttempt } from './deployment-guards';
 import { EndpointRouter, type Replica, type RoutingDecision } from './endpoint-router';
-import { ENGINE_ADAPTER, type EngineAdapter, type EngineEndpoint } from './engine-adapter';
+import {
+  ENGINE_ADAPTER,
+  type EngineAdapter,
+  type EngineChatEvent,
+  type EngineChatRequest,
+  type EngineEndpoint,
+} from './engine-adapter';
 import { DomainError } from '../common/domain-error';
 import {
   EngineError,
@@ -27,7 +33,8 @@ export type ProviderAdapters = Record<ProviderName, EngineAdapter>;
  * is the engine replicas: EndpointRouter picks the replica (prefix-aware) and another replica is tried
  * while no token has been produced. The next target is tried on 429, 5xx, connection errors and a
  * first-token timeout, only while no token has reached the caller. TTFT is measured at the first delta,
- * ITL over the stream; the adapter reports usage, including `cachedTokens` (vLLM/OpenAI
+ * ITL over the stream (a caller that reads the answer whole gets one JSON answer where the adapter can:
+ * its TTFT is the time to the whole answer, and the first-token deadline bounds the whole answer); the adapter reports usage, including `cachedTokens` (vLLM/OpenAI
  * `cached_tokens`, Anthropic `cache_read_input_tokens`).
  */
 @Injectable()
@@ -296,8 +303,9 @@ export class InferenceService {
   }
 
   /**
-   * One streamed chat on one endpoint through `adapter`, with the first-token deadline and the caller's
-   * cancellation. `hooks.begin` counts the request in flight on a replica (returns its end);
+   * One chat on one endpoint through `adapter`, streamed (or one JSON answer for `request.wholeAnswer`,
+   * where the adapter has `chatAnswer`), with the first-token deadline (the whole-answer deadline for a
+   * JSON answer) and the caller's cancellation. `hooks.begin` counts the request in flight on a replica (returns its end);
    * `hooks.onUnreachable` marks a replica unhealthy.
    */
   private async chatOn(
@@ -331,75 +339,82 @@ export class InferenceService {
     let usage: Partial<ChatUsage> = {};
     const choices: ChatChoice[] = [];
     let engineTimings: { engineTtftMs?: number; engineModelPrefillMs?: number } = {};
+    // A caller that reads the answer whole gets it in one JSON answer when the adapter can (no stream to
+    // parse); the first-token timer then runs until the whole answer, where its first delta clears it.
+    const whole = request.wholeAnswer === true && adapter.chatAnswer !== undefined;
+    const firstToken = (): void => {
+      const now = performance.now();
+      if (ttftMs === undefined) {
+        ttftMs = now - started;
+        clearTimeout(firstTokenTimer);
+      }
+      lastTokenAt = now;
+      tokens++;
+    };
+    const consume = (event: EngineChatEvent): void => {
+      const index = 'choice' in event ? (event.choice ?? 0) : 0;
+      switch (event.type) {
+        case 'delta': {
+          firstToken();
+          choiceAt(choices, index).content += event.text;
+          if (index === 0) {
+            content += event.text;
+            request.onToken?.(event.text);
+          }
+          request.onChoiceDelta?.({ type: 'content', choice: index, text: event.text });
+          break;
+        }
+        case 'tool_call': {
+          firstToken();
+          const calls = choiceAt(choices, index).toolCalls;
+          const call = (calls[event.index] ??= {
+            id: event.id ?? '',
+            type: 'function',
+            function: { name: event.name ?? '', arguments: '' },
+          });
+          if (event.id) call.id = event.id;
+          if (event.name) call.function.name = event.name;
+          call.function.arguments += event.arguments;
+          request.onChoiceDelta?.({ ...event, choice: index });
+          break;
+        }
+        case 'logprobs': {
+          const choice = choiceAt(choices, index);
+          choice.logprobs = [...(choice.logprobs ?? []), ...event.content];
+          request.onChoiceDelta?.({ type: 'content', choice: index, text: '', logprobs: event.content });
+          break;
+        }
+        case 'finish':
+          choiceAt(choices, index).finishReason = event.reason;
+          if (index === 0) finishReason = event.reason;
+          request.onChoiceDelta?.({ type: 'finish', choice: index, reason: event.reason });
+          break;
+        case 'usage':
+          usage = { ...usage, ...event.usage };
+          break;
+      }
+    };
     try {
-      const stream = await adapter.chatStream(
-        replica,
-        {
-          model,
-          messages: request.messages,
-          maxTokens: request.maxTokens ?? this.config.INFERENCE_DEFAULT_MAX_TOKENS,
-          ...(request.temperature !== undefined ? { temperature: request.temperature } : {}),
-          ...(request.sampling ? { sampling: request.sampling } : {}),
-          ...(request.extra ? { extra: request.extra } : {}),
-          ...(request.cacheSalt ? { cacheSalt: request.cacheSalt } : {}),
-          ...(request.promptCacheKey || request.routingKey
-            ? { promptCacheKey: request.promptCacheKey ?? request.routingKey }
-            : {}),
-        },
-        controller.signal,
-      );
-      engineTimings = stream.engineTimings;
-      const firstToken = (): void => {
-        const now = performance.now();
-        if (ttftMs === undefined) {
-          ttftMs = now - started;
-          clearTimeout(firstTokenTimer);
-        }
-        lastTokenAt = now;
-        tokens++;
+      const engineRequest: EngineChatRequest = {
+        model,
+        messages: request.messages,
+        maxTokens: request.maxTokens ?? this.config.INFERENCE_DEFAULT_MAX_TOKENS,
+        ...(request.temperature !== undefined ? { temperature: request.temperature } : {}),
+        ...(request.sampling ? { sampling: request.sampling } : {}),
+        ...(request.extra ? { extra: request.extra } : {}),
+        ...(request.cacheSalt ? { cacheSalt: request.cacheSalt } : {}),
+        ...(request.promptCacheKey || request.routingKey
+          ? { promptCacheKey: request.promptCacheKey ?? request.routingKey }
+          : {}),
       };
-      for await (const event of stream.events) {
-        const index = 'choice' in event ? (event.choice ?? 0) : 0;
-        switch (event.type) {
-          case 'delta': {
-            firstToken();
-            choiceAt(choices, index).content += event.text;
-            if (index === 0) {
-              content += event.text;
-              request.onToken?.(event.text);
-            }
-            request.onChoiceDelta?.({ type: 'content', choice: index, text: event.text });
-            break;
-          }
-          case 'tool_call': {
-            firstToken();
-            const calls = choiceAt(choices, index).toolCalls;
-            const call = (calls[event.index] ??= {
-              id: event.id ?? '',
-              type: 'function',
-              function: { name: event.name ?? '', arguments: '' },
-            });
-            if (event.id) call.id = event.id;
-            if (event.name) call.function.name = event.name;
-            call.function.arguments += event.arguments;
-            request.onChoiceDelta?.({ ...event, choice: index });
-            break;
-          }
-          case 'logprobs': {
-            const choice = choiceAt(choices, index);
-            choice.logprobs = [...(choice.logprobs ?? []), ...event.content];
-            request.onChoiceDelta?.({ type: 'content', choice: index, text: '', logprobs: event.content });
-            break;
-          }
-          case 'finish':
-            choiceAt(choices, index).finishReason = event.reason;
-            if (index === 0) finishReason = event.reason;
-            request.onChoiceDelta?.({ type: 'finish', choice: index, reason: event.reason });
-            break;
-          case 'usage':
-            usage = { ...usage, ...event.usage };
-            break;
-        }
+      if (whole && adapter.chatAnswer) {
+        const answer = await adapter.chatAnswer(replica, engineRequest, controller.signal);
+        engineTimings = answer.engineTimings;
+        for (const event of answer.events) consume(event);
+      } else {
+        const stream = await adapter.chatStream(replica, engineRequest, controller.signal);
+        engineTimings = stream.engineTimings;
+        for await (const event of stream.events) consume(event);
       }
       if (!finishReason) {
         throw new EngineStreamCut(`The stream from ${replica.id} ended before the answer finished.`, {
@@ -411,7 +426,8 @@ export class InferenceService {
       if (request.signal?.aborted)
         throw new RequestAborted('The client disconnected; the engine request was aborted.');
       if (firstTokenTimedOut) {
-        throw new EngineTimeout(`No first token from ${replica.id} within ${firstTokenTimeoutMs} ms.`, {
+        const what = whole ? 'No whole answer' : 'No first token';
+        throw new EngineTimeout(`${what} from ${replica.id} within ${firstTokenTimeoutMs} ms.`, {
           replica: replica.id,
         });
       }
@@ -430,6 +446,7 @@ export class InferenceService {
       choices: choices.filter((c) => c !== undefined),
       model,
       replica: replica.id,
+      ...(whole ? { wholeAnswer: true } : {}),
       usage: {
         promptTokens: usage.promptTokens ?? 0,
         completionTokens: usage.completionTokens ?? tokens,

@@ -102,6 +102,13 @@ export interface ChatRequest {
   onProviderRoute?: (route: ProviderRoute) => void;
   /** Aborts the engine request (client disconnected). */
   signal?: AbortSignal;
+  /**
+   * The caller reads the answer whole (a client that does not stream): the engine is asked for one JSON
+   * answer (`stream: false`) where its adapter can (`EngineAdapter.chatAnswer`; Anthropic streams). The
+   * callbacks then get the whole text at once, `timings.ttftMs` is the time to the whole answer, and the
+   * first-token deadline bounds the whole answer.
+   */
+  wholeAnswer?: boolean;
 }
 
 /** Usage of one engine call, in tokens. */
@@ -143,6 +150,11 @@ export interface ChatResult {
   /** The catalogue target that answered and the attempts before it. */
   provider?: ProviderRoute;
   usage: ChatUsage;
+  /**
+   * True when the engine answered in one JSON body (ChatRequest.wholeAnswer): `timings.ttftMs` is the time
+   * to the whole answer and no inter-token latency was measured (`timings.itlMs` 0).
+   */
+  wholeAnswer?: boolean;
   /** Replica id (its base URL). */
   replica: string;
   timings: {

@@ -272,10 +272,83 @@ describe('OpenAI SDK against kvchat (e2e)', () => {
       store: false,
       top_k: 20,
       repetition_penalty: 1.05,
-      stream: true,
+      // A client that does not stream: the engine is asked for one JSON answer.
+      stream: false,
     });
+    expect(sent).not.toHaveProperty('stream_options');
     expect(typeof sent.cache_salt).toBe('string');
     expect(sent).not.toHaveProperty('cache');
+  });
+
+  it('should ask the engine for one JSON answer when the client does not stream, then store it and record its usage', async () => {
+    const messages: OpenAI.ChatCompletionMessageParam[] = [
+      { role: 'user', content: 'What does a whole-answer engine call save?' },
+    ];
+    const bodies = engineBodies.length;
+    const { data: first, response } = await client.chat.completions
+      .create({ model, messages, max_tokens: 64 })
+      .withResponse();
+    expect(response.headers.get('x-kvchat-cache')).toBe('miss');
+    expect(engineBodies).toHaveLength(bodies + 1);
+    expect(engineBodies[bodies]).toMatchObject({ stream: false, max_tokens: 64 });
+    expect(engineBodies[bodies]).not.toHaveProperty('stream_options');
+    expect(first.choices[0]).toMatchObject({ index: 0, finish_reason: 'stop' });
+    expect(first.choices[0].message.content?.length).toBeGreaterThan(0);
+    // The engine's usage, with its prefix-cache field, reaches the client and the usage ledger.
+    expect(first.usage?.prompt_tokens).toBeGreaterThan(0);
+    expect(first.usage?.completion_tokens).toBeGreaterThan(0);
+    expect(first.usage?.prompt_tokens_details?.cached_tokens).toBeGreaterThanOrEqual(0);
+    const record = recorded.find(
+      (r) => r.endpoint === 'chat.completions' && r.requestId === response.headers.get('x-request-id'),
+    );
+    expect(record).toMatchObject({
+      tenantId: sut.tenantA,
+      promptTokens: first.usage?.prompt_tokens,
+      completionTokens: first.usage?.completion_tokens,
+      cachedTokens: first.usage?.prompt_tokens_details?.cached_tokens,
+    });
+    expect(record?.ttftMs).toBeGreaterThan(0);
+
+    // Stored: the repeat is an exact hit, without the engine.
+    const { data: again, response: hit } = await client.chat.completions
+      .create({ model, messages, max_tokens: 64 })
+      .withResponse();
+    expect(hit.headers.get('x-kvchat-cache')).toBe('hit-exact');
+    expect(engineBodies).toHaveLength(bodies + 1);
+    expect(again.choices[0].message.content).toBe(first.choices[0].message.content);
+
+    // A streamed client still streams from the engine.
+    const stream = await client.chat.completions.create({
+      model,
+      messages: [{ role: 'user', content: 'And what does a stream cost?' }],
+      stream: true,
+    });
+    let text = '';
+    for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? '';
+    expect(text.length).toBeGreaterThan(0);
+    expect(engineBodies.at(-1)).toMatchObject({ stream: true, stream_options: { include_usage: true } });
+  });
+
+  it('should answer a non-streamed request with a fast 503 naming the engine when the engine is unavailable', async () => {
+    engine.setFaults({ errorRate: 1, errorStatus: 503 });
+    try {
+      const started = performance.now();
+      const error = await failure(
+        client.chat.completions.create({
+          model,
+          messages: [{ role: 'user', content: 'Is anyone there?' }],
+          cache: { mode: 'bypass' },
+        } as OpenAI.ChatCompletionCreateParamsNonStreaming),
+      );
+      expect(performance.now() - started).toBeLessThan(2000);
+      expect(error.status).toBe(503);
+      // The engine is named (its address is not: "an internal service"), with the OpenAI error code.
+      expect(error.message).toMatch(/The engine at .+ is overloaded or unavailable \(503\)/);
+      expect(error.code).toBe('engine_unavailable');
+      expect(engineBodies.at(-1)).toMatchObject({ stream: false });
+    } finally {
+      engine.setFaults({ errorRate: 0, errorStatus: 500 });
+    }
   });
 
   it('should embed, answer repeats from the embeddings cache, and decode the SDK default base64', async () => {

@@ -59,6 +59,8 @@ export const ANTHROPIC_DROPPED_FIELDS = [
  * anthropic-translation.ts (tools, tool results, stop reasons, usage incl. `cache_read_input_tokens`, and
  * `cache_control` breakpoints at the stable prefix and the last history message); fields Anthropic has no
  * counterpart for are dropped (ANTHROPIC_DROPPED_FIELDS, docs/providers.md). No `/tokenize` and no `/metrics`.
+ * No `chatAnswer`: a caller that reads the answer whole is still answered through the stream (the Messages
+ * API's non-streamed answer would need its own translation; InferenceService falls back to `chatStream`).
  * See https://docs.anthropic.com/en/api/messages.
  */
 @Injectable()

@@ -62,7 +62,7 @@ export async function postChatStream(req: ChatStreamRequest): Promise<ChatStream
   return { headers, chunks: chunksOf(response.body, headers, req.signal) };
 }
 
-/** What one JSON POST to an engine needs (`/tokenize`, …). */
+/** What one JSON POST to an engine needs (`/tokenize`, a non-streamed chat completion, …). */
 export interface JsonPostRequest {
   /** The full URL. */
   url: string;
@@ -74,6 +74,8 @@ export interface JsonPostRequest {
   body: object;
   /** Until the response headers arrive, and then between body reads, ms (the SDK's `timeout`). */
   timeoutMs: number;
+  /** Cancels the request (the caller's deadline, or its client went away). */
+  signal?: AbortSignal;
   dispatcher?: Dispatcher;
 }
 
@@ -85,9 +87,18 @@ export interface JsonPostRequest {
  * @returns the response body parsed as JSON, typed by the caller (not validated)
  * @throws APIError (status, error body, headers) on a status ≥ 400
  * @throws APIConnectionTimeoutError when the headers or the body stalled past `timeoutMs`
+ * @throws APIUserAbortError when `signal` aborted
  * @throws APIConnectionError when the server cannot be reached, or answered something that is not JSON
  */
 export async function postJson<T>(req: JsonPostRequest): Promise<T> {
+  return (await postJsonWithHeaders<T>(req)).json;
+}
+
+/**
+ * postJson, with the response headers beside the parsed body: a non-streamed chat completion, whose
+ * engine reports its own timings in headers (the simulator's `x-kvchat-engine-*`). Throws as postJson.
+ */
+export async function postJsonWithHeaders<T>(req: JsonPostRequest): Promise<{ json: T; headers: Headers }> {
   let response: Dispatcher.ResponseData;
   let text: string;
   try {
@@ -97,11 +108,12 @@ export async function postJson<T>(req: JsonPostRequest): Promise<T> {
       body: JSON.stringify(req.body),
       headersTimeout: req.timeoutMs,
       bodyTimeout: req.timeoutMs,
+      ...(req.signal ? { signal: req.signal } : {}),
       ...(req.dispatcher ? { dispatcher: req.dispatcher } : {}),
     });
     text = await response.body.text();
   } catch (e) {
-    throw transportError(e);
+    throw transportError(e, req.signal);
   }
   const json = parseJson(text);
   if (response.statusCode >= 400) throw statusError(response.statusCode, text, json, headersOf(response));
@@ -110,7 +122,7 @@ export async function postJson<T>(req: JsonPostRequest): Promise<T> {
       cause: new Error(`${req.url} answered ${response.statusCode} without JSON`),
     });
   }
-  return json as T;
+  return { json: json as T, headers: headersOf(response) };
 }
 
 /** The headers of an engine request: JSON body, `accept`, the bearer key, then the deployment's own. */
