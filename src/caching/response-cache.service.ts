@@ -219,6 +219,49 @@ export class ResponseCache {
   }
 
   /**
+   * The exact hit of `request`, or null: the fast path of a non-streamed chat completion, answered before
+   * Nest's router (src/completions/exact-hit.hook.ts). One Redis round trip, the exact lookup `serve`
+   * starts with; on a miss it counts nothing and the caller falls through to the normal path, whose `serve`
+   * looks up (and counts) again. On a hit it does what `serve` does for one: counts the lookup and the hit
+   * (Redis stats, Prometheus), records the `response-cache` span on the trace and the entry's recency.
+   * @param traceOnHit called once, on a hit only, for the trace to record the span on (the caller starts
+   *   its telemetry then, so that a miss leaves no trace behind)
+   * @returns null when the cache is off, for `bypass` and `no-cache`, on a miss, and when the lookup
+   *   failed (the normal path then tries, and logs, again)
+   */
+  async exactHit(
+    request: Pick<ServeRequest, 'scope' | 'question' | 'control'>,
+    traceOnHit: () => TurnTrace,
+  ): Promise<ServeResult | null> {
+    if (!this.enabled) return null;
+    const mode = request.control?.mode ?? 'default';
+    if (mode === 'bypass' || mode === 'no-cache') return null;
+    const started = performance.now();
+    const { scope, question, control } = request;
+    const answer = await this.exactEntry(scope, scopeFingerprint(scope), question, control).catch(() => null);
+    if (!answer) return null;
+    this.stats.count(scope.tenantId, 'lookup');
+    this.stats.count(scope.tenantId, 'hit:exact');
+    this.metrics?.recordResponseCacheLookup('exact', 1);
+    const report: ResponseCacheReport = { hit: true, type: 'exact', similarity: 1, entryId: answer.entryId };
+    traceOnHit().span('response-cache', { mode, maxAgeSeconds: control?.maxAgeSeconds }).end(report);
+    return this.hit(answer, report, started);
+  }
+
+  /** The exact entry of a question when it is fresh (its scope, and within the max age), else null. */
+  private async exactEntry(
+    scope: ResponseCacheScope,
+    fingerprint: string,
+    question: string,
+    control?: CacheControl,
+  ): Promise<CachedAnswer | null> {
+    const exact = await this.store.getExact(scope.tenantId, fingerprint, questionHash(question));
+    return exact && exact.scope === fingerprint && Date.now() - exact.createdAt <= this.maxAgeMs(control)
+      ? exact
+      : null;
+  }
+
+  /**
    * Looks a question up: exact, then semantic through the guards and the verifier.
    * Never counts statistics (serve does).
    * @param embedding the question's embedding when the caller has it (else embedded here, only when

@@ -7,7 +7,6 @@ import { AccessPolicy } from '../auth/access-policy.service';
 import { Auth, RequireScopes } from '../auth/auth.guard';
 import { RateLimitService } from '../auth/limits/rate-limit.service';
 import { ApiProblems } from '../common/api-problems.decorator';
-import { InvalidRequest } from '../common/domain-error';
 import { toOpenAiError } from '../common/openai-error';
 import { toProblem } from '../common/problem.filter';
 import { clientDisconnectSignal, SseWriter } from '../common/sse';
@@ -17,101 +16,12 @@ import {
   type IdempotentRoute,
   publishIdempotentResult,
 } from '../idempotency/idempotency.interceptor';
-import {
-  ChatCompletionsService,
-  type ChatCompletionCommand,
-  type CompletedChat,
-} from './chat-completions.service';
+import { ChatCompletionsService, type CompletedChat } from './chat-completions.service';
 import { describeAttempts } from '../inference/deployment-guards';
 import type { ProviderRoute } from '../inference/inference.types';
 import { ChatCompletionDto, ChatCompletionRequestDto, ModelListDto } from './dto/chat-completion.dto';
+import { cacheHeader, kvchatExtension, toChatCompletion, toCommand } from './chat-completion.mapping';
 import { OpenAiBody } from './openai-body.decorator';
-
-/**
- * Top-level request fields kvchat maps itself; every other field the client sent (validated in the DTO or
- * not: `tools`, `response_format`, `n`, `logprobs`, vendor fields) is passed to the engine as given.
- */
-const MAPPED_FIELDS = new Set([
-  'model',
-  'messages',
-  'stream',
-  'stream_options',
-  'temperature',
-  'top_p',
-  'max_tokens',
-  'max_completion_tokens',
-  'stop',
-  'seed',
-  'presence_penalty',
-  'frequency_penalty',
-  'cache',
-]);
-
-/**
- * The fields passed to the engine as the client sent them (see MAPPED_FIELDS).
- * @throws InvalidRequest for `cache_salt`: the server derives it from the tenant, a client never sets it
- */
-export function extraFields(raw: unknown): Record<string, unknown> | undefined {
-  if (typeof raw !== 'object' || raw === null) return undefined;
-  const extra = Object.fromEntries(
-    Object.entries(raw as Record<string, unknown>).filter(
-      ([k, v]) => !MAPPED_FIELDS.has(k) && v !== undefined,
-    ),
-  );
-  if (extra.top_logprobs !== undefined && extra.top_logprobs !== null && extra.logprobs !== true) {
-    throw new InvalidRequest('top_logprobs needs logprobs: true.', { field: 'top_logprobs' });
-  }
-  if ('cache_salt' in extra) {
-    throw new InvalidRequest('cache_salt is set by the server from the tenant; remove it from the request.', {
-      field: 'cache_salt',
-    });
-  }
-  return Object.keys(extra).length > 0 ? extra : undefined;
-}
-
-/** The command for a validated request body (`raw`: the body as parsed, with the fields the DTO does not know). */
-function toCommand(body: ChatCompletionRequestDto, raw: unknown): ChatCompletionCommand {
-  const sampling = {
-    ...(body.top_p !== undefined ? { top_p: body.top_p } : {}),
-    ...(body.stop !== undefined ? { stop: body.stop } : {}),
-    ...(body.seed !== undefined ? { seed: body.seed } : {}),
-    ...(body.presence_penalty !== undefined ? { presence_penalty: body.presence_penalty } : {}),
-    ...(body.frequency_penalty !== undefined ? { frequency_penalty: body.frequency_penalty } : {}),
-  };
-  return {
-    model: body.model,
-    messages: body.messages,
-    temperature: body.temperature,
-    maxTokens: body.max_completion_tokens ?? body.max_tokens,
-    sampling: Object.keys(sampling).length > 0 ? sampling : undefined,
-    extra: extraFields(raw),
-    cache: body.cache,
-    streamed: body.stream === true,
-  };
-}
-
-/** The OpenAI `chat.completion` object. */
-function toChatCompletion(done: CompletedChat): ChatCompletionDto {
-  return {
-    id: done.id,
-    object: 'chat.completion',
-    created: done.created,
-    model: done.model,
-    choices: done.choices.map((c) => ({
-      index: c.index,
-      message: {
-        role: 'assistant',
-        content: c.toolCalls.length > 0 && c.content === '' ? null : c.content,
-        refusal: null,
-        ...(c.toolCalls.length > 0 ? { tool_calls: c.toolCalls } : {}),
-      },
-      logprobs: c.logprobs ? { content: c.logprobs } : null,
-      finish_reason: c.finishReason,
-    })),
-    usage: done.usage,
-    ...(done.cache ? { kvchat: kvchatExtension(done) } : {}),
-  };
-}
 
 /** A streamed replay of a stored `chat.completion`: the role, the whole content, the finish, usage, `[DONE]`. */
 const COMPLETION_ROUTE: IdempotentRoute = {
@@ -321,16 +231,4 @@ function setProviderHeaders(reply: FastifyReply, route: ProviderRoute): void {
 /** Tokens the engine processed for the answer: none for a response-cache hit (tpm and token budgets count these). */
 function engineTokens(done: CompletedChat): number {
   return done.cache?.hit ? 0 : done.usage.total_tokens;
-}
-
-function cacheHeader(done: CompletedChat): string {
-  if (!done.cache) return 'off';
-  return done.cache.hit ? `hit-${done.cache.type}` : 'miss';
-}
-
-/** kvchat's extension member: what the response cache did, and the entry a fresh answer was stored as. */
-function kvchatExtension(done: CompletedChat): Record<string, unknown> {
-  return {
-    cache: { response: done.cache, ...(done.storedEntryId ? { storedEntryId: done.storedEntryId } : {}) },
-  };
 }

@@ -3,7 +3,7 @@ import { Injectable } from '@nestjs/common';
 import type { AuthContext } from '../auth/api-key.service';
 import { TenantSaltService } from '../auth/tenant-salt.service';
 import { replayDeltas } from '../caching/replay';
-import { ResponseCache } from '../caching/response-cache.service';
+import { ResponseCache, type ServeResult } from '../caching/response-cache.service';
 import type { CacheControl, ResponseCacheReport, ResponseCacheScope } from '../caching/response-cache.types';
 import { canonicalJson, contextFingerprint } from '../caching/scope';
 import { PayloadTooLarge } from '../common/domain-error';
@@ -95,6 +95,24 @@ export function uncacheableReason(
   if (extra?.logprobs === true) return 'logprobs';
   if (messages[messages.length - 1]?.role !== 'user') return 'last message not from the user';
   return null;
+}
+
+/** The wire messages of a request: `developer` as `system`, text parts joined by newlines, null content as ''. */
+function wireMessages(messages: ChatCompletionCommand['messages']): WireChatMessage[] {
+  return messages.map(
+    (m): WireChatMessage => ({
+      role: m.role === 'developer' ? 'system' : m.role,
+      content:
+        m.content === undefined || m.content === null
+          ? ''
+          : typeof m.content === 'string'
+            ? m.content
+            : m.content.map((p) => p.text).join('\n'),
+      ...(m.name !== undefined ? { name: m.name } : {}),
+      ...(m.tool_calls?.length ? { tool_calls: m.tool_calls } : {}),
+      ...(m.tool_call_id !== undefined ? { tool_call_id: m.tool_call_id } : {}),
+    }),
+  );
 }
 
 /** A stateless chat request, already validated. */
@@ -245,25 +263,67 @@ export class ChatCompletionsService {
     return runTurn<ChatCompletionPayloads>(signal, (sink) => this.run(auth, command, sink), onEvent);
   }
 
+  /**
+   * The answer to a request when it is an exact response-cache hit, else null (the caller then runs
+   * `complete`, which looks up again): the fast path of ExactHitHook, for requests the client does not
+   * stream. On a hit it does what `complete` does for one — Prometheus and Langfuse (TurnTelemetryService,
+   * kind `chat.completions`, with its `response-cache` span), the usage record — and emits no events;
+   * on a miss it records nothing.
+   * @returns the completed chat (as `complete` returns it for the same hit), or null: not cacheable (n > 1,
+   *   logprobs, last message not from the user), `bypass` / `no-cache`, a miss, or a failed lookup
+   * @throws PayloadTooLarge, ModelNotFound before any lookup (the caller falls through: `complete` throws them)
+   */
+  async exactHit(auth: AuthContext, command: ChatCompletionCommand): Promise<CompletedChat | null> {
+    const messages = wireMessages(command.messages);
+    this.checkLength(messages);
+    const model = await this.resolveModel(command.model);
+    if (uncacheableReason(messages, command.extra) !== null) return null;
+    const last = messages[messages.length - 1];
+    const started = performance.now();
+    let observed: ObservedTurn | undefined;
+    const served = await this.cache.exactHit(
+      {
+        scope: this.scopeOf(auth, command, model, messages),
+        question: last.content,
+        control: command.cache ?? {},
+      },
+      () => {
+        observed = this.telemetry.begin({
+          tenantId: auth.tenantId,
+          kind: 'chat.completions',
+          content: last.content,
+          streamed: command.streamed === true,
+        });
+        return observed.trace;
+      },
+    );
+    if (!served || !observed) return null;
+    const done = this.completedFrom(served, model);
+    this.record(auth, command, done, observed, performance.now() - started);
+    return done.completed;
+  }
+
+  /** The response-cache scope of a request (chatCompletionsScope with the request's parameters). */
+  private scopeOf(
+    auth: AuthContext,
+    command: ChatCompletionCommand,
+    model: string,
+    messages: readonly WireChatMessage[],
+  ): ResponseCacheScope {
+    return chatCompletionsScope(auth.tenantId, model, messages, {
+      temperature: command.temperature,
+      maxTokens: command.maxTokens ?? this.config.INFERENCE_DEFAULT_MAX_TOKENS,
+      sampling: command.sampling,
+      extra: command.extra,
+    });
+  }
+
   private async run(
     auth: AuthContext,
     command: ChatCompletionCommand,
     sink: TurnSink<ChatCompletionPayloads>,
   ): Promise<CompletedChat> {
-    const messages = command.messages.map(
-      (m): WireChatMessage => ({
-        role: m.role === 'developer' ? 'system' : m.role,
-        content:
-          m.content === undefined || m.content === null
-            ? ''
-            : typeof m.content === 'string'
-              ? m.content
-              : m.content.map((p) => p.text).join('\n'),
-        ...(m.name !== undefined ? { name: m.name } : {}),
-        ...(m.tool_calls?.length ? { tool_calls: m.tool_calls } : {}),
-        ...(m.tool_call_id !== undefined ? { tool_call_id: m.tool_call_id } : {}),
-      }),
-    );
+    const messages = wireMessages(command.messages);
     this.checkLength(messages);
     const model = await this.resolveModel(command.model);
     const last = messages[messages.length - 1];
@@ -346,12 +406,7 @@ export class ChatCompletionsService {
       uncacheableReason(messages, command.extra) === null ? (command.cache ?? {}) : { mode: 'bypass' };
     const served = await this.cache.serve(
       {
-        scope: chatCompletionsScope(auth.tenantId, model, messages, {
-          temperature: command.temperature,
-          maxTokens,
-          sampling: command.sampling,
-          extra: command.extra,
-        }),
+        scope: this.scopeOf(auth, command, model, messages),
         question: last.content,
         control,
         trace,
@@ -405,17 +460,29 @@ export class ChatCompletionsService {
       },
       sink.signal,
     );
+    return this.completedFrom(served, model, (event) => sink.emit(event));
+  }
+
+  /**
+   * The completed chat of what the cache served, and the events a hit replays to `emit` (its text word by
+   * word, its tool calls, then usage; none without `emit`).
+   */
+  private completedFrom(
+    served: ServeResult,
+    model: string,
+    emit?: (event: ChatCompletionProgressEvent) => void,
+  ): { completed: CompletedChat; result: ChatResult; engineUsage: ChatUsage } {
     let choices = served.result.choices;
     if (served.cached && served.report) {
-      sink.emit({ type: 'cache', cache: served.report });
-      for (const delta of replayDeltas(served.result.content)) sink.emit({ type: 'token', delta });
+      emit?.({ type: 'cache', cache: served.report });
+      if (emit) for (const delta of replayDeltas(served.result.content)) emit({ type: 'token', delta });
       // A replayed tool call gets fresh ids: the client matches its tool messages to them.
       choices = choices?.map((c) => ({
         ...c,
         toolCalls: c.toolCalls.map((call) => ({ ...call, id: `call_${randomUUID().replace(/-/g, '')}` })),
       }));
       for (const [index, call] of (choices?.[0]?.toolCalls ?? []).entries()) {
-        sink.emit({
+        emit?.({
           type: 'choice',
           choice: {
             type: 'tool_call',
@@ -459,7 +526,7 @@ export class ChatCompletionsService {
       ...(served.cached || !served.result.provider ? {} : { provider: served.result.provider }),
       ...(served.storedEntryId ? { storedEntryId: served.storedEntryId } : {}),
     };
-    sink.emit({ type: 'usage', usage });
+    emit?.({ type: 'usage', usage });
     // What the engine processed: nothing on a response-cache hit (its usage is zero).
     return { completed, result: served.result, engineUsage: served.result.usage };
   }

@@ -37,6 +37,11 @@ export class CachingConfig {
    * at boot, when the database has no pgvector or the embeddings endpoint does not answer.
    */
   @Transform(toBoolean) @IsBoolean() RESPONSE_CACHE_SEMANTIC: boolean = true;
+  /**
+   * Answer exact hits of non-streamed `POST /v1/chat/completions` in a Fastify hook before Nest's router
+   * (src/completions/exact-hit.hook.ts): same answer, a fraction of the CPU. Off = the normal path only.
+   */
+  @Transform(toBoolean) @IsBoolean() RESPONSE_CACHE_EXACT_FAST_PATH: boolean = true;
   /** Lifetime of a cached answer, seconds (a request may ask for less with `cache.maxAgeSeconds`). */
   @IsInt() @Min(1) RESPONSE_CACHE_TTL_SECONDS: number = 86_400;
   /** Cached answers kept per tenant; past it the least recently used are evicted. */

@@ -42,6 +42,7 @@ const NON_DEFAULTS: Record<string, { raw: string; expected: unknown; env?: Env }
   },
   RESPONSE_CACHE_ENABLED: { raw: 'false', expected: false },
   RESPONSE_CACHE_SEMANTIC: { raw: 'false', expected: false },
+  RESPONSE_CACHE_EXACT_FAST_PATH: { raw: 'false', expected: false },
   RESPONSE_CACHE_TTL_SECONDS: { raw: '60', expected: 60 },
   RESPONSE_CACHE_MAX_ENTRIES_PER_TENANT: { raw: '50', expected: 50 },
   RESPONSE_CACHE_SIMILARITY_THRESHOLD: { raw: '0.9', expected: 0.9 },
