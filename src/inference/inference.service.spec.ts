@@ -179,6 +179,68 @@ describe('InferenceService (fake engine adapter)', () => {
     });
   });
 
+  describe('whole answers (a caller that does not stream)', () => {
+    it('should ask for one whole answer, hand it over at once, and report TTFT as the time to it', async () => {
+      const { sut, engine } = build();
+      jest.spyOn(performance, 'now').mockImplementation(() => engine.now);
+      engine.setDefault({
+        engineTimings: { engineTtftMs: 90 },
+        steps: [
+          { advanceMs: 120 },
+          { delta: 'Hel' },
+          { advanceMs: 10 },
+          { delta: 'lo!' },
+          { finish: 'stop' },
+          { usage: { promptTokens: 50, completionTokens: 2, cachedTokens: 32 } },
+        ],
+      });
+      const received: string[] = [];
+
+      const result = await sut.chat(request({ wholeAnswer: true, onToken: (d) => received.push(d) }));
+
+      expect(engine.wholeAnswers).toHaveLength(1);
+      expect(received).toEqual(['Hello!']);
+      expect(result).toMatchObject({
+        content: 'Hello!',
+        finishReason: 'stop',
+        wholeAnswer: true,
+        usage: { promptTokens: 50, completionTokens: 2, cachedTokens: 32 },
+        timings: { ttftMs: 130, totalMs: 130, itlMs: 0, engineTtftMs: 90 },
+      });
+    });
+
+    it('should stream from an adapter without whole answers, and stream when the caller reads the stream', async () => {
+      const { sut, engine } = build();
+      const streamed = await sut.chat(request());
+      (engine as { chatAnswer?: unknown }).chatAnswer = undefined;
+      const fallback = await sut.chat(request({ wholeAnswer: true }));
+
+      expect(engine.wholeAnswers).toEqual([]);
+      expect(engine.chats).toHaveLength(2);
+      expect(streamed.wholeAnswer).toBeUndefined();
+      expect(fallback).toMatchObject({ content: 'Hello from the fake engine.' });
+      expect(fallback.wholeAnswer).toBeUndefined();
+    });
+
+    it('should bound the whole answer by the first-token deadline, then fail over to another replica', async () => {
+      const { sut, engine, router } = build({ INFERENCE_FIRST_TOKEN_TIMEOUT_MS: 100 });
+      // The first token of a stream would come in time; the whole answer does not.
+      engine.setDefault({ steps: [{ delta: 'Hel' }, { wait: gate().promise }] });
+
+      await expect(sut.chat(request({ wholeAnswer: true }))).rejects.toThrow(
+        /No whole answer from .* within 100 ms/,
+      );
+      expect(engine.wholeAnswers).toHaveLength(1);
+
+      const home = router.pick({ routingKey: 'conversation-1' });
+      engine.script(home.id, { reject: new EngineUnavailable('overloaded (503)') });
+      engine.setDefault(answerScript('Answered elsewhere.'));
+      const result = await sut.chat(request({ wholeAnswer: true }));
+      expect(result).toMatchObject({ content: 'Answered elsewhere.', wholeAnswer: true });
+      expect(result.replica).not.toBe(home.id);
+    });
+  });
+
   describe('TTFT and usage', () => {
     it('should measure TTFT at the first delta and ITL over the stream, and read the engine usage', async () => {
       const { sut, engine } = build();

@@ -1,6 +1,7 @@
 import type {
   EngineAdapter,
   EngineCacheCounters,
+  EngineChatAnswer,
   EngineChatEvent,
   EngineChatRequest,
   EngineChatStream,
@@ -124,6 +125,32 @@ export class FakeEngineAdapter implements EngineAdapter {
       engineTimings: script.engineTimings ?? {},
       events: this.play(script.steps, signal),
     });
+  }
+
+  /** Endpoints asked for one whole answer (`chatAnswer`), in order; those chats are in `chats` too. */
+  readonly wholeAnswers: string[] = [];
+
+  /**
+   * A whole answer: the script played to its end (its clock moves, its gates are waited for), its deltas
+   * joined into one, as an engine's JSON answer carries them.
+   */
+  async chatAnswer(
+    endpoint: EngineEndpoint,
+    request: EngineChatRequest,
+    signal: AbortSignal,
+  ): Promise<EngineChatAnswer> {
+    this.wholeAnswers.push(endpoint.id);
+    const stream = await this.chatStream(endpoint, request, signal);
+    let text = '';
+    const rest: EngineChatEvent[] = [];
+    for await (const event of stream.events) {
+      if (event.type === 'delta') text += event.text;
+      else rest.push(event);
+    }
+    return {
+      engineTimings: stream.engineTimings,
+      events: [...(text ? [{ type: 'delta' as const, text }] : []), ...rest],
+    };
   }
 
   private async *play(steps: readonly FakeChatStep[], signal: AbortSignal): AsyncGenerator<EngineChatEvent> {

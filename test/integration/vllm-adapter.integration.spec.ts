@@ -75,6 +75,45 @@ describe('VllmEngineAdapter against the engine simulator (HTTP)', () => {
     expect(stream.engineTimings.engineTtftMs).toEqual(expect.any(Number));
   });
 
+  it('should answer whole (stream: false) with the same text as the stream, usage with cached tokens and the engine timings', async () => {
+    const streamed = await drain(
+      (
+        await sut.chatStream(
+          endpoint,
+          chat({ sampling: { seed: 11 }, cacheSalt: 'whole' }),
+          new AbortController().signal,
+        )
+      ).events,
+    );
+    const answer = await sut.chatAnswer(
+      endpoint,
+      chat({ sampling: { seed: 11 }, cacheSalt: 'whole' }),
+      new AbortController().signal,
+    );
+
+    const text = streamed.flatMap((e) => (e.type === 'delta' ? [e.text] : [])).join('');
+    expect(answer.events[0]).toEqual({ type: 'delta', text });
+    expect(answer.events).toContainEqual({ type: 'finish', reason: expect.any(String) });
+    // The prompt was seen by the stream: the whole answer reports it cached, as vLLM does.
+    const usage = answer.events.find((e) => e.type === 'usage');
+    expect(usage).toMatchObject({
+      usage: { promptTokens: expect.any(Number), completionTokens: expect.any(Number) },
+    });
+    expect(usage?.type === 'usage' ? usage.usage.cachedTokens : 0).toBeGreaterThan(0);
+    expect(answer.engineTimings.engineTtftMs).toEqual(expect.any(Number));
+  });
+
+  it('should map an overloaded engine to EngineUnavailable and a refused connection to EngineUnreachable for whole answers', async () => {
+    sim.engine.setFaults({ errorRate: 1, errorStatus: 503 });
+    await expect(sut.chatAnswer(endpoint, chat(), new AbortController().signal)).rejects.toThrow(
+      EngineUnavailable,
+    );
+    const closed: EngineEndpoint = { id: 'http://127.0.0.1:1/v1', baseURL: 'http://127.0.0.1:1/v1' };
+    await expect(sut.chatAnswer(closed, chat(), new AbortController().signal)).rejects.toThrow(
+      EngineUnreachable,
+    );
+  });
+
   it("should send the tenant's cache_salt: the same salt reuses the prefix, another salt does not", async () => {
     const usage = async (cacheSalt: string) => {
       const stream = await sut.chatStream(endpoint, chat({ cacheSalt }), new AbortController().signal);
