@@ -41,7 +41,15 @@ export interface ServeRequest {
    */
   documents?: readonly string[];
   trace?: TurnTrace;
+  /**
+   * The caller looked the exact key up an instant ago (`exactHit`) and missed: `serve` starts at the
+   * semantic lookup instead of asking Redis again (the single-flight leader still re-checks the key).
+   */
+  exactMissed?: boolean;
 }
+
+/** What `exactHit` found: a hit, a miss (the key was looked up), or null (not looked up, or the lookup failed). */
+export type ExactHitOutcome = { hit: ServeResult } | 'miss' | null;
 
 /**
  * The engine call behind the cache. `miss` is what the lookup found (undefined when the cache is
@@ -148,6 +156,7 @@ export class ResponseCache {
       request.control,
       signal,
       request.embedding,
+      request.exactMissed === true,
     ).catch((e: unknown): LookupResult => {
       this.logger.warn(
         `response cache lookup failed, answering without it: ${e instanceof Error ? e.message : String(e)}`,
@@ -226,26 +235,32 @@ export class ResponseCache {
    * (Redis stats, Prometheus), records the `response-cache` span on the trace and the entry's recency.
    * @param traceOnHit called once, on a hit only, for the trace to record the span on (the caller starts
    *   its telemetry then, so that a miss leaves no trace behind)
-   * @returns null when the cache is off, for `bypass` and `no-cache`, on a miss, and when the lookup
-   *   failed (the normal path then tries, and logs, again)
+   * @returns the hit; `miss` when the key holds no fresh entry (pass `exactMissed` to `serve`); null when
+   *   the cache is off, for `bypass` and `no-cache`, and when the lookup failed (`serve` then tries, and
+   *   logs, again)
    */
   async exactHit(
     request: Pick<ServeRequest, 'scope' | 'question' | 'control'>,
     traceOnHit: () => TurnTrace,
-  ): Promise<ServeResult | null> {
+  ): Promise<ExactHitOutcome> {
     if (!this.enabled) return null;
     const mode = request.control?.mode ?? 'default';
     if (mode === 'bypass' || mode === 'no-cache') return null;
     const started = performance.now();
     const { scope, question, control } = request;
-    const answer = await this.exactEntry(scope, scopeFingerprint(scope), question, control).catch(() => null);
-    if (!answer) return null;
+    let answer: CachedAnswer | null;
+    try {
+      answer = await this.exactEntry(scope, scopeFingerprint(scope), question, control);
+    } catch {
+      return null;
+    }
+    if (!answer) return 'miss';
     this.stats.count(scope.tenantId, 'lookup');
     this.stats.count(scope.tenantId, 'hit:exact');
     this.metrics?.recordResponseCacheLookup('exact', 1);
     const report: ResponseCacheReport = { hit: true, type: 'exact', similarity: 1, entryId: answer.entryId };
     traceOnHit().span('response-cache', { mode, maxAgeSeconds: control?.maxAgeSeconds }).end(report);
-    return this.hit(answer, report, started);
+    return { hit: this.hit(answer, report, started) };
   }
 
   /** The exact entry of a question when it is fresh (its scope, and within the max age), else null. */
@@ -266,6 +281,7 @@ export class ResponseCache {
    * Never counts statistics (serve does).
    * @param embedding the question's embedding when the caller has it (else embedded here, only when
    *   the exact lookup missed)
+   * @param exactMissed the caller missed the exact key an instant ago (`exactHit`): semantic lookup only
    */
   async lookup(
     scope: ResponseCacheScope,
@@ -273,12 +289,15 @@ export class ResponseCache {
     control?: CacheControl,
     signal?: AbortSignal,
     embedding?: readonly number[],
+    exactMissed = false,
   ): Promise<LookupResult> {
     const fingerprint = scopeFingerprint(scope);
     const maxAgeMs = this.maxAgeMs(control);
     const fresh = (a: CachedAnswer): boolean =>
       a.scope === fingerprint && Date.now() - a.createdAt <= maxAgeMs;
-    const exact = await this.store.getExact(scope.tenantId, fingerprint, questionHash(question));
+    const exact = exactMissed
+      ? null
+      : await this.store.getExact(scope.tenantId, fingerprint, questionHash(question));
     if (exact && fresh(exact)) return { hit: true, type: 'exact', answer: exact, similarity: 1 };
 
     const vector = embedding ?? (await this.semantic.embed(question));

@@ -1,3 +1,4 @@
+import type { FastifyRequest } from 'fastify';
 import { InvalidRequest } from '../common/domain-error';
 import type { ChatCompletionCommand, CompletedChat } from './chat-completions.service';
 import type { ChatCompletionDto, ChatCompletionRequestDto } from './dto/chat-completion.dto';
@@ -119,4 +120,20 @@ export function kvchatExtension(done: CompletedChat): Record<string, unknown> {
   return {
     cache: { response: done.cache, ...(done.storedEntryId ? { storedEntryId: done.storedEntryId } : {}) },
   };
+}
+
+/** Request member set when the fast path looked the exact key up and missed (the controller reads it). */
+const EXACT_MISSED = Symbol('kvchatExactMissed');
+
+/** Marks a request whose exact key ExactHitHook looked up and missed. */
+export function markExactMiss(request: FastifyRequest): void {
+  (request as FastifyRequest & { [EXACT_MISSED]?: true })[EXACT_MISSED] = true;
+}
+
+/**
+ * True when ExactHitHook looked this request's exact key up and missed: the normal path passes
+ * `exactMissed` on, so that the key is not asked for twice.
+ */
+export function exactMissed(request: FastifyRequest): boolean {
+  return (request as FastifyRequest & { [EXACT_MISSED]?: true })[EXACT_MISSED] === true;
 }

@@ -20,7 +20,13 @@ import { ChatCompletionsService, type CompletedChat } from './chat-completions.s
 import { describeAttempts } from '../inference/deployment-guards';
 import type { ProviderRoute } from '../inference/inference.types';
 import { ChatCompletionDto, ChatCompletionRequestDto, ModelListDto } from './dto/chat-completion.dto';
-import { cacheHeader, kvchatExtension, toChatCompletion, toCommand } from './chat-completion.mapping';
+import {
+  cacheHeader,
+  exactMissed,
+  kvchatExtension,
+  toChatCompletion,
+  toCommand,
+} from './chat-completion.mapping';
 import { OpenAiBody } from './openai-body.decorator';
 
 /** A streamed replay of a stored `chat.completion`: the role, the whole content, the finish, usage, `[DONE]`. */
@@ -116,7 +122,11 @@ export class ChatCompletionsController {
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<ChatCompletionDto | undefined> {
     this.access.assertModelAllowed(auth, body.model);
-    const command = { ...toCommand(body, request.body), requestId: String(request.id) };
+    const command = {
+      ...toCommand(body, request.body),
+      requestId: String(request.id),
+      ...(exactMissed(request) ? { exactMissed: true } : {}),
+    };
     const signal = clientDisconnectSignal(reply);
     if (body.stream !== true) {
       const done = await this.completions.complete(auth, command, signal);

@@ -135,6 +135,8 @@ export interface ChatCompletionCommand {
   requestId?: string;
   /** The client reads the answer as a stream (telemetry). */
   streamed?: boolean;
+  /** `exactHit` missed the exact key of this request an instant ago: the response cache does not ask again. */
+  exactMissed?: boolean;
 }
 
 /**
@@ -269,11 +271,13 @@ export class ChatCompletionsService {
    * stream. On a hit it does what `complete` does for one — Prometheus and Langfuse (TurnTelemetryService,
    * kind `chat.completions`, with its `response-cache` span), the usage record — and emits no events;
    * on a miss it records nothing.
-   * @returns the completed chat (as `complete` returns it for the same hit), or null: not cacheable (n > 1,
-   *   logprobs, last message not from the user), `bypass` / `no-cache`, a miss, or a failed lookup
+   * @returns the completed chat (as `complete` returns it for the same hit); `miss` when the exact key holds
+   *   nothing fresh (the caller passes `exactMissed` to `complete`, which then does not look it up again);
+   *   null when nothing was looked up (not cacheable: n > 1, logprobs, last message not from the user;
+   *   `bypass` / `no-cache`) or the lookup failed
    * @throws PayloadTooLarge, ModelNotFound before any lookup (the caller falls through: `complete` throws them)
    */
-  async exactHit(auth: AuthContext, command: ChatCompletionCommand): Promise<CompletedChat | null> {
+  async exactHit(auth: AuthContext, command: ChatCompletionCommand): Promise<CompletedChat | 'miss' | null> {
     const messages = wireMessages(command.messages);
     this.checkLength(messages);
     const model = await this.resolveModel(command.model);
@@ -297,8 +301,9 @@ export class ChatCompletionsService {
         return observed.trace;
       },
     );
-    if (!served || !observed) return null;
-    const done = this.completedFrom(served, model);
+    if (served === null || served === 'miss') return served;
+    if (!observed) return null;
+    const done = this.completedFrom(served.hit, model);
     this.record(auth, command, done, observed, performance.now() - started);
     return done.completed;
   }
@@ -410,6 +415,7 @@ export class ChatCompletionsService {
         question: last.content,
         control,
         trace,
+        ...(command.exactMissed ? { exactMissed: true } : {}),
       },
       async (miss) => {
         if (miss) sink.emit({ type: 'cache', cache: miss });

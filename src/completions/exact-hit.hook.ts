@@ -12,6 +12,7 @@ import { CachingConfig } from '../config/caching.config';
 import {
   cacheHeader,
   type ChatCompletionRequestBody,
+  markExactMiss,
   toChatCompletion,
   toCommand,
 } from './chat-completion.mapping';
@@ -99,7 +100,8 @@ export const EXACT_HIT_BODY_SCHEMA = {
  * the route's scopes and the key's model allow-list, builds the command as the controller does
  * (`toCommand`) and asks ChatCompletionsService.exactHit — which does on a hit what the normal path does
  * (statistics, Prometheus, the Langfuse trace, the usage record) — and replies with the same body and
- * headers as the controller. Anything else falls through to the normal path untouched: a miss, a stream,
+ * headers as the controller. Anything else falls through to the normal path: a miss (marked, so that the
+ * normal path does not look the exact key up again: `exactMissed`), a stream,
  * an `Idempotency-Key`, a body outside the schema, a missing scope or model (the normal path answers the
  * 403/404), a failed lookup. Off with RESPONSE_CACHE_EXACT_FAST_PATH=false or RESPONSE_CACHE_ENABLED=false.
  */
@@ -152,7 +154,8 @@ export class ExactHitHook implements OnModuleInit {
       // The normal path throws the same error and answers it in its shape (OpenAI's error object).
       return undefined;
     }
-    if (!done) return undefined;
+    if (done === 'miss') markExactMiss(request);
+    if (done === null || done === 'miss') return undefined;
     try {
       // As TenantLogInterceptor does on the normal path: the access line carries the tenant.
       this.logger.assign({ tenantId: auth.tenantId });

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { MikroORM } from '@mikro-orm/postgresql';
 import { Tenant } from '../../src/auth/tenant.entity';
+import { RESPONSE_CACHE_STORE, type ResponseCacheStore } from '../../src/caching/response-cache.store';
 import { ChatCompletionsService } from '../../src/completions/chat-completions.service';
 import { TracingService } from '../../src/observability/tracing.service';
 import { startEngineSimulator, type RunningSimulator } from '../../src/simulator/simulator.server';
@@ -166,6 +167,26 @@ describe('exact-hit fast path of /v1/chat/completions (e2e)', () => {
     expect(other.headers.get('x-kvchat-cache')).toBe('miss');
     expect(normalPathCalls.mock.calls.length).toBe(calls + 1);
     expect(engineRequests()).toBe(engineBefore + 1);
+  });
+
+  it('should ask Redis for the exact key of a miss no more often than the normal path does', async () => {
+    const lookups = (app: TestApp): jest.SpyInstance =>
+      jest.spyOn(app.running.app.get<ResponseCacheStore>(RESPONSE_CACHE_STORE), 'getExact');
+    const viaFast = lookups(fast);
+    const viaNest = lookups(nest);
+    try {
+      expect(
+        (await ask(fast, 'Which enzymes digest starch in the mouth?')).headers.get('x-kvchat-cache'),
+      ).toBe('miss');
+      expect((await ask(nest, 'How do I renew a passport abroad?')).headers.get('x-kvchat-cache')).toBe(
+        'miss',
+      );
+      // The fast path's lookup stands for the normal path's (the single-flight leader re-checks once).
+      expect(viaFast.mock.calls.length).toBe(viaNest.mock.calls.length);
+    } finally {
+      viaFast.mockRestore();
+      viaNest.mockRestore();
+    }
   });
 
   it('should not skip authentication, scopes or the model allow-list', async () => {
