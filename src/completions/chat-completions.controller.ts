@@ -28,6 +28,7 @@ import {
   toCommand,
 } from './chat-completion.mapping';
 import { OpenAiBody } from './openai-body.decorator';
+import { isPlainChatCompletionBody } from './chat-completion.schema';
 
 /** A streamed replay of a stored `chat.completion`: the role, the whole content, the finish, usage, `[DONE]`. */
 const COMPLETION_ROUTE: IdempotentRoute = {
@@ -117,7 +118,7 @@ export class ChatCompletionsController {
   @ApiProblems(400, 404, 413, 502, 503, 504)
   async create(
     @Auth() auth: AuthContext,
-    @OpenAiBody() body: ChatCompletionRequestDto,
+    @OpenAiBody(isPlainChatCompletionBody) body: ChatCompletionRequestDto,
     @Req() request: FastifyRequest,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<ChatCompletionDto | undefined> {

@@ -1,93 +1,19 @@
 import { Injectable, type OnModuleInit } from '@nestjs/common';
 import { HttpAdapterHost, Reflector } from '@nestjs/core';
-import Ajv, { type ValidateFunction } from 'ajv';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { PinoLogger } from 'nestjs-pino';
 import { AccessPolicy } from '../auth/access-policy.service';
 import { type AuthenticatedRequest, REQUIRED_SCOPES } from '../auth/auth.guard';
 import type { Scope } from '../auth/scopes';
-import { CACHE_MODES } from '../caching/response-cache.types';
 import { fastifyOf } from '../common/fastify-instance';
 import { CachingConfig } from '../config/caching.config';
-import {
-  cacheHeader,
-  type ChatCompletionRequestBody,
-  markExactMiss,
-  toChatCompletion,
-  toCommand,
-} from './chat-completion.mapping';
+import { cacheHeader, markExactMiss, toChatCompletion, toCommand } from './chat-completion.mapping';
+import { isPlainChatCompletionBody } from './chat-completion.schema';
 import { ChatCompletionsController } from './chat-completions.controller';
 import { ChatCompletionsService } from './chat-completions.service';
 
 /** The route the fast path answers (Fastify's route pattern, as `request.routeOptions.url`). */
 const ROUTE = '/v1/chat/completions';
-
-const number = (minimum: number, maximum: number) => ({ type: 'number', minimum, maximum }) as const;
-const integer = (minimum: number, maximum: number) => ({ type: 'integer', minimum, maximum }) as const;
-
-/**
- * The bodies the fast path takes: a subset of what ChatCompletionRequestDto accepts, with the same
- * bounds, so that whatever passes here would pass the DTO and map to the same command. Everything else
- * (streams, tools and tool messages, `response_format`, `logprobs`, `stream_options`, null fields, vendor
- * fields, anything invalid) fails it, and the normal path answers — with its own validation errors.
- */
-export const EXACT_HIT_BODY_SCHEMA = {
-  type: 'object',
-  required: ['model', 'messages'],
-  additionalProperties: false,
-  properties: {
-    model: { type: 'string', maxLength: 300 },
-    messages: {
-      type: 'array',
-      minItems: 1,
-      maxItems: 1024,
-      items: {
-        type: 'object',
-        required: ['role', 'content'],
-        additionalProperties: false,
-        properties: {
-          role: { enum: ['system', 'developer', 'user', 'assistant'] },
-          content: {
-            anyOf: [
-              { type: 'string' },
-              {
-                type: 'array',
-                minItems: 1,
-                items: {
-                  type: 'object',
-                  required: ['type', 'text'],
-                  properties: { type: { const: 'text' }, text: { type: 'string' } },
-                },
-              },
-            ],
-          },
-          name: { type: 'string', maxLength: 256 },
-        },
-      },
-    },
-    stream: { const: false },
-    temperature: number(0, 2),
-    top_p: number(0, 1),
-    max_tokens: integer(1, 32768),
-    max_completion_tokens: integer(1, 32768),
-    n: integer(1, 16),
-    stop: {
-      anyOf: [{ type: 'string' }, { type: 'array', maxItems: 4, items: { type: 'string' } }],
-    },
-    seed: { type: 'integer' },
-    presence_penalty: number(-2, 2),
-    frequency_penalty: number(-2, 2),
-    user: { type: 'string', maxLength: 256 },
-    cache: {
-      type: 'object',
-      additionalProperties: false,
-      properties: {
-        mode: { enum: [...CACHE_MODES] },
-        maxAgeSeconds: { type: 'integer', minimum: 0 },
-      },
-    },
-  },
-} as const;
 
 /**
  * Answers an exact response-cache hit of a non-streamed `POST /v1/chat/completions` in a Fastify
@@ -96,7 +22,7 @@ export const EXACT_HIT_BODY_SCHEMA = {
  *
  * By `preHandler` the `onRequest` hooks have run for this request as for any other: the API key and its
  * rate limits (ApiKeyHook; `request.auth`), admission control (TurnAdmissionHook), HTTP metrics, the
- * request logger. The hook then checks the body with a precompiled JSON schema (EXACT_HIT_BODY_SCHEMA),
+ * request logger. The hook then checks the body with a precompiled JSON schema (chat-completion.schema.ts),
  * the route's scopes and the key's model allow-list, builds the command as the controller does
  * (`toCommand`) and asks ChatCompletionsService.exactHit — which does on a hit what the normal path does
  * (statistics, Prometheus, the Langfuse trace, the usage record) — and replies with the same body and
@@ -107,7 +33,6 @@ export const EXACT_HIT_BODY_SCHEMA = {
  */
 @Injectable()
 export class ExactHitHook implements OnModuleInit {
-  private readonly validate: ValidateFunction<ChatCompletionRequestBody>;
   private readonly scopes: Scope[];
 
   constructor(
@@ -118,8 +43,6 @@ export class ExactHitHook implements OnModuleInit {
     private readonly logger: PinoLogger,
     reflector: Reflector,
   ) {
-    // No coercion and no defaults: the body is read as sent, as the DTO reads it.
-    this.validate = new Ajv({ allErrors: false }).compile<ChatCompletionRequestBody>(EXACT_HIT_BODY_SCHEMA);
     // The route's scopes, as ApiKeyGuard reads them (class and method lists add up).
     const handler = Object.getOwnPropertyDescriptor(ChatCompletionsController.prototype, 'create')?.value as (
       ...args: unknown[]
@@ -141,7 +64,8 @@ export class ExactHitHook implements OnModuleInit {
     // An idempotent request is stored and replayed by IdempotencyInterceptor: the normal path.
     if (!auth || request.headers['idempotency-key'] !== undefined) return undefined;
     const body = request.body;
-    if (!this.validate(body)) return undefined;
+    // A stream (a hit is replayed as events) goes the normal way.
+    if (!isPlainChatCompletionBody(body) || body.stream === true) return undefined;
     let done;
     try {
       this.access.assertScopes(auth, this.scopes);
