@@ -420,6 +420,7 @@ export class ChatCompletionsService {
       async (miss) => {
         if (miss) sink.emit({ type: 'cache', cache: miss });
         const generation = trace.generation('engine', messages, { model });
+        const salt = this.salts.saltFor(auth.tenantId);
         let first = true;
         const firstToken = (): void => {
           if (first) generation.firstToken();
@@ -433,9 +434,9 @@ export class ChatCompletionsService {
             temperature: command.temperature,
             sampling: command.sampling,
             ...(command.extra ? { extra: command.extra } : {}),
-            cacheSalt: this.salts.saltFor(auth.tenantId),
+            cacheSalt: salt,
             // Stateless: the provider prompt-cache key is the tenant's (salted, so the tenant id never leaves).
-            promptCacheKey: this.salts.saltFor(auth.tenantId),
+            promptCacheKey: salt,
             signal: sink.signal,
             // A client that does not stream gets one JSON answer from the engine: no stream to parse.
             wholeAnswer: command.streamed !== true,
