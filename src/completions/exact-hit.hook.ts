@@ -18,7 +18,7 @@ const ROUTE = '/v1/chat/completions';
 /**
  * Answers an exact response-cache hit of a non-streamed `POST /v1/chat/completions` in a Fastify
  * `preHandler` hook, before Nest's router, guards, interceptors and validation pipe: an exact hit is one
- * Redis round trip, and that machinery was ~45 % of its CPU (docs/scaling.md, completions, fourth pass).
+ * Redis round trip, and that machinery was ~45 % of its CPU (docs/scaling.md, completions, third pass).
  *
  * By `preHandler` the `onRequest` hooks have run for this request as for any other: the API key and its
  * rate limits (ApiKeyHook; `request.auth`), admission control (TurnAdmissionHook), HTTP metrics, the
@@ -27,9 +27,9 @@ const ROUTE = '/v1/chat/completions';
  * (`toCommand`) and asks ChatCompletionsService.exactHit — which does on a hit what the normal path does
  * (statistics, Prometheus, the Langfuse trace, the usage record) — and replies with the same body and
  * headers as the controller. Anything else falls through to the normal path: a miss (marked, so that the
- * normal path does not look the exact key up again: `exactMissed`), a stream,
- * an `Idempotency-Key`, a body outside the schema, a missing scope or model (the normal path answers the
- * 403/404), a failed lookup. Off with RESPONSE_CACHE_EXACT_FAST_PATH=false or RESPONSE_CACHE_ENABLED=false.
+ * normal path does not look the exact key up again: `exactMissed`), a stream, an `Idempotency-Key`, a body
+ * outside the schema, a missing scope or model (the normal path answers the 403/404), a failed lookup.
+ * Off with RESPONSE_CACHE_EXACT_FAST_PATH=false or RESPONSE_CACHE_ENABLED=false.
  */
 @Injectable()
 export class ExactHitHook implements OnModuleInit {
