@@ -1,8 +1,15 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { InferenceConfig } from '../../src/config/inference.config';
+import { AnthropicEngineAdapter } from '../../src/inference/adapters/anthropic.adapter';
+import { OpenAiEngineAdapter } from '../../src/inference/adapters/openai.adapter';
 import { VllmEngineAdapter } from '../../src/inference/adapters/vllm.adapter';
-import type { EngineChatEvent, EngineChatRequest, EngineEndpoint } from '../../src/inference/engine-adapter';
+import type {
+  EngineAdapter,
+  EngineChatEvent,
+  EngineChatRequest,
+  EngineEndpoint,
+} from '../../src/inference/engine-adapter';
 import {
   EngineTokenizeUnsupported,
   EngineUnavailable,
@@ -101,6 +108,22 @@ describe('VllmEngineAdapter against the engine simulator (HTTP)', () => {
     });
     expect(usage?.type === 'usage' ? usage.usage.cachedTokens : 0).toBeGreaterThan(0);
     expect(answer.engineTimings.engineTtftMs).toEqual(expect.any(Number));
+  });
+
+  it('should answer whole through the SDK for an OpenAI-compatible deployment, while Anthropic deployments stream', async () => {
+    const config = Object.assign(new InferenceConfig(), { INFERENCE_TIMEOUT_MS: 10_000 });
+    const answer = await new OpenAiEngineAdapter(config).chatAnswer(
+      endpoint,
+      chat({ promptCacheKey: 'tenant-salt' }),
+      new AbortController().signal,
+    );
+
+    expect(answer.events[0]).toEqual({ type: 'delta', text: expect.any(String) });
+    expect(answer.events).toContainEqual({ type: 'finish', reason: expect.any(String) });
+    expect(answer.events.some((e) => e.type === 'usage')).toBe(true);
+    // No whole answers from the Messages API: InferenceService reads its stream (engine-adapter.ts).
+    const anthropic: EngineAdapter = new AnthropicEngineAdapter(config);
+    expect(anthropic.chatAnswer).toBeUndefined();
   });
 
   it('should map an overloaded engine to EngineUnavailable and a refused connection to EngineUnreachable for whole answers', async () => {
