@@ -266,9 +266,8 @@ export class ChatCompletionsService {
   }
 
   /**
-   * The answer to a request when it is an exact response-cache hit, else null (the caller then runs
-   * `complete`, which looks up again): the fast path of ExactHitHook, for requests the client does not
-   * stream. On a hit it does what `complete` does for one — Prometheus and Langfuse (TurnTelemetryService,
+   * The answer to a request when it is an exact response-cache hit (otherwise the caller runs `complete`):
+   * the fast path of ExactHitHook, for requests the client does not stream. On a hit it does what `complete` does for one — Prometheus and Langfuse (TurnTelemetryService,
    * kind `chat.completions`, with its `response-cache` span), the usage record — and emits no events;
    * on a miss it records nothing.
    * @returns the completed chat (as `complete` returns it for the same hit); `miss` when the exact key holds
