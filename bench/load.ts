@@ -66,6 +66,8 @@ interface Options {
   redisUrl: string;
   mode: 'turns' | 'completions';
   portkeyDir?: string;
+  /** Turns mode: clients talk to this nginx binary, configured by docker/nginx.conf, in front of the api processes. */
+  nginx?: string;
   maxTokens: number;
   giveUpSeconds: number;
   settleSeconds: number;
@@ -101,6 +103,8 @@ interface Sample {
   status: number;
   outcome: 'ok' | 'shed' | 'error' | 'abandoned';
   code?: string;
+  /** A shed turn's `reason` (kvchat: `queue_full`, `queue_timeout`; nginx: `proxy_max_conns`). */
+  reason?: string;
   /** Client TTFT: request sent → first token, ms. */
   ttftMs?: number;
   /** The engine's own TTFT for the same request, ms (turn event timings). */
@@ -132,9 +136,14 @@ async function loadQuestions(path: string | undefined): Promise<string[]> {
 
 /** The problem code of a refusal body, if it is one. */
 function problemCode(text: string): string | undefined {
+  return problemField(text, 'code');
+}
+
+/** A string field of a problem+json body, or undefined. */
+function problemField(text: string, field: 'code' | 'reason'): string | undefined {
   try {
-    const body = JSON.parse(text) as { code?: unknown };
-    return typeof body.code === 'string' ? body.code : undefined;
+    const value = (JSON.parse(text) as Record<string, unknown>)[field];
+    return typeof value === 'string' ? value : undefined;
   } catch {
     return undefined;
   }
@@ -186,6 +195,7 @@ class Client {
         const text = await res.body.text();
         sample.firstAnswerMs = performance.now() - started;
         sample.code = problemCode(text);
+        sample.reason = problemField(text, 'reason');
         sample.outcome = sample.code === SHED_CODE ? 'shed' : 'error';
         return sample;
       }
@@ -370,6 +380,29 @@ function byStatus(samples: Sample[], outcome: Sample['outcome']): Record<string,
   return out;
 }
 
+/** Count, p50, p99 and max of `firstAnswerMs` by outcome (a shed turn by its reason). */
+function firstAnswerFigures(
+  samples: Sample[],
+): Record<string, { n: number; p50: number; p99: number; max: number }> {
+  const groups = new Map<string, number[]>();
+  for (const s of samples) {
+    if (s.firstAnswerMs === undefined) continue;
+    const key = s.outcome === 'shed' ? `shed ${s.reason ?? '?'}` : s.outcome;
+    groups.set(key, [...(groups.get(key) ?? []), s.firstAnswerMs]);
+  }
+  return Object.fromEntries(
+    [...groups].map(([key, xs]) => [
+      key,
+      {
+        n: xs.length,
+        p50: round(quantile(xs, 0.5), 1),
+        p99: round(quantile(xs, 0.99), 1),
+        max: round(maxOf(xs), 1),
+      },
+    ]),
+  );
+}
+
 interface LatencyFigures {
   ttftP50Ms: number;
   ttftP99Ms: number;
@@ -394,11 +427,11 @@ function latencySummary(samples: Sample[]): LatencyFigures {
 /** Creates `n` conversations, 64 at a time; returns their ids. */
 async function createConversations(client: Client, lab: LoadLab, n: number): Promise<string[]> {
   const limit = pLimit(64);
-  const apis = lab.apis;
+  const targets = lab.entrypoints;
   return Promise.all(
     Array.from({ length: n }, (_, i) =>
       limit(async () => {
-        const res = await request(`${apis[i % apis.length].url}/v1/conversations`, {
+        const res = await request(`${targets[i % targets.length].url}/v1/conversations`, {
           method: 'POST',
           dispatcher: client.dispatcher,
           headers: { authorization: `Bearer ${lab.apiKey}`, 'content-type': 'application/json' },
@@ -436,6 +469,8 @@ async function runTurns(opts: Options, lab: LoadLab, client: Client): Promise<Re
   const runTag = `load${randomBytes(3).toString('hex')}`;
   const samples: Sample[] = [];
   const apis = lab.apis;
+  // Turns go round-robin over the api processes, as a load balancer spreads them, or through the proxy.
+  const targets = lab.entrypoints;
   let next = 0;
   let turnCounter = 0;
   const giveUpMs = opts.giveUpSeconds * 1000;
@@ -443,10 +478,10 @@ async function runTurns(opts: Options, lab: LoadLab, client: Client): Promise<Re
     const t = turnCounter++;
     const tag = `[${runTag}:${user}:${t}]`;
     const question = questions[Math.floor(random() * questions.length)];
-    const api = apis[next++ % apis.length];
+    const target = targets[next++ % targets.length];
     samples.push(
       await client.turn(
-        api.url,
+        target.url,
         lab.apiKey,
         conversations[user],
         `${tag} ${question}`,
@@ -462,9 +497,9 @@ async function runTurns(opts: Options, lab: LoadLab, client: Client): Promise<Re
   if (opts.warmupTurns > 0) {
     const spare = await createConversations(client, lab, apis.length);
     for (let i = 0; i < opts.warmupTurns; i++) {
-      const api = apis[i % apis.length];
+      const target = targets[i % targets.length];
       await client.turn(
-        api.url,
+        target.url,
         lab.apiKey,
         spare[i % spare.length],
         `warm-up ${i}`,
@@ -565,6 +600,7 @@ async function runTurns(opts: Options, lab: LoadLab, client: Client): Promise<Re
     details: {
       mode: opts.burst ? 'burst' : opts.rate ? 'open-loop' : 'closed-loop',
       apiProcesses: apis.length,
+      proxy: lab.proxy ? 'nginx (docker/nginx.conf)' : null,
       measuredSeconds: round(measuredSeconds, 1),
       turnsStarted: samples.length,
       turnsServed: ok.length,
@@ -581,6 +617,8 @@ async function runTurns(opts: Options, lab: LoadLab, client: Client): Promise<Re
       answeredOrShedP99Ms: round(quantile(answeredOrShed, 0.99), 1),
       answeredOrShedMaxMs: round(maxOf(answeredOrShed), 1),
       answeredOrShedWithin2s: answeredOrShed.filter((x) => x <= 2000).length,
+      // How long each kind of answer took (request sent → first token, or → the whole refusal), ms.
+      firstAnswerMsByOutcome: firstAnswerFigures(samples),
       cpuMsByProcess: window.cpuMs,
       cpuMsPerTurnByRole: {
         api: round(apiCpuMs / Math.max(1, ok.length), 2),
@@ -588,6 +626,7 @@ async function runTurns(opts: Options, lab: LoadLab, client: Client): Promise<Re
         apiMainThread: round(apiMainThreadCpuMs / Math.max(1, ok.length), 2),
         worker: round((window.cpuMs.worker ?? 0) / Math.max(1, ok.length), 2),
         simulator: round((window.cpuMs.simulator ?? 0) / Math.max(1, ok.length), 2),
+        ...(lab.proxy ? { proxy: round((window.cpuMs.nginx ?? 0) / Math.max(1, ok.length), 2) } : {}),
       },
       rssMbMaxByProcess: window.rssMbMax,
       rssMbAtBoot: rssAtBoot,
@@ -773,6 +812,10 @@ async function main(): Promise<void> {
     .option('--time-scale <x>', 'simulator time scale (1 = calibrated real time)', positive, 1)
     .option('--connections <n>', 'client connections per api process', count, 1024)
     .option('--api-env <KEY=VALUE...>', 'extra environment of the api processes', [])
+    .option(
+      '--nginx <binary>',
+      'turns mode: clients talk to this nginx, configured by docker/nginx.conf, in front of the api processes',
+    )
     .option('--cpu-prof <dir>', 'write a V8 CPU profile of the first api process into this directory')
     .option('--data <jsonl>', 'user messages from dialogues, one {messages:[{role,content}]} per line')
     .option('--seed <n>', 'seed of think times and message picks', count, 1)
@@ -815,6 +858,7 @@ async function main(): Promise<void> {
     firstApiNodeFlags: opts.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', resolve(opts.cpuProf)] : [],
     simulatorArgs: ['--time-scale', String(opts.timeScale), '--max-num-seqs', '1024'],
     portkeyDir: opts.mode === 'completions' && opts.repeatPrompts === undefined ? opts.portkeyDir : undefined,
+    nginxBinary: opts.nginx,
   });
   // A burst opens one connection per turn, as that many clients would (the client must not queue them itself).
   const client = new Client(Math.max(opts.connections, opts.burst ?? 0));
