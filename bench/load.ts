@@ -13,7 +13,8 @@ import { LoadLab, type LabProcess, type ProcSample } from './load-lab';
 
 /**
  * `npm run bench:load -- --users N --think-seconds S --duration-seconds D --api-processes K
- *   [--burst N] [--rate R] [--database-url URL] [--mode turns|completions] [--portkey-dir DIR] --out FILE`
+ *   [--burst N] [--rate R] [--database-url URL] [--mode turns|completions] [--portkey-dir DIR]
+ *   [--nginx /usr/sbin/nginx] --out FILE`
  *
  * Issue 14, item 1. Starts the engine simulator, one kvchat worker and K kvchat api processes
  * (KVCHAT_ROLE, docs/deploy.md) on an external PostgreSQL (a fresh `kvchat_load_<pid>` database on
@@ -25,7 +26,10 @@ import { LoadLab, type LabProcess, type ProcSample } from './load-lab';
  * - burst (`--burst N`): N turns at once on N conversations; clients give up after --give-up-seconds;
  *   RSS is read before, at the peak and --settle-seconds after.
  * Turns go round-robin over the api processes (as a load balancer spreads them), so the turn lock and
- * the conversation state are shared through PostgreSQL and Redis, never a process.
+ * the conversation state are shared through PostgreSQL and Redis, never a process. With `--nginx BINARY`
+ * they go through nginx instead, configured by the repository's docker/nginx.conf (the compose gateway:
+ * keep-alive pool, `max_conns` per replica, its own 503 `Overloaded` past it) in front of the K processes;
+ * `details.cpuMsPerTurnByRole.proxy` is nginx's CPU per turn.
  *
  * `--mode completions` drives the stateless `POST /v1/chat/completions` instead (not streamed unless
  * `--stream`; TTFT is then the whole answer), against the simulator directly, kvchat, and Portkey's gateway
@@ -52,6 +56,8 @@ import { LoadLab, type LabProcess, type ProcSample } from './load-lab';
  *   each scrape; the bench scrapes at the start and the end), ms.
  * - `storedAfterAbandon`: turns whose client gave up (timeout) and that were nevertheless answered and
  *   stored, counted in the database after the run.
+ * - `details.firstAnswerMsByOutcome`: count, p50, p99 and max of request sent → first token (answered) or →
+ *   the whole refusal, by outcome, a shed turn by its `reason` (`queue_full`, `queue_timeout`, `proxy_max_conns`).
  * The load average of the machine is printed beside the figures (the machine is shared).
  */
 
