@@ -1,12 +1,13 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { request } from 'undici';
 import { parsePrometheusText } from '../src/inference/prometheus-text';
 import { freePort, sleep, waitFor } from './chaos-lab';
+import { renderNginxConfig } from './nginx-config';
 
 const run = promisify(execFile);
 
@@ -55,7 +56,7 @@ export function readProcStat(pid: number): ProcSample | null {
 /** A process the lab started (or was given), with what the report needs about it. */
 export interface LabProcess {
   name: string;
-  role: 'api' | 'worker' | 'simulator' | 'gateway';
+  role: 'api' | 'worker' | 'simulator' | 'gateway' | 'proxy';
   url: string;
   pid?: number;
   child?: ChildProcess;
@@ -80,6 +81,11 @@ export interface LabOptions {
   simulatorArgs: string[];
   /** Start a Portkey gateway from this install directory (node_modules/@portkey-ai/gateway). */
   portkeyDir?: string;
+  /**
+   * Put nginx (this binary) in front of the api processes, configured by the repository's
+   * docker/nginx.conf with its upstream pointed at them; clients then talk to nginx only.
+   */
+  nginxBinary?: string;
 }
 
 /**
@@ -109,6 +115,17 @@ export class LoadLab {
     return this.processes.find((p) => p.role === 'gateway');
   }
 
+  /** The nginx in front of the api processes (`nginxBinary`), if any. */
+  get proxy(): LabProcess | undefined {
+    return this.processes.find((p) => p.role === 'proxy');
+  }
+
+  /** Where clients send their requests: the proxy when there is one, else each api process. */
+  get entrypoints(): LabProcess[] {
+    const proxy = this.proxy;
+    return proxy ? [proxy] : this.apis;
+  }
+
   async start(): Promise<void> {
     await this.prepareDatabase();
     await this.startSimulator();
@@ -133,6 +150,7 @@ export class LoadLab {
       );
     await Promise.all(starts);
     if (this.options.portkeyDir) await this.startPortkey(this.options.portkeyDir);
+    if (this.options.nginxBinary) await this.startNginx(this.options.nginxBinary);
     this.sampler = setInterval(() => this.sample(), 500);
     this.sampler.unref();
   }
@@ -292,6 +310,36 @@ export class LoadLab {
     );
     this.processes.push({ name: 'portkey', role: 'gateway', url, pid: child.pid, child, rssMbMax: 0 });
     await waitFor('portkey gateway', async () => (await request(`${url}/`)).statusCode < 500, 60_000);
+  }
+
+  /**
+   * nginx as deployed by docker/compose.yaml: the repository's docker/nginx.conf, with its upstream's one
+   * `server api:3000 …;` line repeated for each api process (same parameters: max_conns) and its
+   * `listen` on a free loopback port; no access log. One process (`master_process off`), so its pid is
+   * the one that does the work.
+   */
+  private async startNginx(binary: string): Promise<void> {
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    const dir = join(this.dir, 'nginx');
+    mkdirSync(join(dir, 'logs'), { recursive: true });
+    const template = readFileSync(resolve(this.options.distDir, '../docker/nginx.conf'), 'utf8');
+    const config = renderNginxConfig(
+      template,
+      this.apis.map((a) => new URL(a.url).host),
+      port,
+    );
+    writeFileSync(join(dir, 'nginx.conf'), config);
+    const child = spawn(
+      binary,
+      ['-p', `${dir}/`, '-c', join(dir, 'nginx.conf'), '-g', 'daemon off; master_process off;'],
+      { stdio: ['ignore', this.log('nginx'), this.log('nginx')] },
+    );
+    this.processes.push({ name: 'nginx', role: 'proxy', url, pid: child.pid, child, rssMbMax: 0 });
+    await waitFor(`nginx (log: ${this.logPath('nginx')})`, async () => {
+      if (child.exitCode !== null) throw new Error(`nginx exited with ${child.exitCode}`);
+      return (await request(`${url}/health/live`)).statusCode === 200;
+    });
   }
 
   private sample(): void {

@@ -13,7 +13,8 @@ import { LoadLab, type LabProcess, type ProcSample } from './load-lab';
 
 /**
  * `npm run bench:load -- --users N --think-seconds S --duration-seconds D --api-processes K
- *   [--burst N] [--rate R] [--database-url URL] [--mode turns|completions] [--portkey-dir DIR] --out FILE`
+ *   [--burst N] [--rate R] [--database-url URL] [--mode turns|completions] [--portkey-dir DIR]
+ *   [--nginx /usr/sbin/nginx] --out FILE`
  *
  * Issue 14, item 1. Starts the engine simulator, one kvchat worker and K kvchat api processes
  * (KVCHAT_ROLE, docs/deploy.md) on an external PostgreSQL (a fresh `kvchat_load_<pid>` database on
@@ -25,7 +26,10 @@ import { LoadLab, type LabProcess, type ProcSample } from './load-lab';
  * - burst (`--burst N`): N turns at once on N conversations; clients give up after --give-up-seconds;
  *   RSS is read before, at the peak and --settle-seconds after.
  * Turns go round-robin over the api processes (as a load balancer spreads them), so the turn lock and
- * the conversation state are shared through PostgreSQL and Redis, never a process.
+ * the conversation state are shared through PostgreSQL and Redis, never a process. With `--nginx BINARY`
+ * they go through nginx instead, configured by the repository's docker/nginx.conf (the compose gateway:
+ * keep-alive pool, `max_conns` per replica, its own 503 `Overloaded` past it) in front of the K processes;
+ * `details.cpuMsPerTurnByRole.proxy` is nginx's CPU per turn.
  *
  * `--mode completions` drives the stateless `POST /v1/chat/completions` instead (not streamed unless
  * `--stream`; TTFT is then the whole answer), against the simulator directly, kvchat, and Portkey's gateway
@@ -52,6 +56,8 @@ import { LoadLab, type LabProcess, type ProcSample } from './load-lab';
  *   each scrape; the bench scrapes at the start and the end), ms.
  * - `storedAfterAbandon`: turns whose client gave up (timeout) and that were nevertheless answered and
  *   stored, counted in the database after the run.
+ * - `details.firstAnswerMsByOutcome`: count, p50, p99 and max of request sent → first token (answered) or →
+ *   the whole refusal, by outcome, a shed turn by its `reason` (`queue_full`, `queue_timeout`, `proxy_max_conns`).
  * The load average of the machine is printed beside the figures (the machine is shared).
  */
 
@@ -66,6 +72,8 @@ interface Options {
   redisUrl: string;
   mode: 'turns' | 'completions';
   portkeyDir?: string;
+  /** Turns mode: clients talk to this nginx binary, configured by docker/nginx.conf, in front of the api processes. */
+  nginx?: string;
   maxTokens: number;
   giveUpSeconds: number;
   settleSeconds: number;
@@ -101,6 +109,8 @@ interface Sample {
   status: number;
   outcome: 'ok' | 'shed' | 'error' | 'abandoned';
   code?: string;
+  /** A shed turn's `reason` (kvchat: `queue_full`, `queue_timeout`; nginx: `proxy_max_conns`). */
+  reason?: string;
   /** Client TTFT: request sent → first token, ms. */
   ttftMs?: number;
   /** The engine's own TTFT for the same request, ms (turn event timings). */
@@ -132,9 +142,14 @@ async function loadQuestions(path: string | undefined): Promise<string[]> {
 
 /** The problem code of a refusal body, if it is one. */
 function problemCode(text: string): string | undefined {
+  return problemField(text, 'code');
+}
+
+/** A string field of a problem+json body, or undefined. */
+function problemField(text: string, field: 'code' | 'reason'): string | undefined {
   try {
-    const body = JSON.parse(text) as { code?: unknown };
-    return typeof body.code === 'string' ? body.code : undefined;
+    const value = (JSON.parse(text) as Record<string, unknown>)[field];
+    return typeof value === 'string' ? value : undefined;
   } catch {
     return undefined;
   }
@@ -186,6 +201,7 @@ class Client {
         const text = await res.body.text();
         sample.firstAnswerMs = performance.now() - started;
         sample.code = problemCode(text);
+        sample.reason = problemField(text, 'reason');
         sample.outcome = sample.code === SHED_CODE ? 'shed' : 'error';
         return sample;
       }
@@ -370,6 +386,29 @@ function byStatus(samples: Sample[], outcome: Sample['outcome']): Record<string,
   return out;
 }
 
+/** Count, p50, p99 and max of `firstAnswerMs` by outcome (a shed turn by its reason). */
+function firstAnswerFigures(
+  samples: Sample[],
+): Record<string, { n: number; p50: number; p99: number; max: number }> {
+  const groups = new Map<string, number[]>();
+  for (const s of samples) {
+    if (s.firstAnswerMs === undefined) continue;
+    const key = s.outcome === 'shed' ? `shed ${s.reason ?? '?'}` : s.outcome;
+    groups.set(key, [...(groups.get(key) ?? []), s.firstAnswerMs]);
+  }
+  return Object.fromEntries(
+    [...groups].map(([key, xs]) => [
+      key,
+      {
+        n: xs.length,
+        p50: round(quantile(xs, 0.5), 1),
+        p99: round(quantile(xs, 0.99), 1),
+        max: round(maxOf(xs), 1),
+      },
+    ]),
+  );
+}
+
 interface LatencyFigures {
   ttftP50Ms: number;
   ttftP99Ms: number;
@@ -394,11 +433,11 @@ function latencySummary(samples: Sample[]): LatencyFigures {
 /** Creates `n` conversations, 64 at a time; returns their ids. */
 async function createConversations(client: Client, lab: LoadLab, n: number): Promise<string[]> {
   const limit = pLimit(64);
-  const apis = lab.apis;
+  const targets = lab.entrypoints;
   return Promise.all(
     Array.from({ length: n }, (_, i) =>
       limit(async () => {
-        const res = await request(`${apis[i % apis.length].url}/v1/conversations`, {
+        const res = await request(`${targets[i % targets.length].url}/v1/conversations`, {
           method: 'POST',
           dispatcher: client.dispatcher,
           headers: { authorization: `Bearer ${lab.apiKey}`, 'content-type': 'application/json' },
@@ -436,6 +475,8 @@ async function runTurns(opts: Options, lab: LoadLab, client: Client): Promise<Re
   const runTag = `load${randomBytes(3).toString('hex')}`;
   const samples: Sample[] = [];
   const apis = lab.apis;
+  // Turns go round-robin over the api processes, as a load balancer spreads them, or through the proxy.
+  const targets = lab.entrypoints;
   let next = 0;
   let turnCounter = 0;
   const giveUpMs = opts.giveUpSeconds * 1000;
@@ -443,10 +484,10 @@ async function runTurns(opts: Options, lab: LoadLab, client: Client): Promise<Re
     const t = turnCounter++;
     const tag = `[${runTag}:${user}:${t}]`;
     const question = questions[Math.floor(random() * questions.length)];
-    const api = apis[next++ % apis.length];
+    const target = targets[next++ % targets.length];
     samples.push(
       await client.turn(
-        api.url,
+        target.url,
         lab.apiKey,
         conversations[user],
         `${tag} ${question}`,
@@ -462,9 +503,9 @@ async function runTurns(opts: Options, lab: LoadLab, client: Client): Promise<Re
   if (opts.warmupTurns > 0) {
     const spare = await createConversations(client, lab, apis.length);
     for (let i = 0; i < opts.warmupTurns; i++) {
-      const api = apis[i % apis.length];
+      const target = targets[i % targets.length];
       await client.turn(
-        api.url,
+        target.url,
         lab.apiKey,
         spare[i % spare.length],
         `warm-up ${i}`,
@@ -565,6 +606,7 @@ async function runTurns(opts: Options, lab: LoadLab, client: Client): Promise<Re
     details: {
       mode: opts.burst ? 'burst' : opts.rate ? 'open-loop' : 'closed-loop',
       apiProcesses: apis.length,
+      proxy: lab.proxy ? 'nginx (docker/nginx.conf)' : null,
       measuredSeconds: round(measuredSeconds, 1),
       turnsStarted: samples.length,
       turnsServed: ok.length,
@@ -581,6 +623,8 @@ async function runTurns(opts: Options, lab: LoadLab, client: Client): Promise<Re
       answeredOrShedP99Ms: round(quantile(answeredOrShed, 0.99), 1),
       answeredOrShedMaxMs: round(maxOf(answeredOrShed), 1),
       answeredOrShedWithin2s: answeredOrShed.filter((x) => x <= 2000).length,
+      // How long each kind of answer took (request sent → first token, or → the whole refusal), ms.
+      firstAnswerMsByOutcome: firstAnswerFigures(samples),
       cpuMsByProcess: window.cpuMs,
       cpuMsPerTurnByRole: {
         api: round(apiCpuMs / Math.max(1, ok.length), 2),
@@ -588,6 +632,7 @@ async function runTurns(opts: Options, lab: LoadLab, client: Client): Promise<Re
         apiMainThread: round(apiMainThreadCpuMs / Math.max(1, ok.length), 2),
         worker: round((window.cpuMs.worker ?? 0) / Math.max(1, ok.length), 2),
         simulator: round((window.cpuMs.simulator ?? 0) / Math.max(1, ok.length), 2),
+        ...(lab.proxy ? { proxy: round((window.cpuMs.nginx ?? 0) / Math.max(1, ok.length), 2) } : {}),
       },
       rssMbMaxByProcess: window.rssMbMax,
       rssMbAtBoot: rssAtBoot,
@@ -773,6 +818,10 @@ async function main(): Promise<void> {
     .option('--time-scale <x>', 'simulator time scale (1 = calibrated real time)', positive, 1)
     .option('--connections <n>', 'client connections per api process', count, 1024)
     .option('--api-env <KEY=VALUE...>', 'extra environment of the api processes', [])
+    .option(
+      '--nginx <binary>',
+      'turns mode: clients talk to this nginx, configured by docker/nginx.conf, in front of the api processes',
+    )
     .option('--cpu-prof <dir>', 'write a V8 CPU profile of the first api process into this directory')
     .option('--data <jsonl>', 'user messages from dialogues, one {messages:[{role,content}]} per line')
     .option('--seed <n>', 'seed of think times and message picks', count, 1)
@@ -815,6 +864,7 @@ async function main(): Promise<void> {
     firstApiNodeFlags: opts.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', resolve(opts.cpuProf)] : [],
     simulatorArgs: ['--time-scale', String(opts.timeScale), '--max-num-seqs', '1024'],
     portkeyDir: opts.mode === 'completions' && opts.repeatPrompts === undefined ? opts.portkeyDir : undefined,
+    nginxBinary: opts.nginx,
   });
   // A burst opens one connection per turn, as that many clients would (the client must not queue them itself).
   const client = new Client(Math.max(opts.connections, opts.burst ?? 0));

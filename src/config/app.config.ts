@@ -32,6 +32,14 @@ export class AppConfig {
    * so the balancer, not kvchat, closes idle connections and never reuses one kvchat just closed.
    */
   @IsInt() @Min(0) HTTP_KEEP_ALIVE_TIMEOUT_MS: number = 72_000;
+  /**
+   * Longest a streamed token after the first waits to share a socket write with the tokens after it, ms
+   * (Server-Sent Events of `POST /v1/conversations/:id/turns` and `POST /v1/chat/completions`). 0 writes
+   * every event-loop iteration's events at once, about one write per token at the engine's pace. The first
+   * token and every other event (citations, the final turn, an error) are never held, so TTFT and the order
+   * of events do not change. A write is the largest cost of streaming a long answer (docs/scaling.md).
+   */
+  @IsInt() @Min(0) @Max(1000) SSE_FLUSH_INTERVAL_MS: number = 0;
   @IsIn(['development', 'production', 'test']) NODE_ENV: 'development' | 'production' | 'test' =
     'development';
   @IsIn(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']) LOG_LEVEL = 'info';

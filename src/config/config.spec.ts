@@ -167,6 +167,7 @@ const NON_DEFAULTS: Record<string, { raw: string; expected: unknown; env?: Env }
   TURN_SHED_RETRY_AFTER_SECONDS: { raw: '5', expected: 5 },
   HTTP_LISTEN_BACKLOG: { raw: '4096', expected: 4096 },
   HTTP_KEEP_ALIVE_TIMEOUT_MS: { raw: '65000', expected: 65_000 },
+  SSE_FLUSH_INTERVAL_MS: { raw: '20', expected: 20 },
   HEALTH_READY_MIN_ENGINES: { raw: '2', expected: 2 },
   HEALTH_CHECK_TIMEOUT_MS: { raw: '750', expected: 750 },
 };

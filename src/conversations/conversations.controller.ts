@@ -26,6 +26,7 @@ import { Auth, RequireScopes } from '../auth/auth.guard';
 import { ApiProblems } from '../common/api-problems.decorator';
 import { toProblem } from '../common/problem.filter';
 import { clientDisconnectSignal, SseWriter } from '../common/sse';
+import { AppConfig } from '../config/app.config';
 import { AdmittedAsTurn } from '../lifecycle/turn-admission.hook';
 import {
   Idempotent,
@@ -77,7 +78,10 @@ export function toTurnResponse(record: TurnRecord): TurnResponseDto {
 @RequireScopes('chat')
 @Controller('v1/conversations')
 export class ConversationsController {
-  constructor(private readonly conversations: ConversationsService) {}
+  constructor(
+    private readonly conversations: ConversationsService,
+    private readonly config: AppConfig,
+  ) {}
 
   @Post()
   @Idempotent(CREATE_ROUTE)
@@ -186,11 +190,11 @@ export class ConversationsController {
     }
     // SSE: `citations` (agents that retrieve; before any token), `token` events, then `turn` (the stored turn)
     // or `error` (a problem). route/cache/usage are in the `turn` event's assistant message.
-    const sse = new SseWriter(reply);
+    const sse = new SseWriter(reply, { flushIntervalMs: this.config.SSE_FLUSH_INTERVAL_MS });
     let record: TurnRecord;
     try {
       record = await this.conversations.run(auth, id, command, signal, (event) => {
-        if (event.type === 'token') sse.send('token', { delta: event.delta });
+        if (event.type === 'token') sse.send('token', { delta: event.delta }, true);
         else if (event.type === 'citations') sse.send('citations', { citations: event.citations });
       });
     } catch (e) {

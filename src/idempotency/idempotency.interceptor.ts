@@ -101,7 +101,7 @@ export class IdempotencyInterceptor implements NestInterceptor {
     claim: Extract<Claim, { kind: 'replay' }>,
   ): Observable<unknown> {
     if (route.wantsStream(request)) {
-      const sse = new SseWriter(reply, { 'idempotent-replayed': 'true' });
+      const sse = new SseWriter(reply, { headers: { 'idempotent-replayed': 'true' } });
       route.replayStream(sse, claim.response);
       sse.end();
       return of(undefined);

@@ -58,6 +58,12 @@ export interface EngineChatStream {
   /** The engine's own timings when it reports them (the simulator sends headers), ms. */
   engineTimings: { engineTtftMs?: number; engineModelPrefillMs?: number };
   events: AsyncIterable<EngineChatEvent>;
+  /**
+   * Where the adapter can: the same events pushed to `onEvent` as they arrive, with no promise per event
+   * (a long answer is hundreds of them). Resolves when the stream ends; rejects as iterating `events`
+   * would, and with `onEvent`'s own error, unchanged. A stream is read one way only: this or `events`.
+   */
+  forEachEvent?(onEvent: (event: EngineChatEvent) => void): Promise<void>;
 }
 
 /**

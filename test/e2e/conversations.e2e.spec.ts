@@ -12,7 +12,13 @@ describe('conversations (e2e)', () => {
 
   beforeAll(async () => {
     sim = await startEngineSimulator({ timing: { timeScale: 0 }, replyTokens: { min: 24, max: 48 } });
-    sut = await startTestApp({ INFERENCE_ENDPOINTS: sim.baseURL, MAX_MESSAGE_CHARS: '2000' });
+    // Streamed tokens after the first may share writes (SSE_FLUSH_INTERVAL_MS): the streams below must
+    // still carry every token, in order, then the turn. Other suites stream with the default (0).
+    sut = await startTestApp({
+      INFERENCE_ENDPOINTS: sim.baseURL,
+      MAX_MESSAGE_CHARS: '2000',
+      SSE_FLUSH_INTERVAL_MS: '20',
+    });
   });
 
   afterAll(async () => {

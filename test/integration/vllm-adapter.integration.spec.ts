@@ -11,6 +11,7 @@ import type {
   EngineEndpoint,
 } from '../../src/inference/engine-adapter';
 import {
+  EngineStreamCut,
   EngineTokenizeUnsupported,
   EngineUnavailable,
   EngineUnreachable,
@@ -135,6 +136,39 @@ describe('VllmEngineAdapter against the engine simulator (HTTP)', () => {
     await expect(sut.chatAnswer(closed, chat(), new AbortController().signal)).rejects.toThrow(
       EngineUnreachable,
     );
+  });
+
+  it('should push the same events through forEachEvent as the stream yields (same seed, same answer)', async () => {
+    const pulled = await drain((await sut.chatStream(endpoint, chat(), new AbortController().signal)).events);
+    const stream = await sut.chatStream(endpoint, chat(), new AbortController().signal);
+    const pushed: EngineChatEvent[] = [];
+
+    expect(stream.forEachEvent).toBeDefined();
+    await stream.forEachEvent!((e) => pushed.push(e));
+
+    const withoutUsage = (events: EngineChatEvent[]) => events.filter((e) => e.type !== 'usage');
+    expect(withoutUsage(pushed)).toEqual(withoutUsage(pulled));
+    expect(pushed.at(-1)).toMatchObject({ type: 'usage' });
+    expect(pushed.filter((e) => e.type === 'finish')).toHaveLength(1);
+  });
+
+  it('should translate a failure of a pushed stream, and pass the consumer’s own error unchanged', async () => {
+    sim.engine.setFaults({ cutStreamAfterTokens: 3 });
+    const cut = await sut.chatStream(endpoint, chat({ maxTokens: 32 }), new AbortController().signal);
+    const failure = await cut.forEachEvent!(() => undefined).catch((e: unknown) => e);
+    sim.engine.setFaults({ cutStreamAfterTokens: null });
+
+    expect(failure).toBeInstanceOf(EngineStreamCut);
+    expect((failure as EngineStreamCut).extensions).toMatchObject({ replica: endpoint.id });
+    expect((failure as Error).message).toMatch(/broke/);
+
+    const mine = new RangeError('the consumer failed');
+    const stream = await sut.chatStream(endpoint, chat(), new AbortController().signal);
+    await expect(
+      stream.forEachEvent!(() => {
+        throw mine;
+      }),
+    ).rejects.toBe(mine);
   });
 
   it("should send the tenant's cache_salt: the same salt reuses the prefix, another salt does not", async () => {

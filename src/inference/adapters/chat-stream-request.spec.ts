@@ -150,6 +150,109 @@ describe('postChatStream', () => {
   });
 });
 
+describe('postChatStream forEachChunk (the pushed reading)', () => {
+  let server: Awaited<ReturnType<typeof startServer>>;
+  beforeAll(async () => {
+    server = await startServer();
+  });
+  afterAll(() => server.close());
+  const post = (signal = new AbortController().signal) =>
+    postChatStream({
+      baseURL: server.baseURL,
+      apiKey: 'k-1',
+      body: { model: 'm', stream: true, messages: [] },
+      signal,
+      timeoutMs: 2000,
+    });
+  const pushed = async (response: Awaited<ReturnType<typeof post>>): Promise<unknown[]> => {
+    const out: unknown[] = [];
+    await response.forEachChunk((c) => out.push(c));
+    return out;
+  };
+
+  it('should hand over every chunk split across reads, in order, and stop at [DONE]', async () => {
+    server.handle((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      const wire =
+        `data: ${JSON.stringify(chunk('Hé'))}\n\ndata: ${JSON.stringify(chunk('llo'))}\n\n` +
+        `data: [DONE]\n\ndata: ${JSON.stringify(chunk('after done'))}\n\n`;
+      const bytes = Buffer.from(wire);
+      const cut = bytes.indexOf(Buffer.from('é')) + 1;
+      res.write(bytes.subarray(0, cut));
+      setTimeout(() => res.end(bytes.subarray(cut)), 20);
+    });
+
+    const all = (await pushed(await post())) as ReturnType<typeof chunk>[];
+
+    expect(all.map((c) => c.choices[0].delta.content)).toEqual(['Hé', 'llo']);
+  });
+
+  it('should resolve at the end of a body without [DONE] (the caller sees no finish)', async () => {
+    server.handle((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.end(`data: ${JSON.stringify(chunk('a'))}\n\n`);
+    });
+
+    expect(await pushed(await post())).toHaveLength(1);
+  });
+
+  it('should reject with an APIError for an error object inside the stream', async () => {
+    server.handle((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.end(`data: ${JSON.stringify(chunk('a'))}\n\ndata: {"error":{"message":"engine overloaded"}}\n\n`);
+    });
+
+    const failure = await pushed(await post()).catch((e: unknown) => e);
+
+    expect(failure).toBeInstanceOf(APIError);
+    expect(String(failure)).toMatch(/engine overloaded/);
+  });
+
+  it('should report a connection cut mid-stream as terminated', async () => {
+    server.handle((req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(`data: ${JSON.stringify(chunk('a'))}\n\n`);
+      setTimeout(() => req.socket.destroy(), 20);
+    });
+
+    await expect(pushed(await post())).rejects.toThrow(/^terminated/);
+  });
+
+  it('should reject with APIUserAbortError when the signal fires while streaming', async () => {
+    server.handle((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(`data: ${JSON.stringify(chunk('a'))}\n\n`);
+    });
+    const controller = new AbortController();
+
+    const response = await post(controller.signal);
+    const failure = await response.forEachChunk(() => controller.abort()).catch((e: unknown) => e);
+
+    expect(failure).toBeInstanceOf(APIUserAbortError);
+  });
+
+  it("should reject with the consumer's own error, unchanged, and release the connection", async () => {
+    let closed!: Promise<void>;
+    server.handle((req, res) => {
+      closed = new Promise((resolve) => req.socket.once('close', () => resolve()));
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(`data: ${JSON.stringify(chunk('a'))}\n\n`);
+    });
+    const mine = new RangeError('the consumer failed');
+
+    const failure = await (
+      await post()
+    )
+      .forEachChunk(() => {
+        throw mine;
+      })
+      .catch((e: unknown) => e);
+
+    expect(failure).toBe(mine);
+    await closed;
+  });
+});
+
 describe('postJson', () => {
   let server: Awaited<ReturnType<typeof startServer>>;
   beforeAll(async () => {

@@ -3,10 +3,20 @@ import { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortEr
 import type { ChatCompletionChunk } from 'openai/resources/chat/completions';
 import { type Dispatcher, request } from 'undici';
 
-/** A streamed Chat Completions response: its headers and its chunks, parsed as they arrive. */
+/**
+ * A streamed Chat Completions response: its headers and its chunks, parsed as they arrive, to be read one
+ * way only: pulled (`chunks`) or pushed (`forEachChunk`, no promise per chunk: the turn's hot path).
+ */
 export interface ChatStreamResponse {
   headers: Headers;
   chunks: AsyncIterable<ChatCompletionChunk>;
+  /**
+   * Calls `onChunk` with each chunk as its bytes arrive, synchronously in the socket's read; resolves at
+   * `[DONE]` or at the end of the body. Rejects as `chunks` throws (APIError for an `error` object in the
+   * stream, APIUserAbortError when the signal fired, `Error('terminated: …')` when the connection broke),
+   * and with `onChunk`'s own error, unchanged, when it throws; the body is then released.
+   */
+  forEachChunk: (onChunk: (chunk: ChatCompletionChunk) => void) => Promise<void>;
 }
 
 /** What one streamed Chat Completions POST needs. */
@@ -59,7 +69,11 @@ export async function postChatStream(req: ChatStreamRequest): Promise<ChatStream
     const text = await response.body.text().catch(() => '');
     throw statusError(response.statusCode, text, parseJson(text), headers);
   }
-  return { headers, chunks: chunksOf(response.body, headers, req.signal) };
+  return {
+    headers,
+    chunks: chunksOf(response.body, headers, req.signal),
+    forEachChunk: (onChunk) => forEachChunkOf(response.body, headers, req.signal, onChunk),
+  };
 }
 
 /** What one JSON POST to an engine needs (`/tokenize`, a non-streamed chat completion, …). */
@@ -174,6 +188,79 @@ function headersOf(response: Dispatcher.ResponseData): Headers {
   return headers;
 }
 
+/** The chunk of one SSE event; @throws APIError for an `error` object or an `error` event. */
+function chunkOf(event: EventSourceMessage, headers: Headers): ChatCompletionChunk {
+  const data = JSON.parse(event.data) as ChatCompletionChunk & { error?: object };
+  if (data.error !== undefined || event.event === 'error') {
+    throw new APIError(undefined, data.error ?? data, undefined, headers);
+  }
+  return data;
+}
+
+const ignore = (): void => undefined;
+
+/** A failure while reading the body, as the SDK reports it (see postChatStream). */
+function readError(e: unknown, signal: AbortSignal): Error {
+  if (e instanceof APIError) return e;
+  if (signal.aborted) return new APIUserAbortError();
+  return new Error(`terminated: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+}
+
+/**
+ * `forEachChunk`: the body read in flowing mode, each read fed to eventsource-parser and each event's
+ * chunk handed to `onChunk` in the same call stack (one `data` event per read, no promise per chunk).
+ */
+function forEachChunkOf(
+  body: Dispatcher.ResponseData['body'],
+  headers: Headers,
+  signal: AbortSignal,
+  onChunk: (chunk: ChatCompletionChunk) => void,
+): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    let settled = false;
+    /** An error of `onChunk` itself: passed on unchanged (an Error; anything else thrown is wrapped in one). */
+    let consumerError: { error: Error } | undefined;
+    const settle = (error?: { error: Error }): void => {
+      if (settled) return;
+      settled = true;
+      body.off('data', onData).off('end', onEnd).off('error', onError).off('close', onClose);
+      // Ends the request if the stream stopped early ([DONE] before the end, an error, the consumer's throw);
+      // undici's body then emits its own abort error, which is nobody's concern any more.
+      body.on('error', ignore);
+      if (!body.destroyed) body.destroy();
+      if (error) reject(error.error);
+      else resolve();
+    };
+    const parser = createParser({
+      onEvent: (event) => {
+        if (settled) return;
+        if (event.data.startsWith('[DONE]')) return settle();
+        const chunk = chunkOf(event, headers);
+        try {
+          onChunk(chunk);
+        } catch (e) {
+          consumerError = { error: e instanceof Error ? e : new Error(String(e)) };
+          throw e;
+        }
+      },
+    });
+    const decoder = new TextDecoder();
+    const onData = (bytes: Buffer): void => {
+      try {
+        parser.feed(decoder.decode(bytes, { stream: true }));
+      } catch (e) {
+        settle(consumerError ?? { error: readError(e, signal) });
+      }
+    };
+    const onEnd = (): void => settle();
+    const onError = (e: unknown): void => settle({ error: readError(e, signal) });
+    // A body destroyed before its end without an error (it should not happen with undici): a broken stream.
+    const onClose = (): void =>
+      settle({ error: readError(new Error('the body closed before its end'), signal) });
+    body.on('data', onData).on('end', onEnd).on('error', onError).on('close', onClose);
+  });
+}
+
 async function* chunksOf(
   body: Dispatcher.ResponseData['body'],
   headers: Headers,
@@ -187,17 +274,11 @@ async function* chunksOf(
       parser.feed(decoder.decode(bytes, { stream: true }));
       for (const event of ready.splice(0)) {
         if (event.data.startsWith('[DONE]')) return;
-        const data = JSON.parse(event.data) as ChatCompletionChunk & { error?: object };
-        if (data.error !== undefined || event.event === 'error') {
-          throw new APIError(undefined, data.error ?? data, undefined, headers);
-        }
-        yield data;
+        yield chunkOf(event, headers);
       }
     }
   } catch (e) {
-    if (e instanceof APIError) throw e;
-    if (signal.aborted) throw new APIUserAbortError();
-    throw new Error(`terminated: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+    throw readError(e, signal);
   } finally {
     // Ends the request if the consumer stopped early (an abort, a cut by the caller).
     if (!body.destroyed) body.destroy();

@@ -22,7 +22,12 @@ import {
 } from '../inference.errors';
 import type { TokenizeInput, WireChatMessage } from '../inference.types';
 import { type PromSample, parsePrometheusText, sumCounter } from '../prometheus-text';
-import { postChatStream, postJson, postJsonWithHeaders } from './chat-stream-request';
+import {
+  type ChatStreamResponse,
+  postChatStream,
+  postJson,
+  postJsonWithHeaders,
+} from './chat-stream-request';
 import { ClientPerEndpoint } from './client-per-endpoint';
 
 /** vLLM's `/tokenize` response (also the simulator's). */
@@ -137,8 +142,17 @@ export class VllmEngineAdapter implements EngineAdapter {
   ): Promise<EngineChatStream> {
     const body = this.chatBody(request);
     try {
-      const { stream, headers } = await this.openStream(endpoint, body, signal);
-      return { engineTimings: engineTimingsOf(headers), events: this.events(stream, endpoint) };
+      const { stream, headers, forEachChunk } = await this.openStream(endpoint, body, signal);
+      return {
+        engineTimings: engineTimingsOf(headers),
+        events: this.events(stream, endpoint),
+        ...(forEachChunk
+          ? {
+              forEachEvent: (onEvent: (event: EngineChatEvent) => void) =>
+                this.forEachEvent(forEachChunk, endpoint, onEvent),
+            }
+          : {}),
+      };
     } catch (e) {
       throw this.translate(e, endpoint, 0);
     }
@@ -188,9 +202,13 @@ export class VllmEngineAdapter implements EngineAdapter {
     endpoint: EngineEndpoint,
     body: OpenAI.ChatCompletionCreateParamsStreaming,
     signal: AbortSignal,
-  ): Promise<{ stream: AsyncIterable<ChatCompletionChunk>; headers: Headers }> {
+  ): Promise<{
+    stream: AsyncIterable<ChatCompletionChunk>;
+    headers: Headers;
+    forEachChunk?: ChatStreamResponse['forEachChunk'];
+  }> {
     if (!this.streamsThroughSdk) {
-      const { chunks, headers } = await postChatStream({
+      const { chunks, headers, forEachChunk } = await postChatStream({
         baseURL: endpoint.baseURL,
         apiKey: this.clients.apiKeyOf(endpoint),
         ...(endpoint.headers ? { headers: endpoint.headers } : {}),
@@ -198,7 +216,7 @@ export class VllmEngineAdapter implements EngineAdapter {
         signal,
         timeoutMs: endpoint.timeoutMs ?? this.config.INFERENCE_TIMEOUT_MS,
       });
-      return { stream: chunks, headers };
+      return { stream: chunks, headers, forEachChunk };
     }
     const { data, response } = await this.client(endpoint)
       .chat.completions.create(body, { signal })
@@ -214,6 +232,34 @@ export class VllmEngineAdapter implements EngineAdapter {
     try {
       yield* engineEventsOf(stream, counted);
     } catch (e) {
+      throw this.translate(e, endpoint, counted.deltas);
+    }
+  }
+
+  /**
+   * `forEachEvent` of a stream read through undici: each chunk's events handed to `onEvent` in the read
+   * that brought them. Engine failures are translated as `events` translates them; an error of `onEvent`
+   * itself passes unchanged.
+   */
+  private async forEachEvent(
+    forEachChunk: ChatStreamResponse['forEachChunk'],
+    endpoint: EngineEndpoint,
+    onEvent: (event: EngineChatEvent) => void,
+  ): Promise<void> {
+    const counted = { deltas: 0 };
+    let consumerError: { error: unknown } | undefined;
+    const emit = (event: EngineChatEvent): void => {
+      try {
+        onEvent(event);
+      } catch (e) {
+        consumerError = { error: e };
+        throw e;
+      }
+    };
+    try {
+      await forEachChunk((chunk) => eventsOfChunk(chunk, counted, emit));
+    } catch (e) {
+      if (consumerError) throw consumerError.error;
       throw this.translate(e, endpoint, counted.deltas);
     }
   }
@@ -390,31 +436,42 @@ export async function* engineEventsOf(
   counted: { deltas: number },
 ): AsyncGenerator<EngineChatEvent> {
   for await (const chunk of stream) {
-    if (chunk.usage) yield usageEventOf(chunk.usage);
-    for (const choice of chunk.choices) {
-      const index = choice.index ?? 0;
-      const at = index === 0 ? {} : { choice: index };
-      const delta = choice.delta?.content ?? '';
-      if (delta.length > 0) {
-        counted.deltas++;
-        yield { type: 'delta', text: delta, ...at };
-      }
-      for (const call of choice.delta?.tool_calls ?? []) {
-        counted.deltas++;
-        yield {
-          type: 'tool_call',
-          ...at,
-          index: call.index,
-          ...(call.id ? { id: call.id } : {}),
-          ...(call.function?.name ? { name: call.function.name } : {}),
-          arguments: call.function?.arguments ?? '',
-        };
-      }
-      if (choice.logprobs?.content?.length) {
-        yield { type: 'logprobs', ...at, content: choice.logprobs.content };
-      }
-      if (choice.finish_reason) yield { type: 'finish', reason: choice.finish_reason, ...at };
+    const events: EngineChatEvent[] = [];
+    eventsOfChunk(chunk, counted, (event) => events.push(event));
+    yield* events;
+  }
+}
+
+/** The engine events of one chunk, in order, handed to `onEvent` (engineEventsOf, one chunk). */
+export function eventsOfChunk(
+  chunk: ChatCompletionChunk,
+  counted: { deltas: number },
+  onEvent: (event: EngineChatEvent) => void,
+): void {
+  if (chunk.usage) onEvent(usageEventOf(chunk.usage));
+  for (const choice of chunk.choices) {
+    const index = choice.index ?? 0;
+    const at = index === 0 ? {} : { choice: index };
+    const delta = choice.delta?.content ?? '';
+    if (delta.length > 0) {
+      counted.deltas++;
+      onEvent({ type: 'delta', text: delta, ...at });
     }
+    for (const call of choice.delta?.tool_calls ?? []) {
+      counted.deltas++;
+      onEvent({
+        type: 'tool_call',
+        ...at,
+        index: call.index,
+        ...(call.id ? { id: call.id } : {}),
+        ...(call.function?.name ? { name: call.function.name } : {}),
+        arguments: call.function?.arguments ?? '',
+      });
+    }
+    if (choice.logprobs?.content?.length) {
+      onEvent({ type: 'logprobs', ...at, content: choice.logprobs.content });
+    }
+    if (choice.finish_reason) onEvent({ type: 'finish', reason: choice.finish_reason, ...at });
   }
 }
 
