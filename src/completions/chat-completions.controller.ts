@@ -10,6 +10,7 @@ import { ApiProblems } from '../common/api-problems.decorator';
 import { toOpenAiError } from '../common/openai-error';
 import { toProblem } from '../common/problem.filter';
 import { clientDisconnectSignal, SseWriter } from '../common/sse';
+import { AppConfig } from '../config/app.config';
 import { AdmittedAsTurn } from '../lifecycle/turn-admission.hook';
 import {
   Idempotent,
@@ -77,6 +78,7 @@ export class ChatCompletionsController {
     private readonly completions: ChatCompletionsService,
     private readonly access: AccessPolicy,
     private readonly limits: RateLimitService,
+    private readonly config: AppConfig,
   ) {}
 
   @Get('models')
@@ -141,7 +143,8 @@ export class ChatCompletionsController {
     const id = `chatcmpl-${randomUUID().replace(/-/g, '')}`;
     const created = Math.floor(Date.now() / 1000);
     const includeUsage = body.stream_options?.include_usage === true;
-    const sse = new SseWriter(reply);
+    // Content pieces after the first may share socket writes (SSE_FLUSH_INTERVAL_MS); every other chunk is sent at once.
+    const sse = new SseWriter(reply, { flushIntervalMs: this.config.SSE_FLUSH_INTERVAL_MS });
     const chunk = (choices: unknown[], extra: Record<string, unknown> = {}): string =>
       JSON.stringify({
         id,
@@ -171,6 +174,7 @@ export class ChatCompletionsController {
           open(0);
           sse.sendData(
             chunk([{ index: 0, delta: { content: event.delta }, logprobs: null, finish_reason: null }]),
+            true,
           );
           return;
         }
@@ -197,7 +201,7 @@ export class ChatCompletionsController {
                 },
                 logprobs: null,
               };
-        sse.sendData(chunk([{ index: delta.choice, ...piece, finish_reason: null }]));
+        sse.sendData(chunk([{ index: delta.choice, ...piece, finish_reason: null }]), true);
       });
       await this.limits.chargeTokens(auth, engineTokens(done));
       publishIdempotentResult(request, 200, { ...toChatCompletion(done), id, created, model });

@@ -414,7 +414,9 @@ export class InferenceService {
       } else {
         const stream = await adapter.chatStream(replica, engineRequest, controller.signal);
         engineTimings = stream.engineTimings;
-        for await (const event of stream.events) consume(event);
+        // Pushed where the adapter can (no promise per event: a long answer is hundreds), else pulled.
+        if (stream.forEachEvent) await stream.forEachEvent(consume);
+        else for await (const event of stream.events) consume(event);
       }
       if (!finishReason) {
         throw new EngineStreamCut(`The stream from ${replica.id} ended before the answer finished.`, {
