@@ -34,7 +34,7 @@ export type ProviderAdapters = Record<ProviderName, EngineAdapter>;
  * while no token has been produced. The next target is tried on 429, 5xx, connection errors and a
  * first-token timeout, only while no token has reached the caller. TTFT is measured at the first delta,
  * ITL over the stream (a caller that reads the answer whole gets one JSON answer where the adapter can:
- * its TTFT is the time to the whole answer, and the first-token deadline bounds the whole answer); the adapter reports usage, including `cachedTokens` (vLLM/OpenAI
+ * its TTFT is the time to the whole answer, bounded by the whole request's deadline); the adapter reports usage, including `cachedTokens` (vLLM/OpenAI
  * `cached_tokens`, Anthropic `cache_read_input_tokens`).
  */
 @Injectable()
@@ -304,7 +304,7 @@ export class InferenceService {
 
   /**
    * One chat on one endpoint through `adapter`, streamed (or one JSON answer for `request.wholeAnswer`,
-   * where the adapter has `chatAnswer`), with the first-token deadline (the whole-answer deadline for a
+   * where the adapter has `chatAnswer`), with the first-token deadline (the whole request's, for a
    * JSON answer) and the caller's cancellation. `hooks.begin` counts the request in flight on a replica (returns its end);
    * `hooks.onUnreachable` marks a replica unhealthy.
    */
@@ -320,7 +320,14 @@ export class InferenceService {
     },
   ): Promise<ChatResult> {
     const end = hooks.begin?.() ?? ((): void => undefined);
+    // A caller that reads the answer whole gets it in one JSON answer when the adapter can (no stream to
+    // parse). Its deadline is then the whole request's (INFERENCE_TIMEOUT_MS, or the first-token deadline if
+    // that is longer): a first-token deadline would cut long answers a stream would have delivered.
+    const whole = request.wholeAnswer === true && adapter.chatAnswer !== undefined;
     const firstTokenTimeoutMs = hooks.firstTokenTimeoutMs ?? this.config.INFERENCE_FIRST_TOKEN_TIMEOUT_MS;
+    const deadlineMs = whole
+      ? Math.max(firstTokenTimeoutMs, this.config.INFERENCE_TIMEOUT_MS)
+      : firstTokenTimeoutMs;
     const controller = new AbortController();
     const onCallerAbort = (): void => controller.abort();
     request.signal?.addEventListener('abort', onCallerAbort, { once: true });
@@ -328,7 +335,7 @@ export class InferenceService {
     const firstTokenTimer = setTimeout(() => {
       firstTokenTimedOut = true;
       controller.abort();
-    }, firstTokenTimeoutMs);
+    }, deadlineMs);
 
     const started = performance.now();
     let ttftMs: number | undefined;
@@ -339,9 +346,7 @@ export class InferenceService {
     let usage: Partial<ChatUsage> = {};
     const choices: ChatChoice[] = [];
     let engineTimings: { engineTtftMs?: number; engineModelPrefillMs?: number } = {};
-    // A caller that reads the answer whole gets it in one JSON answer when the adapter can (no stream to
-    // parse); the first-token timer then runs until the whole answer, where its first delta clears it.
-    const whole = request.wholeAnswer === true && adapter.chatAnswer !== undefined;
+    // For a whole answer the timer runs until the whole answer, where its first delta clears it.
     const firstToken = (): void => {
       const now = performance.now();
       if (ttftMs === undefined) {
@@ -429,7 +434,7 @@ export class InferenceService {
         throw new RequestAborted('The client disconnected; the engine request was aborted.');
       if (firstTokenTimedOut) {
         const what = whole ? 'No whole answer' : 'No first token';
-        throw new EngineTimeout(`${what} from ${replica.id} within ${firstTokenTimeoutMs} ms.`, {
+        throw new EngineTimeout(`${what} from ${replica.id} within ${deadlineMs} ms.`, {
           replica: replica.id,
         });
       }

@@ -106,7 +106,7 @@ export interface ChatRequest {
    * The caller reads the answer whole (a client that does not stream): the engine is asked for one JSON
    * answer (`stream: false`) where its adapter can (`EngineAdapter.chatAnswer`; Anthropic streams). The
    * callbacks then get the whole text at once, `timings.ttftMs` is the time to the whole answer, and the
-   * first-token deadline bounds the whole answer.
+   * whole answer is bounded by INFERENCE_TIMEOUT_MS (or the first-token deadline, if longer).
    */
   wholeAnswer?: boolean;
 }
