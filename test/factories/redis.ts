@@ -27,21 +27,39 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-/** A redis-server of a test's own, on `port` (default a free one), without persistence: a test may stop it. */
+/**
+ * A redis-server of a test's own, on `port` (default a free one), without persistence: a test may stop it.
+ * The server that answers is checked to be the one started here (its `process_id`): a free port can be
+ * taken by another suite's server between the probe and the start, and then this one never listens.
+ */
 export async function startOwnRedis(port?: number): Promise<{ url: string; process: ChildProcess }> {
-  port ??= await freePort();
-  const child = spawn(
-    'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-    {
-      stdio: 'ignore',
-    },
-  );
-  const url = `redis://127.0.0.1:${port}`;
-  // The offline queue holds the PING until the server accepts connections.
-  const probe = new Redis(url, { maxRetriesPerRequest: null, retryStrategy: () => 50 });
-  probe.on('error', () => undefined);
-  await probe.ping();
-  probe.disconnect();
-  return { url, process: child };
+  const fixed = port;
+  for (let attempt = 1; ; attempt++) {
+    const candidate = fixed ?? (await freePort());
+    const child = spawn(
+      'redis-server',
+      ['--port', String(candidate), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+      { stdio: 'ignore' },
+    );
+    const url = `redis://127.0.0.1:${candidate}`;
+    // The offline queue holds the INFO until a server accepts connections on the port.
+    const probe = new Redis(url, { maxRetriesPerRequest: null, retryStrategy: () => 50 });
+    probe.on('error', () => undefined);
+    const exited = once(child, 'exit').then(
+      () => 'exited' as const,
+      () => 'failed to spawn' as const,
+    );
+    const answered = probe
+      .info('server')
+      .then((info) => /process_id:(\d+)/.exec(info)?.[1])
+      .catch(() => 'no answer');
+    const outcome = await Promise.race([answered, exited]);
+    probe.disconnect();
+    if (outcome === String(child.pid)) return { url, process: child };
+    if (child.exitCode === null) child.kill('SIGKILL');
+    if (fixed !== undefined || attempt >= 5)
+      throw new Error(
+        `redis-server did not start on port ${candidate} (attempt ${attempt}: ${String(outcome)})`,
+      );
+  }
 }

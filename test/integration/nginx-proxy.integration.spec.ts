@@ -77,9 +77,13 @@ const REPO = join(__dirname, '..', '..');
       { stdio: 'ignore' },
     );
     base = `http://127.0.0.1:${port}`;
+    // Ready once our nginx answers with our api's body (not another server that took the port first).
     for (let i = 0; ; i++) {
+      if (nginx.exitCode !== null)
+        throw new Error(`nginx exited with ${nginx.exitCode} (port ${port} taken?)`);
       try {
-        if ((await request(`${base}/ok`, { dispatcher })).statusCode === 200) break;
+        const res = await request(`${base}/ok`, { dispatcher });
+        if (res.statusCode === 200 && (await res.body.text()) === '{"ok":true}') break;
       } catch (e) {
         if (i > 100) throw e;
       }
