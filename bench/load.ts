@@ -394,7 +394,9 @@ function firstAnswerFigures(
   for (const s of samples) {
     if (s.firstAnswerMs === undefined) continue;
     const key = s.outcome === 'shed' ? `shed ${s.reason ?? '?'}` : s.outcome;
-    groups.set(key, [...(groups.get(key) ?? []), s.firstAnswerMs]);
+    const group = groups.get(key) ?? [];
+    group.push(s.firstAnswerMs);
+    groups.set(key, group);
   }
   return Object.fromEntries(
     [...groups].map(([key, xs]) => [

@@ -1,5 +1,6 @@
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { createParser } from 'eventsource-parser';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { request } from 'undici';
 import { SseWriter } from './sse';
@@ -53,17 +54,14 @@ describe('SseWriter', () => {
     const started = performance.now();
     const res = await request(url);
     const events: Array<{ event: string; data: unknown; atMs: number }> = [];
-    let buffer = '';
+    let atMs = 0;
+    const parser = createParser({
+      onEvent: (e) => events.push({ event: e.event ?? 'message', data: JSON.parse(e.data), atMs }),
+    });
+    const decoder = new TextDecoder();
     for await (const chunk of res.body) {
-      const atMs = performance.now() - started;
-      buffer += (chunk as Buffer).toString('utf8');
-      let end: number;
-      while ((end = buffer.indexOf('\n\n')) >= 0) {
-        const block = buffer.slice(0, end);
-        buffer = buffer.slice(end + 2);
-        const [eventLine, dataLine] = block.split('\n');
-        events.push({ event: eventLine.slice(7), data: JSON.parse(dataLine.slice(6)), atMs });
-      }
+      atMs = performance.now() - started;
+      parser.feed(decoder.decode(chunk as Buffer, { stream: true }));
     }
     return { events, headers: res.headers };
   }

@@ -291,12 +291,7 @@ export class ChatCompletionsService {
         control: command.cache ?? {},
       },
       () => {
-        observed = this.telemetry.begin({
-          tenantId: auth.tenantId,
-          kind: 'chat.completions',
-          content: last.content,
-          streamed: command.streamed === true,
-        });
+        observed = this.observe(auth, command, last.content);
         return observed.trace;
       },
     );
@@ -305,6 +300,16 @@ export class ChatCompletionsService {
     const done = this.completedFrom(served.hit, model);
     this.record(auth, command, done, observed, performance.now() - started);
     return done.completed;
+  }
+
+  /** Starts the request's telemetry (Prometheus, the Langfuse trace), kind `chat.completions`. */
+  private observe(auth: AuthContext, command: ChatCompletionCommand, content: string): ObservedTurn {
+    return this.telemetry.begin({
+      tenantId: auth.tenantId,
+      kind: 'chat.completions',
+      content,
+      streamed: command.streamed === true,
+    });
   }
 
   /** The response-cache scope of a request (chatCompletionsScope with the request's parameters). */
@@ -332,12 +337,7 @@ export class ChatCompletionsService {
     const model = await this.resolveModel(command.model);
     const last = messages[messages.length - 1];
     const started = performance.now();
-    const observed = this.telemetry.begin({
-      tenantId: auth.tenantId,
-      kind: 'chat.completions',
-      content: last.content,
-      streamed: command.streamed === true,
-    });
+    const observed = this.observe(auth, command, last.content);
     try {
       const done = await this.answer(auth, command, model, messages, observed.trace, sink);
       this.record(auth, command, done, observed, performance.now() - started);

@@ -174,8 +174,9 @@ export class ConversationsService {
 
   /**
    * Runs one turn as one stream of events: `route`, `citations` (agents that retrieve), `cache`, `token` (the answer's deltas), `usage`,
-   * then `done` with both stored messages, or `error`. The JSON response, the SSE response and any
-   * other consumer read the same stream (`turnResult` drains it to the record).
+   * then `done` with both stored messages, or `error`, for a consumer that reads the events as a stream
+   * (`turnResult` drains it to the record). The HTTP routes use `run`: the same turn, its events handed to
+   * a callback without a queue.
    *
    * One pass: the conversation and its history after the last compaction point are read in one
    * statement (`loadTurnState`, with

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request } from 'undici';
 import { renderNginxConfig } from '../../bench/nginx-config';
+import { freePort } from '../factories/redis';
 
 /**
  * docker/nginx.conf, the gateway docker/compose.yaml puts in front of the api replicas, run by a real
@@ -60,11 +61,7 @@ const REPO = join(__dirname, '..', '..');
     await new Promise<void>((resolve) => api.listen(0, '127.0.0.1', resolve));
     const apiPort = (api.address() as AddressInfo).port;
 
-    // A free port for nginx: take one from the OS, release it, hand it to nginx.
-    const probe = createServer();
-    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-    const port = (probe.address() as AddressInfo).port;
-    await new Promise<void>((resolve) => probe.close(() => resolve()));
+    const port = await freePort();
 
     dir = mkdtempSync(join(tmpdir(), 'kvchat-nginx-'));
     mkdirSync(join(dir, 'logs'));
