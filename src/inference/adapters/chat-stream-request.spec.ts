@@ -1,7 +1,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
-import { postChatStream, postJson } from './chat-stream-request';
+import { Agent } from 'undici';
+import { DRAIN_AFTER_DONE_MS, postChatStream, postJson } from './chat-stream-request';
 
 type Handler = (req: IncomingMessage, res: ServerResponse, body: string) => void;
 
@@ -250,6 +251,71 @@ describe('postChatStream forEachChunk (the pushed reading)', () => {
 
     expect(failure).toBe(mine);
     await closed;
+  });
+});
+
+describe('postChatStream keeps the engine connection after [DONE]', () => {
+  let server: Awaited<ReturnType<typeof startServer>>;
+  let connections: number;
+  let dispatcher: Agent;
+  beforeAll(async () => {
+    server = await startServer();
+  });
+  beforeEach(() => {
+    connections = 0;
+    // One connection per origin: a request waits for the previous one's connection unless it was closed.
+    dispatcher = new Agent({ connections: 1 });
+    server.handle((req, res) => {
+      if (!(req.socket as { seen?: true }).seen) {
+        (req.socket as { seen?: true }).seen = true;
+        connections += 1;
+      }
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(`data: ${JSON.stringify(chunk('a'))}\n\ndata: [DONE]\n\n`);
+      // As vLLM and the simulator do: the body's end comes in a later write than [DONE].
+      setTimeout(() => res.end(), 15);
+    });
+  });
+  afterEach(() => dispatcher.close());
+  afterAll(() => server.close());
+  const post = () =>
+    postChatStream({
+      baseURL: server.baseURL,
+      apiKey: 'k-1',
+      body: { model: 'm', stream: true, messages: [] },
+      signal: new AbortController().signal,
+      timeoutMs: 2000,
+      dispatcher,
+    });
+
+  it('should reuse one keep-alive connection for consecutive pushed streams', async () => {
+    for (let i = 0; i < 3; i++) {
+      const seen: unknown[] = [];
+      await (await post()).forEachChunk((c) => seen.push(c));
+      expect(seen).toHaveLength(1);
+    }
+
+    expect(connections).toBe(1);
+  });
+
+  it('should reuse one keep-alive connection for consecutive pulled streams', async () => {
+    for (let i = 0; i < 3; i++) expect(await collect((await post()).chunks)).toHaveLength(1);
+
+    expect(connections).toBe(1);
+  });
+
+  it('should drop the connection of a body that does not end after [DONE]', async () => {
+    let closed!: Promise<number>;
+    server.handle((req, res) => {
+      const start = Date.now();
+      closed = new Promise((resolve) => req.socket.once('close', () => resolve(Date.now() - start)));
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(`data: ${JSON.stringify(chunk('a'))}\n\ndata: [DONE]\n\n`);
+    });
+
+    await (await post()).forEachChunk(() => undefined);
+
+    expect(await closed).toBeGreaterThanOrEqual(DRAIN_AFTER_DONE_MS - 50);
   });
 });
 

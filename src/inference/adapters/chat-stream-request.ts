@@ -224,10 +224,7 @@ function forEachChunkOf(
       if (settled) return;
       settled = true;
       body.off('data', onData).off('end', onEnd).off('error', onError).off('close', onClose);
-      // Ends the request if the stream stopped early ([DONE] before the end, an error, the consumer's throw);
-      // undici's body then emits its own abort error, which is nobody's concern any more.
-      body.on('error', ignore);
-      if (!body.destroyed) body.destroy();
+      release(body, !error);
       if (error) reject(error.error);
       else resolve();
     };
@@ -269,18 +266,49 @@ async function* chunksOf(
   const ready: EventSourceMessage[] = [];
   const parser = createParser({ onEvent: (event) => ready.push(event) });
   const decoder = new TextDecoder();
+  let done = false;
   try {
-    for await (const bytes of body as AsyncIterable<Buffer>) {
+    // destroyOnReturn: false, so leaving the loop at [DONE] does not destroy the body (release decides).
+    for await (const bytes of body.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
       parser.feed(decoder.decode(bytes, { stream: true }));
       for (const event of ready.splice(0)) {
-        if (event.data.startsWith('[DONE]')) return;
+        if (event.data.startsWith('[DONE]')) {
+          done = true;
+          return;
+        }
         yield chunkOf(event, headers);
       }
     }
   } catch (e) {
     throw readError(e, signal);
   } finally {
-    // Ends the request if the consumer stopped early (an abort, a cut by the caller).
-    if (!body.destroyed) body.destroy();
+    release(body, done);
   }
+}
+
+/**
+ * How long a body may take to end after `[DONE]` before its connection is dropped, ms. vLLM (uvicorn) and
+ * the simulator write `[DONE]` and the body's last chunk separately, so the end usually comes a read later.
+ */
+export const DRAIN_AFTER_DONE_MS = 1000;
+
+/**
+ * Lets go of a response body whose reader stopped. After `[DONE]` (`drain`) the rest of the body (its end)
+ * is read and dropped, so undici puts the keep-alive connection back in its pool: destroying it there
+ * closed the engine connection after nearly every streamed turn, and the next turn paid a new TCP
+ * connection on both sides (docs/scaling.md, "Sixth pass"); a body that does not end within
+ * DRAIN_AFTER_DONE_MS is destroyed. Otherwise (an error, an abort, a consumer that stopped early) the
+ * body is destroyed at once, which ends the request; undici's own abort error is then nobody's concern.
+ */
+function release(body: Dispatcher.ResponseData['body'], drain: boolean): void {
+  body.on('error', ignore);
+  if (body.destroyed || body.readableEnded) return;
+  if (!drain) {
+    body.destroy();
+    return;
+  }
+  const timer = setTimeout(() => body.destroy(), DRAIN_AFTER_DONE_MS);
+  timer.unref();
+  body.once('close', () => clearTimeout(timer));
+  body.resume();
 }
