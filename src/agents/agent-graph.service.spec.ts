@@ -1,3 +1,4 @@
+import { AgentsConfig } from '../config/agents.config';
 import { EngineUnavailable, RequestAborted } from '../inference/inference.errors';
 import type { TurnTrace } from '../observability/turn-trace';
 import { AgentGraph } from './agent-graph.service';
@@ -54,7 +55,7 @@ function recordingTrace() {
   return { trace, spans };
 }
 
-describe('AgentGraph', () => {
+describe.each(['direct', 'langgraph'] as const)('AgentGraph (AGENT_GRAPH_RUNTIME=%s)', (runtime) => {
   const build = (
     decide: (r: RouteRequest) => RouteDecision,
     answer?: (r: AnswerRequest) => Promise<TurnOutput>,
@@ -85,7 +86,12 @@ describe('AgentGraph', () => {
         } satisfies TurnOutput);
       },
     } as unknown as AnswerService;
-    const sut = new AgentGraph(registry, router, answers);
+    const sut = new AgentGraph(
+      registry,
+      router,
+      answers,
+      Object.assign(new AgentsConfig(), { AGENT_GRAPH_RUNTIME: runtime }),
+    );
     sut.onModuleInit();
     return { sut, answered };
   };

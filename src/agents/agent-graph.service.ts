@@ -1,5 +1,6 @@
 import { END, type Runtime, START, StateGraph } from '@langchain/langgraph';
 import { Injectable, type OnModuleInit } from '@nestjs/common';
+import { AgentsConfig } from '../config/agents.config';
 import { RequestAborted } from '../inference/inference.errors';
 import { NOOP_TURN_TRACE } from '../observability/turn-trace';
 import { AgentRegistry } from './agent-registry.service';
@@ -18,7 +19,9 @@ import type { AgentTurnSink, TurnInput, TurnOutput } from './agents.types';
 import { AnswerService } from './answer.service';
 import type { RegisteredAgent, RetrievedPassage } from './chat-agent';
 import { AgentRouter } from './routing/agent-router.service';
+import { DirectGraphRunner, type GraphSpec } from './turn-graph';
 
+type TurnGraphSpec = GraphSpec<TurnStateValue, TurnRuntime>;
 type TurnNode = (state: TurnStateValue, runtime: Runtime<TurnRuntime>) => Promise<TurnStateUpdate>;
 
 /**
@@ -32,15 +35,24 @@ type TurnNode = (state: TurnStateValue, runtime: Runtime<TurnRuntime>) => Promis
  * does (emitting the `citations` event) and builds its PromptSpec;
  * `answer` runs the shared AnswerService (context window, response cache, engine), which emits the
  * `cache`, `token` and `usage` events. No checkpointer: the conversation tables are the store.
+ *
+ * The graph is declared once (`spec`) and compiled into a LangGraph StateGraph at boot, which checks its
+ * topology and draws it. `AGENT_GRAPH_RUNTIME` says what runs a turn: `direct` (default) walks the same
+ * declaration node by node (DirectGraphRunner, no per-step checkpoints or config merging); `langgraph` runs
+ * it with LangGraph's Pregel `invoke`.
  */
 @Injectable()
 export class AgentGraph implements OnModuleInit {
-  private compiled?: ReturnType<AgentGraph['compile']>;
+  private compiled?: {
+    pregel: ReturnType<AgentGraph['compile']>;
+    direct: DirectGraphRunner<TurnStateValue, TurnRuntime>;
+  };
 
   constructor(
     private readonly registry: AgentRegistry,
     private readonly router: AgentRouter,
     private readonly answers: AnswerService,
+    private readonly config: AgentsConfig,
   ) {}
 
   /** Compiles the graph at boot, so a bad agent declaration fails the boot, not a turn. */
@@ -56,51 +68,78 @@ export class AgentGraph implements OnModuleInit {
    * @throws whatever a node throws (Engine* errors, ContextLengthExceeded, RequestAborted, ...), unchanged
    */
   async run(input: TurnInput, sink: AgentTurnSink): Promise<TurnOutput> {
-    const final = await this.graph().invoke(
-      {
-        conversation: {
-          tenantId: input.tenantId,
-          conversationId: input.conversationId,
-          pinnedAgent: input.pinnedAgent,
-          knowledgeBaseIds: input.knowledgeBaseIds ?? [],
-        },
-        messages: input.history,
-        userMessage: input.userMessage,
+    const state: TurnStateValue = {
+      conversation: {
+        tenantId: input.tenantId,
+        conversationId: input.conversationId,
+        pinnedAgent: input.pinnedAgent,
+        knowledgeBaseIds: input.knowledgeBaseIds ?? [],
       },
-      { context: { input, sink } },
-    );
+      messages: input.history,
+      userMessage: input.userMessage,
+    } as TurnStateValue;
+    const context: TurnRuntime = { input, sink };
+    const graph = this.graph();
+    const final =
+      this.config.AGENT_GRAPH_RUNTIME === 'langgraph'
+        ? await graph.pregel.invoke(state, { context })
+        : await graph.direct.run(state, context);
     if (!final.output) throw new Error('the agent graph ended without an answer');
     return final.output;
   }
 
   /** The graph as a Mermaid diagram (docs, debugging). */
   async mermaid(): Promise<string> {
-    return (await this.graph().getGraphAsync()).drawMermaid();
+    return (await this.graph().pregel.getGraphAsync()).drawMermaid();
   }
 
-  private graph(): ReturnType<AgentGraph['compile']> {
-    this.compiled ??= this.compile();
+  private graph(): NonNullable<AgentGraph['compiled']> {
+    if (!this.compiled) {
+      const spec = this.spec();
+      this.compiled = {
+        pregel: this.compile(spec),
+        direct: new DirectGraphRunner(spec, Object.keys(TurnState.spec)),
+      };
+    }
     return this.compiled;
   }
 
-  private compile() {
+  /** The turn's graph, declared once for both runtimes. */
+  private spec(): TurnGraphSpec {
     const agents = this.registry.list();
-    const nodes: Record<string, TurnNode> = {
-      [ROUTER_NODE]: (state, runtime) => this.routeNode(state, contextOf(runtime)),
-      [ANSWER_NODE]: (state, runtime) => this.answerNode(state, contextOf(runtime)),
+    const nodes: Record<string, TurnGraphSpec['nodes'][string]> = {
+      [ROUTER_NODE]: (state, context) => this.routeNode(state, checked(context)),
+      [ANSWER_NODE]: (state, context) => this.answerNode(state, checked(context)),
     };
     for (const agent of agents)
-      nodes[agentNode(agent.name)] = (state, runtime) => this.agentNode(agent, state, contextOf(runtime));
-    let graph = new StateGraph(TurnState, TurnContext)
-      .addNode(nodes)
-      .addEdge(START, ROUTER_NODE)
-      .addConditionalEdges(
-        ROUTER_NODE,
-        (state) => this.nextAgentNode(state, agents),
-        agents.map((a) => agentNode(a.name)),
-      );
-    for (const agent of agents) graph = graph.addEdge(agentNode(agent.name), ANSWER_NODE);
-    return graph.addEdge(ANSWER_NODE, END).compile({ name: 'turn' });
+      nodes[agentNode(agent.name)] = (state, context) => this.agentNode(agent, state, checked(context));
+    return {
+      nodes,
+      entry: ROUTER_NODE,
+      edges: [
+        ...agents.map((a) => ({ from: agentNode(a.name), to: ANSWER_NODE })),
+        { from: ANSWER_NODE, to: END },
+      ],
+      branches: [
+        {
+          from: ROUTER_NODE,
+          path: (state) => this.nextAgentNode(state, agents),
+          ends: agents.map((a) => agentNode(a.name)),
+        },
+      ],
+    };
+  }
+
+  /** The spec as a LangGraph StateGraph, compiled (LangGraph checks the topology here). */
+  private compile(spec: TurnGraphSpec) {
+    const nodes: Record<string, TurnNode> = {};
+    for (const [name, node] of Object.entries(spec.nodes))
+      nodes[name] = (state, runtime) => node(state, contextOf(runtime));
+    let graph = new StateGraph(TurnState, TurnContext).addNode(nodes).addEdge(START, spec.entry);
+    for (const { from, path, ends } of spec.branches)
+      graph = graph.addConditionalEdges(from, path, [...ends]);
+    for (const { from, to } of spec.edges) graph = graph.addEdge(from, to);
+    return graph.compile({ name: 'turn' });
   }
 
   /** The conditional edge after `router`: the node of the agent it picked. */
@@ -202,11 +241,14 @@ export class AgentGraph implements OnModuleInit {
   }
 }
 
-/** The run's context; @throws RequestAborted when the turn was cancelled (checked as each node starts). */
+/** LangGraph's runtime context of the run (the `langgraph` runtime). */
 function contextOf(runtime: Runtime<TurnRuntime>): TurnRuntime {
   if (!runtime.context) throw new Error('the agent graph was invoked without its runtime context');
-  if (runtime.context.sink.signal.aborted) {
-    throw new RequestAborted('The client disconnected; the turn was aborted.');
-  }
   return runtime.context;
+}
+
+/** The run's context; @throws RequestAborted when the turn was cancelled (checked as each node starts). */
+function checked(context: TurnRuntime): TurnRuntime {
+  if (context.sink.signal.aborted) throw new RequestAborted('The client disconnected; the turn was aborted.');
+  return context;
 }

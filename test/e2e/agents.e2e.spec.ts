@@ -31,15 +31,16 @@ class WeatherAgentModule {}
  * intent, a test module's agent discovered at boot), each decision stored on its message, and the
  * engine's prefix cache still covering the shared global prefix after each switch.
  */
-describe('agents (e2e)', () => {
+describe.each(['direct', 'langgraph'])('agents (e2e, AGENT_GRAPH_RUNTIME=%s)', (runtime) => {
   let sim: RunningSimulator;
   let sut: TestApp;
 
   beforeAll(async () => {
     sim = await startEngineSimulator({ timing: { timeScale: 0 }, replyTokens: { min: 16, max: 32 } });
-    sut = await startTestApp({ INFERENCE_ENDPOINTS: sim.baseURL, AGENT_ROUTING_FLOOR: '0.4' }, [
-      WeatherAgentModule,
-    ]);
+    sut = await startTestApp(
+      { INFERENCE_ENDPOINTS: sim.baseURL, AGENT_ROUTING_FLOOR: '0.4', AGENT_GRAPH_RUNTIME: runtime },
+      [WeatherAgentModule],
+    );
   });
 
   afterAll(async () => {
