@@ -50,7 +50,9 @@ import { LoadLab, type LabProcess, type ProcSample } from './load-lab';
  * - `cpuMsPerTurn`: user + system CPU of all api processes over the run (/proc/<pid>/stat) / turns served, ms;
  *   `details.cpuMsPerTurnByRole.apiMainThread` is the event loop's share (/proc/<pid>/task/<pid>/stat), the
  *   rest being worker threads (the local sentence model).
- * - `rssMbMax`: highest resident set of an api process seen by a 500 ms sampler, MB.
+ * - `rssMbMax`: highest resident set of an api process seen by a 500 ms sampler, MB;
+ *   `details.memoryMbAtEndByProcess` splits each api's memory at the end of the run (its /metrics: resident
+ *   set, V8 heap used and total, external memory such as Buffers), MB.
  * - `eventLoopDelayP99Ms`: highest p99 over the api processes of Node's event-loop delay during the run
  *   (prom-client's `nodejs_eventloop_lag_p99_seconds`, a perf_hooks.monitorEventLoopDelay histogram reset at
  *   each scrape; the bench scrapes at the start and the end), ms.
@@ -324,6 +326,8 @@ interface ProcessWindow {
   rssMbMax: Record<string, number>;
   rssMbEnd: Record<string, number>;
   eventLoopDelayP99Ms: Record<string, number>;
+  /** Where an api process's memory is at the end of the window (its /metrics), MB. */
+  memoryMbAtEnd: Record<string, { rss: number; heapUsed: number; heapTotal: number; external: number }>;
   shedCounted: number;
   abandonedInQueueCounted: number;
 }
@@ -345,6 +349,7 @@ async function closeWindow(
     rssMbMax: {},
     rssMbEnd: {},
     eventLoopDelayP99Ms: {},
+    memoryMbAtEnd: {},
     shedCounted: 0,
     abandonedInQueueCounted: 0,
   };
@@ -365,6 +370,15 @@ async function closeWindow(
     if (p99) window.eventLoopDelayP99Ms[p.name] = round(p99.value * 1000, 1);
     const total = (name: string): number =>
       samples.filter((s) => s.name === name).reduce((sum, s) => sum + s.value, 0);
+    const mb = (name: string): number => round(total(name) / 1048576, 1);
+    if (samples.length > 0) {
+      window.memoryMbAtEnd[p.name] = {
+        rss: mb('process_resident_memory_bytes'),
+        heapUsed: mb('nodejs_heap_size_used_bytes'),
+        heapTotal: mb('nodejs_heap_size_total_bytes'),
+        external: mb('nodejs_external_memory_bytes'),
+      };
+    }
     window.shedCounted += total('kvchat_turns_shed_total');
     window.abandonedInQueueCounted += total('kvchat_turns_abandoned_in_queue_total');
   }
@@ -637,6 +651,7 @@ async function runTurns(opts: Options, lab: LoadLab, client: Client): Promise<Re
         ...(lab.proxy ? { proxy: round((window.cpuMs.nginx ?? 0) / Math.max(1, ok.length), 2) } : {}),
       },
       rssMbMaxByProcess: window.rssMbMax,
+      memoryMbAtEndByProcess: window.memoryMbAtEnd,
       rssMbAtBoot: rssAtBoot,
       rssMbBefore: rssBefore,
       ...(rssAfterSettle ? { rssMbAfterSettle: rssAfterSettle, settleSeconds: opts.settleSeconds } : {}),

@@ -25,7 +25,7 @@ type TurnGraphSpec = GraphSpec<TurnStateValue, TurnRuntime>;
 type TurnNode = (state: TurnStateValue, runtime: Runtime<TurnRuntime>) => Promise<TurnStateUpdate>;
 
 /**
- * One turn as a LangGraph StateGraph, compiled once at boot and invoked per turn:
+ * One turn as a graph, declared once, compiled by LangGraph at boot and run per turn:
  *
  * ```
  * START -> router --(route.agent)--> agent_<name> -> answer -> END
@@ -61,10 +61,10 @@ export class AgentGraph implements OnModuleInit {
   }
 
   /**
-   * Runs one turn through the graph, sending its progress events to `sink`. `sink.signal` is the
-   * turn's cancellation: each node checks it before it starts, and the engine and classifier calls
-   * are aborted by it. It is not given to LangGraph's `invoke`, which would end the run with its own
-   * abort error before ours.
+   * Runs one turn through the graph (with the runtime AGENT_GRAPH_RUNTIME names), sending its progress
+   * events to `sink`. `sink.signal` is the turn's cancellation: each node checks it before it starts, and
+   * the engine and classifier calls are aborted by it. It is not given to LangGraph's `invoke`, which
+   * would end the run with its own abort error before ours.
    * @throws whatever a node throws (Engine* errors, ContextLengthExceeded, RequestAborted, ...), unchanged
    */
   async run(input: TurnInput, sink: AgentTurnSink): Promise<TurnOutput> {
