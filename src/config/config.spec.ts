@@ -13,6 +13,7 @@ const NON_DEFAULTS: Record<string, { raw: string; expected: unknown; env?: Env }
   AGENT_FALLBACK: { raw: 'helper', expected: 'helper' },
   AGENT_ROUTING_MAX_EXAMPLES: { raw: '8', expected: 8 },
   AGENT_ROUTING_MODEL: { raw: 'nearest', expected: 'nearest' },
+  AGENT_GRAPH_RUNTIME: { raw: 'langgraph', expected: 'langgraph' },
   PORT: { raw: '8080', expected: 8080 },
   HOST: { raw: '127.0.0.1', expected: '127.0.0.1' },
   NODE_ENV: { raw: 'production', expected: 'production' },
