@@ -1,11 +1,11 @@
-import { END, GraphRecursionError, START } from '@langchain/langgraph';
+import { END, GraphRecursionError } from '@langchain/langgraph';
 
 /** One node: the state so far and the run's context in; the channels it writes out (the rest keep their value). */
 export type GraphNode<S, C> = (state: S, context: C) => Promise<Partial<S>>;
 
 /**
  * A graph declared once and run by either runtime (`AGENT_GRAPH_RUNTIME`): its nodes, the node START
- * leads to, its static edges and its conditional edges. `toStateGraph` turns it into a LangGraph
+ * leads to, its static edges and its conditional edges. AgentGraph compiles it into a LangGraph
  * StateGraph (Pregel's `invoke`, Mermaid drawing, LangGraph's own checks of the topology at compile);
  * `DirectGraphRunner` walks the same declaration node by node.
  */
@@ -13,7 +13,7 @@ export interface GraphSpec<S extends object, C> {
   nodes: Readonly<Record<string, GraphNode<S, C>>>;
   /** The node the `START -> entry` edge leads to. */
   entry: string;
-  /** Static edges; `to` may be END. */
+  /** Static edges between nodes; `to` may be END (START's edge is `entry`). */
   edges: readonly { from: string; to: string }[];
   /** Conditional edges: `path` names the next node among `ends` (the drawing's dotted arrows). */
   branches: readonly { from: string; path: (state: S) => string; ends: readonly string[] }[];
@@ -42,12 +42,14 @@ export const GRAPH_RECURSION_LIMIT = 25;
  */
 export class DirectGraphRunner<S extends object, C> {
   private readonly next = new Map<string, (state: S) => string>();
+  /** The state's channel names (LangGraph drops update keys that are not channels). */
+  private readonly channels: ReadonlySet<string>;
 
   constructor(
     private readonly spec: GraphSpec<S, C>,
-    /** The state's channel names (LangGraph drops update keys that are not channels). */
-    private readonly channels: readonly string[],
+    channels: readonly string[],
   ) {
+    this.channels = new Set(channels);
     const known = (node: string): boolean => node === END || node in spec.nodes;
     if (!(spec.entry in spec.nodes)) throw new Error(`the graph's entry ${spec.entry} is not a node`);
     for (const { from, to } of spec.edges) {
@@ -89,14 +91,13 @@ export class DirectGraphRunner<S extends object, C> {
   private apply(state: S, update: Partial<S>): S {
     const next = { ...state };
     for (const key of Object.keys(update)) {
-      if (this.channels.includes(key))
+      if (this.channels.has(key))
         (next as Record<string, unknown>)[key] = (update as Record<string, unknown>)[key];
     }
     return next;
   }
 
   private addWayOut(from: string, next: (state: S) => string): void {
-    if (from === START) return; // START -> entry is the spec's `entry`
     if (this.next.has(from))
       throw new Error(`node ${from} has more than one way out (a fan-out needs Pregel)`);
     this.next.set(from, next);

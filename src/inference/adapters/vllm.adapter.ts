@@ -443,7 +443,7 @@ export async function* engineEventsOf(
 }
 
 /** The engine events of one chunk, in order, handed to `onEvent` (engineEventsOf, one chunk). */
-export function eventsOfChunk(
+function eventsOfChunk(
   chunk: ChatCompletionChunk,
   counted: { deltas: number },
   onEvent: (event: EngineChatEvent) => void,
