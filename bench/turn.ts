@@ -1,8 +1,9 @@
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import { promisify } from 'node:util';
 import { MikroORM } from '@mikro-orm/core';
 import { Command } from 'commander';
 import OpenAI from 'openai';
@@ -22,7 +23,10 @@ import { chainSessions, type Dialogue } from './multiturn-report';
  *   intervals of kvchat's outgoing HTTP requests (chat, /tokenize, /v1/embeddings, /v1/models), observed through
  *   undici's diagnostics channels;
  * - `cpuMs`: CPU time of this process (kvchat, its embedded database and the small client) during the turn,
- *   `process.cpuUsage()`: steadier than wall time on a busy shared machine.
+ *   `process.cpuUsage()`: steadier than wall time on a busy shared machine. With `--database-url URL` or
+ *   `--local-postgres` kvchat uses that external PostgreSQL instead of embedded PGlite, so `cpuMs` is kvchat's
+ *   and the client's alone (the server's CPU is PostgreSQL's own process); issue 14's CPU targets are read
+ *   this way.
  *
  * `summary`: `sqlPerTurn`, `embeddingsPerTurn` (means over all turns), `appMsAtTurn10` / `appMsAtTurn200` (the
  * median app ms of the 10 turns ending at that index, so one GC pause does not decide the figure), and
@@ -37,6 +41,9 @@ interface Options {
   pinned?: string;
   quiet: boolean;
   printSql?: number;
+  databaseUrl?: string;
+  localPostgres: boolean;
+  warmupTurns: number;
 }
 
 /** One measured turn. */
@@ -130,6 +137,8 @@ class OutgoingRequests {
   }
 }
 
+const run = promisify(execFile);
+
 const median = (xs: number[]): number => {
   if (xs.length === 0) return NaN;
   const s = [...xs].sort((a, b) => a - b);
@@ -158,12 +167,43 @@ async function main(): Promise<void> {
     .option('--pinned <agent>', 'pin the conversation to an agent (default: unpinned, routed by intent)')
     .option('--quiet', 'print only every 10th turn', false)
     .option('--print-sql <turn>', 'print the SQL statements of this turn', (v) => parseInt(v, 10))
+    .option(
+      '--warmup-turns <n>',
+      'turns of another conversation run first, unmeasured, so turn 10 is not measured on a cold JIT',
+      (v) => parseInt(v, 10),
+      0,
+    )
+    .option(
+      '--database-url <url>',
+      'an external PostgreSQL for kvchat (default: embedded PGlite in this process)',
+    )
+    .option(
+      '--local-postgres',
+      'create a fresh database on the local server (postgres@127.0.0.1:5432, createdb/dropdb) and use it',
+      false,
+    )
     .option('--out <json>', 'report path', 'bench/reports/turn.json')
     .parse()
     .opts<Options>();
   if (opts.turns < 10) throw new Error('--turns must be at least 10 (appMsGrowth compares with turn 10)');
 
+  if (opts.databaseUrl && opts.localPostgres)
+    throw new Error('--database-url and --local-postgres exclude each other');
+
   const loadAtStart = loadavg().map((x) => round(x, 2));
+  let databaseUrl = opts.databaseUrl;
+  let createdDatabase: string | undefined;
+  if (opts.localPostgres) {
+    createdDatabase = `kvchat_turn_${process.pid}`;
+    await run('createdb', ['-h', '127.0.0.1', '-U', 'postgres', createdDatabase]);
+    databaseUrl = `postgres://postgres@127.0.0.1:5432/${createdDatabase}`;
+  }
+  const dropDatabase = async (): Promise<void> => {
+    if (createdDatabase)
+      await run('dropdb', ['-h', '127.0.0.1', '-U', 'postgres', '--if-exists', createdDatabase]).catch(
+        (e: unknown) => process.stderr.write(`dropdb: ${String(e)}\n`),
+      );
+  };
   const [messages] = chainSessions(await readJsonl<Dialogue>(resolve(opts.data)), 1, opts.turns);
   // The engine simulator in its own process (1 replica, time scale 0), so its CPU is not kvchat's.
   const simUrl = `http://127.0.0.1:${await freePort()}`;
@@ -189,10 +229,12 @@ async function main(): Promise<void> {
       INFERENCE_ENDPOINTS: `${simUrl}/v1`,
       // Embeddings from the simulator's /v1/embeddings, so each request is counted on the wire.
       EMBEDDINGS_PROVIDER: 'remote',
+      ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
     },
     'turn',
-  ).catch((e: unknown) => {
+  ).catch(async (e: unknown) => {
     stopSimulator();
+    await dropDatabase();
     throw e;
   });
   const orm = instance.running.app.get(MikroORM);
@@ -221,6 +263,16 @@ async function main(): Promise<void> {
     `bench:turn: 1 conversation x ${opts.turns} turns, engine simulator (1 replica, time scale 0; answers are synthetic)\n`,
   );
   try {
+    if (opts.warmupTurns > 0) {
+      const warmup = await client.post<{ id: string }>('/v1/conversations', {
+        body: { title: 'bench:turn warm-up' },
+      });
+      // From the end of the data, so the measured conversation's questions are not answered from the cache.
+      const dialogues = (await readJsonl<Dialogue>(resolve(opts.data))).reverse();
+      const [warmupMessages] = chainSessions(dialogues, 1, opts.warmupTurns);
+      for (const content of warmupMessages)
+        await client.post(`/v1/conversations/${warmup.id}/turns`, { body: { content } });
+    }
     const conversation = await client.post<{ id: string }>('/v1/conversations', {
       body: { title: 'bench:turn', ...(opts.pinned ? { agent: opts.pinned } : {}) },
     });
@@ -277,6 +329,7 @@ async function main(): Promise<void> {
     outgoing.stop();
     await instance.close();
     stopSimulator();
+    await dropDatabase();
   }
 
   const ok = turns.filter((t) => t.status === 'ok');
@@ -330,9 +383,11 @@ async function main(): Promise<void> {
         engine: 'engine simulator (own process, 1 replica, time scale 0): answers are synthetic',
         parameters: {
           turns: opts.turns,
+          warmupTurns: opts.warmupTurns,
           window: opts.window,
           pinned: opts.pinned ?? null,
           embeddings: 'remote (the simulator)',
+          database: databaseUrl ? 'external PostgreSQL' : 'embedded PGlite (in this process)',
           cpus: cpus().length,
           loadAverageAtStart: loadAtStart,
           loadAverageAtEnd: loadavg().map((x) => round(x, 2)),

@@ -11,6 +11,7 @@ import { InferenceConfig } from '../config/inference.config';
 import { ContextWindowService } from '../context/context-window.service';
 import { CompactPolicy } from '../context/policies/compact.policy';
 import type { PrefixReuseService } from '../context/prefix-reuse.service';
+import { PromptChainService } from '../context/prompt-chain.service';
 import { PromptAssembler } from '../context/prompt-assembler';
 import type { HistoryMessage, PromptSpec } from '../context/prompt.types';
 import type { TokenizerService } from '../context/tokenizer.service';
@@ -66,6 +67,7 @@ describe('AnswerService', () => {
       tokenizer as unknown as TokenizerService,
       prefixReuse as unknown as PrefixReuseService,
       inferenceConfig,
+      new PromptChainService(tokenizer as unknown as TokenizerService, inferenceConfig, contextConfig),
     );
     const sut = new AnswerService(
       contextWindow,

@@ -129,7 +129,8 @@ export class AnswerService {
         temperature: input.temperature ?? null,
         maxTokens: input.maxTokens ?? this.inferenceConfig.INFERENCE_DEFAULT_MAX_TOKENS,
       },
-      context: contextFingerprint({ history: assembled.messages.slice(0, -1), volatileContext: tail }),
+      // The history before the new message, as its running digest (kept turn to turn, not rehashed).
+      context: contextFingerprint({ historyDigest: assembled.historyDigest, volatileContext: tail }),
     };
   }
 

@@ -1,3 +1,4 @@
+import { messagesDigest } from '../common/message-digest';
 import { canonicalJson, contextFingerprint, NO_CONTEXT, questionHash, scopeFingerprint } from './scope';
 import type { ResponseCacheScope } from './response-cache.types';
 
@@ -33,6 +34,22 @@ describe('response-cache scope', () => {
     expect(contextFingerprint({ history: [{ role: 'assistant', content: 'hi' }] })).not.toBe(
       contextFingerprint({ history: [{ role: 'user', content: 'hi' }] }),
     );
+  });
+
+  it('should give the same fingerprint for a history and for its running digest', () => {
+    const history = [
+      { role: 'user', content: 'hi' },
+      { role: 'assistant', content: 'hello' },
+    ];
+    const tail = 'Today is 2026-11-29.';
+
+    expect(contextFingerprint({ historyDigest: messagesDigest(history), volatileContext: tail })).toBe(
+      contextFingerprint({ history, volatileContext: tail }),
+    );
+    expect(contextFingerprint({ historyDigest: messagesDigest(history.slice(0, 1)) })).not.toBe(
+      contextFingerprint({ history }),
+    );
+    expect(contextFingerprint({ historyDigest: messagesDigest([]) })).toBe(NO_CONTEXT);
   });
 
   it('should change the scope fingerprint with every field that changes the answer', () => {

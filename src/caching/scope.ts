@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { EMPTY_MESSAGES_DIGEST, messagesDigest } from '../common/message-digest';
 import { normalizeQuestion } from './question-features';
 import type { ResponseCacheScope } from './response-cache.types';
 
@@ -23,16 +24,25 @@ export const NO_CONTEXT = 'none';
  * content, in order), a rolling summary and per-turn context (date, retrieved passages). A first
  * question with no per-turn context has the fingerprint `none`, so first questions of different
  * conversations share answers; a later question shares only with the same history.
+ *
+ * The history enters as its running digest (`messagesDigest`, src/common/message-digest.ts). A caller
+ * that keeps that digest from turn to turn (a conversation's turn, PromptChainService) passes
+ * `historyDigest` instead of `history`, so the fingerprint costs the same at turn 2 and at turn 200.
+ * @returns 32 hex characters, or NO_CONTEXT
  */
 export function contextFingerprint(context: {
-  history: readonly { role: string; content: string }[];
+  /** The earlier messages; or their digest in `historyDigest` (EMPTY_MESSAGES_DIGEST = none). */
+  history?: readonly { role: string; content: string }[];
+  historyDigest?: string;
   summary?: string;
   volatileContext?: string;
 }): string {
-  if (context.history.length === 0 && !context.summary && !context.volatileContext) return NO_CONTEXT;
+  const history = context.historyDigest ?? messagesDigest(context.history ?? []);
+  if (history === EMPTY_MESSAGES_DIGEST && !context.summary && !context.volatileContext) return NO_CONTEXT;
   return sha256(
     canonicalJson({
-      history: context.history.map((m) => [m.role, m.content]),
+      v: 2,
+      history,
       summary: context.summary ?? null,
       volatile: context.volatileContext ?? null,
     }),

@@ -37,4 +37,11 @@ export class ContextConfig {
    * (tiktoken), `auto` = the engine when it answers `/tokenize`, else local.
    */
   @IsIn(['auto', 'engine', 'local']) TOKENIZER: 'auto' | 'engine' | 'local' = 'auto';
+  /**
+   * Tokens of conversations' last prompts kept per api process (fingerprint, block hashes, text; about
+   * 10 bytes of heap per token), so a turn tokenizes and hashes only what is new since its conversation's
+   * previous turn. A conversation not held (evicted, or its last turn served by another process) is built
+   * from scratch. 0 = keep none (every turn builds its whole prompt chain).
+   */
+  @IsInt() @Min(0) CONTEXT_PROMPT_CHAIN_TOKENS = 1_000_000;
 }

@@ -1,6 +1,7 @@
 import { FAKE_TEMPLATE, FakeEngineAdapter } from '../../test/fakes/fake-engine-adapter';
 import { FakePrefixReuse } from '../../test/fakes/fake-prefix-reuse';
 import { fakeSummaries } from '../../test/fakes/fake-summaries';
+import { messagesDigest } from '../common/message-digest';
 import { ContextConfig } from '../config/context.config';
 import { InferenceConfig } from '../config/inference.config';
 import { EndpointRouter } from '../inference/endpoint-router';
@@ -13,6 +14,7 @@ import { CompactPolicy } from './policies/compact.policy';
 import { SummaryPolicy } from './policies/summary.policy';
 import type { PrefixReuseService } from './prefix-reuse.service';
 import { PromptAssembler } from './prompt-assembler';
+import { PromptChainService } from './prompt-chain.service';
 import type { HistoryMessage } from './prompt.types';
 import { TokenizerService } from './tokenizer.service';
 
@@ -48,6 +50,7 @@ function build(options: { window?: number; policy?: (config: ContextConfig) => C
     tokenizer,
     prefixReuse as unknown as PrefixReuseService,
     inferenceConfig,
+    new PromptChainService(tokenizer, inferenceConfig, contextConfig),
   );
   return { sut, engine, prefixReuse, tokenizer };
 }
@@ -164,6 +167,8 @@ describe('ContextWindowService (fake engine tokenizer)', () => {
         Math.floor((first.promptFingerprint.length - FAKE_TEMPLATE.generationPrompt) / 16) * 16,
       );
       expect(second.backendReusableTokens).toBeGreaterThan(0);
+      // The response cache's context: every message before the new one, as a running digest.
+      expect(second.historyDigest).toBe(messagesDigest(second.messages.slice(0, -1)));
       expect(prefixReuse.calls).toEqual([
         { conversationId: 'conversation-1', promptTokens: first.promptFingerprint.length },
         { conversationId: 'conversation-1', promptTokens: second.promptFingerprint.length },

@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
+import { EMPTY_MESSAGES_DIGEST } from '../common/message-digest';
 import { InferenceConfig } from '../config/inference.config';
-import { blockHashChain } from '../inference/block-hash';
 import type { ChatMessage, ChatResult } from '../inference/inference.types';
 import type { MessageCacheReport } from './cache-report';
 import {
@@ -13,6 +13,7 @@ import {
 import { ContextLengthExceeded } from './context.errors';
 import { PrefixReuseService } from './prefix-reuse.service';
 import { PromptAssembler } from './prompt-assembler';
+import { PromptChainService } from './prompt-chain.service';
 import type { PromptRenderContext, PromptSpec } from './prompt.types';
 import { TokenizerService } from './tokenizer.service';
 
@@ -59,9 +60,18 @@ export interface PreparedPrompt {
   /** Counts of history messages that had none (sequence -> tokens), to persist. */
   historyTokenCounts: Record<number, number>;
   /** The prompt in the engine's token space (template framing as placeholders), for routing and accounting. */
-  promptFingerprint: number[];
-  /** `blockHashChain(promptFingerprint, INFERENCE_BLOCK_SIZE, cacheSalt)`: hashed once, for reuse accounting and routing. */
+  promptFingerprint: Int32Array;
+  /**
+   * `blockHashChain(promptFingerprint, INFERENCE_BLOCK_SIZE, cacheSalt)`: hashed once (only the blocks
+   * after those shared with the conversation's previous prompt, PromptChainService), for reuse
+   * accounting and routing.
+   */
   promptBlockHashes: string[];
+  /**
+   * The running digest (`messagesDigest`, src/common/message-digest.ts) of every message before the new
+   * user message (EMPTY_MESSAGES_DIGEST for none): the response cache's context, kept turn to turn.
+   */
+  historyDigest: string;
   /** The window state to persist on the conversation. */
   state: ConversationContextState;
   window: ContextWindowReport;
@@ -79,7 +89,8 @@ export interface TurnContextReport {
 /**
  * Fits each turn's prompt into the context window and accounts for prefix reuse: counts tokens
  * (cached per message), lets the configured policy (CONTEXT_POLICY) move the window, assembles the
- * prompt, fingerprints it for prefix routing, and compares it with the conversation's previous prompt.
+ * prompt, fingerprints it for prefix routing (extending the conversation's previous prompt chain,
+ * PromptChainService), and compares it with the conversation's previous prompt.
  */
 @Injectable()
 export class ContextWindowService {
@@ -89,6 +100,7 @@ export class ContextWindowService {
     private readonly tokenizer: TokenizerService,
     private readonly prefixReuse: PrefixReuseService,
     private readonly config: InferenceConfig,
+    private readonly promptChains: PromptChainService,
   ) {}
 
   /**
@@ -139,16 +151,18 @@ export class ContextWindowService {
       userContent,
       templateVersion: spec.templateVersion,
     });
-    const promptFingerprint = await this.tokenizer.promptFingerprint(assembled.messages);
-    const promptBlockHashes = blockHashChain(
-      promptFingerprint,
-      this.config.INFERENCE_BLOCK_SIZE,
+    const chain = await this.promptChains.build(
+      request.conversationId,
+      assembled.messages,
       request.cacheSalt,
     );
+    const promptFingerprint = chain.tokens;
+    const promptBlockHashes = chain.blockHashes;
     const reuse = await this.prefixReuse.record(
       request.conversationId,
       promptFingerprint.length,
       promptBlockHashes,
+      chain.known,
     );
     return {
       messages: assembled.messages,
@@ -158,6 +172,7 @@ export class ContextWindowService {
       historyTokenCounts,
       promptFingerprint,
       promptBlockHashes,
+      historyDigest: chain.messageDigests.at(-2) ?? EMPTY_MESSAGES_DIGEST,
       state,
       backendReusableTokens: reuse.reusableTokens,
       window: {

@@ -9,6 +9,7 @@ import { CONTEXT_POLICIES } from './context-policy.registry';
 import { ContextWindowService } from './context-window.service';
 import { PrefixReuseService } from './prefix-reuse.service';
 import { PromptAssembler } from './prompt-assembler';
+import { PromptChainService } from './prompt-chain.service';
 import { SummarizeJob } from './summaries/jobs/summarize.job';
 import { SummariesService } from './summaries/summaries.service';
 import { SUMMARIES_QUEUE } from './summaries/summaries.queue';
@@ -31,6 +32,7 @@ import { TokenizerService } from './tokenizer.service';
     PromptAssembler,
     TokenizerService,
     PrefixReuseService,
+    PromptChainService,
     SummariesService,
     queueProcessor(SummarizeJob),
     ContextWindowService,

@@ -2,7 +2,6 @@ import { Inject, Injectable } from '@nestjs/common';
 import type Redis from 'ioredis';
 import { InferenceConfig } from '../config/inference.config';
 import { RedisConfig } from '../config/redis.config';
-import { commonPrefixBlocks } from '../inference/block-hash';
 import { REDIS } from '../redis/redis.module';
 
 /** The backend's own prefix-reuse figure for one prompt. */
@@ -13,6 +12,27 @@ export interface PrefixReuse {
   previousPromptTokens: number | null;
 }
 
+/** Hash characters kept per block in the stored chain: 48 bits, ample to compare two prompts of one conversation. */
+export const STORED_HASH_CHARS = 8;
+
+/** A chain as stored: its blocks' hashes cut to STORED_HASH_CHARS, concatenated (fixed width). */
+export function packChain(blockHashes: readonly string[]): string {
+  let out = '';
+  for (const h of blockHashes) out += h.slice(0, STORED_HASH_CHARS);
+  return out;
+}
+
+/**
+ * What the caller already knows of the conversation's previous prompt, because this process built it
+ * (PromptChainService): the stored value can then be checked against it instead of being parsed.
+ */
+export interface KnownChains {
+  /** This prompt's chain, packed (`packChain`), built incrementally by the caller. */
+  packed: string;
+  /** The previous prompt as this process stored it, and the full blocks this prompt shares with it. */
+  previous: { promptTokens: number; packed: string; commonBlocks: number } | null;
+}
+
 /**
  * Prefix-reuse accounting, independent of the engine: remembers the block hash chain of each
  * conversation's last prompt (in Redis, so every API replica sees it) and measures how many tokens of
@@ -21,11 +41,12 @@ export interface PrefixReuse {
  * template version, the naive layout); a high backend figure with few cached tokens means the engine
  * lost the blocks (eviction, another replica, another tenant's salt). The engine can exceed it by the
  * previous answer's blocks, which this figure leaves out.
+ *
+ * Stored value: `<promptTokens>:<hashes>`, 8 characters per block, fixed width (values written with a
+ * comma between hashes, by earlier versions, are still read).
  */
 @Injectable()
 export class PrefixReuseService {
-  /** Hash characters kept per block: 48 bits, ample to compare two prompts of one conversation. */
-  private static readonly hashChars = 8;
   private static readonly ttlSeconds = 24 * 3600;
 
   constructor(
@@ -35,30 +56,65 @@ export class PrefixReuseService {
   ) {}
 
   /**
-   * Compares a prompt with the conversation's previous prompt and remembers it as the new previous one.
+   * Compares a prompt with the conversation's previous prompt and remembers it as the new previous one
+   * (one Redis command, SET ... GET).
    * @param promptTokens the prompt's length, tokens
    * @param blockHashes its block hash chain (`blockHashChain` over the prompt's tokens, INFERENCE_BLOCK_SIZE;
    *   the turn computes it once and routing reuses it)
+   * @param known when the caller built this prompt from the previous one (PromptChainService): the
+   *   packed chain and what it shares with the previous prompt. When the stored previous prompt is that
+   *   one, the shared blocks are taken from `known` (no parsing, nothing proportional to the
+   *   conversation in JS); otherwise (another api process served the last turn) the stored chain is
+   *   compared hash by hash.
+   * @throws ioredis errors when Redis fails
    */
   async record(
     conversationId: string,
     promptTokens: number,
     blockHashes: readonly string[],
+    known?: KnownChains,
   ): Promise<PrefixReuse> {
     const blockSize = this.inference.INFERENCE_BLOCK_SIZE;
-    const chain = blockHashes.map((h) => h.slice(0, PrefixReuseService.hashChars));
+    const packed = known?.packed ?? packChain(blockHashes);
     const key = `${this.redisConfig.REDIS_KEY_PREFIX}prefix-chain:${conversationId}`;
-    const value = `${promptTokens}:${chain.join(',')}`;
-    const previous = await this.redis.set(key, value, 'EX', PrefixReuseService.ttlSeconds, 'GET');
+    const previous = await this.redis.set(
+      key,
+      `${promptTokens}:${packed}`,
+      'EX',
+      PrefixReuseService.ttlSeconds,
+      'GET',
+    );
     if (!previous) return { reusableTokens: 0, previousPromptTokens: null };
     const sep = previous.indexOf(':');
-    const previousChain = previous
-      .slice(sep + 1)
-      .split(',')
-      .filter((h) => h !== '');
+    const previousPromptTokens = Number(previous.slice(0, sep));
+    const mine = known?.previous;
+    if (
+      mine &&
+      mine.promptTokens === previousPromptTokens &&
+      previous.length === sep + 1 + mine.packed.length &&
+      previous.endsWith(mine.packed)
+    )
+      return { reusableTokens: mine.commonBlocks * blockSize, previousPromptTokens };
     return {
-      reusableTokens: commonPrefixBlocks(chain, previousChain) * blockSize,
-      previousPromptTokens: Number(previous.slice(0, sep)),
+      reusableTokens: commonStoredBlocks(packed, previous.slice(sep + 1)) * blockSize,
+      previousPromptTokens,
     };
   }
+}
+
+/** Leading blocks a packed chain shares with a stored one (fixed width, or comma-separated as once written). */
+function commonStoredBlocks(packed: string, stored: string): number {
+  const previous = stored.includes(',') ? stored.split(',').filter((h) => h !== '') : null;
+  const blocks = packed.length / STORED_HASH_CHARS;
+  const previousBlocks = previous ? previous.length : stored.length / STORED_HASH_CHARS;
+  const n = Math.min(blocks, previousBlocks);
+  let i = 0;
+  while (i < n) {
+    const at = i * STORED_HASH_CHARS;
+    const mine = packed.slice(at, at + STORED_HASH_CHARS);
+    const theirs = previous ? previous[i] : stored.slice(at, at + STORED_HASH_CHARS);
+    if (mine !== theirs) break;
+    i++;
+  }
+  return i;
 }

@@ -18,8 +18,9 @@ export interface TemplateOverheads {
 /** ChatML (`<|im_start|>role\n...<|im_end|>\n`): used with the local tokenizer and when the engine cannot say. */
 const CHATML_OVERHEADS: TemplateOverheads = { perMessage: 5, generationPrompt: 3 };
 /** Placeholder ids for template framing in prompt fingerprints (never sent to an engine). */
-const ROLE_MARKER: Record<ChatMessage['role'], number> = { system: -1, user: -2, assistant: -3 };
-const GENERATION_MARKER = -4;
+export const ROLE_MARKER: Record<ChatMessage['role'], number> = { system: -1, user: -2, assistant: -3 };
+/** Placeholder id for the generation prompt's tokens in prompt fingerprints. */
+export const GENERATION_MARKER = -4;
 
 /**
  * Token counting for context windows and prefix accounting: the engine's own tokenizer through its

@@ -1,5 +1,8 @@
 import { createHash } from 'node:crypto';
 
+/** Token ids as a plain array or an Int32Array (prompt fingerprints are kept as the latter). */
+export type TokenIds = readonly number[] | Int32Array;
+
 /**
  * Hash chain over the FULL blocks of a token sequence, as vLLM's automatic prefix caching keys its
  * KV blocks (docs.vllm.ai, "Automatic Prefix Caching"): block i's hash covers its token ids and the
@@ -10,19 +13,40 @@ import { createHash } from 'node:crypto';
  * These hashes are the backend's own bookkeeping (prefix routing, reuse accounting), not the
  * engine's keys: they only need to be equal exactly when the token prefixes are.
  *
- * @param tokenIds prompt token ids
+ * @param tokenIds prompt token ids (int32: the fingerprint's template placeholders are negative)
  * @param blockSize tokens per block (vLLM `--block-size`)
- * @returns one base64url sha256 (truncated to 128 bits) per full block
+ * @returns one base64url sha256 (truncated to 128 bits, 22 characters) per full block
  */
-export function blockHashChain(tokenIds: readonly number[], blockSize: number, salt?: string): string[] {
-  const hashes: string[] = [];
+export function blockHashChain(tokenIds: TokenIds, blockSize: number, salt?: string): string[] {
+  return extendBlockHashChain([], tokenIds, blockSize, salt);
+}
+
+/**
+ * `blockHashChain(tokenIds, blockSize, salt)` when its first `kept.length` hashes are already known:
+ * only the blocks after them are hashed. `kept` must be the chain of a sequence whose first
+ * `kept.length * blockSize` tokens equal `tokenIds`' (same salt) — the caller's promise, not checked.
+ * A turn extends its conversation's previous prompt chain this way, so its hashing is proportional to
+ * the new tokens, not to the conversation.
+ * @returns a new array: `kept`, then one hash per further full block
+ */
+export function extendBlockHashChain(
+  kept: readonly string[],
+  tokenIds: TokenIds,
+  blockSize: number,
+  salt?: string,
+): string[] {
+  const hashes = kept.slice();
   const full = Math.floor(tokenIds.length / blockSize);
-  let parent = '';
-  for (let b = 0; b < full; b++) {
+  if (hashes.length >= full) return hashes.slice(0, full);
+  const ids = tokenIds instanceof Int32Array ? tokenIds : Int32Array.from(tokenIds);
+  const bytes = Buffer.from(ids.buffer, ids.byteOffset, ids.byteLength);
+  const blockBytes = blockSize * Int32Array.BYTES_PER_ELEMENT;
+  let parent = hashes.length > 0 ? hashes[hashes.length - 1] : '';
+  for (let b = hashes.length; b < full; b++) {
     const h = createHash('sha256');
     h.update(parent);
     h.update(b === 0 && salt !== undefined ? `|salt:${salt}|` : '|');
-    h.update(Buffer.from(Int32Array.from(tokenIds.slice(b * blockSize, (b + 1) * blockSize)).buffer));
+    h.update(bytes.subarray(b * blockBytes, (b + 1) * blockBytes));
     parent = h.digest('base64url').slice(0, 22);
     hashes.push(parent);
   }

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { LRUCache } from 'lru-cache';
 import { InferenceConfig } from '../config/inference.config';
-import { blockHashChain } from './block-hash';
+import { blockHashChain, type TokenIds } from './block-hash';
 import { ENGINE_ADAPTER, type EngineAdapter, type EngineEndpoint } from './engine-adapter';
 import { ENGINE_ENDPOINTS, type EngineEndpoints } from './engine-endpoints.provider';
 import { EngineUnavailable } from './inference.errors';
@@ -21,7 +21,7 @@ export interface RoutingRequest {
   /** Affinity key (the conversation id); requests without one are spread by load. */
   routingKey?: string;
   /** Prompt token ids, when known (prefix-aware routing). */
-  promptTokenIds?: readonly number[];
+  promptTokenIds?: TokenIds;
   /** Their salted block hash chain, when the caller already computed it (else hashed here). */
   promptBlockHashes?: readonly string[];
   /** The tenant's cache salt: the engine mixes it into the first block, so the router does too. */
@@ -86,7 +86,8 @@ class ReplicaPrefixIndex {
  *   replica whose remembered chain matches longest: score = matched share of the prompt − weight ×
  *   (in-flight above the least-loaded replica). Matches under ROUTER_PREFIX_MIN_MATCH_TOKENS count as
  *   none; ties and no-match fall back to `session`. The load term is what stops one hot prefix
- *   (a long shared system prompt) from pinning every conversation to one replica.
+ *   (a long shared system prompt) from pinning every conversation to one replica. With a single
+ *   configured replica the prompt is neither matched nor remembered: it is `session`.
  *
  * Unhealthy replicas are skipped; every ROUTER_HEALTH_INTERVAL_SECONDS each replica is probed, so a
  * dead one is found before a request hits it and a recovered one returns. When every replica is
@@ -198,7 +199,9 @@ export class EndpointRouter implements OnModuleInit, OnApplicationShutdown {
     request: RoutingRequest,
   ): { replica: Replica; reason: RoutingReason; matchedTokens?: number } {
     const tokens = request.promptTokenIds;
-    if (!tokens || tokens.length === 0) return this.session(candidates, request.routingKey);
+    // One configured replica: nothing to choose, so nothing to match or remember (O(prompt) per turn).
+    if (!tokens || tokens.length === 0 || this.replicas.length === 1)
+      return this.session(candidates, request.routingKey);
     const blockSize = this.config.INFERENCE_BLOCK_SIZE;
     const chain = request.promptBlockHashes ?? blockHashChain(tokens, blockSize, request.cacheSalt);
     const minLoad = Math.min(...candidates.map((r) => r.inFlight));

@@ -1,3 +1,4 @@
+import type { TokenIds } from './block-hash';
 import type { ProviderAttempt } from './deployment-guards';
 
 /** One chat message as sent to the engine. */
@@ -85,7 +86,7 @@ export interface ChatRequest {
    */
   promptCacheKey?: string;
   /** Prompt token ids when known, for prefix-aware routing. */
-  promptTokenIds?: readonly number[];
+  promptTokenIds?: TokenIds;
   /**
    * `blockHashChain(promptTokenIds, INFERENCE_BLOCK_SIZE, cacheSalt)` when the caller already computed it
    * (a turn hashes its prompt once), so prefix routing does not hash the prompt again.

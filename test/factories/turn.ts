@@ -37,6 +37,10 @@ export function wordTokenizer() {
     overheads: () => Promise.resolve(overheads),
     count,
     countAll: (texts: readonly string[]) => Promise.all(texts.map(count)),
+    encode: (text: string): Promise<Uint32Array> => {
+      counted.push(text);
+      return Promise.resolve(Uint32Array.from(words(text).map(wordId)));
+    },
     promptFingerprint: (messages: readonly ChatMessage[]): Promise<number[]> => {
       const out: number[] = [];
       for (const m of messages) {

@@ -5,7 +5,7 @@ import Redis from 'ioredis';
 import { Tenant } from '../../src/auth/tenant.entity';
 import type { InferenceConfig } from '../../src/config/inference.config';
 import type { RedisConfig } from '../../src/config/redis.config';
-import { PrefixReuseService } from '../../src/context/prefix-reuse.service';
+import { packChain, PrefixReuseService } from '../../src/context/prefix-reuse.service';
 import { Conversation } from '../../src/conversations/conversation.entity';
 import { ConversationNotFound } from '../../src/conversations/conversation.errors';
 import { PrefixStatsSource } from '../../src/conversations/prefix-stats.source';
@@ -49,6 +49,37 @@ describe('PrefixReuseService (integration, Redis)', () => {
     expect(compacted).toEqual({ reusableTokens: 16, previousPromptTokens: 160 });
     expect(other.previousPromptTokens).toBeNull();
     expect(await redis.ttl(`${prefix}prefix-chain:c1`)).toBeGreaterThan(3600);
+  });
+
+  it('should take the shared blocks from the caller when the stored prompt is the one it built, and compare otherwise', async () => {
+    const a = blockHashChain(ids(100), 16);
+    const b = blockHashChain([...ids(100), ...ids(60, 500)], 16);
+    const c = blockHashChain([...ids(50), ...ids(60, 700)], 16);
+    await sut.record('k1', 100, a);
+
+    // The stored prompt is `a`, as the caller says: its count (5 of 6 here) is taken as given.
+    const known = await sut.record('k1', 160, b, {
+      packed: packChain(b),
+      previous: { promptTokens: 100, packed: packChain(a), commonBlocks: 5 },
+    });
+    // Another process stored `b` meanwhile; the caller still thinks `a` came last: compared hash by hash.
+    const stale = await sut.record('k1', 110, c, {
+      packed: packChain(c),
+      previous: { promptTokens: 100, packed: packChain(a), commonBlocks: 6 },
+    });
+
+    expect(known).toEqual({ reusableTokens: 80, previousPromptTokens: 100 });
+    expect(stale).toEqual({ reusableTokens: 48, previousPromptTokens: 160 });
+    expect(await redis.get(`${prefix}prefix-chain:k1`)).toBe(`110:${packChain(c)}`);
+  });
+
+  it('should read a chain stored by an earlier version (hashes separated by commas)', async () => {
+    const a = blockHashChain(ids(100), 16);
+    await redis.set(`${prefix}prefix-chain:k2`, `100:${a.map((h) => h.slice(0, 8)).join(',')}`);
+
+    const next = await sut.record('k2', 160, blockHashChain([...ids(100), ...ids(60, 500)], 16));
+
+    expect(next).toEqual({ reusableTokens: 96, previousPromptTokens: 100 });
   });
 });
 

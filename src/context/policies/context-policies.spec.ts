@@ -8,6 +8,7 @@ import { ContextLengthExceeded } from '../context.errors';
 import type { ContextPolicy, ConversationContextState } from '../context-policy';
 import { ContextWindowService, type PreparedPrompt } from '../context-window.service';
 import type { PrefixReuseService } from '../prefix-reuse.service';
+import { PromptChainService } from '../prompt-chain.service';
 import { PromptAssembler } from '../prompt-assembler';
 import type { HistoryMessage } from '../prompt.types';
 import { TokenizerService } from '../tokenizer.service';
@@ -28,6 +29,7 @@ const contextConfig = {
   PROMPT_LAYOUT: 'stable',
   PROMPT_DATE_IN_TAIL: true,
   TOKENIZER: 'auto',
+  CONTEXT_PROMPT_CHAIN_TOKENS: 1_000_000,
 } as ContextConfig;
 
 /** An engine without /tokenize: the tokenizer falls back to the local BPE. */
@@ -54,9 +56,18 @@ interface Turn {
 async function converse(policy: ContextPolicy, turns: number): Promise<Turn[]> {
   const assembler = new PromptAssembler(contextConfig);
   const tokenizer = new TokenizerService(noTokenizeEngine, contextConfig);
-  const sut = new ContextWindowService(policy, assembler, tokenizer, noReuse, {
+  const inferenceConfig = {
     INFERENCE_MAX_CONTEXT_TOKENS: CONTEXT,
-  } as InferenceConfig);
+    INFERENCE_BLOCK_SIZE: 16,
+  } as InferenceConfig;
+  const sut = new ContextWindowService(
+    policy,
+    assembler,
+    tokenizer,
+    noReuse,
+    inferenceConfig,
+    new PromptChainService(tokenizer, inferenceConfig, contextConfig),
+  );
   const history: HistoryMessage[] = [];
   let state: ConversationContextState | null = null;
   const out: Turn[] = [];

@@ -1,0 +1,119 @@
+import { FakeEngineAdapter } from '../../test/fakes/fake-engine-adapter';
+import { inferenceService } from '../../test/factories/inference';
+import { messagesDigest } from '../common/message-digest';
+import { ContextConfig } from '../config/context.config';
+import { InferenceConfig } from '../config/inference.config';
+import { blockHashChain, commonPrefixBlocks } from '../inference/block-hash';
+import { EndpointRouter } from '../inference/endpoint-router';
+import type { ChatMessage } from '../inference/inference.types';
+import { packChain } from './prefix-reuse.service';
+import { PromptChainService } from './prompt-chain.service';
+import { TokenizerService } from './tokenizer.service';
+
+/** The real PromptChainService and TokenizerService over a FakeEngineAdapter (one token per character). */
+function build(chainTokens = 1_000_000) {
+  const contextConfig = Object.assign(new ContextConfig(), { CONTEXT_PROMPT_CHAIN_TOKENS: chainTokens });
+  const inferenceConfig = Object.assign(new InferenceConfig(), { INFERENCE_MODEL: 'fake-model' });
+  const engine = new FakeEngineAdapter();
+  const router = new EndpointRouter(
+    { baseURLs: ['http://r0:8000/v1'], simulated: true, close: () => Promise.resolve() },
+    inferenceConfig,
+    engine,
+  );
+  const tokenizer = new TokenizerService(inferenceService(router, inferenceConfig, engine), contextConfig);
+  return { sut: new PromptChainService(tokenizer, inferenceConfig, contextConfig), tokenizer, engine };
+}
+
+/** The prompt of turn `t`: system, t-1 earlier exchanges, the new question. */
+function prompt(t: number, system = 'You are kvchat, a helpful assistant.'): ChatMessage[] {
+  const out: ChatMessage[] = [{ role: 'system', content: system }];
+  for (let i = 1; i < t; i++) {
+    out.push({ role: 'user', content: `Question ${i}: what does block ${i} of the prefix cache hold?` });
+    out.push({ role: 'assistant', content: `Answer ${i}: `.padEnd(70 + ((i * 13) % 40), 'k') });
+  }
+  out.push({ role: 'user', content: `Question ${t}: and what comes next?` });
+  return out;
+}
+
+/** The prompt as built from scratch, the way every turn once did. */
+async function whole(tokenizer: TokenizerService, messages: ChatMessage[], salt?: string) {
+  const tokens = await tokenizer.promptFingerprint(messages);
+  return { tokens, blockHashes: blockHashChain(tokens, 16, salt) };
+}
+
+describe('PromptChainService', () => {
+  it("should build each turn's fingerprint and chain exactly as from scratch, hashing only the new blocks", async () => {
+    const { sut, tokenizer } = build();
+    let previous: string[] = [];
+    for (let t = 1; t <= 12; t++) {
+      const messages = prompt(t);
+      const chain = await sut.build('c1', messages, 'salt-a');
+      const expected = await whole(tokenizer, messages, 'salt-a');
+
+      expect(Array.from(chain.tokens)).toEqual(expected.tokens);
+      expect(chain.blockHashes).toEqual(expected.blockHashes);
+      expect(chain.known.packed).toBe(packChain(expected.blockHashes));
+      expect(chain.messageDigests).toEqual(messages.map((_, i) => messagesDigest(messages.slice(0, i + 1))));
+      const common = commonPrefixBlocks(previous, expected.blockHashes);
+      if (t > 1) {
+        expect(chain.known.previous).toMatchObject({ commonBlocks: common, packed: packChain(previous) });
+        // The previous question, the answer and the new question; the rest is kept.
+        expect(chain.work.encodedMessages).toBe(3);
+        expect(chain.work.hashedBlocks).toBe(expected.blockHashes.length - common);
+      }
+      if (t === 12) expect(chain.work.hashedBlocks).toBeLessThan(expected.blockHashes.length / 4);
+      previous = expected.blockHashes;
+    }
+  });
+
+  it('should keep only what still matches when an earlier message changed (a compaction, a new system prompt)', async () => {
+    const { sut, tokenizer } = build();
+    await sut.build('c2', prompt(8), undefined);
+    const compacted = [prompt(8)[0], ...prompt(8).slice(5)];
+    const chain = await sut.build('c2', compacted, undefined);
+    const expected = await whole(tokenizer, compacted);
+    const reworded = prompt(9, 'You are kvchat, a terse assistant.');
+    const again = await sut.build('c2', reworded, undefined);
+
+    expect(Array.from(chain.tokens)).toEqual(expected.tokens);
+    expect(chain.blockHashes).toEqual(expected.blockHashes);
+    expect(Array.from(again.tokens)).toEqual((await whole(tokenizer, reworded)).tokens);
+    expect(again.blockHashes).toEqual((await whole(tokenizer, reworded)).blockHashes);
+    // 'You are kvchat, a ' is 18 tokens: the first block (5 framing + 11) still matches.
+    expect(again.known.previous?.commonBlocks).toBe(1);
+    expect(chain.messageDigests.at(-1)).toBe(messagesDigest(compacted));
+    expect(again.messageDigests.at(-1)).toBe(messagesDigest(reworded));
+  });
+
+  it('should build from scratch under another salt, for another conversation, and when it keeps nothing', async () => {
+    const { sut } = build();
+    const { sut: keepsNothing } = build(0);
+    await sut.build('c3', prompt(5), 'tenant-a');
+    await keepsNothing.build('c3', prompt(5), 'tenant-a');
+
+    const salted = await sut.build('c3', prompt(6), 'tenant-b');
+    const other = await sut.build('c4', prompt(6), 'tenant-b');
+    const none = await keepsNothing.build('c3', prompt(6), 'tenant-a');
+
+    expect(salted.known.previous).toBeNull();
+    expect(salted.work.hashedBlocks).toBe(salted.blockHashes.length);
+    expect(other.known.previous).toBeNull();
+    expect(none.known.previous).toBeNull();
+    expect(none.blockHashes).toEqual((await sut.build('c5', prompt(6), 'tenant-a')).blockHashes);
+  });
+
+  it('should not look up the tokens of the messages it kept (no hashing of their text per turn)', async () => {
+    const { sut, tokenizer } = build();
+    const { sut: keepsNothing, tokenizer: other } = build(0);
+    await sut.build('c6', prompt(40), undefined);
+    await keepsNothing.build('c6', prompt(40), undefined);
+    const encode = jest.spyOn(tokenizer, 'encode');
+    const encodeWhole = jest.spyOn(other, 'encode');
+
+    await sut.build('c6', prompt(41), undefined);
+    await keepsNothing.build('c6', prompt(41), undefined);
+
+    expect(encode).toHaveBeenCalledTimes(3);
+    expect(encodeWhole).toHaveBeenCalledTimes(prompt(41).length);
+  });
+});
