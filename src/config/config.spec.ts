@@ -76,7 +76,7 @@ const NON_DEFAULTS: Record<string, { raw: string; expected: unknown; env?: Env }
   PROMPT_LAYOUT: { raw: 'naive', expected: 'naive' },
   PROMPT_DATE_IN_TAIL: { raw: 'off', expected: false },
   TOKENIZER: { raw: 'local', expected: 'local' },
-  CONTEXT_PROMPT_CHAIN_TOKENS: { raw: '250000', expected: 250_000 },
+  CONTEXT_PROMPT_CHAIN_TOKENS: { raw: '4000000', expected: 4_000_000 },
   DATABASE_URL: { raw: 'postgres://u:p@db:5432/kv', expected: 'postgres://u:p@db:5432/kv' },
   DATA_DIR: { raw: '/var/lib/kvchat', expected: '/var/lib/kvchat' },
   EMBEDDED_DB_PORT: { raw: '0', expected: 0 },

@@ -38,10 +38,11 @@ export class ContextConfig {
    */
   @IsIn(['auto', 'engine', 'local']) TOKENIZER: 'auto' | 'engine' | 'local' = 'auto';
   /**
-   * Tokens of conversations' last prompts kept per api process (fingerprint, block hashes, text; about
-   * 10 bytes of heap per token), so a turn tokenizes and hashes only what is new since its conversation's
-   * previous turn. A conversation not held (evicted, or its last turn served by another process) is built
-   * from scratch. 0 = keep none (every turn builds its whole prompt chain).
+   * Tokens of conversations' last prompts kept per api process (fingerprint, block hashes, message text
+   * and digests: 12-18 bytes of heap per token, measured), so a turn tokenizes and hashes only what is new
+   * since its conversation's previous turn. A conversation not held (evicted, or its last turn served by
+   * another process) is built from scratch. The default (3-5 MB) holds ~15 conversations at 16k tokens or
+   * ~250 at 1k; raise it where long conversations return to the same process. 0 = keep none.
    */
-  @IsInt() @Min(0) CONTEXT_PROMPT_CHAIN_TOKENS = 1_000_000;
+  @IsInt() @Min(0) CONTEXT_PROMPT_CHAIN_TOKENS = 250_000;
 }
