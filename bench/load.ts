@@ -1,14 +1,16 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
+import { Worker } from 'node:worker_threads';
 import { dirname, join, resolve } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
-import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import pLimit from 'p-limit';
-import { Agent, request } from 'undici';
+import { request } from 'undici';
 import { mulberry32 } from '../src/common/prng';
 import { sleep } from './chaos-lab';
 import { quantile, readJsonl, round } from './harness';
+import type { BurstWork, PlannedTurn } from './load-burst-worker';
+import { Client, type Sample } from './load-client';
 import { LoadLab, type LabProcess, type ProcSample } from './load-lab';
 
 /**
@@ -24,7 +26,8 @@ import { LoadLab, type LabProcess, type ProcSample } from './load-lab';
  *   exponential think time (mean --think-seconds), again and again until --duration-seconds;
  * - open loop (`--rate R`): turns arrive as a Poisson process at R/s, each on an idle user's conversation;
  * - burst (`--burst N`): N turns at once on N conversations; clients give up after --give-up-seconds;
- *   RSS is read before, at the peak and --settle-seconds after.
+ *   RSS is read before, at the peak and --settle-seconds after. `--client-threads T` posts them from T
+ *   worker threads (bench/load-burst-worker.ts), so one event loop's connection setup does not pace them.
  * Turns go round-robin over the api processes (as a load balancer spreads them), so the turn lock and
  * the conversation state are shared through PostgreSQL and Redis, never a process. With `--nginx BINARY`
  * they go through nginx instead, configured by the repository's docker/nginx.conf (the compose gateway:
@@ -79,6 +82,7 @@ interface Options {
   maxTokens: number;
   giveUpSeconds: number;
   settleSeconds: number;
+  clientThreads: number;
   timeScale: number;
   connections: number;
   apiEnv: string[];
@@ -102,29 +106,6 @@ function count(v: string): number {
   return n;
 }
 
-/** How one request ended, as its client saw it. */
-interface Sample {
-  target: string;
-  startedAt: number;
-  endedAt: number;
-  /** HTTP status; 0 = no response (connection error, or the client gave up first). */
-  status: number;
-  outcome: 'ok' | 'shed' | 'error' | 'abandoned';
-  code?: string;
-  /** A shed turn's `reason` (kvchat: `queue_full`, `queue_timeout`; nginx: `proxy_max_conns`). */
-  reason?: string;
-  /** Client TTFT: request sent → first token, ms. */
-  ttftMs?: number;
-  /** The engine's own TTFT for the same request, ms (turn event timings). */
-  engineTtftMs?: number;
-  /** Request sent → first token, or → the whole refusal (shed, error), ms. */
-  firstAnswerMs?: number;
-  /** The user message's unique tag (to find it in the database). */
-  tag?: string;
-  /** kvchat's `x-kvchat-cache` response header (`off`, `miss`, `hit-exact`, `hit-semantic`). */
-  cache?: string;
-}
-
 /** Exponential draw with the given mean, from a seeded PRNG. */
 function exponential(random: () => number, mean: number): number {
   return -Math.log(1 - random()) * mean;
@@ -140,182 +121,6 @@ async function loadQuestions(path: string | undefined): Promise<string[]> {
   const topics = ['prefix caching', 'KV cache blocks', 'load shedding', 'event loops', 'PostgreSQL indexes'];
   const asks = ['How does', 'Why would', 'When should', 'What makes'];
   return topics.flatMap((t) => asks.map((a) => `${a} ${t} matter for a chat backend under load?`));
-}
-
-/** The problem code of a refusal body, if it is one. */
-function problemCode(text: string): string | undefined {
-  return problemField(text, 'code');
-}
-
-/** A string field of a problem+json body, or undefined. */
-function problemField(text: string, field: 'code' | 'reason'): string | undefined {
-  try {
-    const value = (JSON.parse(text) as Record<string, unknown>)[field];
-    return typeof value === 'string' ? value : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** Shed by admission control (src/lifecycle/turn-admission): 503 `Overloaded`. */
-const SHED_CODE = 'Overloaded';
-
-class Client {
-  readonly dispatcher: Agent;
-  constructor(connections: number) {
-    this.dispatcher = new Agent({ connections, keepAliveTimeout: 60_000, pipelining: 1 });
-  }
-
-  /** Posts one streamed turn and follows its SSE stream to the `turn` (or `error`) event. */
-  async turn(
-    apiUrl: string,
-    apiKey: string,
-    conversationId: string,
-    content: string,
-    tag: string,
-    maxTokens: number,
-    giveUpMs: number,
-  ): Promise<Sample> {
-    const started = performance.now();
-    const sample: Sample = {
-      target: apiUrl,
-      startedAt: Date.now(),
-      endedAt: 0,
-      status: 0,
-      outcome: 'error',
-      tag,
-    };
-    const signal = AbortSignal.timeout(giveUpMs);
-    try {
-      const res = await request(`${apiUrl}/v1/conversations/${conversationId}/turns`, {
-        method: 'POST',
-        dispatcher: this.dispatcher,
-        headers: {
-          authorization: `Bearer ${apiKey}`,
-          'content-type': 'application/json',
-          accept: 'text/event-stream',
-        },
-        body: JSON.stringify({ content, maxTokens }),
-        signal,
-      });
-      sample.status = res.statusCode;
-      if (res.statusCode !== 200) {
-        const text = await res.body.text();
-        sample.firstAnswerMs = performance.now() - started;
-        sample.code = problemCode(text);
-        sample.reason = problemField(text, 'reason');
-        sample.outcome = sample.code === SHED_CODE ? 'shed' : 'error';
-        return sample;
-      }
-      let done = false;
-      const parser = createParser({
-        onEvent: (event: EventSourceMessage) => {
-          if (event.event === 'token') {
-            if (sample.ttftMs === undefined) {
-              sample.ttftMs = performance.now() - started;
-              sample.firstAnswerMs = sample.ttftMs;
-            }
-          } else if (event.event === 'turn' || event.event === 'done') {
-            const data = JSON.parse(event.data) as {
-              assistantMessage?: { timings?: { engineTtftMs?: number; ttftMs?: number } };
-              timings?: { engineTtftMs?: number; ttftMs?: number };
-            };
-            const timings = data.assistantMessage?.timings ?? data.timings;
-            sample.engineTtftMs = timings?.engineTtftMs ?? timings?.ttftMs;
-            sample.outcome = 'ok';
-            done = true;
-          } else if (event.event === 'error') {
-            sample.code = problemCode(event.data) ?? 'StreamError';
-            sample.outcome = 'error';
-            done = true;
-          }
-        },
-      });
-      const decoder = new TextDecoder();
-      for await (const chunk of res.body) {
-        parser.feed(decoder.decode(chunk as Buffer, { stream: true }));
-      }
-      if (!done) sample.code = 'StreamEndedEarly';
-    } catch (e) {
-      if (signal.aborted) {
-        sample.outcome = 'abandoned';
-        sample.code = 'ClientGaveUp';
-      } else {
-        sample.outcome = 'error';
-        sample.code = (e as { code?: string }).code ?? (e instanceof Error ? e.name : 'Error');
-      }
-    } finally {
-      sample.endedAt = Date.now();
-    }
-    return sample;
-  }
-
-  /**
-   * Posts one OpenAI chat completion: streamed (read to `[DONE]`, TTFT = first content delta) or not
-   * (TTFT = the whole answer).
-   */
-  async chat(
-    target: string,
-    url: string,
-    headers: Record<string, string>,
-    body: Record<string, unknown>,
-    giveUpMs: number,
-    stream: boolean,
-  ): Promise<Sample> {
-    const started = performance.now();
-    const sample: Sample = { target, startedAt: Date.now(), endedAt: 0, status: 0, outcome: 'error' };
-    const signal = AbortSignal.timeout(giveUpMs);
-    try {
-      const res = await request(url, {
-        method: 'POST',
-        dispatcher: this.dispatcher,
-        headers: { 'content-type': 'application/json', ...headers },
-        body: JSON.stringify({ ...body, stream }),
-        signal,
-      });
-      sample.status = res.statusCode;
-      const cache = res.headers['x-kvchat-cache'];
-      if (typeof cache === 'string') sample.cache = cache;
-      if (res.statusCode !== 200 || !stream) {
-        const text = await res.body.text();
-        sample.firstAnswerMs = performance.now() - started;
-        if (res.statusCode === 200) {
-          sample.ttftMs = sample.firstAnswerMs;
-          sample.outcome = text.includes('"choices"') ? 'ok' : 'error';
-          if (sample.outcome === 'error') sample.code = 'NoChoices';
-          return sample;
-        }
-        sample.code = problemCode(text) ?? `HTTP${res.statusCode}`;
-        sample.outcome = sample.code === SHED_CODE ? 'shed' : 'error';
-        return sample;
-      }
-      const parser = createParser({
-        onEvent: (event: EventSourceMessage) => {
-          if (event.data === '[DONE]') {
-            sample.outcome = 'ok';
-            return;
-          }
-          if (sample.ttftMs === undefined && event.data.includes('"content"')) {
-            sample.ttftMs = performance.now() - started;
-            sample.firstAnswerMs = sample.ttftMs;
-          }
-        },
-      });
-      const decoder = new TextDecoder();
-      for await (const chunk of res.body) parser.feed(decoder.decode(chunk as Buffer, { stream: true }));
-      if (sample.outcome !== 'ok') sample.code = 'StreamEndedEarly';
-    } catch (e) {
-      sample.outcome = signal.aborted ? 'abandoned' : 'error';
-      sample.code = signal.aborted ? 'ClientGaveUp' : ((e as { code?: string }).code ?? 'Error');
-    } finally {
-      sample.endedAt = Date.now();
-    }
-    return sample;
-  }
-
-  async close(): Promise<void> {
-    await this.dispatcher.close();
-  }
 }
 
 /** What the api processes did over a measured window. */
@@ -496,18 +301,22 @@ async function runTurns(opts: Options, lab: LoadLab, client: Client): Promise<Re
   let next = 0;
   let turnCounter = 0;
   const giveUpMs = opts.giveUpSeconds * 1000;
-  const postTurn = async (user: number): Promise<void> => {
+  const planTurn = (user: number): PlannedTurn => {
     const t = turnCounter++;
     const tag = `[${runTag}:${user}:${t}]`;
     const question = questions[Math.floor(random() * questions.length)];
     const target = targets[next++ % targets.length];
+    return { url: target.url, conversationId: conversations[user], content: `${tag} ${question}`, tag };
+  };
+  const postTurn = async (user: number): Promise<void> => {
+    const turn = planTurn(user);
     samples.push(
       await client.turn(
-        target.url,
+        turn.url,
         lab.apiKey,
-        conversations[user],
-        `${tag} ${question}`,
-        tag,
+        turn.conversationId,
+        turn.content,
+        turn.tag,
         opts.maxTokens,
         giveUpMs,
       ),
@@ -537,6 +346,22 @@ async function runTurns(opts: Options, lab: LoadLab, client: Client): Promise<Re
     lab.apis.map((p) => [p.name, round(idle[p.name]?.rssMb ?? NaN, 1)]),
   );
   for (const p of lab.processes) p.rssMbMax = idle[p.name]?.rssMb ?? 0;
+  // A burst from several client threads: each opens its share of the connections on its own event loop,
+  // so the client's connection setup is spread over the machine's cores instead of one loop.
+  const burstThreads: Worker[] = [];
+  if (opts.burst && opts.clientThreads > 1) {
+    const shares: PlannedTurn[][] = Array.from({ length: opts.clientThreads }, () => []);
+    conversations.forEach((_, user) => shares[user % opts.clientThreads].push(planTurn(user)));
+    for (const turns of shares) {
+      const work: BurstWork = { apiKey: lab.apiKey, maxTokens: opts.maxTokens, giveUpMs, turns };
+      const w = new Worker(join(__dirname, 'load-burst-worker.js'), { workerData: work });
+      await new Promise<void>((ready, failed) => {
+        w.once('message', () => ready());
+        w.once('error', failed);
+      });
+      burstThreads.push(w);
+    }
+  }
   await resetEventLoopHistograms(lab, apis);
   const before = lab.snapshot();
   const load0 = loadavg();
@@ -547,7 +372,15 @@ async function runTurns(opts: Options, lab: LoadLab, client: Client): Promise<Re
     `${new Date().toISOString()} running ${opts.burst ? `a burst of ${opts.burst}` : `${users} users`}...\n`,
   );
 
-  if (opts.burst) {
+  if (opts.burst && burstThreads.length > 0) {
+    // Every thread is ready (its share planned, its module loaded): all start at once.
+    const results = burstThreads.map(
+      (w) => new Promise<Sample[]>((done) => w.once('message', (m: Sample[]) => done(m))),
+    );
+    for (const w of burstThreads) w.postMessage('go');
+    for (const r of await Promise.all(results)) samples.push(...r);
+    await Promise.all(burstThreads.map((w) => w.terminate()));
+  } else if (opts.burst) {
     await Promise.all(conversations.map((_, user) => postTurn(user)));
   } else if (opts.rate) {
     const idleUsers = conversations.map((_, i) => i);
@@ -832,6 +665,12 @@ async function main(): Promise<void> {
     .option('--max-tokens <n>', 'answer length, tokens', count, 32)
     .option('--give-up-seconds <s>', 'a client abandons a turn after this long', positive, 30)
     .option('--settle-seconds <s>', 'burst: wait this long before reading RSS again', positive, 60)
+    .option(
+      '--client-threads <n>',
+      "burst: post the turns from n client threads (worker_threads), each with its own event loop and connections, so one loop's connection setup does not pace the burst",
+      count,
+      1,
+    )
     .option('--time-scale <x>', 'simulator time scale (1 = calibrated real time)', positive, 1)
     .option('--connections <n>', 'client connections per api process', count, 1024)
     .option('--api-env <KEY=VALUE...>', 'extra environment of the api processes', [])
