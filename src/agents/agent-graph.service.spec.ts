@@ -92,8 +92,9 @@ describe.each(['direct', 'langgraph'] as const)('AgentGraph (AGENT_GRAPH_RUNTIME
       answers,
       Object.assign(new AgentsConfig(), { AGENT_GRAPH_RUNTIME: runtime }),
     );
-    sut.onModuleInit();
-    return { sut, answered };
+    // Not awaited: build() stays synchronous; a turn waits for the same compilation when it needs it.
+    const booted = sut.onModuleInit();
+    return { sut, answered, booted };
   };
 
   it('should go router -> the chosen agent -> answer, and return the answer', async () => {

@@ -1,4 +1,5 @@
-import { END, type Runtime, START, StateGraph } from '@langchain/langgraph';
+import type * as LangGraph from '@langchain/langgraph';
+import type { CompiledStateGraph, Runtime } from '@langchain/langgraph';
 import { Injectable, type OnModuleInit } from '@nestjs/common';
 import { AgentsConfig } from '../config/agents.config';
 import { RequestAborted } from '../inference/inference.errors';
@@ -8,9 +9,9 @@ import {
   agentNode,
   ANSWER_NODE,
   ROUTER_NODE,
-  TurnContext,
+  TURN_STATE_CHANNELS,
+  turnAnnotations,
   type TurnRuntime,
-  TurnState,
   type TurnStateUpdate,
   type TurnStateValue,
 } from './agent-graph.state';
@@ -19,10 +20,15 @@ import type { AgentTurnSink, TurnInput, TurnOutput } from './agents.types';
 import { AnswerService } from './answer.service';
 import type { RegisteredAgent, RetrievedPassage } from './chat-agent';
 import { AgentRouter } from './routing/agent-router.service';
-import { DirectGraphRunner, type GraphSpec } from './turn-graph';
+import { DirectGraphRunner, GRAPH_END, type GraphSpec } from './turn-graph';
 
 type TurnGraphSpec = GraphSpec<TurnStateValue, TurnRuntime>;
 type TurnNode = (state: TurnStateValue, runtime: Runtime<TurnRuntime>) => Promise<TurnStateUpdate>;
+/** The compiled graph, as far as AgentGraph uses it. */
+interface TurnPregel {
+  invoke(state: TurnStateValue, options: { context: TurnRuntime }): Promise<TurnStateValue>;
+  getGraphAsync(): ReturnType<CompiledStateGraph<TurnStateValue, TurnStateUpdate>['getGraphAsync']>;
+}
 
 /**
  * One turn as a graph, declared once, compiled by LangGraph at boot and run per turn:
@@ -36,17 +42,16 @@ type TurnNode = (state: TurnStateValue, runtime: Runtime<TurnRuntime>) => Promis
  * `answer` runs the shared AnswerService (context window, response cache, engine), which emits the
  * `cache`, `token` and `usage` events. No checkpointer: the conversation tables are the store.
  *
- * The graph is declared once (`spec`) and compiled into a LangGraph StateGraph at boot, which checks its
- * topology and draws it. `AGENT_GRAPH_RUNTIME` says what runs a turn: `direct` (default) walks the same
- * declaration node by node (DirectGraphRunner, no per-step checkpoints or config merging); `langgraph` runs
- * it with LangGraph's Pregel `invoke`.
+ * The graph is declared once (`spec`). `AGENT_GRAPH_RUNTIME` says what runs a turn: `direct` (default) walks
+ * the declaration node by node (DirectGraphRunner, no per-step checkpoints or config merging) and never
+ * loads LangGraph (~10 MB of heap an api process does not carry); `langgraph` compiles it into a LangGraph
+ * StateGraph at boot (LangGraph checks its topology then) and runs it with Pregel's `invoke`. The Mermaid
+ * drawing compiles it on first use under either runtime.
  */
 @Injectable()
 export class AgentGraph implements OnModuleInit {
-  private compiled?: {
-    pregel: ReturnType<AgentGraph['compile']>;
-    direct: DirectGraphRunner<TurnStateValue, TurnRuntime>;
-  };
+  private direct?: DirectGraphRunner<TurnStateValue, TurnRuntime>;
+  private pregel?: Promise<TurnPregel>;
 
   constructor(
     private readonly registry: AgentRegistry,
@@ -55,9 +60,13 @@ export class AgentGraph implements OnModuleInit {
     private readonly config: AgentsConfig,
   ) {}
 
-  /** Compiles the graph at boot, so a bad agent declaration fails the boot, not a turn. */
-  onModuleInit(): void {
-    this.graph();
+  /**
+   * Builds the graph at boot, so a bad agent declaration fails the boot, not a turn (and compiles it for
+   * LangGraph when that runtime runs the turns).
+   */
+  async onModuleInit(): Promise<void> {
+    this.directRunner();
+    if (this.config.AGENT_GRAPH_RUNTIME === 'langgraph') await this.compiled();
   }
 
   /**
@@ -79,29 +88,28 @@ export class AgentGraph implements OnModuleInit {
       userMessage: input.userMessage,
     } as TurnStateValue;
     const context: TurnRuntime = { input, sink };
-    const graph = this.graph();
     const final =
       this.config.AGENT_GRAPH_RUNTIME === 'langgraph'
-        ? await graph.pregel.invoke(state, { context })
-        : await graph.direct.run(state, context);
+        ? await (await this.compiled()).invoke(state, { context })
+        : await this.directRunner().run(state, context);
     if (!final.output) throw new Error('the agent graph ended without an answer');
     return final.output;
   }
 
-  /** The graph as a Mermaid diagram (docs, debugging). */
+  /** The graph as a Mermaid diagram (docs, debugging); loads and compiles LangGraph on first use. */
   async mermaid(): Promise<string> {
-    return (await this.graph().pregel.getGraphAsync()).drawMermaid();
+    return (await (await this.compiled()).getGraphAsync()).drawMermaid();
   }
 
-  private graph(): NonNullable<AgentGraph['compiled']> {
-    if (!this.compiled) {
-      const spec = this.spec();
-      this.compiled = {
-        pregel: this.compile(spec),
-        direct: new DirectGraphRunner(spec, Object.keys(TurnState.spec)),
-      };
-    }
-    return this.compiled;
+  private directRunner(): DirectGraphRunner<TurnStateValue, TurnRuntime> {
+    this.direct ??= new DirectGraphRunner(this.spec(), TURN_STATE_CHANNELS);
+    return this.direct;
+  }
+
+  /** The graph compiled by LangGraph, which is loaded here, once. */
+  private compiled(): Promise<TurnPregel> {
+    this.pregel ??= import('@langchain/langgraph').then((lg) => this.compile(lg, this.spec()));
+    return this.pregel;
   }
 
   /** The turn's graph, declared once for both runtimes. */
@@ -118,7 +126,7 @@ export class AgentGraph implements OnModuleInit {
       entry: ROUTER_NODE,
       edges: [
         ...agents.map((a) => ({ from: agentNode(a.name), to: ANSWER_NODE })),
-        { from: ANSWER_NODE, to: END },
+        { from: ANSWER_NODE, to: GRAPH_END },
       ],
       branches: [
         {
@@ -131,15 +139,17 @@ export class AgentGraph implements OnModuleInit {
   }
 
   /** The spec as a LangGraph StateGraph, compiled (LangGraph checks the topology here). */
-  private compile(spec: TurnGraphSpec) {
+  private compile(lg: typeof LangGraph, spec: TurnGraphSpec): TurnPregel {
+    // GRAPH_END is LangGraph's END (turn-graph.spec.ts checks it): the spec's edges to it are LangGraph's.
+    const { TurnState, TurnContext } = turnAnnotations(lg);
     const nodes: Record<string, TurnNode> = {};
     for (const [name, node] of Object.entries(spec.nodes))
       nodes[name] = (state, runtime) => node(state, contextOf(runtime));
-    let graph = new StateGraph(TurnState, TurnContext).addNode(nodes).addEdge(START, spec.entry);
+    let graph = new lg.StateGraph(TurnState, TurnContext).addNode(nodes).addEdge(lg.START, spec.entry);
     for (const { from, path, ends } of spec.branches)
       graph = graph.addConditionalEdges(from, path, [...ends]);
     for (const { from, to } of spec.edges) graph = graph.addEdge(from, to);
-    return graph.compile({ name: 'turn' });
+    return graph.compile({ name: 'turn' }) as unknown as TurnPregel;
   }
 
   /** The conditional edge after `router`: the node of the agent it picked. */

@@ -1,5 +1,11 @@
 import { Annotation, END, GraphRecursionError, START, StateGraph } from '@langchain/langgraph';
-import { DirectGraphRunner, GRAPH_RECURSION_LIMIT, type GraphSpec } from './turn-graph';
+import {
+  DirectGraphRunner,
+  GRAPH_END,
+  GRAPH_RECURSION_LIMIT,
+  GraphRecursionLimit,
+  type GraphSpec,
+} from './turn-graph';
 
 const State = Annotation.Root({
   question: Annotation<string>(),
@@ -110,7 +116,11 @@ describe('DirectGraphRunner', () => {
     expect(calls).toEqual(['router']);
   });
 
-  it('should stop a graph that never reaches END with GraphRecursionError, as Pregel does', async () => {
+  it('should name END as LangGraph does', () => {
+    expect(GRAPH_END).toBe(END);
+  });
+
+  it('should stop a graph that never reaches END after the same number of steps as Pregel', async () => {
     const looping: GraphSpec<S, C> = {
       ...spec(),
       branches: [
@@ -120,9 +130,9 @@ describe('DirectGraphRunner', () => {
     };
     const context = { calls: [] as string[], tag: 'x' };
 
-    await expect(new DirectGraphRunner(looping, channels).run(input('1+1'), context)).rejects.toBeInstanceOf(
-      GraphRecursionError,
-    );
+    const direct = new DirectGraphRunner(looping, channels).run(input('1+1'), context);
+    await expect(direct).rejects.toBeInstanceOf(GraphRecursionLimit);
+    await expect(direct).rejects.toMatchObject({ name: 'GraphRecursionError' });
     expect(context.calls).toHaveLength(GRAPH_RECURSION_LIMIT);
     await expect(pregel(looping)(input('1+1'), { calls: [], tag: 'x' })).rejects.toBeInstanceOf(
       GraphRecursionError,

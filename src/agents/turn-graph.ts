@@ -1,4 +1,16 @@
-import { END, GraphRecursionError } from '@langchain/langgraph';
+/**
+ * The END node's name: LangGraph's `END` ('__end__', checked against it where AgentGraph compiles the
+ * spec). Kept here so the direct runtime does not load LangGraph at all.
+ */
+export const GRAPH_END = '__end__';
+
+/**
+ * A graph that did not reach END within GRAPH_RECURSION_LIMIT nodes (the direct runtime's counterpart of
+ * LangGraph's GraphRecursionError, with the same message).
+ */
+export class GraphRecursionLimit extends Error {
+  override readonly name = 'GraphRecursionError';
+}
 
 /** One node: the state so far and the run's context in; the channels it writes out (the rest keep their value). */
 export type GraphNode<S, C> = (state: S, context: C) => Promise<Partial<S>>;
@@ -13,7 +25,7 @@ export interface GraphSpec<S extends object, C> {
   nodes: Readonly<Record<string, GraphNode<S, C>>>;
   /** The node the `START -> entry` edge leads to. */
   entry: string;
-  /** Static edges between nodes; `to` may be END (START's edge is `entry`). */
+  /** Static edges between nodes; `to` may be GRAPH_END (START's edge is `entry`). */
   edges: readonly { from: string; to: string }[];
   /** Conditional edges: `path` names the next node among `ends` (the drawing's dotted arrows). */
   branches: readonly { from: string; path: (state: S) => string; ends: readonly string[] }[];
@@ -32,6 +44,7 @@ export const GRAPH_RECURSION_LIMIT = 25;
  * edge or its conditional edge; the run ends at END and returns the state. What it leaves out is Pregel's
  * per-step machinery, which the turn does not use (no checkpointer, no callbacks, no streaming of graph
  * steps): per-step checkpoints with a uuid each, config merging, an AbortSignal and a web stream per run.
+ * It does not import LangGraph: a process on the direct runtime never loads it (~10 MB of heap).
  * A bare graph of the turn's shape costs ~2 ms of CPU per LangGraph `invoke` on the load benchmark's
  * machine (docs/scaling.md, "Sixth pass").
  *
@@ -50,7 +63,7 @@ export class DirectGraphRunner<S extends object, C> {
     channels: readonly string[],
   ) {
     this.channels = new Set(channels);
-    const known = (node: string): boolean => node === END || node in spec.nodes;
+    const known = (node: string): boolean => node === GRAPH_END || node in spec.nodes;
     if (!(spec.entry in spec.nodes)) throw new Error(`the graph's entry ${spec.entry} is not a node`);
     for (const { from, to } of spec.edges) {
       if (!known(from) || !known(to)) throw new Error(`the edge ${from} -> ${to} names an unknown node`);
@@ -70,14 +83,14 @@ export class DirectGraphRunner<S extends object, C> {
    * Runs the graph from its entry with `input` as the initial state.
    * @returns the state at END
    * @throws whatever a node or a conditional edge throws, unchanged
-   * @throws GraphRecursionError after GRAPH_RECURSION_LIMIT nodes without reaching END
+   * @throws GraphRecursionLimit after GRAPH_RECURSION_LIMIT nodes without reaching GRAPH_END
    */
   async run(input: S, context: C): Promise<S> {
     let state = input;
     let node = this.spec.entry;
-    for (let steps = 0; node !== END; steps++) {
+    for (let steps = 0; node !== GRAPH_END; steps++) {
       if (steps === GRAPH_RECURSION_LIMIT) {
-        throw new GraphRecursionError(
+        throw new GraphRecursionLimit(
           `Recursion limit of ${GRAPH_RECURSION_LIMIT} reached without hitting a stop condition.`,
         );
       }

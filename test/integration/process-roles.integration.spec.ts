@@ -76,7 +76,8 @@ describe('process roles (separate processes)', () => {
   it(
     'should queue a summary in the api process and have it done by the worker process only',
     async () => {
-      const apiProcess = await start('api');
+      // NODE_DEBUG=module: Node logs every module it loads, to show what the api never loads.
+      const apiProcess = await start('api', { NODE_DEBUG: 'module' });
       const key = (await procs.createKey('roles')).key;
       const conv = await api(`${apiProcess.url}/v1/conversations`, { key, body: { title: 'roles' } });
       expect(conv.status).toBe(201);
@@ -105,6 +106,9 @@ describe('process roles (separate processes)', () => {
       });
       expect(worker.output()).toMatch(/summarized conversation [0-9a-f-]+ through message \d+/);
       expect(apiProcess.output()).not.toMatch(/summarized conversation/);
+      // Turns ran on the default (direct) graph runtime: LangGraph and LangChain were never loaded.
+      expect(apiProcess.output()).toMatch(/node_modules\/@nestjs\/core\//);
+      expect(apiProcess.output()).not.toMatch(/node_modules\/@langchain\//);
 
       // A worker serves probes and metrics only.
       expect((await api(`${worker.url}/health/ready`)).body.details.lifecycle).toEqual({
