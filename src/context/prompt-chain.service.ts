@@ -44,8 +44,8 @@ interface LastPrompt {
  * (the last answer and the new message), not to the conversation.
  *
  * The previous prompt is kept per conversation in a process-local LRU bounded in tokens
- * (CONTEXT_PROMPT_CHAIN_TOKENS; about 10 bytes of heap per token: the fingerprint, its hashes and
- * the messages' text). The leading messages the new prompt shares with it (same role, same content)
+ * (CONTEXT_PROMPT_CHAIN_TOKENS; 12-18 bytes of heap per token, measured: the fingerprint, its hashes,
+ * the messages' text and digests). The leading messages the new prompt shares with it (same role, same content)
  * keep their fingerprint; the shared full blocks keep their hashes. A conversation whose previous turn
  * ran on another api process, or was evicted, is built from scratch: the same result at the old cost.
  * Copying the kept part of the fingerprint is one memcpy; comparing the messages is one string compare

@@ -445,6 +445,24 @@ describe('deployment artifacts', () => {
       ).map((e) => e.name);
       expect(names).not.toContain('NODE_OPTIONS');
       expect(names).not.toContain('MALLOC_ARENA_MAX');
+      const options = async (...set: string[]) =>
+        env(
+          parseAllDocuments(
+            (
+              await helm([
+                'template',
+                'kv',
+                CHART,
+                ...scenarios.defaults,
+                ...set.flatMap((s) => ['--set', s]),
+              ])
+            ).stdout,
+          )
+            .map((d) => d.toJS())
+            .filter((d) => d),
+        ).find((e) => e.name === 'NODE_OPTIONS')?.value;
+      expect(await options('api.maxSemiSpaceMb=8')).toBe('--max-old-space-size=256 --max-semi-space-size=8');
+      expect(await options('api.maxSemiSpaceMb=8', 'api.maxOldSpaceMb=0')).toBe('--max-semi-space-size=8');
     });
 
     it('should migrate in a pre-install/pre-upgrade hook Job with its own DATABASE_URL Secret', () => {
