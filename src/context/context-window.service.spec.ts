@@ -1,11 +1,10 @@
-import { FAKE_TEMPLATE, FakeEngineAdapter } from '../../test/fakes/fake-engine-adapter';
+import { FAKE_TEMPLATE } from '../../test/fakes/fake-engine-adapter';
 import { FakePrefixReuse } from '../../test/fakes/fake-prefix-reuse';
 import { fakeSummaries } from '../../test/fakes/fake-summaries';
 import { messagesDigest } from '../common/message-digest';
 import { ContextConfig } from '../config/context.config';
 import { InferenceConfig } from '../config/inference.config';
-import { EndpointRouter } from '../inference/endpoint-router';
-import { inferenceService } from '../../test/factories/inference';
+import { fakeEngineTokenizer } from '../../test/factories/inference';
 import type { ChatResult } from '../inference/inference.types';
 import { ContextLengthExceeded } from './context.errors';
 import type { ContextPolicy, ConversationContextState } from './context-policy';
@@ -16,7 +15,6 @@ import type { PrefixReuseService } from './prefix-reuse.service';
 import { PromptAssembler } from './prompt-assembler';
 import { PromptChainService } from './prompt-chain.service';
 import type { HistoryMessage } from './prompt.types';
-import { TokenizerService } from './tokenizer.service';
 
 const RESERVED = 100;
 
@@ -35,13 +33,7 @@ function build(options: { window?: number; policy?: (config: ContextConfig) => C
     INFERENCE_MAX_CONTEXT_TOKENS: options.window ?? 4000,
     INFERENCE_MODEL: 'fake-model',
   });
-  const engine = new FakeEngineAdapter();
-  const router = new EndpointRouter(
-    { baseURLs: ['http://r0:8000/v1'], simulated: true, close: () => Promise.resolve() },
-    inferenceConfig,
-    engine,
-  );
-  const tokenizer = new TokenizerService(inferenceService(router, inferenceConfig, engine), contextConfig);
+  const { tokenizer, engine } = fakeEngineTokenizer(inferenceConfig, contextConfig);
   const prefixReuse = new FakePrefixReuse();
   const policy = (options.policy ?? ((c) => new CompactPolicy(c)))(contextConfig);
   const sut = new ContextWindowService(

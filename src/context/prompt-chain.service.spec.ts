@@ -1,26 +1,18 @@
-import { FakeEngineAdapter } from '../../test/fakes/fake-engine-adapter';
-import { inferenceService } from '../../test/factories/inference';
+import { fakeEngineTokenizer } from '../../test/factories/inference';
 import { messagesDigest } from '../common/message-digest';
 import { ContextConfig } from '../config/context.config';
 import { InferenceConfig } from '../config/inference.config';
 import { blockHashChain, commonPrefixBlocks } from '../inference/block-hash';
-import { EndpointRouter } from '../inference/endpoint-router';
 import type { ChatMessage } from '../inference/inference.types';
 import { packChain } from './prefix-reuse.service';
-import { PromptChainService } from './prompt-chain.service';
-import { TokenizerService } from './tokenizer.service';
+import { GENERATION_MARKER, PromptChainService, ROLE_MARKER } from './prompt-chain.service';
+import type { TokenizerService } from './tokenizer.service';
 
 /** The real PromptChainService and TokenizerService over a FakeEngineAdapter (one token per character). */
 function build(chainTokens = 1_000_000) {
   const contextConfig = Object.assign(new ContextConfig(), { CONTEXT_PROMPT_CHAIN_TOKENS: chainTokens });
   const inferenceConfig = Object.assign(new InferenceConfig(), { INFERENCE_MODEL: 'fake-model' });
-  const engine = new FakeEngineAdapter();
-  const router = new EndpointRouter(
-    { baseURLs: ['http://r0:8000/v1'], simulated: true, close: () => Promise.resolve() },
-    inferenceConfig,
-    engine,
-  );
-  const tokenizer = new TokenizerService(inferenceService(router, inferenceConfig, engine), contextConfig);
+  const { tokenizer, engine } = fakeEngineTokenizer(inferenceConfig, contextConfig);
   return { sut: new PromptChainService(tokenizer, inferenceConfig, contextConfig), tokenizer, engine };
 }
 
@@ -35,9 +27,15 @@ function prompt(t: number, system = 'You are kvchat, a helpful assistant.'): Cha
   return out;
 }
 
-/** The prompt as built from scratch, the way every turn once did. */
+/** The prompt as built from scratch, the way every turn once did: every message encoded, every block hashed. */
 async function whole(tokenizer: TokenizerService, messages: ChatMessage[], salt?: string) {
-  const tokens = await tokenizer.promptFingerprint(messages);
+  const { perMessage, generationPrompt } = await tokenizer.overheads();
+  const tokens: number[] = [];
+  for (const m of messages) {
+    for (let k = 0; k < perMessage; k++) tokens.push(ROLE_MARKER[m.role]);
+    tokens.push(...(await tokenizer.encode(m.content)));
+  }
+  for (let k = 0; k < generationPrompt; k++) tokens.push(GENERATION_MARKER);
   return { tokens, blockHashes: blockHashChain(tokens, 16, salt) };
 }
 

@@ -6,14 +6,20 @@ import { InferenceConfig } from '../config/inference.config';
 import { extendBlockHashChain } from '../inference/block-hash';
 import type { ChatMessage } from '../inference/inference.types';
 import { type KnownChains, packChain, STORED_HASH_CHARS } from './prefix-reuse.service';
-import { GENERATION_MARKER, ROLE_MARKER, TokenizerService } from './tokenizer.service';
+import { TokenizerService } from './tokenizer.service';
+
+/** Placeholder ids standing for the chat template's tokens around each message, by role (never sent to an engine). */
+export const ROLE_MARKER: Record<ChatMessage['role'], number> = { system: -1, user: -2, assistant: -3 };
+/** Placeholder id for the generation prompt's tokens. */
+export const GENERATION_MARKER = -4;
 
 /** A prompt in the engine's token space and its salted block hash chain. */
 export interface PromptChain {
   /**
-   * The fingerprint: each message's content ids framed by placeholder ids standing for the chat
-   * template's tokens, then the generation prompt (`TokenizerService.promptFingerprint`'s layout). Its
-   * length is the prompt's token count.
+   * The fingerprint, the prompt in the engine's token space: each message's content ids after
+   * `perMessage` ROLE_MARKER ids standing for the chat template's tokens, then `generationPrompt`
+   * GENERATION_MARKER ids (TokenizerService.overheads). Its length is the prompt's token count; two
+   * prompts share a block-aligned prefix of it exactly when they share the messages up to there.
    */
   tokens: Int32Array;
   /** `blockHashChain(tokens, INFERENCE_BLOCK_SIZE, salt)`. */

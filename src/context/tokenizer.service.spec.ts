@@ -2,7 +2,9 @@ import type { ContextConfig } from '../config/context.config';
 import { EngineTokenizeUnsupported, EngineUnavailable } from '../inference/inference.errors';
 import type { InferenceService } from '../inference/inference.service';
 import type { TokenizeInput } from '../inference/inference.types';
+import type { InferenceConfig } from '../config/inference.config';
 import { LocalTokenizer } from './local-tokenizer';
+import { PromptChainService } from './prompt-chain.service';
 import { TokenizerService } from './tokenizer.service';
 
 const config = (TOKENIZER: ContextConfig['TOKENIZER'] = 'auto'): ContextConfig =>
@@ -48,9 +50,14 @@ describe('TokenizerService', () => {
     expect(await sut.overheads()).toEqual({ perMessage: 5, generationPrompt: 3 });
   });
 
-  it('should fingerprint a prompt with exactly as many tokens as the engine counts for it', async () => {
+  it('should measure overheads that make a prompt fingerprint exactly as long as the engine counts it', async () => {
     const engine = chatmlEngine();
     const sut = new TokenizerService(engine, config());
+    const chains = new PromptChainService(
+      sut,
+      { INFERENCE_BLOCK_SIZE: 16 } as InferenceConfig,
+      { CONTEXT_PROMPT_CHAIN_TOKENS: 0 } as ContextConfig,
+    );
     const messages = [
       { role: 'system' as const, content: 'You are kvchat.' },
       { role: 'user' as const, content: 'Date: 2026-01-01\n\nWhat is a KV cache?' },
@@ -58,7 +65,7 @@ describe('TokenizerService', () => {
       { role: 'user' as const, content: 'And prefix caching?' },
     ];
 
-    const fingerprint = await sut.promptFingerprint(messages);
+    const fingerprint = (await chains.build('c', messages, undefined)).tokens;
     const exact = await engine.tokenize({ messages, addGenerationPrompt: true });
 
     expect(fingerprint).toHaveLength(exact.length);

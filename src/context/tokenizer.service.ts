@@ -17,10 +17,6 @@ export interface TemplateOverheads {
 
 /** ChatML (`<|im_start|>role\n...<|im_end|>\n`): used with the local tokenizer and when the engine cannot say. */
 const CHATML_OVERHEADS: TemplateOverheads = { perMessage: 5, generationPrompt: 3 };
-/** Placeholder ids for template framing in prompt fingerprints (never sent to an engine). */
-export const ROLE_MARKER: Record<ChatMessage['role'], number> = { system: -1, user: -2, assistant: -3 };
-/** Placeholder id for the generation prompt's tokens in prompt fingerprints. */
-export const GENERATION_MARKER = -4;
 
 /**
  * Token counting for context windows and prefix accounting: the engine's own tokenizer through its
@@ -118,25 +114,6 @@ export class TokenizerService implements OnModuleInit {
       throw e;
     });
     return this.overheadsPromise;
-  }
-
-  /**
-   * A fingerprint of the prompt in the engine's token space: each message's content ids framed by
-   * placeholder ids standing for the template's tokens (as many as it adds), then the generation
-   * prompt. Its length is the prompt's token count; two prompts share a block-aligned prefix of it
-   * exactly when they share the messages up to there. Prefix routing and reuse accounting hash it;
-   * it is never sent to an engine.
-   */
-  async promptFingerprint(messages: readonly ChatMessage[]): Promise<number[]> {
-    const { perMessage, generationPrompt } = await this.overheads();
-    const contents = await Promise.all(messages.map((m) => this.encode(m.content)));
-    const out: number[] = [];
-    messages.forEach((m, i) => {
-      for (let k = 0; k < perMessage; k++) out.push(ROLE_MARKER[m.role]);
-      for (const id of contents[i]) out.push(id);
-    });
-    for (let k = 0; k < generationPrompt; k++) out.push(GENERATION_MARKER);
-    return out;
   }
 
   private async tokenize(text: string): Promise<Uint32Array> {

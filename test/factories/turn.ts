@@ -4,7 +4,7 @@ import type { CachedAnswer, ResponseCacheReport } from '../../src/caching/respon
 import type { TurnProgressEvent } from '../../src/common/turn-events';
 import { commonPrefixBlocks } from '../../src/inference/block-hash';
 import { RequestAborted } from '../../src/inference/inference.errors';
-import type { ChatMessage, ChatRequest, ChatResult } from '../../src/inference/inference.types';
+import type { ChatRequest, ChatResult } from '../../src/inference/inference.types';
 
 /** A sink that records a turn's progress events. */
 export function recordingSink(signal: AbortSignal = new AbortController().signal) {
@@ -40,15 +40,6 @@ export function wordTokenizer() {
     encode: (text: string): Promise<Uint32Array> => {
       counted.push(text);
       return Promise.resolve(Uint32Array.from(words(text).map(wordId)));
-    },
-    promptFingerprint: (messages: readonly ChatMessage[]): Promise<number[]> => {
-      const out: number[] = [];
-      for (const m of messages) {
-        for (let k = 0; k < overheads.perMessage; k++) out.push(-1);
-        out.push(...words(m.content).map(wordId));
-      }
-      for (let k = 0; k < overheads.generationPrompt; k++) out.push(-4);
-      return Promise.resolve(out);
     },
   };
 }
