@@ -1,10 +1,10 @@
-import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
+import { Inject, Injectable, Logger, type OnModuleInit, Optional } from '@nestjs/common';
 import { CachingConfig } from '../config/caching.config';
 import type { ChatResult, ToolCall } from '../inference/inference.types';
 import { MetricsService } from '../observability/metrics.service';
 import { NOOP_TURN_TRACE, type TurnTrace } from '../observability/turn-trace';
 import { firstRejection, type ResponseCacheGuard } from './cache-guards';
-import { analyzeQuestion } from './question-features';
+import { analyzeQuestion, loadQuestionTagger } from './question-features';
 import { ResponseCacheStats } from './response-cache.stats';
 import { type FlightLock, RESPONSE_CACHE_STORE, type ResponseCacheStore } from './response-cache.store';
 import type {
@@ -100,7 +100,7 @@ export const RESPONSE_CACHE_REPLICA = 'response-cache';
  * (`finish_reason` `stop`, non-empty). Identical concurrent misses share one engine call.
  */
 @Injectable()
-export class ResponseCache {
+export class ResponseCache implements OnModuleInit {
   private readonly logger = new Logger('ResponseCache');
 
   constructor(
@@ -113,6 +113,11 @@ export class ResponseCache {
     @Inject(RESPONSE_CACHE_VERIFIER) private readonly verifier: ResponseCacheVerifier | null,
     @Optional() private readonly metrics?: MetricsService,
   ) {}
+
+  /** Where the cache is on, loads the question tagger its guards use, so that no lookup pays its load. */
+  onModuleInit(): void {
+    if (this.config.RESPONSE_CACHE_ENABLED) loadQuestionTagger();
+  }
 
   /** Whether the response cache is on (RESPONSE_CACHE_ENABLED). */
   get enabled(): boolean {

@@ -109,6 +109,8 @@ describe('process roles (separate processes)', () => {
       // Turns ran on the default (direct) graph runtime: LangGraph and LangChain were never loaded.
       expect(apiProcess.output()).toMatch(/node_modules\/@nestjs\/core\//);
       expect(apiProcess.output()).not.toMatch(/node_modules\/@langchain\//);
+      // Its response cache is off (the fixture's default): the question tagger's model was never loaded.
+      expect(apiProcess.output()).not.toMatch(/node_modules\/wink-eng-lite-web-model\//);
 
       // A worker serves probes and metrics only.
       expect((await api(`${worker.url}/health/ready`)).body.details.lifecycle).toEqual({
