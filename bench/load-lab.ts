@@ -8,6 +8,7 @@ import { request } from 'undici';
 import { parsePrometheusText } from '../src/inference/prometheus-text';
 import { freePort, sleep, waitFor } from './chaos-lab';
 import { renderNginxConfig } from './nginx-config';
+import { createScratchDatabase, type ScratchDatabase } from './scratch-database';
 
 const run = promisify(execFile);
 
@@ -102,7 +103,7 @@ export class LoadLab {
   databaseUrl = '';
   simUrl = '';
   apiKey = '';
-  private createdDatabase?: string;
+  private scratchDatabase?: ScratchDatabase;
   private sampler?: NodeJS.Timeout;
 
   constructor(private readonly options: LabOptions) {}
@@ -202,10 +203,7 @@ export class LoadLab {
       }),
     );
     await this.removeRedisKeys().catch((e: unknown) => process.stderr.write(`redis cleanup: ${String(e)}\n`));
-    if (this.createdDatabase)
-      await run('dropdb', ['-h', '127.0.0.1', '-U', 'postgres', '--if-exists', this.createdDatabase]).catch(
-        (e: unknown) => process.stderr.write(`dropdb: ${String(e)}\n`),
-      );
+    await this.scratchDatabase?.drop();
     rmSync(this.dir, { recursive: true, force: true });
   }
 
@@ -220,10 +218,8 @@ export class LoadLab {
       this.databaseUrl = this.options.databaseUrl;
       return;
     }
-    const name = `kvchat_load_${process.pid}`;
-    await run('createdb', ['-h', '127.0.0.1', '-U', 'postgres', name]);
-    this.createdDatabase = name;
-    this.databaseUrl = `postgres://postgres@127.0.0.1:5432/${name}`;
+    this.scratchDatabase = await createScratchDatabase('kvchat_load');
+    this.databaseUrl = this.scratchDatabase.url;
   }
 
   private kvchatEnv(extra: Record<string, string>): NodeJS.ProcessEnv {

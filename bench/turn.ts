@@ -1,15 +1,15 @@
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { promisify } from 'node:util';
 import { MikroORM } from '@mikro-orm/core';
 import { Command } from 'commander';
 import OpenAI from 'openai';
 import { freePort, waitFor } from './chaos-lab';
 import { readJsonl, round, startBenchInstance } from './harness';
 import { chainSessions, type Dialogue } from './multiturn-report';
+import { createScratchDatabase } from './scratch-database';
 
 /**
  * `npm run bench:turn`: drives ONE conversation to `--turns` turns (200) through the HTTP API against the
@@ -137,8 +137,6 @@ class OutgoingRequests {
   }
 }
 
-const run = promisify(execFile);
-
 const median = (xs: number[]): number => {
   if (xs.length === 0) return NaN;
   const s = [...xs].sort((a, b) => a - b);
@@ -191,20 +189,10 @@ async function main(): Promise<void> {
     throw new Error('--database-url and --local-postgres exclude each other');
 
   const loadAtStart = loadavg().map((x) => round(x, 2));
-  let databaseUrl = opts.databaseUrl;
-  let createdDatabase: string | undefined;
-  if (opts.localPostgres) {
-    createdDatabase = `kvchat_turn_${process.pid}`;
-    await run('createdb', ['-h', '127.0.0.1', '-U', 'postgres', createdDatabase]);
-    databaseUrl = `postgres://postgres@127.0.0.1:5432/${createdDatabase}`;
-  }
-  const dropDatabase = async (): Promise<void> => {
-    if (createdDatabase)
-      await run('dropdb', ['-h', '127.0.0.1', '-U', 'postgres', '--if-exists', createdDatabase]).catch(
-        (e: unknown) => process.stderr.write(`dropdb: ${String(e)}\n`),
-      );
-  };
-  const [messages] = chainSessions(await readJsonl<Dialogue>(resolve(opts.data)), 1, opts.turns);
+  const scratch = opts.localPostgres ? await createScratchDatabase('kvchat_turn') : undefined;
+  const databaseUrl = opts.databaseUrl ?? scratch?.url;
+  const dialogues = await readJsonl<Dialogue>(resolve(opts.data));
+  const [messages] = chainSessions(dialogues, 1, opts.turns);
   // The engine simulator in its own process (1 replica, time scale 0), so its CPU is not kvchat's.
   const simUrl = `http://127.0.0.1:${await freePort()}`;
   const simulator = spawn(
@@ -234,7 +222,7 @@ async function main(): Promise<void> {
     'turn',
   ).catch(async (e: unknown) => {
     stopSimulator();
-    await dropDatabase();
+    await scratch?.drop();
     throw e;
   });
   const orm = instance.running.app.get(MikroORM);
@@ -268,8 +256,7 @@ async function main(): Promise<void> {
         body: { title: 'bench:turn warm-up' },
       });
       // From the end of the data, so the measured conversation's questions are not answered from the cache.
-      const dialogues = (await readJsonl<Dialogue>(resolve(opts.data))).reverse();
-      const [warmupMessages] = chainSessions(dialogues, 1, opts.warmupTurns);
+      const [warmupMessages] = chainSessions([...dialogues].reverse(), 1, opts.warmupTurns);
       for (const content of warmupMessages)
         await client.post(`/v1/conversations/${warmup.id}/turns`, { body: { content } });
     }
@@ -329,7 +316,7 @@ async function main(): Promise<void> {
     outgoing.stop();
     await instance.close();
     stopSimulator();
-    await dropDatabase();
+    await scratch?.drop();
   }
 
   const ok = turns.filter((t) => t.status === 'ok');

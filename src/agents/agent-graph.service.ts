@@ -31,7 +31,7 @@ interface TurnPregel {
 }
 
 /**
- * One turn as a graph, declared once, compiled by LangGraph at boot and run per turn:
+ * One turn as a graph, declared once and run per turn:
  *
  * ```
  * START -> router --(route.agent)--> agent_<name> -> answer -> END
@@ -50,6 +50,7 @@ interface TurnPregel {
  */
 @Injectable()
 export class AgentGraph implements OnModuleInit {
+  private declared?: TurnGraphSpec;
   private direct?: DirectGraphRunner<TurnStateValue, TurnRuntime>;
   private pregel?: Promise<TurnPregel>;
 
@@ -112,8 +113,13 @@ export class AgentGraph implements OnModuleInit {
     return this.pregel;
   }
 
-  /** The turn's graph, declared once for both runtimes. */
+  /** The turn's graph, declared once for both runtimes (memoized: the registry is fixed after boot). */
   private spec(): TurnGraphSpec {
+    this.declared ??= this.declare();
+    return this.declared;
+  }
+
+  private declare(): TurnGraphSpec {
     const agents = this.registry.list();
     const nodes: Record<string, TurnGraphSpec['nodes'][string]> = {
       [ROUTER_NODE]: (state, context) => this.routeNode(state, checked(context)),

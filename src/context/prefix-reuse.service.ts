@@ -88,12 +88,7 @@ export class PrefixReuseService {
     const sep = previous.indexOf(':');
     const previousPromptTokens = Number(previous.slice(0, sep));
     const mine = known?.previous;
-    if (
-      mine &&
-      mine.promptTokens === previousPromptTokens &&
-      previous.length === sep + 1 + mine.packed.length &&
-      previous.endsWith(mine.packed)
-    )
+    if (mine && previous === `${mine.promptTokens}:${mine.packed}`)
       return { reusableTokens: mine.commonBlocks * blockSize, previousPromptTokens };
     return {
       reusableTokens: commonStoredBlocks(packed, previous.slice(sep + 1)) * blockSize,
@@ -104,17 +99,11 @@ export class PrefixReuseService {
 
 /** Leading blocks a packed chain shares with a stored one (fixed width, or comma-separated as once written). */
 function commonStoredBlocks(packed: string, stored: string): number {
-  const previous = stored.includes(',') ? stored.split(',').filter((h) => h !== '') : null;
-  const blocks = packed.length / STORED_HASH_CHARS;
-  const previousBlocks = previous ? previous.length : stored.length / STORED_HASH_CHARS;
-  const n = Math.min(blocks, previousBlocks);
+  const theirs = stored.includes(',') ? packChain(stored.split(',')) : stored;
+  const block = (chain: string, i: number): string =>
+    chain.slice(i * STORED_HASH_CHARS, (i + 1) * STORED_HASH_CHARS);
+  const n = Math.min(packed.length, theirs.length) / STORED_HASH_CHARS;
   let i = 0;
-  while (i < n) {
-    const at = i * STORED_HASH_CHARS;
-    const mine = packed.slice(at, at + STORED_HASH_CHARS);
-    const theirs = previous ? previous[i] : stored.slice(at, at + STORED_HASH_CHARS);
-    if (mine !== theirs) break;
-    i++;
-  }
+  while (i < n && block(packed, i) === block(theirs, i)) i++;
   return i;
 }

@@ -35,9 +35,9 @@ export function extendBlockHashChain(
   blockSize: number,
   salt?: string,
 ): string[] {
-  const hashes = kept.slice();
   const full = Math.floor(tokenIds.length / blockSize);
-  if (hashes.length >= full) return hashes.slice(0, full);
+  const hashes = kept.slice(0, full);
+  if (hashes.length === full) return hashes;
   const ids = tokenIds instanceof Int32Array ? tokenIds : Int32Array.from(tokenIds);
   const bytes = Buffer.from(ids.buffer, ids.byteOffset, ids.byteLength);
   const blockBytes = blockSize * Int32Array.BYTES_PER_ELEMENT;
