@@ -1,5 +1,5 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { JsonType, UniqueConstraintViolationException } from '@mikro-orm/core';
+import { JsonType, UniqueConstraintViolationException, type EntityProperty } from '@mikro-orm/core';
 import type { HistoryMessage } from '../context/prompt.types';
 import { Conversation } from './conversation.entity';
 import { Message, type MessageRole } from './message.entity';
@@ -12,7 +12,10 @@ export interface TurnHistoryMessage extends HistoryMessage {
 
 /** What a turn reads before it runs. */
 export interface TurnState {
-  /** The conversation, managed by the caller's EntityManager (its counters are updated at the end). */
+  /**
+   * The conversation as its row holds it: a Conversation built from the columns, not managed by any
+   * EntityManager (the turn updates its counters and stores them with `storeTurn`, never a flush).
+   */
   conversation: Conversation;
   /** Complete messages after the last compaction point, oldest first. */
   history: TurnHistoryMessage[];
@@ -39,7 +42,8 @@ export async function loadTurnState(
   tenantId: string,
   conversationId: string,
 ): Promise<TurnState | null> {
-  const [row] = await em.getConnection().execute<(Record<string, unknown> & { turn_history: unknown })[]>(
+  const { rows } = await runBound<Record<string, unknown> & { turn_history: unknown }>(
+    em,
     `select c.*, coalesce((
        select json_agg(json_build_object(
                 'id', m.id, 'sequence', m.sequence, 'role', m.role, 'content', m.content,
@@ -49,15 +53,16 @@ export async function loadTurnState(
          and m.sequence > coalesce((c.context ->> 'droppedThroughSequence')::int, 0)
      ), '[]'::json) as turn_history
      from conversations c
-     where c.id = ? and c.tenant_id = ?`,
+     where c.id = ?::uuid and c.tenant_id = ?::uuid`,
     [conversationId, tenantId],
   );
+  const row = rows[0];
   if (!row) return null;
-  const { turn_history: rawHistory, ...conversationRow } = row;
-  const rows = (typeof rawHistory === 'string' ? JSON.parse(rawHistory) : rawHistory) as HistoryRow[];
+  const rawHistory = row.turn_history;
+  const historyRows = (typeof rawHistory === 'string' ? JSON.parse(rawHistory) : rawHistory) as HistoryRow[];
   return {
-    conversation: em.map(Conversation, conversationRow),
-    history: rows.map((m) => ({
+    conversation: conversationOfRow(em, row),
+    history: historyRows.map((m) => ({
       id: m.id,
       role: m.role,
       content: m.promptContent ?? m.content,
@@ -86,7 +91,7 @@ const isUniqueViolation = (e: unknown): boolean =>
  * Stores a turn in ONE statement (one round trip, atomic without BEGIN/COMMIT): a multi-row INSERT of
  * its messages and the UPDATE of earlier messages' late token counts as data-modifying CTEs, then the
  * conversation's counters. No unit of work: the columns come from the entity metadata once, the values
- * straight from the entities. Should any part fail, none of it is stored. The (conversation, sequence)
+ * straight from the entities, sent as bind parameters (`runBound`). Should any part fail, none of it is stored. The (conversation, sequence)
  * key fences the write: should the conversation's lock have been lost (Redis failed over, or this process
  * stalled past the lock's lifetime) and another turn taken the same sequence, nothing is written and the
  * client gets a retryable 409, never a 500.
@@ -126,7 +131,7 @@ export async function storeTurn(em: EntityManager, write: TurnWrite): Promise<vo
     `update conversations set message_count = ?, last_turn_at = ?, context = ?::jsonb, updated_at = ? ` +
     `where id = ? and tenant_id = ?`;
   try {
-    await em.getConnection().execute(sql, params, 'run');
+    await runBound(em, sql, params);
   } catch (e) {
     if (isUniqueViolation(e)) {
       throw new ConversationBusy(`Conversation ${conversation.id} took another turn meanwhile; try again.`, {
@@ -168,4 +173,60 @@ function messageColumns(em: EntityManager): MessageColumn[] {
       };
     });
   return columnsOfMessage;
+}
+
+/**
+ * Runs one statement with its values as bind parameters: knex turns each `?` into `$n` and the pg driver
+ * sends the values apart from the SQL text. MikroORM's `execute()` would instead escape every value into
+ * the text (sqlstring over each message and JSON column), which was ~8 % of an api process's allocations
+ * at load (docs/scaling.md, "Eighth pass"). The statement is still reported to MikroORM's logger, as
+ * `execute()` reports it (DB_DEBUG; bench:turn counts statements there).
+ * @returns the driver's rows and row count
+ * @throws the driver's error as it is (a pg error with its SQLSTATE `code`), not MikroORM's wrapper
+ */
+async function runBound<T>(
+  em: EntityManager,
+  sql: string,
+  params: readonly unknown[],
+): Promise<{ rows: T[]; rowCount: number }> {
+  const started = Date.now();
+  const logger = em.config.getLogger();
+  try {
+    const result = await em
+      .getConnection()
+      .getKnex()
+      .raw<{ rows: T[]; rowCount: number | null }>(sql, params as never);
+    logger.logQuery({
+      query: sql,
+      params: [...params],
+      took: Date.now() - started,
+      results: result.rows.length,
+    });
+    return { rows: result.rows, rowCount: result.rowCount ?? 0 };
+  } catch (e) {
+    logger.logQuery({ query: sql, params: [...params], took: Date.now() - started, level: 'error' });
+    throw e;
+  }
+}
+
+let conversationProps: EntityProperty[] | undefined;
+
+/**
+ * A Conversation from its row (`select c.*`), property by property from the entity metadata, without
+ * an EntityManager's hydration and identity map (`em.map` was ~1.5 % of an api's CPU at load). JSON
+ * columns arrive parsed (pg), timestamps as text (MikroORM's pg type overrides) and become Dates.
+ */
+function conversationOfRow(em: EntityManager, row: Record<string, unknown>): Conversation {
+  conversationProps ??= em
+    .getMetadata()
+    .get(Conversation.name)
+    .props.filter((p) => p.persist !== false && p.fieldNames?.length === 1);
+  const conversation = new Conversation();
+  const target = conversation as unknown as Record<string, unknown>;
+  for (const p of conversationProps) {
+    const value = row[p.fieldNames[0]];
+    if (value === undefined) continue;
+    target[p.name] = p.runtimeType === 'Date' && typeof value === 'string' ? new Date(value) : value;
+  }
+  return conversation;
 }

@@ -78,6 +78,44 @@ describe('conversations (e2e)', () => {
     expect(conversation.body).toMatchObject({ id, title: 't', messageCount: 4 });
   });
 
+  it('should store and replay byte for byte a message full of SQL syntax, placeholders and non-ASCII text', async () => {
+    // The turn's two statements send values as bind parameters: nothing in a message is SQL.
+    const tricky = `It's "quoted" \\ back\\slash ? ?? $1 :name @x -- comment; drop table messages; ' or '1'='1 — 東京 😀\n\ttab`;
+    const id = await createConversation(sut.keyA, {
+      title: 'O\'Brien\'s "chat"',
+      metadata: { userName: 'Zoë' },
+    });
+    const first = await api(`${sut.url}/v1/conversations/${id}/turns`, {
+      key: sut.keyA,
+      body: { content: tricky },
+    });
+    expect(first.status).toBe(201);
+    expect(first.body.userMessage.content).toBe(tricky);
+    const second = await api(`${sut.url}/v1/conversations/${id}/turns`, {
+      key: sut.keyA,
+      body: { content: 'Again?' },
+    });
+    expect(second.status).toBe(201);
+    expect(second.body.userMessage.sequence).toBe(3);
+    // The first turn's prompt was replayed exactly as sent: the engine served it from its prefix cache.
+    expect(second.body.assistantMessage.usage.cachedTokens).toBeGreaterThanOrEqual(
+      first.body.assistantMessage.usage.promptTokens - 16,
+    );
+    const messages = await api(`${sut.url}/v1/conversations/${id}/messages`, { key: sut.keyA });
+    expect(messages.body.data.map((m: any) => m.content)).toEqual([
+      tricky,
+      first.body.assistantMessage.content,
+      'Again?',
+      second.body.assistantMessage.content,
+    ]);
+    expect(messages.body.data[1].route).toEqual(first.body.assistantMessage.route);
+    const conversation = await api(`${sut.url}/v1/conversations/${id}`, { key: sut.keyA });
+    expect(conversation.body).toMatchObject({ title: 'O\'Brien\'s "chat"', messageCount: 4 });
+    expect(new Date(conversation.body.lastTurnAt).getTime()).toBeGreaterThanOrEqual(
+      new Date(second.body.userMessage.createdAt).getTime() - 1,
+    );
+  });
+
   it('should stream token events then one turn event carrying the stored message', async () => {
     const id = await createConversation();
     const res = await postSse(`${sut.url}/v1/conversations/${id}/turns`, sut.keyA, {
