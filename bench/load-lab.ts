@@ -1,6 +1,6 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -52,6 +52,62 @@ export function readProcStat(pid: number): ProcSample | null {
   } catch {
     return null;
   }
+}
+
+/** The whole machine's CPU time and every process's, at one moment (/proc/stat, /proc/<pid>/stat). */
+export interface MachineSample {
+  /** All cores' non-idle time (user, nice, system, irq, softirq, steal), ms. */
+  busyMs: number;
+  /** All cores' idle and iowait time, ms. */
+  idleMs: number;
+  /** Each process's command name (/proc/<pid>/stat field 2) and CPU time (all its threads), ms. */
+  processes: Map<number, { command: string; cpuMs: number }>;
+}
+
+/** Reads the machine's CPU times and every process's (proc(5)); processes that vanish meanwhile are skipped. */
+export function readMachine(): MachineSample {
+  const cpu = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0].trim().split(/\s+/).slice(1).map(Number);
+  const [user, nice, system, idle, iowait, irq, softirq, steal] = cpu;
+  const toMs = (ticks: number): number => (ticks * 1000) / clockTicks;
+  const processes = new Map<number, { command: string; cpuMs: number }>();
+  for (const entry of readdirSync('/proc')) {
+    const pid = Number(entry);
+    if (!Number.isInteger(pid)) continue;
+    try {
+      const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const command = text.slice(text.indexOf('(') + 1, text.lastIndexOf(')'));
+      const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+      processes.set(pid, { command, cpuMs: toMs(Number(fields[11]) + Number(fields[12])) });
+    } catch {
+      // exited between readdir and read
+    }
+  }
+  return {
+    busyMs: toMs(user + nice + system + irq + softirq + (steal ?? 0)),
+    idleMs: toMs(idle + (iowait ?? 0)),
+    processes,
+  };
+}
+
+/**
+ * Where the machine's CPU went between two samples: each of `named` pids under its name, every other
+ * process under its command name (postgres, redis-server, nginx...), ms. A process that started in the
+ * window counts whole; one that ended in it is missing (its time shows only in `busyMs`).
+ */
+export function machineWindow(
+  before: MachineSample,
+  after: MachineSample,
+  named: ReadonlyMap<number, string>,
+): { busyMs: number; idleMs: number; byName: Record<string, number> } {
+  const byName: Record<string, number> = {};
+  for (const [pid, now] of after.processes) {
+    const was = before.processes.get(pid);
+    const delta = now.cpuMs - (was && was.command === now.command ? was.cpuMs : 0);
+    if (delta <= 0) continue;
+    const name = named.get(pid) ?? now.command;
+    byName[name] = (byName[name] ?? 0) + delta;
+  }
+  return { busyMs: after.busyMs - before.busyMs, idleMs: after.idleMs - before.idleMs, byName };
 }
 
 /** A process the lab started (or was given), with what the report needs about it. */

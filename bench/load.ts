@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { loadavg } from 'node:os';
+import { availableParallelism, loadavg } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { dirname, join, resolve } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
@@ -11,7 +11,7 @@ import { sleep } from './chaos-lab';
 import { quantile, readJsonl, round } from './harness';
 import type { BurstWork, PlannedTurn } from './load-burst-worker';
 import { Client, type Sample } from './load-client';
-import { LoadLab, type LabProcess, type ProcSample } from './load-lab';
+import { LoadLab, type LabProcess, machineWindow, type ProcSample, readMachine } from './load-lab';
 
 /**
  * `npm run bench:load -- --users N --think-seconds S --duration-seconds D --api-processes K
@@ -53,6 +53,10 @@ import { LoadLab, type LabProcess, type ProcSample } from './load-lab';
  * - `cpuMsPerTurn`: user + system CPU of all api processes over the run (/proc/<pid>/stat) / turns served, ms;
  *   `details.cpuMsPerTurnByRole.apiMainThread` is the event loop's share (/proc/<pid>/task/<pid>/stat), the
  *   rest being worker threads (the local sentence model).
+ * - `details.machineCpu`: the whole machine's CPU over the same window per turn served (/proc/stat and every
+ *   /proc/<pid>/stat): `busyMsPerTurn`, `utilisation` (busy / busy + idle, all cores) and `msPerTurn` by role
+ *   (api, worker, simulator, proxy, benchClient) or command (postgres, redis-server, nginx's workers): what
+ *   kvchat's share of the cores is beside the simulator, the bench's own client and the database.
  * - `rssMbMax`: highest resident set of an api process seen by a 500 ms sampler, MB;
  *   `details.memoryMbAtEndByProcess` splits each api's memory at the end of the run (its /metrics: resident
  *   set, V8 heap used and total, external memory such as Buffers), MB.
@@ -364,6 +368,7 @@ async function runTurns(opts: Options, lab: LoadLab, client: Client): Promise<Re
   }
   await resetEventLoopHistograms(lab, apis);
   const before = lab.snapshot();
+  const machine0 = readMachine();
   const load0 = loadavg();
   const t0 = Date.now();
   const deadline = t0 + opts.durationSeconds * 1000;
@@ -414,6 +419,7 @@ async function runTurns(opts: Options, lab: LoadLab, client: Client): Promise<Re
   const measuredSeconds = opts.burst
     ? (Date.now() - t0) / 1000
     : Math.max(opts.durationSeconds, (Date.now() - t0) / 1000);
+  const machine = machineWindow(machine0, readMachine(), machineNames(lab));
   const window = await closeWindow(lab, apis, before);
   const load1 = loadavg();
 
@@ -491,7 +497,49 @@ async function runTurns(opts: Options, lab: LoadLab, client: Client): Promise<Re
       eventLoopDelayP99MsByProcess: window.eventLoopDelayP99Ms,
       loadAverage: { start: load0.map((x) => round(x, 2)), end: load1.map((x) => round(x, 2)) },
       benchClientCpuMs: round(process.cpuUsage().user / 1000 + process.cpuUsage().system / 1000, 0),
+      machineCpu: machineFigures(machine, ok.length),
     },
+  };
+}
+
+/** Kernel threads' command names (writeback, softirqs, memory management), reported together. */
+const KERNEL_THREAD = /^(kworker|ksoftirqd|kdamond|kswapd|kcompactd|rcu_|migration|jbd2|khugepaged|irq\/)/;
+
+/** The lab's processes by pid under their role (api, worker, simulator, proxy), and this bench as `benchClient`. */
+function machineNames(lab: LoadLab): Map<number, string> {
+  const names = new Map<number, string>([[process.pid, 'benchClient']]);
+  for (const p of lab.processes) if (p.pid) names.set(p.pid, p.role);
+  return names;
+}
+
+/**
+ * The whole machine's CPU over the measured window, per turn served: every process by role or command
+ * (postgres, redis-server, nginx's workers...), so kvchat's share reads against everything else the run
+ * puts on the same cores (the simulator, the bench's own client, the database). `utilisation`: busy over
+ * busy + idle, all cores.
+ */
+function machineFigures(
+  machine: ReturnType<typeof machineWindow>,
+  turns: number,
+): { cores: number; utilisation: number; busyMsPerTurn: number; msPerTurn: Record<string, number> } {
+  const perTurn = (ms: number): number => round(ms / Math.max(1, turns), 2);
+  const msPerTurn: Record<string, number> = {};
+  let other = 0;
+  const grouped: Record<string, number> = {};
+  for (const [name, ms] of Object.entries(machine.byName)) {
+    const key = KERNEL_THREAD.test(name) ? 'kernel threads' : name;
+    grouped[key] = (grouped[key] ?? 0) + ms;
+  }
+  for (const [name, ms] of Object.entries(grouped).sort((a, b) => b[1] - a[1])) {
+    if (perTurn(ms) >= 0.05) msPerTurn[name] = perTurn(ms);
+    else other += ms;
+  }
+  if (other > 0) msPerTurn.other = perTurn(other);
+  return {
+    cores: availableParallelism(),
+    utilisation: round(machine.busyMs / Math.max(1, machine.busyMs + machine.idleMs), 3),
+    busyMsPerTurn: perTurn(machine.busyMs),
+    msPerTurn,
   };
 }
 
