@@ -1,5 +1,5 @@
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
-import { Agent, request } from 'undici';
+import { Agent, type Dispatcher, request } from 'undici';
 
 /**
  * bench:load's HTTP client (undici): one streamed turn or one chat completion per call, each returning a
@@ -45,6 +45,61 @@ function problemField(text: string, field: 'code' | 'reason'): string | undefine
   }
 }
 
+/** How a `post` ended: its status and, unless it was a 200 handed to `onData`, its body as text. */
+interface Posted {
+  status: number;
+  text: string;
+}
+
+/**
+ * One POST through undici's dispatch handler API: each chunk of a 200 response goes to `onData` in the
+ * read that brought it, with no body stream and no async iterator per chunk (a streamed turn is ~35
+ * chunks, and this client shares the machine's cores with the server it measures); any other status's
+ * body is collected as text. `onStatus` hears the status as soon as the headers are in.
+ * @throws the connection's or the abort signal's error
+ */
+function post(
+  dispatcher: Dispatcher,
+  url: URL,
+  headers: Record<string, string>,
+  body: string,
+  signal: AbortSignal,
+  onData: (chunk: Buffer) => void,
+  onStatus?: (status: number) => void,
+): Promise<Posted> {
+  return new Promise<Posted>((resolve, reject) => {
+    let status = 0;
+    const parts: Buffer[] = [];
+    let controller: Dispatcher.DispatchController | undefined;
+    const onAbort = (): void => controller?.abort(signal.reason as Error);
+    signal.addEventListener('abort', onAbort, { once: true });
+    const settle = (error?: Error): void => {
+      signal.removeEventListener('abort', onAbort);
+      if (error) reject(error);
+      else resolve({ status, text: Buffer.concat(parts).toString('utf8') });
+    };
+    dispatcher.dispatch(
+      { origin: url.origin, path: url.pathname, method: 'POST', headers, body },
+      {
+        onRequestStart: (c) => {
+          controller = c;
+          if (signal.aborted) c.abort(signal.reason as Error);
+        },
+        onResponseStart: (_c, statusCode) => {
+          status = statusCode;
+          onStatus?.(statusCode);
+        },
+        onResponseData: (_c, chunk) => {
+          if (status === 200) onData(chunk);
+          else parts.push(chunk);
+        },
+        onResponseEnd: () => settle(),
+        onResponseError: (_c, error) => settle(error),
+      },
+    );
+  });
+}
+
 /** Shed by admission control (src/lifecycle/turn-admission): 503 `Overloaded`. */
 export const SHED_CODE = 'Overloaded';
 
@@ -75,26 +130,6 @@ export class Client {
     };
     const signal = AbortSignal.timeout(giveUpMs);
     try {
-      const res = await request(`${apiUrl}/v1/conversations/${conversationId}/turns`, {
-        method: 'POST',
-        dispatcher: this.dispatcher,
-        headers: {
-          authorization: `Bearer ${apiKey}`,
-          'content-type': 'application/json',
-          accept: 'text/event-stream',
-        },
-        body: JSON.stringify({ content, maxTokens }),
-        signal,
-      });
-      sample.status = res.statusCode;
-      if (res.statusCode !== 200) {
-        const text = await res.body.text();
-        sample.firstAnswerMs = performance.now() - started;
-        sample.code = problemCode(text);
-        sample.reason = problemField(text, 'reason');
-        sample.outcome = sample.code === SHED_CODE ? 'shed' : 'error';
-        return sample;
-      }
       let done = false;
       const parser = createParser({
         onEvent: (event: EventSourceMessage) => {
@@ -120,8 +155,25 @@ export class Client {
         },
       });
       const decoder = new TextDecoder();
-      for await (const chunk of res.body) {
-        parser.feed(decoder.decode(chunk as Buffer, { stream: true }));
+      const res = await post(
+        this.dispatcher,
+        new URL(`${apiUrl}/v1/conversations/${conversationId}/turns`),
+        {
+          authorization: `Bearer ${apiKey}`,
+          'content-type': 'application/json',
+          accept: 'text/event-stream',
+        },
+        JSON.stringify({ content, maxTokens }),
+        signal,
+        (chunk) => parser.feed(decoder.decode(chunk, { stream: true })),
+        (status) => (sample.status = status),
+      );
+      if (res.status !== 200) {
+        sample.firstAnswerMs = performance.now() - started;
+        sample.code = problemCode(res.text);
+        sample.reason = problemField(res.text, 'reason');
+        sample.outcome = sample.code === SHED_CODE ? 'shed' : 'error';
+        return sample;
       }
       if (!done) sample.code = 'StreamEndedEarly';
     } catch (e) {
