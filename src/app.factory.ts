@@ -8,6 +8,7 @@ import { Logger } from 'nestjs-pino';
 import { AppModule } from './app.module';
 import { frameworkErrorOptions, hardenHttp } from './common/http-hardening';
 import { ProblemFilter } from './common/problem.filter';
+import { STRICT_BODY } from './common/schema-body.decorator';
 import { AppConfig } from './config/app.config';
 import type { Env } from './config/config.loader';
 import { EmbeddingsService } from './inference/embeddings.service';
@@ -79,7 +80,7 @@ export async function createApp(
   // multipart/form-data document uploads; each route passes its own limits to request.parts(). The cast:
   // @nestjs/platform-fastify pins its own fastify (5.11), whose instance type differs from the root one's.
   await app.register(multipart as unknown as Parameters<typeof app.register>[0]);
-  app.useGlobalPipes(new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true }));
+  app.useGlobalPipes(new ValidationPipe(STRICT_BODY));
   app.useGlobalFilters(new ProblemFilter());
   app
     .getHttpAdapter()

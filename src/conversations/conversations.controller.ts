@@ -13,6 +13,7 @@ import {
 } from '@nestjs/common';
 import {
   ApiBearerAuth,
+  ApiBody,
   ApiCreatedResponse,
   ApiNoContentResponse,
   ApiOkResponse,
@@ -25,6 +26,7 @@ import type { AuthContext } from '../auth/api-key.service';
 import { Auth, RequireScopes } from '../auth/auth.guard';
 import { ApiProblems } from '../common/api-problems.decorator';
 import { toProblem } from '../common/problem.filter';
+import { SchemaBody } from '../common/schema-body.decorator';
 import { clientDisconnectSignal, SseWriter } from '../common/sse';
 import { AppConfig } from '../config/app.config';
 import { AdmittedAsTurn } from '../lifecycle/turn-admission.hook';
@@ -42,6 +44,7 @@ import {
 } from './dto/conversation.dto';
 import { MessageDto, MessagePageDto } from './dto/message.dto';
 import { PostTurnDto, TurnResponseDto } from './dto/turn.dto';
+import { isPlainPostTurnBody } from './dto/turn.schema';
 
 const uuid = new ParseUUIDPipe({ version: undefined });
 
@@ -132,6 +135,7 @@ export class ConversationsController {
   }
 
   @Post(':id/turns')
+  @ApiBody({ type: PostTurnDto })
   @AdmittedAsTurn()
   @Idempotent(TURN_ROUTE)
   @ApiOperation({
@@ -169,7 +173,7 @@ export class ConversationsController {
   async turn(
     @Auth() auth: AuthContext,
     @Param('id', uuid) id: string,
-    @Body() body: PostTurnDto,
+    @SchemaBody(isPlainPostTurnBody) body: PostTurnDto,
     @Req() request: FastifyRequest,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<TurnResponseDto | undefined> {

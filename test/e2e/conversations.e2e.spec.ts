@@ -457,6 +457,8 @@ describe('conversations (e2e)', () => {
       expect.arrayContaining(['201', '400', '401', '404', '413', '502', '503', '504']),
     );
     expect(doc.components.schemas.PostTurnDto.required).toContain('content');
+    // The body is read by SchemaBody (a custom decorator), documented by @ApiBody.
+    expect(turn.requestBody.content['application/json'].schema.$ref).toBe('#/components/schemas/PostTurnDto');
   });
 });
 
