@@ -1,5 +1,6 @@
 import { type ArgumentMetadata, ValidationPipe } from '@nestjs/common';
 import fc from 'fast-check';
+import { defined, field, optional, rare } from '../../test/factories/body-arbitraries';
 import { toCommand } from './chat-completion.mapping';
 import { isPlainChatCompletionBody } from './chat-completion.schema';
 import { ChatCompletionRequestDto } from './dto/chat-completion.dto';
@@ -8,23 +9,10 @@ import { ChatCompletionRequestDto } from './dto/chat-completion.dto';
 const dtoPipe = new ValidationPipe({ transform: true, whitelist: false, validateCustomDecorators: true });
 const metadata: ArgumentMetadata = { type: 'custom', metatype: ChatCompletionRequestDto, data: undefined };
 
-/** Mostly values the DTO accepts (around its bounds), sometimes ones it refuses (past them, wrong types). */
-const field = <T>(good: T[], bad: unknown[]) =>
-  fc.oneof(
-    { weight: 6, arbitrary: fc.constantFrom(...good) },
-    { weight: 1, arbitrary: fc.constantFrom(...bad) },
-  );
 const number = (lo: number, hi: number) =>
   field([lo, (lo + hi) / 2, hi], [lo - 0.01, hi + 0.01, String(hi), null, true]);
 const integer = (lo: number, hi: number) => field([lo, hi], [lo - 1, hi + 1, lo + 0.5, String(lo), null]);
 const text = (max: number) => field(['hi', '', 'x'.repeat(max)], ['x'.repeat(max + 1), 3, null]);
-const optional = <T>(arbitrary: fc.Arbitrary<T>) =>
-  fc.oneof({ weight: 3, arbitrary: fc.constant(undefined) }, { weight: 2, arbitrary });
-/** Present in one body of ten. */
-const rare = <T>(arbitrary: fc.Arbitrary<T>) =>
-  fc.oneof({ weight: 9, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary });
-const defined = (o: Record<string, unknown>) =>
-  Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
 const message = fc
   .record({
     role: field(['system', 'developer', 'user', 'assistant'], ['tool', 'robot', 1]),

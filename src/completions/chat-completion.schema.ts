@@ -1,5 +1,5 @@
 import Ajv from 'ajv';
-import { CACHE_MODES } from '../caching/response-cache.types';
+import { CACHE_CONTROL_SCHEMA } from '../caching/dto/cache-control.schema';
 import type { ChatCompletionRequestBody } from './chat-completion.mapping';
 
 const number = (minimum: number, maximum: number) => ({ type: 'number', minimum, maximum }) as const;
@@ -65,14 +65,7 @@ export const PLAIN_CHAT_COMPLETION_SCHEMA = {
     presence_penalty: number(-2, 2),
     frequency_penalty: number(-2, 2),
     user: { type: 'string', maxLength: 256 },
-    cache: {
-      type: 'object',
-      additionalProperties: false,
-      properties: {
-        mode: { enum: [...CACHE_MODES] },
-        maxAgeSeconds: { type: 'integer', minimum: 0 },
-      },
-    },
+    cache: CACHE_CONTROL_SCHEMA,
   },
 } as const;
 

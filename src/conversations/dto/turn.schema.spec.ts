@@ -1,5 +1,6 @@
 import { type ArgumentMetadata, BadRequestException, ValidationPipe } from '@nestjs/common';
 import fc from 'fast-check';
+import { defined, field, optional, rare } from '../../../test/factories/body-arbitraries';
 import { STRICT_BODY } from '../../common/schema-body.decorator';
 import { PostTurnDto } from './turn.dto';
 import { isPlainPostTurnBody } from './turn.schema';
@@ -7,19 +8,6 @@ import { isPlainPostTurnBody } from './turn.schema';
 /** The route's pipe without the schema: what the DTO says of a body (the global pipe's options). */
 const dtoPipe = new ValidationPipe({ ...STRICT_BODY, validateCustomDecorators: true });
 const metadata: ArgumentMetadata = { type: 'custom', metatype: PostTurnDto, data: undefined };
-
-/** Mostly values the DTO accepts (around its bounds), sometimes ones it refuses (past them, wrong types). */
-const field = <T>(good: T[], bad: unknown[]) =>
-  fc.oneof(
-    { weight: 6, arbitrary: fc.constantFrom(...good) },
-    { weight: 1, arbitrary: fc.constantFrom(...bad) },
-  );
-const optional = <T>(arbitrary: fc.Arbitrary<T>) =>
-  fc.oneof({ weight: 3, arbitrary: fc.constant(undefined) }, { weight: 2, arbitrary });
-const rare = <T>(arbitrary: fc.Arbitrary<T>) =>
-  fc.oneof({ weight: 9, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary });
-const defined = (o: Record<string, unknown>) =>
-  Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
 
 const body = fc
   .record({

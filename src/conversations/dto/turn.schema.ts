@@ -1,5 +1,5 @@
 import Ajv from 'ajv';
-import { CACHE_MODES } from '../../caching/response-cache.types';
+import { CACHE_CONTROL_SCHEMA } from '../../caching/dto/cache-control.schema';
 import type { PostTurnDto } from './turn.dto';
 
 /**
@@ -16,14 +16,7 @@ export const POST_TURN_SCHEMA = {
     stream: { type: 'boolean' },
     maxTokens: { type: 'integer', minimum: 1, maximum: 32768 },
     temperature: { type: 'number', minimum: 0, maximum: 2 },
-    cache: {
-      type: 'object',
-      additionalProperties: false,
-      properties: {
-        mode: { enum: [...CACHE_MODES] },
-        maxAgeSeconds: { type: 'integer', minimum: 0 },
-      },
-    },
+    cache: CACHE_CONTROL_SCHEMA,
   },
 } as const;
 
