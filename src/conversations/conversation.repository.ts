@@ -91,10 +91,10 @@ const isUniqueViolation = (e: unknown): boolean =>
  * Stores a turn in ONE statement (one round trip, atomic without BEGIN/COMMIT): a multi-row INSERT of
  * its messages and the UPDATE of earlier messages' late token counts as data-modifying CTEs, then the
  * conversation's counters. No unit of work: the columns come from the entity metadata once, the values
- * straight from the entities, sent as bind parameters (`runBound`). Should any part fail, none of it is stored. The (conversation, sequence)
- * key fences the write: should the conversation's lock have been lost (Redis failed over, or this process
- * stalled past the lock's lifetime) and another turn taken the same sequence, nothing is written and the
- * client gets a retryable 409, never a 500.
+ * straight from the entities, sent as bind parameters (`runBound`). Should any part fail, none of it is
+ * stored. The (conversation, sequence) key fences the write: should the conversation's lock have been
+ * lost (Redis failed over, or this process stalled past the lock's lifetime) and another turn taken the
+ * same sequence, nothing is written and the client gets a retryable 409, never a 500.
  * @throws ConversationBusy (409, retryable) when a message's (conversation, sequence) is already taken:
  *   another turn took the sequence after this one's lock was lost; nothing is stored
  */
@@ -178,7 +178,7 @@ function messageColumns(em: EntityManager): MessageColumn[] {
 /**
  * Runs one statement with its values as bind parameters: knex turns each `?` into `$n` and the pg driver
  * sends the values apart from the SQL text. MikroORM's `execute()` would instead escape every value into
- * the text (sqlstring over each message and JSON column), which was ~8 % of an api process's allocations
+ * the text (sqlstring over each message and JSON column), which was ~7 % of an api process's allocations
  * at load (docs/scaling.md, "Eighth pass"). The statement is still reported to MikroORM's logger, as
  * `execute()` reports it (DB_DEBUG; bench:turn counts statements there).
  * @returns the driver's rows and row count

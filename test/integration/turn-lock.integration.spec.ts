@@ -11,6 +11,7 @@ import {
 import { toProblem } from '../../src/common/problem.filter';
 import { RedisConfig } from '../../src/config/redis.config';
 import { ConversationBusy } from '../../src/conversations/conversation.errors';
+import { loadTurnState } from '../../src/conversations/conversation.repository';
 import { TurnLockService } from '../../src/conversations/turn-lock.service';
 import { RequestAborted } from '../../src/inference/inference.errors';
 import { connectRedisOrFail } from '../../src/redis/redis.connection';
@@ -227,6 +228,22 @@ describe('TurnLockService (integration)', () => {
         dependency: 'database',
         retryAfterSeconds: 2,
       });
+    });
+
+    it('should classify the turn’s own read (bind parameters through knex, not MikroORM’s execute) as the database unavailable', async () => {
+      const url = `postgresql://postgres@127.0.0.1:${await freePort()}/none`;
+      registerDatabaseEndpoint(url);
+      const orm = await MikroORM.init({
+        clientUrl: url,
+        entities: [],
+        discovery: { warnWhenNoEntities: false },
+        connect: false,
+      });
+
+      const err = await loadTurnState(orm.em, randomUUID(), randomUUID()).catch((e: unknown) => e);
+      await orm.close(true);
+
+      expect(toProblem(err, '/x', 'r')).toMatchObject({ status: 503, dependency: 'database' });
     });
 
     it('should leave a rejected statement a 500, not a 503', async () => {
