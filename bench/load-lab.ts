@@ -29,15 +29,23 @@ export interface ProcSample {
   rssMb: number;
 }
 
-/** utime + stime (ms) and rss (MB) of a /proc stat file: fields 14, 15 and 24. @throws when unreadable */
-function readStatFile(path: string): { cpuMs: number; rssMb: number } {
+/**
+ * The command name, utime + stime (ms) and rss (MB) of a /proc stat file: fields 2, 14, 15 and 24.
+ * @throws when unreadable
+ */
+function readStatFile(path: string): { command: string; cpuMs: number; rssMb: number } {
   const text = readFileSync(path, 'utf8');
   // The command name (field 2) is in parentheses and may contain spaces: split after its closing one.
-  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  const close = text.lastIndexOf(')');
+  const fields = text.slice(close + 2).split(' ');
   const utime = Number(fields[11]);
   const stime = Number(fields[12]);
   const rssPages = Number(fields[21]);
-  return { cpuMs: ((utime + stime) * 1000) / clockTicks, rssMb: (rssPages * 4096) / 1048576 };
+  return {
+    command: text.slice(text.indexOf('(') + 1, close),
+    cpuMs: ((utime + stime) * 1000) / clockTicks,
+    rssMb: (rssPages * 4096) / 1048576,
+  };
 }
 
 /**
@@ -74,10 +82,8 @@ export function readMachine(): MachineSample {
     const pid = Number(entry);
     if (!Number.isInteger(pid)) continue;
     try {
-      const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const command = text.slice(text.indexOf('(') + 1, text.lastIndexOf(')'));
-      const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-      processes.set(pid, { command, cpuMs: toMs(Number(fields[11]) + Number(fields[12])) });
+      const { command, cpuMs } = readStatFile(`/proc/${pid}/stat`);
+      processes.set(pid, { command, cpuMs });
     } catch {
       // exited between readdir and read
     }

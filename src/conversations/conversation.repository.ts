@@ -2,6 +2,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { JsonType, UniqueConstraintViolationException, type EntityProperty } from '@mikro-orm/core';
 import type { HistoryMessage } from '../context/prompt.types';
 import { Conversation } from './conversation.entity';
+import { runBound } from '../database/run-bound';
 import { Message, type MessageRole } from './message.entity';
 import { ConversationBusy } from './conversation.errors';
 
@@ -157,56 +158,18 @@ let columnsOfMessage: MessageColumn[] | undefined;
  */
 function messageColumns(em: EntityManager): MessageColumn[] {
   const platform = em.getPlatform();
-  columnsOfMessage ??= em
-    .getMetadata()
-    .get(Message.name)
-    .props.filter((p) => p.persist !== false && p.fieldNames?.length === 1)
-    .map((p) => {
-      const key = p.name as keyof Message;
-      const type = p.customType;
-      return {
-        name: p.fieldNames[0],
-        placeholder: type instanceof JsonType ? '?::jsonb' : '?',
-        value: (m: Message): unknown =>
-          (type ? (type.convertToDatabaseValue(m[key], platform, { mode: 'query' }) as unknown) : m[key]) ??
-          null,
-      };
-    });
+  columnsOfMessage ??= columnProps(em, Message.name).map((p) => {
+    const key = p.name as keyof Message;
+    const type = p.customType;
+    return {
+      name: p.fieldNames[0],
+      placeholder: type instanceof JsonType ? '?::jsonb' : '?',
+      value: (m: Message): unknown =>
+        (type ? (type.convertToDatabaseValue(m[key], platform, { mode: 'query' }) as unknown) : m[key]) ??
+        null,
+    };
+  });
   return columnsOfMessage;
-}
-
-/**
- * Runs one statement with its values as bind parameters: knex turns each `?` into `$n` and the pg driver
- * sends the values apart from the SQL text. MikroORM's `execute()` would instead escape every value into
- * the text (sqlstring over each message and JSON column), which was ~7 % of an api process's allocations
- * at load (docs/scaling.md, "Eighth pass"). The statement is still reported to MikroORM's logger, as
- * `execute()` reports it (DB_DEBUG; bench:turn counts statements there).
- * @returns the driver's rows and row count
- * @throws the driver's error as it is (a pg error with its SQLSTATE `code`), not MikroORM's wrapper
- */
-async function runBound<T>(
-  em: EntityManager,
-  sql: string,
-  params: readonly unknown[],
-): Promise<{ rows: T[]; rowCount: number }> {
-  const started = Date.now();
-  const logger = em.config.getLogger();
-  try {
-    const result = await em
-      .getConnection()
-      .getKnex()
-      .raw<{ rows: T[]; rowCount: number | null }>(sql, params as never);
-    logger.logQuery({
-      query: sql,
-      params: [...params],
-      took: Date.now() - started,
-      results: result.rows.length,
-    });
-    return { rows: result.rows, rowCount: result.rowCount ?? 0 };
-  } catch (e) {
-    logger.logQuery({ query: sql, params: [...params], took: Date.now() - started, level: 'error' });
-    throw e;
-  }
 }
 
 let conversationProps: EntityProperty[] | undefined;
@@ -217,10 +180,7 @@ let conversationProps: EntityProperty[] | undefined;
  * columns arrive parsed (pg), timestamps as text (MikroORM's pg type overrides) and become Dates.
  */
 function conversationOfRow(em: EntityManager, row: Record<string, unknown>): Conversation {
-  conversationProps ??= em
-    .getMetadata()
-    .get(Conversation.name)
-    .props.filter((p) => p.persist !== false && p.fieldNames?.length === 1);
+  conversationProps ??= columnProps(em, Conversation.name);
   const conversation = new Conversation();
   const target = conversation as unknown as Record<string, unknown>;
   for (const p of conversationProps) {
@@ -229,4 +189,12 @@ function conversationOfRow(em: EntityManager, row: Record<string, unknown>): Con
     target[p.name] = p.runtimeType === 'Date' && typeof value === 'string' ? new Date(value) : value;
   }
   return conversation;
+}
+
+/** An entity's properties stored in one column each (no embedded or composite ones), from its metadata. */
+function columnProps(em: EntityManager, entityName: string): EntityProperty[] {
+  return em
+    .getMetadata()
+    .get(entityName)
+    .props.filter((p) => p.persist !== false && p.fieldNames?.length === 1);
 }

@@ -206,15 +206,20 @@ describe('TurnLockService (integration)', () => {
   });
 
   describe('when PostgreSQL does not answer', () => {
-    it('should classify MikroORM’s error as the database unavailable, with a 503 and Retry-After', async () => {
+    /** A MikroORM on a port nothing listens on, registered as this process's database. */
+    const ormOnDeadPort = async (): Promise<MikroORM> => {
       const url = `postgresql://postgres@127.0.0.1:${await freePort()}/none`;
       registerDatabaseEndpoint(url);
-      const orm = await MikroORM.init({
+      return MikroORM.init({
         clientUrl: url,
         entities: [],
         discovery: { warnWhenNoEntities: false },
         connect: false,
       });
+    };
+
+    it('should classify MikroORM’s error as the database unavailable, with a 503 and Retry-After', async () => {
+      const orm = await ormOnDeadPort();
 
       const err = await orm.em
         .getConnection()
@@ -231,14 +236,7 @@ describe('TurnLockService (integration)', () => {
     });
 
     it('should classify the turn’s own read (bind parameters through knex, not MikroORM’s execute) as the database unavailable', async () => {
-      const url = `postgresql://postgres@127.0.0.1:${await freePort()}/none`;
-      registerDatabaseEndpoint(url);
-      const orm = await MikroORM.init({
-        clientUrl: url,
-        entities: [],
-        discovery: { warnWhenNoEntities: false },
-        connect: false,
-      });
+      const orm = await ormOnDeadPort();
 
       const err = await loadTurnState(orm.em, randomUUID(), randomUUID()).catch((e: unknown) => e);
       await orm.close(true);
