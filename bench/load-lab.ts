@@ -265,7 +265,7 @@ export class LoadLab {
       }),
     );
     await this.removeRedisKeys().catch((e: unknown) => process.stderr.write(`redis cleanup: ${String(e)}\n`));
-    await this.scratchDatabase?.drop();
+    await this.scratchDatabase?.drop().catch((e: unknown) => process.stderr.write(`dropdb: ${String(e)}\n`));
     rmSync(this.dir, { recursive: true, force: true });
   }
 
@@ -280,7 +280,7 @@ export class LoadLab {
       this.databaseUrl = this.options.databaseUrl;
       return;
     }
-    this.scratchDatabase = await createScratchDatabase('kvchat_load');
+    this.scratchDatabase = await createScratchDatabase(`kvchat_load_${process.pid}`);
     this.databaseUrl = this.scratchDatabase.url;
   }
 

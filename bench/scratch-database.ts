@@ -1,29 +1,49 @@
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
+import { randomBytes } from 'node:crypto';
+import { MikroORM } from '@mikro-orm/postgresql';
+import { buildOrmOptions } from '../src/database/mikro-orm.options';
+import { ENTITIES } from '../src/entities';
 
-const run = promisify(execFile);
+/** The local PostgreSQL server (trust auth), as CI and every developer machine has it (TEST_POSTGRES_URL). */
+export const LOCAL_POSTGRES = process.env.TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
-/** A database a benchmark created on the local PostgreSQL server, for its own run. */
+/** A throwaway database on a PostgreSQL server, for one test suite or one benchmark run. */
 export interface ScratchDatabase {
-  /** `postgres://postgres@127.0.0.1:5432/<name>`. */
+  /** The database's URL: `serverUrl` with its database name replaced. */
   url: string;
-  /** Drops it (`dropdb --if-exists`); a failure is written to stderr, never thrown. */
+  name: string;
+  /** Drops it (`drop database if exists ... with (force)`). @throws the server's error */
   drop(): Promise<void>;
 }
 
+/** Runs one statement on the server's maintenance database through a one-connection ORM. */
+async function onServer(serverUrl: string, sql: string): Promise<void> {
+  const orm = await MikroORM.init(
+    buildOrmOptions(serverUrl, ENTITIES, {
+      pool: { min: 0, max: 1 },
+      discovery: { warnWhenNoEntities: false },
+    }),
+  );
+  try {
+    await orm.em.getConnection().execute(sql);
+  } finally {
+    await orm.close(true);
+  }
+}
+
 /**
- * Creates `<prefix>_<pid>` on the local server (postgres@127.0.0.1:5432, trust auth) with `createdb`.
- * @throws the `createdb` error (server down, database exists)
+ * Creates an empty database on the server (tests, bench:load, bench:turn, bench:usage share this one way).
+ * @param name the database's name (default `kvchat_test_<12 hex>`)
+ * @param serverUrl a URL of the server, on any database (default LOCAL_POSTGRES)
+ * @throws the server's error (down, name taken)
  */
-export async function createScratchDatabase(prefix: string): Promise<ScratchDatabase> {
-  const name = `${prefix}_${process.pid}`;
-  await run('createdb', ['-h', '127.0.0.1', '-U', 'postgres', name]);
+export async function createScratchDatabase(
+  name = `kvchat_test_${randomBytes(6).toString('hex')}`,
+  serverUrl = LOCAL_POSTGRES,
+): Promise<ScratchDatabase> {
+  await onServer(serverUrl, `create database "${name}"`);
   return {
-    url: `postgres://postgres@127.0.0.1:5432/${name}`,
-    drop: () =>
-      run('dropdb', ['-h', '127.0.0.1', '-U', 'postgres', '--if-exists', name]).then(
-        () => undefined,
-        (e: unknown) => void process.stderr.write(`dropdb: ${String(e)}\n`),
-      ),
+    url: serverUrl.replace(/\/[^/]*$/, `/${name}`),
+    name,
+    drop: () => onServer(serverUrl, `drop database if exists "${name}" with (force)`),
   };
 }

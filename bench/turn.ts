@@ -189,8 +189,10 @@ async function main(): Promise<void> {
     throw new Error('--database-url and --local-postgres exclude each other');
 
   const loadAtStart = loadavg().map((x) => round(x, 2));
-  const scratch = opts.localPostgres ? await createScratchDatabase('kvchat_turn') : undefined;
+  const scratch = opts.localPostgres ? await createScratchDatabase(`kvchat_turn_${process.pid}`) : undefined;
   const databaseUrl = opts.databaseUrl ?? scratch?.url;
+  const dropScratch = async (): Promise<void> =>
+    scratch?.drop().catch((e: unknown) => void process.stderr.write(`dropdb: ${String(e)}\n`));
   const dialogues = await readJsonl<Dialogue>(resolve(opts.data));
   const [messages] = chainSessions(dialogues, 1, opts.turns);
   // The engine simulator in its own process (1 replica, time scale 0), so its CPU is not kvchat's.
@@ -222,7 +224,7 @@ async function main(): Promise<void> {
     'turn',
   ).catch(async (e: unknown) => {
     stopSimulator();
-    await scratch?.drop();
+    await dropScratch();
     throw e;
   });
   const orm = instance.running.app.get(MikroORM);
@@ -316,7 +318,7 @@ async function main(): Promise<void> {
     outgoing.stop();
     await instance.close();
     stopSimulator();
-    await scratch?.drop();
+    await dropScratch();
   }
 
   const ok = turns.filter((t) => t.status === 'ok');

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { EntityManager, MikroORM } from '@mikro-orm/postgresql';
+import { EntityManager } from '@mikro-orm/postgresql';
 import { getQueueToken } from '@nestjs/bull';
 import type { Queue } from 'bull';
 import { SingleBar } from 'cli-progress';
@@ -10,14 +10,13 @@ import Redis from 'ioredis';
 import { createApp } from '../src/app.factory';
 import { ApiKeyService } from '../src/auth/api-key.service';
 import { mulberry32 } from '../src/common/prng';
-import { buildOrmOptions } from '../src/database/mikro-orm.options';
-import { ENTITIES } from '../src/entities';
 import { UsageLedgerRepository } from '../src/usage/usage-ledger.repository';
 import { UsageRecorder } from '../src/usage/usage-recorder.service';
 import { UsageMetrics } from '../src/usage/usage.metrics';
 import { USAGE_QUEUE } from '../src/usage/usage.queue';
 import type { UsageEndpoint } from '../src/usage/usage.types';
 import { quantile, round } from './harness';
+import { createScratchDatabase } from './scratch-database';
 
 interface Options {
   records: number;
@@ -64,11 +63,10 @@ async function main(): Promise<void> {
     .parse()
     .opts<Options>();
 
-  const dbName = `kvchat_bench_usage_${randomBytes(5).toString('hex')}`;
-  const admin = await MikroORM.init(
-    buildOrmOptions(opts.postgresUrl, ENTITIES, { pool: { min: 0, max: 1 } }),
+  const scratch = await createScratchDatabase(
+    `kvchat_bench_usage_${randomBytes(5).toString('hex')}`,
+    opts.postgresUrl,
   );
-  await admin.em.getConnection().execute(`create database "${dbName}"`);
   const prefix = `kvchat-bench-usage-${process.pid}-${Date.now()}:`;
   const running = await createApp(
     {
@@ -76,7 +74,7 @@ async function main(): Promise<void> {
       EMBEDDED_DB_PORT: '0',
       LOG_LEVEL: 'warn',
       LOG_FORMAT: 'json',
-      DATABASE_URL: opts.postgresUrl.replace(/\/[^/]*$/, `/${dbName}`),
+      DATABASE_URL: scratch.url,
       REDIS_URL: opts.redisUrl,
       REDIS_KEY_PREFIX: prefix,
       USAGE_PRICES: JSON.stringify(
@@ -242,8 +240,7 @@ async function main(): Promise<void> {
     writeFileSync(opts.out, JSON.stringify(report, null, 2));
   } finally {
     await running.close();
-    await admin.em.getConnection().execute(`drop database if exists "${dbName}" with (force)`);
-    await admin.close(true);
+    await scratch.drop();
     const redis = new Redis(opts.redisUrl);
     let cursor = '0';
     do {
