@@ -244,8 +244,10 @@ describe('ContextWindowService (fake engine tokenizer)', () => {
     it('should count with the local tokenizer when the engine has no /tokenize', async () => {
       const { sut, engine, tokenizer } = build();
       engine.tokenizeSupported = false;
+      // History stored before token counts were kept: the local tokenizer counts it too.
+      const spec = { ...request().spec, history: history(3, false) };
 
-      const prepared = await sut.prepare(request());
+      const prepared = await sut.prepare(request({ spec }));
 
       expect(tokenizer.source).toBe('local');
       expect(prepared.window.estimatedPromptTokens).toBe(prepared.promptFingerprint.length);

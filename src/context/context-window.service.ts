@@ -144,16 +144,24 @@ export class ContextWindowService {
       });
     const state = fit.state;
     // Head and user content were rendered above to count them: assembled as they are, not rendered again.
+    const kept = spec.history.filter((m) => m.sequence > state.droppedThroughSequence);
     const assembled = this.assembler.assemble({
       head,
       summary: fit.summary,
-      history: spec.history.filter((m) => m.sequence > state.droppedThroughSequence),
+      history: kept,
       userContent,
       templateVersion: spec.templateVersion,
     });
+    // Content tokens of each assembled message (head, summary, history, user), from the counts above.
+    const contentTokens = [headTokens];
+    if (fit.summary)
+      contentTokens.push(await this.tokenizer.count(this.assembler.renderSummary(fit.summary)));
+    for (const m of kept) contentTokens.push(m.tokenCount ?? historyTokenCounts[m.sequence]);
+    contentTokens.push(userTokenCount);
     const chain = await this.promptChains.build(
       request.conversationId,
       assembled.messages,
+      contentTokens,
       request.cacheSalt,
     );
     const promptFingerprint = chain.tokens;

@@ -5,7 +5,7 @@ import { InferenceConfig } from '../config/inference.config';
 import { blockHashChain, commonPrefixBlocks } from '../inference/block-hash';
 import type { ChatMessage } from '../inference/inference.types';
 import { packChain } from './prefix-reuse.service';
-import { GENERATION_MARKER, PromptChainService, ROLE_MARKER } from './prompt-chain.service';
+import { contentId, GENERATION_MARKER, PromptChainService, ROLE_MARKER } from './prompt-chain.service';
 import type { TokenizerService } from './tokenizer.service';
 
 /** The real PromptChainService and TokenizerService over a FakeEngineAdapter (one token per character). */
@@ -27,13 +27,19 @@ function prompt(t: number, system = 'You are kvchat, a helpful assistant.'): Cha
   return out;
 }
 
-/** The prompt as built from scratch, the way every turn once did: every message encoded, every block hashed. */
+/** Content tokens of each message, counted by the (fake) engine's tokenizer. */
+function counts(tokenizer: TokenizerService, messages: ChatMessage[]): Promise<number[]> {
+  return Promise.all(messages.map((m) => tokenizer.count(m.content)));
+}
+
+/** The prompt as laid out from scratch: every message framed, its content ids from its running digest, every block hashed. */
 async function whole(tokenizer: TokenizerService, messages: ChatMessage[], salt?: string) {
   const { perMessage, generationPrompt } = await tokenizer.overheads();
   const tokens: number[] = [];
-  for (const m of messages) {
+  for (const [i, m] of messages.entries()) {
     for (let k = 0; k < perMessage; k++) tokens.push(ROLE_MARKER[m.role]);
-    tokens.push(...(await tokenizer.encode(m.content)));
+    const id = contentId(messagesDigest(messages.slice(0, i + 1)));
+    for (let k = 0; k < (await tokenizer.count(m.content)); k++) tokens.push(id);
   }
   for (let k = 0; k < generationPrompt; k++) tokens.push(GENERATION_MARKER);
   return { tokens, blockHashes: blockHashChain(tokens, 16, salt) };
@@ -45,7 +51,7 @@ describe('PromptChainService', () => {
     let previous: string[] = [];
     for (let t = 1; t <= 12; t++) {
       const messages = prompt(t);
-      const chain = await sut.build('c1', messages, 'salt-a');
+      const chain = await sut.build('c1', messages, await counts(tokenizer, messages), 'salt-a');
       const expected = await whole(tokenizer, messages, 'salt-a');
 
       expect(Array.from(chain.tokens)).toEqual(expected.tokens);
@@ -56,7 +62,7 @@ describe('PromptChainService', () => {
       if (t > 1) {
         expect(chain.known.previous).toMatchObject({ commonBlocks: common, packed: packChain(previous) });
         // The previous question, the answer and the new question; the rest is kept.
-        expect(chain.work.encodedMessages).toBe(3);
+        expect(chain.work.freshMessages).toBe(3);
         expect(chain.work.hashedBlocks).toBe(expected.blockHashes.length - common);
       }
       if (t === 12) expect(chain.work.hashedBlocks).toBeLessThan(expected.blockHashes.length / 4);
@@ -66,52 +72,65 @@ describe('PromptChainService', () => {
 
   it('should keep only what still matches when an earlier message changed (a compaction, a new system prompt)', async () => {
     const { sut, tokenizer } = build();
-    await sut.build('c2', prompt(8), undefined);
+    await sut.build('c2', prompt(8), await counts(tokenizer, prompt(8)), undefined);
     const compacted = [prompt(8)[0], ...prompt(8).slice(5)];
-    const chain = await sut.build('c2', compacted, undefined);
+    const chain = await sut.build('c2', compacted, await counts(tokenizer, compacted), undefined);
     const expected = await whole(tokenizer, compacted);
     const reworded = prompt(9, 'You are kvchat, a terse assistant.');
-    const again = await sut.build('c2', reworded, undefined);
+    const again = await sut.build('c2', reworded, await counts(tokenizer, reworded), undefined);
 
     expect(Array.from(chain.tokens)).toEqual(expected.tokens);
     expect(chain.blockHashes).toEqual(expected.blockHashes);
     expect(Array.from(again.tokens)).toEqual((await whole(tokenizer, reworded)).tokens);
     expect(again.blockHashes).toEqual((await whole(tokenizer, reworded)).blockHashes);
-    // 'You are kvchat, a ' is 18 tokens: the first block (5 framing + 11) still matches.
-    expect(again.known.previous?.commonBlocks).toBe(1);
+    // A changed message differs from its first content token on: only its 5 framing tokens still match.
+    expect(again.known.previous?.commonBlocks).toBe(0);
     expect(chain.messageDigests.at(-1)).toBe(messagesDigest(compacted));
     expect(again.messageDigests.at(-1)).toBe(messagesDigest(reworded));
   });
 
   it('should build from scratch under another salt, for another conversation, and when it keeps nothing', async () => {
-    const { sut } = build();
+    const { sut, tokenizer } = build();
     const { sut: keepsNothing } = build(0);
-    await sut.build('c3', prompt(5), 'tenant-a');
-    await keepsNothing.build('c3', prompt(5), 'tenant-a');
+    await sut.build('c3', prompt(5), await counts(tokenizer, prompt(5)), 'tenant-a');
+    await keepsNothing.build('c3', prompt(5), await counts(tokenizer, prompt(5)), 'tenant-a');
 
-    const salted = await sut.build('c3', prompt(6), 'tenant-b');
-    const other = await sut.build('c4', prompt(6), 'tenant-b');
-    const none = await keepsNothing.build('c3', prompt(6), 'tenant-a');
+    const salted = await sut.build('c3', prompt(6), await counts(tokenizer, prompt(6)), 'tenant-b');
+    const other = await sut.build('c4', prompt(6), await counts(tokenizer, prompt(6)), 'tenant-b');
+    const none = await keepsNothing.build('c3', prompt(6), await counts(tokenizer, prompt(6)), 'tenant-a');
 
     expect(salted.known.previous).toBeNull();
     expect(salted.work.hashedBlocks).toBe(salted.blockHashes.length);
     expect(other.known.previous).toBeNull();
     expect(none.known.previous).toBeNull();
-    expect(none.blockHashes).toEqual((await sut.build('c5', prompt(6), 'tenant-a')).blockHashes);
+    expect(none.blockHashes).toEqual(
+      (await sut.build('c5', prompt(6), await counts(tokenizer, prompt(6)), 'tenant-a')).blockHashes,
+    );
   });
 
-  it('should not look up the tokens of the messages it kept (no hashing of their text per turn)', async () => {
-    const { sut, tokenizer } = build();
-    const { sut: keepsNothing, tokenizer: other } = build(0);
-    await sut.build('c6', prompt(40), undefined);
-    await keepsNothing.build('c6', prompt(40), undefined);
+  it('should ask the tokenizer nothing, even for a prompt built from scratch (another replica had the last turn)', async () => {
+    const { sut: keepsNothing, tokenizer, engine } = build(0);
+    const messages = prompt(41);
+    const contentTokens = await counts(tokenizer, messages);
+    await tokenizer.overheads();
+    const asked = engine.tokenizeCalls.length;
     const encode = jest.spyOn(tokenizer, 'encode');
-    const encodeWhole = jest.spyOn(other, 'encode');
+    const count = jest.spyOn(tokenizer, 'count');
 
-    await sut.build('c6', prompt(41), undefined);
-    await keepsNothing.build('c6', prompt(41), undefined);
+    const chain = await keepsNothing.build('c6', messages, contentTokens, undefined);
 
-    expect(encode).toHaveBeenCalledTimes(3);
-    expect(encodeWhole).toHaveBeenCalledTimes(prompt(41).length);
+    expect(engine.tokenizeCalls).toHaveLength(asked);
+    expect(encode).not.toHaveBeenCalled();
+    expect(count).not.toHaveBeenCalled();
+    expect(chain.work).toEqual({ hashedBlocks: chain.blockHashes.length, freshMessages: messages.length });
+    expect(Array.from(chain.tokens)).toEqual((await whole(tokenizer, messages)).tokens);
+  });
+
+  it('should refuse token counts that do not match the messages', async () => {
+    const { sut } = build();
+
+    await expect(sut.build('c7', prompt(2), [1, 2], undefined)).rejects.toThrow(
+      '4 messages but 2 token counts',
+    );
   });
 });

@@ -65,7 +65,8 @@ describe('TokenizerService', () => {
       { role: 'user' as const, content: 'And prefix caching?' },
     ];
 
-    const fingerprint = (await chains.build('c', messages, undefined)).tokens;
+    const contentTokens = await Promise.all(messages.map((m) => sut.count(m.content)));
+    const fingerprint = (await chains.build('c', messages, contentTokens, undefined)).tokens;
     const exact = await engine.tokenize({ messages, addGenerationPrompt: true });
 
     expect(fingerprint).toHaveLength(exact.length);

@@ -15,6 +15,9 @@ export interface TemplateOverheads {
   generationPrompt: number;
 }
 
+/** Distinct texts whose token count is kept (~150 bytes each: the key and the entry). */
+const COUNTED_TEXTS = 50_000;
+
 /** ChatML (`<|im_start|>role\n...<|im_end|>\n`): used with the local tokenizer and when the engine cannot say. */
 const CHATML_OVERHEADS: TemplateOverheads = { perMessage: 5, generationPrompt: 3 };
 
@@ -26,20 +29,18 @@ const CHATML_OVERHEADS: TemplateOverheads = { perMessage: 5, generationPrompt: 3
  * BPE bounds pathological runs and yields between slices of work (see `cl100k`), and the
  * simulator's `/tokenize` does the same.
  *
- * Texts are tokenized once per process: ids are kept in an LRU (by sha256 of the text, bounded in
- * tokens), so a turn tokenizes only what is new — the user message and the previous answer — never
- * the whole history. Message counts are also persisted (`Message.tokenCount`) so a restart does not
- * re-count for the window either.
+ * Texts are counted once per process: counts are kept in an LRU (by sha256 of the text, COUNTED_TEXTS
+ * entries), so the head, a summary or a repeated message are not sent to the engine again. Message counts
+ * are also persisted (`Message.tokenCount`): a turn counts only what is new (the user message, then the
+ * answer), never the history, and nothing keeps token ids (the prompt's fingerprint is laid out from
+ * counts: PromptChainService).
  */
 @Injectable()
 export class TokenizerService implements OnModuleInit {
   private readonly logger = new Logger(TokenizerService.name);
   private readonly local = new LocalTokenizer();
-  private readonly ids = new LRUCache<string, Uint32Array>({
-    maxSize: 8_000_000,
-    sizeCalculation: (v) => Math.max(1, v.length),
-  });
-  private readonly pending = new Map<string, Promise<Uint32Array>>();
+  private readonly counts = new LRUCache<string, number>({ max: COUNTED_TEXTS });
+  private readonly pending = new Map<string, Promise<number>>();
   private mode: 'engine' | 'local' | undefined;
   private overheadsPromise?: Promise<TemplateOverheads>;
 
@@ -69,25 +70,28 @@ export class TokenizerService implements OnModuleInit {
     return this.mode ?? 'auto';
   }
 
-  /** Token ids of `text` (no special tokens). @throws Engine* errors when the engine tokenizer fails */
+  /** Token ids of `text` (no special tokens), asked anew. @throws Engine* errors when the engine tokenizer fails */
   async encode(text: string): Promise<Uint32Array> {
     if (text === '') return new Uint32Array(0);
-    const key = createHash('sha256').update(text).digest('base64url');
-    const known = this.ids.get(key);
-    if (known) return known;
-    let running = this.pending.get(key);
-    if (!running) {
-      running = this.tokenize(text).finally(() => this.pending.delete(key));
-      this.pending.set(key, running);
-    }
-    const ids = await running;
-    this.ids.set(key, ids);
-    return ids;
+    return this.tokenize(text);
   }
 
-  /** Tokens of `text`. */
+  /** Tokens of `text` (once per distinct text). @throws Engine* errors when the engine tokenizer fails */
   async count(text: string): Promise<number> {
-    return (await this.encode(text)).length;
+    if (text === '') return 0;
+    const key = createHash('sha256').update(text).digest('base64url');
+    const known = this.counts.get(key);
+    if (known !== undefined) return known;
+    let running = this.pending.get(key);
+    if (!running) {
+      running = this.tokenize(text)
+        .then((ids) => ids.length)
+        .finally(() => this.pending.delete(key));
+      this.pending.set(key, running);
+    }
+    const count = await running;
+    this.counts.set(key, count);
+    return count;
   }
 
   /** Tokens of each text, at most `concurrency` engine calls at a time. */
