@@ -57,6 +57,9 @@ import { LoadLab, type LabProcess, machineWindow, type ProcSample, readMachine }
  *   /proc/<pid>/stat): `busyMsPerTurn`, `utilisation` (busy / busy + idle, all cores) and `msPerTurn` by role
  *   (api, worker, simulator, proxy, benchClient) or command (postgres, redis-server, nginx's workers): what
  *   kvchat's share of the cores is beside the simulator, the bench's own client and the database.
+ * - `details.engineRequestsPerTurn`: requests the simulator served in the window by route (its
+ *   `http_requests_total`, as vLLM exports it) / turns served: a turn's chat stream, `/tokenize` calls and
+ *   embeddings.
  * - `rssMbMax`: highest resident set of an api process seen by a 500 ms sampler, MB;
  *   `details.memoryMbAtEndByProcess` splits each api's memory at the end of the run (its /metrics: resident
  *   set, V8 heap used and total, external memory such as Buffers), MB.
@@ -192,6 +195,19 @@ async function closeWindow(
     window.abandonedInQueueCounted += total('kvchat_turns_abandoned_in_queue_total');
   }
   return window;
+}
+
+/**
+ * Requests the engine simulator has served so far by route (its `http_requests_total`, the series vLLM's
+ * HTTP server exports), every status; its scrapes and health checks left out.
+ */
+async function engineRequestsByRoute(lab: LoadLab): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const p of lab.processes.filter((q) => q.role === 'simulator'))
+    for (const s of await lab.scrape(p).catch(() => []))
+      if (s.name === 'http_requests_total' && !['/metrics', '/health'].includes(s.labels.handler))
+        out[s.labels.handler] = (out[s.labels.handler] ?? 0) + s.value;
+  return out;
 }
 
 /** Largest value; NaN for an empty list. */
@@ -367,6 +383,7 @@ async function runTurns(opts: Options, lab: LoadLab, client: Client): Promise<Re
     }
   }
   await resetEventLoopHistograms(lab, apis);
+  const engineRequests0 = await engineRequestsByRoute(lab);
   const before = lab.snapshot();
   const machine0 = readMachine();
   const load0 = loadavg();
@@ -421,6 +438,7 @@ async function runTurns(opts: Options, lab: LoadLab, client: Client): Promise<Re
     : Math.max(opts.durationSeconds, (Date.now() - t0) / 1000);
   const machine = machineWindow(machine0, readMachine(), machineNames(lab));
   const window = await closeWindow(lab, apis, before);
+  const engineRequests1 = await engineRequestsByRoute(lab);
   const load1 = loadavg();
 
   let rssAfterSettle: Record<string, number> | undefined;
@@ -498,6 +516,12 @@ async function runTurns(opts: Options, lab: LoadLab, client: Client): Promise<Re
       loadAverage: { start: load0.map((x) => round(x, 2)), end: load1.map((x) => round(x, 2)) },
       benchClientCpuMs: round(process.cpuUsage().user / 1000 + process.cpuUsage().system / 1000, 0),
       machineCpu: machineFigures(machine, ok.length),
+      engineRequestsPerTurn: Object.fromEntries(
+        Object.entries(engineRequests1).map(([route, n]) => [
+          route,
+          round((n - (engineRequests0[route] ?? 0)) / Math.max(1, ok.length), 2),
+        ]),
+      ),
     },
   };
 }

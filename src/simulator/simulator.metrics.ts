@@ -27,6 +27,8 @@ export class SimulatorMetrics {
   readonly promptTokens: Counter;
   readonly generationTokens: Counter;
   readonly requestSuccess: Counter<'finished_reason'>;
+  // vLLM's HTTP server (prometheus-fastapi-instrumentator): every request by route
+  readonly httpRequests: Counter<'handler' | 'method' | 'status'>;
   // vLLM: request histograms
   readonly timeToFirstToken: Histogram;
   readonly interTokenLatency: Histogram;
@@ -122,6 +124,13 @@ export class SimulatorMetrics {
       name: 'vllm:request_success_total',
       help: 'Count of successfully processed requests.',
       labelNames: ['finished_reason'],
+      registers,
+    });
+
+    this.httpRequests = new Counter({
+      name: 'http_requests_total',
+      help: 'Total number of requests by method, status and handler.',
+      labelNames: ['handler', 'method', 'status'],
       registers,
     });
 

@@ -115,9 +115,17 @@ export function buildSimulatorApp(engine: SimulatedEngine): FastifyInstance {
   const opts = engine.options;
   const app = Fastify({ logger: opts.logger, bodyLimit: 64 * 1024 * 1024, forceCloseConnections: true });
 
-  app.addHook('onRequest', (_req, reply, done) => {
+  app.addHook('onRequest', (req, reply, done) => {
     void reply.header(ENGINE_HEADER, 'simulator');
     void reply.header(`${ENGINE_HEADER}-replica`, String(opts.replicaId));
+    // Counted when the response ends, streamed (hijacked) ones too, by route as vLLM's instrumentator does.
+    reply.raw.once('close', () =>
+      engine.metrics.httpRequests.inc({
+        handler: req.routeOptions.url ?? 'none',
+        method: req.method,
+        status: `${Math.floor(reply.raw.statusCode / 100)}xx`,
+      }),
+    );
     done();
   });
 

@@ -8,6 +8,7 @@ import type {
 } from 'openai/resources/chat/completions';
 
 import { cosineSimilarity } from '../../src/common/lexical-embedding';
+import { parsePrometheusText } from '../../src/inference/prometheus-text';
 import {
   type RunningSimulator,
   startEngineSimulator,
@@ -237,6 +238,34 @@ describe('engine simulator (integration)', () => {
     expect(text).toMatch(/vllm:request_success_total\{finished_reason="stop",model_name="[^"]+"\} [1-9]/);
     const hits = Number(/vllm:prefix_cache_hits_total\{[^}]*\} (\d+)/.exec(text)?.[1]);
     expect(hits).toBeGreaterThan(0);
+  });
+
+  it("should count every HTTP request by route, streamed ones included, as vLLM's http_requests_total", async () => {
+    const count = async (handler: string, status: string): Promise<number> =>
+      parsePrometheusText(await (await fetch(`${sim.url}/metrics`)).text())
+        .filter(
+          (s) =>
+            s.name === 'http_requests_total' && s.labels.handler === handler && s.labels.status === status,
+        )
+        .reduce((sum, s) => sum + s.value, 0);
+    const before = {
+      tokenize: await count('/tokenize', '2xx'),
+      refused: await count('/tokenize', '4xx'),
+      chat: await count('/v1/chat/completions', '2xx'),
+    };
+
+    expect((await post(sim, '/tokenize', { prompt: 'count me' })).status).toBe(200);
+    expect((await post(sim, '/tokenize', { model: 'no-such-model', prompt: 'x' })).status).toBe(404);
+    const stream = await sut.chat.completions.create({
+      model: sim.engine.options.model,
+      messages: userTurn(`Count me ${randomUUID()}`),
+      stream: true,
+    });
+    for await (const chunk of stream) void chunk;
+
+    expect(await count('/tokenize', '2xx')).toBe(before.tokenize + 1);
+    expect(await count('/tokenize', '4xx')).toBe(before.refused + 1);
+    expect(await count('/v1/chat/completions', '2xx')).toBe(before.chat + 1);
   });
 
   it('should share cached blocks only between requests with the same cache_salt', async () => {
