@@ -152,12 +152,14 @@ export class ContextWindowService {
       userContent,
       templateVersion: spec.templateVersion,
     });
-    // Content tokens of each assembled message (head, summary, history, user), from the counts above.
-    const contentTokens = [headTokens];
-    if (fit.summary)
-      contentTokens.push(await this.tokenizer.count(this.assembler.renderSummary(fit.summary)));
-    for (const m of kept) contentTokens.push(m.tokenCount ?? historyTokenCounts[m.sequence]);
-    contentTokens.push(userTokenCount);
+    const contentTokens = this.assembler.contentTokens({
+      head: headTokens,
+      summary: fit.summary
+        ? await this.tokenizer.count(this.assembler.renderSummary(fit.summary))
+        : undefined,
+      history: kept.map((m) => m.tokenCount ?? historyTokenCounts[m.sequence]),
+      userContent: userTokenCount,
+    });
     const chain = await this.promptChains.build(
       request.conversationId,
       assembled.messages,

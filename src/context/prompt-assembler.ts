@@ -77,10 +77,33 @@ export class PromptAssembler {
    * rendered the head and the user content to count their tokens does not render them again.
    */
   assemble(parts: RenderedPromptParts): AssembledPrompt {
-    const messages: ChatMessage[] = [{ role: 'system', content: parts.head }];
-    if (parts.summary) messages.push({ role: 'system', content: this.renderSummary(parts.summary) });
-    for (const m of parts.history) messages.push({ role: m.role, content: m.content });
-    messages.push({ role: 'user', content: parts.userContent });
+    const messages = promptOrder<ChatMessage>(
+      { role: 'system', content: parts.head },
+      parts.summary ? { role: 'system', content: this.renderSummary(parts.summary) } : undefined,
+      parts.history.map((m) => ({ role: m.role, content: m.content })),
+      { role: 'user', content: parts.userContent },
+    );
     return { messages, templateVersion: parts.templateVersion, userContent: parts.userContent };
   }
+
+  /**
+   * The content tokens (no template) of each message `assemble` lays out, in its order, from the tokens of
+   * each part: what PromptChainService.build takes beside the messages.
+   */
+  contentTokens(tokens: PromptPartTokens): number[] {
+    return promptOrder(tokens.head, tokens.summary, tokens.history, tokens.userContent);
+  }
+}
+
+/** Content tokens of each rendered part of a prompt (`RenderedPromptParts`), tokens; `summary` only when there is one. */
+export interface PromptPartTokens {
+  head: number;
+  summary?: number;
+  history: readonly number[];
+  userContent: number;
+}
+
+/** The prompt's order, for its messages and for anything laid out beside them: head, summary if any, history, user. */
+function promptOrder<T>(head: T, summary: T | undefined, history: readonly T[], user: T): T[] {
+  return [head, ...(summary === undefined ? [] : [summary]), ...history, user];
 }

@@ -139,7 +139,7 @@ export class TokenizerService implements OnModuleInit {
   }
 
   private async measureOverheads(): Promise<TemplateOverheads> {
-    await this.encode('x');
+    await this.count('x'); // settles the mode (engine or local); the count below is then a cache hit
     if (this.mode !== 'engine') return CHATML_OVERHEADS;
     try {
       // Two messages, so a template's one-off additions (BOS, a default system prompt, a date line)
