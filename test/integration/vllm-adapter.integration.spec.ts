@@ -1,5 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Agent, getGlobalDispatcher, setGlobalDispatcher } from 'undici';
+import { until } from '../factories/until';
 import { InferenceConfig } from '../../src/config/inference.config';
 import { AnthropicEngineAdapter } from '../../src/inference/adapters/anthropic.adapter';
 import { OpenAiEngineAdapter } from '../../src/inference/adapters/openai.adapter';
@@ -227,6 +229,36 @@ describe('VllmEngineAdapter against the engine simulator (HTTP)', () => {
     await expect(sut.tokenize(closed, model, { prompt: 'x' }, 2000)).rejects.toThrow(EngineUnreachable);
     await expect(sut.models(closed, 2000)).rejects.toThrow(EngineUnreachable);
     await expect(sut.health(closed, 2000)).rejects.toThrow();
+  });
+
+  it("should send chat streams, whole answers and /tokenize over its own connections, not the process's global dispatcher", async () => {
+    // In the api, the SDK's fetch (/v1/models) installs Node's bundled undici as the global dispatcher,
+    // which undici's `request` takes when given none. Here another Agent stands in for it.
+    const previousGlobal = getGlobalDispatcher();
+    const global = new Agent();
+    setGlobalDispatcher(global);
+    const own = new VllmEngineAdapter(Object.assign(new InferenceConfig(), { INFERENCE_TIMEOUT_MS: 10_000 }));
+    const origin = new URL(endpoint.baseURL).origin;
+    // Agent.stats: one PoolStats per origin the agent has connections to.
+    const poolOf = (adapter: VllmEngineAdapter) =>
+      (adapter as unknown as { engineAgent: Agent }).engineAgent.stats[origin] as
+        | { connected: number; free: number; pending: number; running: number }
+        | undefined;
+    try {
+      await own.tokenize(endpoint, model, { prompt: 'What is a prefix cache?' }, 5000);
+      await drain((await own.chatStream(endpoint, chat(), new AbortController().signal)).events);
+      await own.chatAnswer(endpoint, chat(), new AbortController().signal);
+
+      // The connections are the adapter's, kept alive in its pool once the stream's end is drained.
+      expect(poolOf(own)?.connected).toBeGreaterThan(0);
+      await until(() => poolOf(own)?.free === poolOf(own)?.connected, 'the engine connections to be idle');
+      expect(poolOf(own)).toMatchObject({ running: 0, pending: 0 });
+      expect(global.stats[origin]).toBeUndefined();
+    } finally {
+      setGlobalDispatcher(previousGlobal);
+      await Promise.all([own.onApplicationShutdown(), global.close()]);
+    }
+    expect(poolOf(own)).toBeUndefined();
   });
 
   it('should say tokenize is unsupported on a server without /tokenize', async () => {

@@ -1,4 +1,4 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
 import OpenAI, { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
 import type { ChatCompletion, ChatCompletionChunk } from 'openai/resources/chat/completions';
 import { InferenceConfig } from '../../config/inference.config';
@@ -20,6 +20,7 @@ import {
   EngineUnavailable,
   EngineUnreachable,
 } from '../inference.errors';
+import { Agent } from 'undici';
 import type { TokenizeInput, WireChatMessage } from '../inference.types';
 import { type PromSample, parsePrometheusText, sumCounter } from '../prometheus-text';
 import {
@@ -106,10 +107,20 @@ export function cacheCountersOf(samples: readonly PromSample[]): EngineCacheCoun
  * See https://docs.vllm.ai/en/latest/serving/openai_compatible_server.html.
  */
 @Injectable()
-export class VllmEngineAdapter implements EngineAdapter {
+export class VllmEngineAdapter implements EngineAdapter, OnApplicationShutdown {
   readonly name: string = 'vllm';
   private readonly logger = new Logger('Inference');
   private readonly clients: ClientPerEndpoint<OpenAI>;
+  /**
+   * The connection pools of the requests sent through undici (chat streams, whole answers, `/tokenize`):
+   * this adapter's own, so they are undici's (this package's version) whatever else runs in the process.
+   * Without it, undici's `request` takes the process's global dispatcher, and once anything has called
+   * Node's `fetch` (the SDK does, for `/v1/models`) that is Node's bundled undici (6.x on Node 20): every
+   * engine request then crossed two undici versions (docs/scaling.md, "Tenth pass"). Idle connections are
+   * kept 4 s, under the 5 s after which vLLM's server (uvicorn, VLLM_HTTP_TIMEOUT_KEEP_ALIVE) closes them,
+   * so a request is never sent on a connection the engine is closing.
+   */
+  protected readonly engineAgent = new Agent({ keepAliveTimeout: 4_000, keepAliveMaxTimeout: 4_000 });
   /** Chat streams through the SDK rather than postChatStream (hosted APIs: the SDK's headers and quirks). */
   protected readonly streamsThroughSdk: boolean = false;
 
@@ -119,6 +130,14 @@ export class VllmEngineAdapter implements EngineAdapter {
       config.INFERENCE_TIMEOUT_MS,
       config.INFERENCE_API_KEY,
     );
+  }
+
+  /**
+   * Cuts the engine connections. Shutdown comes after the drain (src/lifecycle), so whatever request is
+   * still open here is one the drain gave up on, and must not hold the process.
+   */
+  async onApplicationShutdown(): Promise<void> {
+    await this.engineAgent.destroy();
   }
 
   /** One SDK client per endpoint (retries off: InferenceService owns failover). */
@@ -187,6 +206,7 @@ export class VllmEngineAdapter implements EngineAdapter {
             body,
             signal,
             timeoutMs: endpoint.timeoutMs ?? this.config.INFERENCE_TIMEOUT_MS,
+            dispatcher: this.engineAgent,
           }).then(({ json, headers }) => ({ completion: json, headers }));
       return { engineTimings: engineTimingsOf(headers), events: engineEventsOfAnswer(completion) };
     } catch (e) {
@@ -215,6 +235,7 @@ export class VllmEngineAdapter implements EngineAdapter {
         body,
         signal,
         timeoutMs: endpoint.timeoutMs ?? this.config.INFERENCE_TIMEOUT_MS,
+        dispatcher: this.engineAgent,
       });
       return { stream: chunks, headers, forEachChunk };
     }
@@ -290,6 +311,7 @@ export class VllmEngineAdapter implements EngineAdapter {
             ...(endpoint.headers ? { headers: endpoint.headers } : {}),
             body,
             timeoutMs,
+            dispatcher: this.engineAgent,
           });
     } catch (e) {
       if (e instanceof APIError && (e.status === 404 || e.status === 405)) {
