@@ -60,6 +60,7 @@ describe('VllmEngineAdapter against the engine simulator (HTTP)', () => {
   });
 
   afterAll(async () => {
+    await sut?.onApplicationShutdown();
     await sim?.close();
     await new Promise((resolve) => notVllm?.close(resolve));
   });

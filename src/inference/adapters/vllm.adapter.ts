@@ -1,6 +1,7 @@
 import { Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
 import OpenAI, { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
 import type { ChatCompletion, ChatCompletionChunk } from 'openai/resources/chat/completions';
+import { Agent } from 'undici';
 import { InferenceConfig } from '../../config/inference.config';
 import type {
   EngineAdapter,
@@ -20,7 +21,6 @@ import {
   EngineUnavailable,
   EngineUnreachable,
 } from '../inference.errors';
-import { Agent } from 'undici';
 import type { TokenizeInput, WireChatMessage } from '../inference.types';
 import { type PromSample, parsePrometheusText, sumCounter } from '../prometheus-text';
 import {
