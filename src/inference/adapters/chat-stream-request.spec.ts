@@ -39,6 +39,10 @@ async function collect(iterable: AsyncIterable<unknown>): Promise<unknown[]> {
   return out;
 }
 
+/** The connection pool of the requests whose test does not make its own (a caller always passes one). */
+const pool = new Agent();
+afterAll(() => pool.close());
+
 describe('postChatStream', () => {
   let server: Awaited<ReturnType<typeof startServer>>;
   beforeAll(async () => {
@@ -53,6 +57,7 @@ describe('postChatStream', () => {
       body: { model: 'm', stream: true, messages: [] },
       signal,
       timeoutMs,
+      dispatcher: pool,
     });
 
   it('should post the body with the key and headers, and yield every chunk split across reads until [DONE]', async () => {
@@ -144,6 +149,7 @@ describe('postChatStream', () => {
       body: {},
       signal: new AbortController().signal,
       timeoutMs: 1000,
+      dispatcher: pool,
     }).catch((e: unknown) => e);
 
     expect(failure).toBeInstanceOf(APIConnectionError);
@@ -164,6 +170,7 @@ describe('postChatStream forEachChunk (the pushed reading)', () => {
       body: { model: 'm', stream: true, messages: [] },
       signal,
       timeoutMs: 2000,
+      dispatcher: pool,
     });
   const pushed = async (response: Awaited<ReturnType<typeof post>>): Promise<unknown[]> => {
     const out: unknown[] = [];
@@ -332,6 +339,7 @@ describe('postJson', () => {
       headers: { 'x-deployment': 'd' },
       body: { model: 'm', prompt: 'hi' },
       timeoutMs,
+      dispatcher: pool,
     });
 
   it('should post the JSON body with the key and headers and return the parsed answer', async () => {
@@ -382,6 +390,7 @@ describe('postJson', () => {
       apiKey: 'k',
       body: {},
       timeoutMs: 1000,
+      dispatcher: pool,
     }).catch((e: unknown) => e);
 
     expect(failure).toBeInstanceOf(APIConnectionError);

@@ -32,7 +32,8 @@ export interface ChatStreamRequest {
   signal: AbortSignal;
   /** Until the response headers arrive, ms (as the SDK's `timeout`). */
   timeoutMs: number;
-  dispatcher?: Dispatcher;
+  /** The caller's connection pool; see JsonPostRequest's `dispatcher`. */
+  dispatcher: Dispatcher;
 }
 
 /**
@@ -59,7 +60,7 @@ export async function postChatStream(req: ChatStreamRequest): Promise<ChatStream
       headersTimeout: req.timeoutMs,
       // A stalled stream is cut by the caller (INFERENCE_FIRST_TOKEN_TIMEOUT_MS), as with the SDK.
       bodyTimeout: 0,
-      ...(req.dispatcher ? { dispatcher: req.dispatcher } : {}),
+      dispatcher: req.dispatcher,
     });
   } catch (e) {
     throw transportError(e, req.signal);
@@ -90,7 +91,12 @@ export interface JsonPostRequest {
   timeoutMs: number;
   /** Cancels the request (the caller's deadline, or its client went away). */
   signal?: AbortSignal;
-  dispatcher?: Dispatcher;
+  /**
+   * The caller's connection pool (an undici `Agent` it owns). Required: without one undici takes the
+   * process's global dispatcher, which is Node's bundled undici once anything has called `fetch`
+   * (docs/scaling.md, "Tenth pass").
+   */
+  dispatcher: Dispatcher;
 }
 
 /**
@@ -123,7 +129,7 @@ export async function postJsonWithHeaders<T>(req: JsonPostRequest): Promise<{ js
       headersTimeout: req.timeoutMs,
       bodyTimeout: req.timeoutMs,
       ...(req.signal ? { signal: req.signal } : {}),
-      ...(req.dispatcher ? { dispatcher: req.dispatcher } : {}),
+      dispatcher: req.dispatcher,
     });
     text = await response.body.text();
   } catch (e) {
