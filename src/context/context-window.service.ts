@@ -120,10 +120,13 @@ export class ContextWindowService {
     ]);
     const historyTokenCounts: Record<number, number> = {};
     uncounted.forEach((m, i) => (historyTokenCounts[m.sequence] = counts[i]));
+    /** Tokens of a history message's content: stored with it, or counted above. */
+    const contentTokensOf = (m: (typeof spec.history)[number]): number =>
+      m.tokenCount ?? historyTokenCounts[m.sequence];
     const history: WindowMessage[] = spec.history.map((m) => ({
       sequence: m.sequence,
       role: m.role,
-      tokens: (m.tokenCount ?? historyTokenCounts[m.sequence]) + perMessage,
+      tokens: contentTokensOf(m) + perMessage,
     }));
 
     const before = request.state ?? initialContextState();
@@ -157,7 +160,7 @@ export class ContextWindowService {
       summary: fit.summary
         ? await this.tokenizer.count(this.assembler.renderSummary(fit.summary))
         : undefined,
-      history: kept.map((m) => m.tokenCount ?? historyTokenCounts[m.sequence]),
+      history: kept.map(contentTokensOf),
       userContent: userTokenCount,
     });
     const chain = await this.promptChains.build(
